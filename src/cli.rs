@@ -1,0 +1,354 @@
+//! Client subcommands for people at a shell: each prints JSON on stdout, or
+//! `{"error": …}` on stderr with exit code 1.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use serde_json::{json, Value};
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+use crate::config::{Dur, KeyAlg};
+use crate::error::status_reason;
+use crate::pb;
+use crate::pb::token_authority_client::TokenAuthorityClient;
+
+#[derive(Debug, Clone, Args)]
+pub struct ConnectArgs {
+    /// Server address.
+    #[arg(long, env = "TESSERA_ADDR", default_value = "http://127.0.0.1:50051")]
+    pub addr: String,
+    /// API key sent as `x-tessera-key`.
+    #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IssueArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[arg(long)]
+    pub subject: String,
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    /// Audience (repeatable).
+    #[arg(long)]
+    pub audience: Vec<String>,
+    /// Role (repeatable).
+    #[arg(long = "role")]
+    pub roles: Vec<String>,
+    /// Scope (repeatable).
+    #[arg(long = "scope")]
+    pub scopes: Vec<String>,
+    /// Custom claims as a JSON object.
+    #[arg(long)]
+    pub claims: Option<String>,
+    #[arg(long, default_value = "")]
+    pub device_fingerprint: String,
+    #[arg(long)]
+    pub access_ttl: Option<Dur>,
+    #[arg(long)]
+    pub refresh_ttl: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RefreshArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    pub refresh_token: String,
+    #[arg(long, default_value = "")]
+    pub device_fingerprint: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    pub access_token: String,
+    #[arg(long, default_value = "")]
+    pub audience: String,
+    #[arg(long, default_value = "")]
+    pub device_fingerprint: String,
+    /// Allow sliding renewal.
+    #[arg(long)]
+    pub renew: bool,
+    /// Required scope (repeatable).
+    #[arg(long = "scope")]
+    pub required_scopes: Vec<String>,
+    /// Check revocation in the store, not only the replica's cache.
+    #[arg(long)]
+    pub strong: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+#[group(id = "target", required = true, multiple = false)]
+pub struct RevokeTargetArgs {
+    /// An access or refresh token.
+    #[arg(long, group = "target")]
+    pub token: Option<String>,
+    /// A session id.
+    #[arg(long, group = "target")]
+    pub session: Option<String>,
+    /// A subject: every session of it ("log out everywhere").
+    #[arg(long, group = "target")]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub target: RevokeTargetArgs,
+    /// Tenant of `--subject`.
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+    #[arg(long, default_value = "")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Resume after this cursor.
+    #[arg(long, default_value = "")]
+    pub after: String,
+    /// First print every revocation still in force.
+    #[arg(long)]
+    pub snapshot: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KeygenArgs {
+    #[arg(long, value_enum, default_value = "eddsa")]
+    pub alg: KeyAlg,
+    /// Write the private key here (mode 0600) instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A failed client call, printed as JSON.
+#[derive(Debug)]
+pub struct CliError(pub Value);
+
+impl From<Status> for CliError {
+    fn from(s: Status) -> Self {
+        CliError(json!({ "error": {
+            "code": format!("{:?}", s.code()),
+            "reason": status_reason(&s),
+            "message": s.message(),
+        }}))
+    }
+}
+
+fn fail(message: impl std::fmt::Display) -> CliError {
+    CliError(json!({ "error": { "message": message.to_string() } }))
+}
+
+async fn connect(c: &ConnectArgs) -> Result<TokenAuthorityClient<Channel>, CliError> {
+    let channel = Channel::from_shared(c.addr.clone())
+        .map_err(|e| fail(format!("invalid --addr: {e}")))?
+        .connect_timeout(Duration::from_secs(5))
+        .connect()
+        .await
+        .map_err(|e| fail(format!("cannot connect to {}: {e}", c.addr)))?;
+    Ok(TokenAuthorityClient::new(channel))
+}
+
+fn request<T>(c: &ConnectArgs, msg: T) -> Result<Request<T>, CliError> {
+    let mut req = Request::new(msg);
+    if let Some(key) = &c.api_key {
+        let value: MetadataValue<_> = key.parse().map_err(|_| fail("invalid --api-key"))?;
+        req.metadata_mut().insert("x-tessera-key", value);
+    }
+    Ok(req)
+}
+
+fn ts(t: &Option<prost_types::Timestamp>) -> Value {
+    t.as_ref().map_or(Value::Null, |t| json!(t.seconds))
+}
+
+fn pair_json(p: Option<pb::TokenPair>) -> Value {
+    let Some(p) = p else { return Value::Null };
+    json!({
+        "access_token": p.access_token,
+        "refresh_token": p.refresh_token,
+        "token_type": p.token_type,
+        "expires_in": p.expires_in,
+        "access_expires_at": ts(&p.access_expires_at),
+        "refresh_expires_at": ts(&p.refresh_expires_at),
+        "session_id": p.session_id,
+    })
+}
+
+/// Run a client subcommand; returns what to print.
+pub async fn run(command: crate::config::Command) -> Result<Value, CliError> {
+    use crate::config::Command;
+    match command {
+        Command::Serve(_) => Err(fail("serve is not a client command")),
+        Command::Issue(a) => {
+            let claims = match &a.claims {
+                None => None,
+                Some(text) => {
+                    let value: Value =
+                        serde_json::from_str(text).map_err(|e| fail(format!("--claims: {e}")))?;
+                    let Value::Object(map) = value else {
+                        return Err(fail("--claims must be a JSON object"));
+                    };
+                    Some(crate::service::json_object_to_struct(&map))
+                }
+            };
+            let dur = |d: Option<Dur>| {
+                d.map(|d| prost_types::Duration {
+                    seconds: d.0.as_secs() as i64,
+                    nanos: 0,
+                })
+            };
+            let msg = pb::IssueRequest {
+                subject: a.subject.clone(),
+                tenant: a.tenant.clone(),
+                audience: a.audience.clone(),
+                roles: a.roles.clone(),
+                scopes: a.scopes.clone(),
+                claims,
+                device_fingerprint: a.device_fingerprint.clone(),
+                access_ttl: dur(a.access_ttl),
+                refresh_ttl: dur(a.refresh_ttl),
+            };
+            let r = connect(&a.connect)
+                .await?
+                .issue(request(&a.connect, msg)?)
+                .await?;
+            Ok(pair_json(r.into_inner().tokens))
+        }
+        Command::Refresh(a) => {
+            let msg = pb::RefreshRequest {
+                refresh_token: a.refresh_token.clone(),
+                device_fingerprint: a.device_fingerprint.clone(),
+            };
+            let r = connect(&a.connect)
+                .await?
+                .refresh(request(&a.connect, msg)?)
+                .await?;
+            Ok(pair_json(r.into_inner().tokens))
+        }
+        Command::Verify(a) => {
+            let msg = pb::VerifyRequest {
+                access_token: a.access_token.clone(),
+                audience: a.audience.clone(),
+                device_fingerprint: a.device_fingerprint.clone(),
+                renew: a.renew,
+                required_scopes: a.required_scopes.clone(),
+                consistency: if a.strong {
+                    pb::Consistency::Strong
+                } else {
+                    pb::Consistency::Unspecified
+                } as i32,
+            };
+            let r = connect(&a.connect)
+                .await?
+                .verify(request(&a.connect, msg)?)
+                .await?
+                .into_inner();
+            let c = r.claims.unwrap_or_default();
+            Ok(json!({
+                "claims": {
+                    "subject": c.subject, "tenant": c.tenant, "session_id": c.session_id,
+                    "token_id": c.token_id, "audience": c.audience, "roles": c.roles,
+                    "scopes": c.scopes, "issued_at": ts(&c.issued_at), "expires_at": ts(&c.expires_at),
+                    "custom": c.custom.map(|s| crate::service::struct_to_json_lossy(&s)).unwrap_or(Value::Null),
+                },
+                "renewed_access_token": r.renewed_access_token,
+                "renewed_expires_at": ts(&r.renewed_expires_at),
+                "server_time": ts(&r.server_time),
+                "expires_in": r.expires_in,
+            }))
+        }
+        Command::Revoke(a) => {
+            use pb::revoke_request::Target;
+            let target = match (&a.target.token, &a.target.session, &a.target.subject) {
+                (Some(t), _, _) => Target::Token(t.clone()),
+                (_, Some(s), _) => Target::SessionId(s.clone()),
+                (_, _, Some(s)) => Target::Subject(pb::SubjectRef {
+                    tenant: a.tenant.clone(),
+                    subject: s.clone(),
+                }),
+                _ => return Err(fail("one of --token, --session, --subject is required")),
+            };
+            let msg = pb::RevokeRequest {
+                target: Some(target),
+                reason: a.reason.clone(),
+            };
+            let r = connect(&a.connect)
+                .await?
+                .revoke(request(&a.connect, msg)?)
+                .await?;
+            Ok(json!({ "cursor": r.into_inner().cursor }))
+        }
+        Command::Watch(a) => {
+            let msg = pb::WatchRevocationsRequest {
+                after_cursor: a.after.clone(),
+                include_snapshot: a.snapshot,
+            };
+            let mut stream = connect(&a.connect)
+                .await?
+                .watch_revocations(request(&a.connect, msg)?)
+                .await?
+                .into_inner();
+            while let Some(ev) = stream.message().await? {
+                let kind = pb::RevocationKind::try_from(ev.kind)
+                    .map(|k| k.as_str_name())
+                    .unwrap_or("UNKNOWN");
+                println!(
+                    "{}",
+                    json!({
+                        "cursor": ev.cursor, "kind": kind, "token_id": ev.token_id,
+                        "session_id": ev.session_id, "tenant": ev.tenant, "subject": ev.subject,
+                        "revoked_at": ts(&ev.revoked_at), "issued_before": ts(&ev.issued_before),
+                        "expires_at": ts(&ev.expires_at),
+                    })
+                );
+            }
+            Ok(Value::Null)
+        }
+        Command::Jwks(c) => {
+            let r = connect(&c)
+                .await?
+                .get_jwks(request(&c, pb::GetJwksRequest {})?)
+                .await?;
+            serde_json::from_str(&r.into_inner().jwks_json)
+                .map_err(|e| fail(format!("server sent invalid JWKS: {e}")))
+        }
+        Command::Keygen(a) => {
+            let pem = crate::keys::generate_pem(a.alg).map_err(fail)?;
+            match &a.out {
+                None => {
+                    print!("{pem}");
+                    Ok(Value::Null)
+                }
+                Some(path) => {
+                    write_private(path, pem.as_bytes())
+                        .map_err(|e| fail(format!("{}: {e}", path.display())))?;
+                    Ok(
+                        json!({ "written": path.display().to_string(), "alg": format!("{:?}", a.alg).to_lowercase() }),
+                    )
+                }
+            }
+        }
+    }
+}
+
+fn write_private(path: &PathBuf, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)?.write_all(bytes)
+}

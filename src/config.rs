@@ -1,0 +1,343 @@
+//! Command line, `TESSERA_*` environment variables and the TOML file of
+//! `--config`, with the defaults of DESIGN.md §8.
+//!
+//! Precedence, highest first: command-line flag, environment variable, TOML
+//! file, built-in default. The TOML file uses the flag names as keys
+//! (`redis-url = "redis://…"` or `redis_url = …`).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Default gRPC listen address: loopback, so a fresh `tessera serve` is never
+/// reachable from the network by accident.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default admin HTTP address (metrics, health, JWKS), loopback for the same reason.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+/// Access tokens are short-lived: revocation is fast, but a stolen token dies soon anyway.
+pub const DEFAULT_ACCESS_TTL: &str = "15m";
+/// Refresh tokens live a week: a user who comes back within a week stays signed in.
+pub const DEFAULT_REFRESH_TTL: &str = "7d";
+/// Clock-skew tolerance for `exp`, `nbf` and `iat`; 30 s covers NTP-disciplined hosts.
+pub const DEFAULT_LEEWAY: &str = "30s";
+/// How long a just-rotated refresh token may be retried and receive the same
+/// successor (two tabs, a lost response): long enough for a retry, too short for theft.
+pub const DEFAULT_REFRESH_GRACE: &str = "5s";
+/// Sliding renewal: above this remaining lifetime `Verify(renew)` does nothing.
+pub const DEFAULT_RENEWAL_WARNING: &str = "15m";
+/// Sliding renewal: below this remaining lifetime `Verify(renew)` mints a new token.
+pub const DEFAULT_RENEWAL_CRITICAL: &str = "5m";
+/// Absolute session lifetime that neither rotation nor renewal extends.
+pub const DEFAULT_SESSION_LIFETIME: &str = "30d";
+/// Upper bound for a requested `access_ttl`.
+pub const DEFAULT_MAX_ACCESS_TTL: &str = "1h";
+/// Upper bound for a requested `refresh_ttl`.
+pub const DEFAULT_MAX_REFRESH_TTL: &str = "30d";
+/// How long a watcher may leave its stream unread before it is cut off.
+pub const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
+/// Deadline for every store command: fail fast instead of hanging RPCs.
+pub const DEFAULT_STORE_TIMEOUT: &str = "1s";
+
+/// A duration written like `500ms`, `30s`, `15m`, `2h`, `7d` (a bare number is seconds).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl FromStr for Dur {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (num, unit) = s.split_at(split);
+        let n: u64 = num.parse().map_err(|_| {
+            format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 15m, 2h, 7d")
+        })?;
+        let ms = match unit.trim() {
+            "ms" => Some(n),
+            "" | "s" => n.checked_mul(1_000),
+            "m" => n.checked_mul(60_000),
+            "h" => n.checked_mul(3_600_000),
+            "d" => n.checked_mul(86_400_000),
+            other => return Err(format!("invalid duration unit {other:?} in {s:?}")),
+        };
+        ms.map(|ms| Dur(Duration::from_millis(ms)))
+            .ok_or_else(|| format!("duration {s:?} is too large"))
+    }
+}
+
+impl fmt::Debug for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1_000),
+        ] {
+            if ms >= size && ms % size == 0 {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Signing algorithm of a key (`--signing-alg`, `keygen --alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlg {
+    Eddsa,
+    Es256,
+    Rs256,
+    /// Symmetric: only when explicitly configured; the key file holds the secret (≥ 32 bytes).
+    Hs256,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "A gRPC token authority: issue, rotate, verify and revoke JWT sessions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the token authority.
+    Serve(Box<ServeArgs>),
+    /// Mint a session (prints the token pair as JSON).
+    Issue(crate::cli::IssueArgs),
+    /// Rotate a refresh token.
+    Refresh(crate::cli::RefreshArgs),
+    /// Verify an access token.
+    Verify(crate::cli::VerifyArgs),
+    /// Revoke a token, a session or a subject.
+    Revoke(crate::cli::RevokeArgs),
+    /// Follow the revocation feed (JSON lines).
+    Watch(crate::cli::WatchArgs),
+    /// Print the public JWK set.
+    Jwks(crate::cli::ConnectArgs),
+    /// Write a new signing key pair (PKCS#8 PEM).
+    Keygen(crate::cli::KeygenArgs),
+}
+
+/// `tessera serve`. Every flag is also `TESSERA_<FLAG>` and a key of `--config`.
+#[derive(Debug, Clone, Args)]
+#[command(args_override_self = true)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings (flag names as keys).
+    #[arg(long, env = "TESSERA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// gRPC listen address.
+    #[arg(long, env = "TESSERA_LISTEN", default_value = DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Admin HTTP listen address (/metrics, /healthz, /readyz, /.well-known/jwks.json).
+    #[arg(long, env = "TESSERA_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
+    pub admin_listen: SocketAddr,
+    /// Redis URL (redis://, rediss://, redis-sentinel://, redis-cluster://). Absent = in-memory store.
+    #[arg(long, env = "TESSERA_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// The `iss` of minted tokens, required on verified ones.
+    #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
+    pub issuer: String,
+    /// Default access-token lifetime.
+    #[arg(long, env = "TESSERA_ACCESS_TTL", default_value = DEFAULT_ACCESS_TTL)]
+    pub access_ttl: Dur,
+    /// Default refresh-token lifetime.
+    #[arg(long, env = "TESSERA_REFRESH_TTL", default_value = DEFAULT_REFRESH_TTL)]
+    pub refresh_ttl: Dur,
+    /// Cap on a requested `access_ttl`.
+    #[arg(long, env = "TESSERA_MAX_ACCESS_TTL", default_value = DEFAULT_MAX_ACCESS_TTL)]
+    pub max_access_ttl: Dur,
+    /// Cap on a requested `refresh_ttl`.
+    #[arg(long, env = "TESSERA_MAX_REFRESH_TTL", default_value = DEFAULT_MAX_REFRESH_TTL)]
+    pub max_refresh_ttl: Dur,
+    /// Signing key, PKCS#8 PEM (EdDSA, ES256 or RS256), or the secret for HS256.
+    /// Absent: an ephemeral EdDSA key (with a warning; tokens die with the process).
+    #[arg(long, env = "TESSERA_SIGNING_KEY")]
+    pub signing_key: Option<PathBuf>,
+    /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_enum)]
+    pub signing_alg: Option<KeyAlg>,
+    /// TOML file of allowed callers (`[[caller]]` with `api_key_sha256` and `allow`).
+    #[arg(long, env = "TESSERA_CALLERS")]
+    pub callers: Option<PathBuf>,
+    /// Accept unauthenticated calls on a non-loopback address when no callers are configured.
+    #[arg(long, env = "TESSERA_ALLOW_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub allow_anonymous: bool,
+    /// Clock-skew tolerance for `exp`, `nbf` and `iat`.
+    #[arg(long, env = "TESSERA_LEEWAY", default_value = DEFAULT_LEEWAY)]
+    pub leeway: Dur,
+    /// Window in which a just-rotated refresh token gets the same successor pair.
+    #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value = DEFAULT_REFRESH_GRACE)]
+    pub refresh_grace: Dur,
+    /// Sliding renewal on `Verify(renew = true)`.
+    #[arg(long, env = "TESSERA_RENEWAL", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
+    pub renewal: bool,
+    /// Remaining lifetime below which renewal extends the session's idle expiry.
+    #[arg(long, env = "TESSERA_RENEWAL_WARNING", default_value = DEFAULT_RENEWAL_WARNING)]
+    pub renewal_warning: Dur,
+    /// Remaining lifetime below which renewal mints a new access token.
+    #[arg(long, env = "TESSERA_RENEWAL_CRITICAL", default_value = DEFAULT_RENEWAL_CRITICAL)]
+    pub renewal_critical: Dur,
+    /// Absolute session lifetime; no rotation or renewal extends it.
+    #[arg(long, env = "TESSERA_SESSION_LIFETIME", default_value = DEFAULT_SESSION_LIFETIME)]
+    pub session_lifetime: Dur,
+    /// Idle timeout of a session (default: the refresh TTL).
+    #[arg(long, env = "TESSERA_SESSION_IDLE")]
+    pub session_idle: Option<Dur>,
+    /// Deadline of every store command.
+    #[arg(long, env = "TESSERA_STORE_TIMEOUT", default_value = DEFAULT_STORE_TIMEOUT)]
+    pub store_timeout: Dur,
+    /// How long a watcher may leave its stream unread before it is cut off.
+    #[arg(long, env = "TESSERA_WATCH_SEND_TIMEOUT", default_value = DEFAULT_WATCH_SEND_TIMEOUT)]
+    pub watch_send_timeout: Dur,
+    /// Log format.
+    #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty")]
+    pub log_format: LogFormat,
+}
+
+impl ServeArgs {
+    /// The effective idle timeout of a session.
+    pub fn session_idle(&self) -> Duration {
+        self.session_idle.map(|d| d.0).unwrap_or(self.refresh_ttl.0)
+    }
+
+    /// Parse `tessera serve` arguments, merging the `--config` TOML file in
+    /// below flags and environment variables.
+    pub fn parse_with_file(args: Vec<String>) -> Result<ServeArgs, String> {
+        #[derive(Parser)]
+        #[command(name = "tessera-serve", no_binary_name = true)]
+        struct Wrapper {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let first = Wrapper::try_parse_from(&args).map_err(|e| e.to_string())?;
+        let Some(path) = first.serve.config.clone() else {
+            return Ok(first.serve);
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e| format!("config file {} is not valid TOML: {e}", path.display()))?;
+        let mut merged = Vec::new();
+        for (key, value) in table {
+            let flag = key.replace('_', "-");
+            if flag == "config" {
+                continue;
+            }
+            let env = format!("TESSERA_{}", flag.replace('-', "_").to_uppercase());
+            if std::env::var_os(&env).is_some() {
+                continue; // the environment wins over the file
+            }
+            let value = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                other => {
+                    return Err(format!("config key {key:?}: unsupported value {other}"));
+                }
+            };
+            merged.push(format!("--{flag}={value}"));
+        }
+        // Later occurrences win (`args_override_self`), so flags follow the file.
+        merged.extend(args);
+        Wrapper::try_parse_from(&merged)
+            .map(|w| w.serve)
+            .map_err(|e| format!("in {}: {e}", path.display()))
+    }
+
+    /// Checks that do not fit clap: relations between settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.renewal_critical.0 > self.renewal_warning.0 {
+            return Err("--renewal-critical must not exceed --renewal-warning".into());
+        }
+        if self.access_ttl.0 < Duration::from_secs(1) {
+            return Err("--access-ttl must be at least 1s".into());
+        }
+        if self.refresh_ttl.0 < Duration::from_secs(1) {
+            return Err("--refresh-ttl must be at least 1s".into());
+        }
+        if self.issuer.is_empty() {
+            return Err("--issuer must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_and_print() {
+        for (text, ms) in [
+            ("500ms", 500),
+            ("30s", 30_000),
+            ("15m", 900_000),
+            ("2h", 7_200_000),
+            ("7d", 604_800_000),
+            ("12", 12_000),
+        ] {
+            let d: Dur = text.parse().unwrap();
+            assert_eq!(d.0, Duration::from_millis(ms), "{text}");
+        }
+        assert_eq!(Dur(Duration::from_secs(900)).to_string(), "15m");
+        assert!("5x".parse::<Dur>().is_err());
+        assert!("".parse::<Dur>().is_err());
+        assert!("99999999999999999999d".parse::<Dur>().is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_design() {
+        let a = ServeArgs::parse_with_file(vec![]).unwrap();
+        assert_eq!(a.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(a.leeway.0, Duration::from_secs(30));
+        assert_eq!(a.refresh_grace.0, Duration::from_secs(5));
+        assert!(a.renewal);
+        assert!(!a.allow_anonymous);
+        assert_eq!(a.session_idle(), a.refresh_ttl.0);
+        assert!(a.redis_url.is_none());
+    }
+
+    #[test]
+    fn file_is_below_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.toml");
+        std::fs::write(
+            &path,
+            "issuer = \"from-file\"\naccess_ttl = \"2m\"\nrenewal = false\n",
+        )
+        .unwrap();
+        let a = ServeArgs::parse_with_file(vec![
+            "--config".into(),
+            path.display().to_string(),
+            "--issuer".into(),
+            "from-flag".into(),
+        ])
+        .unwrap();
+        assert_eq!(a.issuer, "from-flag");
+        assert_eq!(a.access_ttl.0, Duration::from_secs(120));
+        assert!(!a.renewal);
+    }
+}

@@ -1,0 +1,268 @@
+//! The revocation feed inside one replica: a reader that follows the store's
+//! log, the in-memory revocation cache it feeds, and the ring of recent
+//! events that `WatchRevocations` streams are served from.
+//!
+//! The store's pub/sub message only says "the log grew"; the reader then
+//! reads the log from its last cursor. So the cache is exactly the log, in
+//! order, with no gap and no duplicate, however many notifications are lost
+//! (fred drops pub/sub messages while disconnected and on lag: PITFALLS.md).
+//! While the subscription is down the cache is marked out of sync and the
+//! default `Verify` reads the store instead (fail closed).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::store::{parse_cursor, subject_key, FeedSignal, RevocationEvent, RevocationKind, Store};
+
+/// Events kept in memory for watchers; older positions are read from the store.
+pub const RING_CAPACITY: usize = 65_536;
+/// Entries read from the log per round trip.
+const READ_BATCH: usize = 1_000;
+/// Safety net: read the log this often even without a notification.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Revocations still in force, by what they kill.
+#[derive(Default)]
+struct Cache {
+    /// jti → expires at (ms)
+    tokens: HashMap<String, i64>,
+    /// sid → expires at (ms)
+    sessions: HashMap<String, i64>,
+    /// subject key → (cut-off ms, expires at ms)
+    subjects: HashMap<String, (i64, i64)>,
+}
+
+impl Cache {
+    fn apply(&mut self, ev: &RevocationEvent) {
+        match ev.kind {
+            RevocationKind::Token => {
+                self.tokens.insert(ev.token_id.clone(), ev.expires_at_ms);
+            }
+            RevocationKind::Session => {
+                self.sessions
+                    .insert(ev.session_id.clone(), ev.expires_at_ms);
+            }
+            RevocationKind::Subject => {
+                let key = subject_key(&ev.tenant, &ev.subject);
+                let entry = self.subjects.entry(key).or_insert((0, 0));
+                entry.0 = entry.0.max(ev.issued_before_ms);
+                entry.1 = entry.1.max(ev.expires_at_ms);
+            }
+        }
+    }
+
+    fn expire(&mut self, now_ms: i64) {
+        self.tokens.retain(|_, exp| *exp > now_ms);
+        self.sessions.retain(|_, exp| *exp > now_ms);
+        self.subjects.retain(|_, (_, exp)| *exp > now_ms);
+    }
+}
+
+struct Ring {
+    events: VecDeque<RevocationEvent>,
+    /// Every event after this cursor (up to the head) is in `events`.
+    base: (u64, u64),
+}
+
+/// One replica's view of the revocation feed.
+pub struct Feed {
+    cache: RwLock<Cache>,
+    ring: RwLock<Ring>,
+    /// The cursor of the last event applied; watchers wait on changes.
+    head: watch::Sender<String>,
+    in_sync: AtomicBool,
+}
+
+/// Answer of the cache for one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAnswer {
+    Revoked,
+    NotRevoked,
+    /// The cache is out of sync: ask the store.
+    Unknown,
+}
+
+impl Feed {
+    pub fn new() -> Arc<Self> {
+        let (head, _) = watch::channel(String::new());
+        Arc::new(Feed {
+            cache: RwLock::new(Cache::default()),
+            ring: RwLock::new(Ring {
+                events: VecDeque::new(),
+                base: (0, 0),
+            }),
+            head,
+            in_sync: AtomicBool::new(false),
+        })
+    }
+
+    /// Is the cache complete up to the latest notification?
+    pub fn in_sync(&self) -> bool {
+        self.in_sync.load(Ordering::Acquire)
+    }
+
+    /// The cursor of the last event applied ("" before any).
+    pub fn head(&self) -> String {
+        self.head.borrow().clone()
+    }
+
+    /// Wait for the head to move.
+    pub fn subscribe_head(&self) -> watch::Receiver<String> {
+        self.head.subscribe()
+    }
+
+    /// Does the cache say a token is revoked?
+    pub fn check(
+        &self,
+        jti: &str,
+        sid: &str,
+        subject_key: &str,
+        iat: i64,
+        now_ms: i64,
+    ) -> CacheAnswer {
+        if !self.in_sync() {
+            return CacheAnswer::Unknown;
+        }
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        let live = |exp: Option<&i64>| exp.is_some_and(|e| *e > now_ms);
+        let by_subject = cache
+            .subjects
+            .get(subject_key)
+            .is_some_and(|(cut, exp)| *exp > now_ms && iat.saturating_mul(1000) < *cut);
+        if live(cache.tokens.get(jti)) || live(cache.sessions.get(sid)) || by_subject {
+            CacheAnswer::Revoked
+        } else {
+            CacheAnswer::NotRevoked
+        }
+    }
+
+    /// Number of cached revocations (for tests and metrics).
+    pub fn cached_entries(&self) -> usize {
+        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+        cache.tokens.len() + cache.sessions.len() + cache.subjects.len()
+    }
+
+    /// Up to `limit` events after `after` if the ring covers that position;
+    /// `None` when the caller must read the store instead.
+    pub fn ring_after(&self, after: &str, limit: usize) -> Option<Vec<RevocationEvent>> {
+        let after = parse_cursor(after)?;
+        let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
+        if after < ring.base {
+            return None;
+        }
+        let start = ring
+            .events
+            .partition_point(|e| parse_cursor(&e.cursor).is_some_and(|c| c <= after));
+        Some(
+            ring.events
+                .iter()
+                .skip(start)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn apply(&self, events: &[RevocationEvent]) {
+        if events.is_empty() {
+            return;
+        }
+        {
+            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
+            for ev in events {
+                cache.apply(ev);
+            }
+        }
+        {
+            let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
+            for ev in events {
+                ring.events.push_back(ev.clone());
+            }
+            while ring.events.len() > RING_CAPACITY {
+                if let Some(old) = ring.events.pop_front() {
+                    ring.base = parse_cursor(&old.cursor).unwrap_or(ring.base);
+                }
+            }
+        }
+        if let Some(last) = events.last() {
+            self.head.send_replace(last.cursor.clone());
+        }
+    }
+
+    /// Read the log from the head until it is exhausted.
+    async fn catch_up<S: Store>(&self, store: &S) -> Result<(), crate::error::StoreError> {
+        loop {
+            let after = self.head();
+            let events = store.read_log(&after, READ_BATCH).await?;
+            let done = events.len() < READ_BATCH;
+            self.apply(&events);
+            if done {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Follow the store until `shutdown` fires. Spawned once per replica.
+    pub async fn run<S: Store>(
+        self: Arc<Self>,
+        store: Arc<S>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut expire = tokio::time::interval(Duration::from_secs(1));
+        'outer: loop {
+            self.in_sync.store(false, Ordering::Release);
+            let mut signals = match store.subscribe().await {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation feed: subscribe failed; retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = shutdown.changed() => break,
+                    }
+                }
+            };
+            let mut subscribed = false;
+            let mut poll = tokio::time::interval(POLL_INTERVAL);
+            loop {
+                tokio::select! {
+                    signal = signals.recv() => match signal {
+                        Some(FeedSignal::Appended) => {}
+                        Some(FeedSignal::Restored) => subscribed = true,
+                        Some(FeedSignal::Lost) => {
+                            subscribed = false;
+                            self.in_sync.store(false, Ordering::Release);
+                            tracing::warn!("revocation feed: subscription lost; verifying against the store until resynchronised");
+                            continue;
+                        }
+                        None => continue 'outer,
+                    },
+                    _ = poll.tick() => {}
+                    _ = expire.tick() => {
+                        let now = crate::clock::now_ms();
+                        self.cache.write().unwrap_or_else(|p| p.into_inner()).expire(now);
+                        continue;
+                    }
+                    _ = shutdown.changed() => break 'outer,
+                }
+                match self.catch_up(store.as_ref()).await {
+                    Ok(()) => {
+                        // Trusted only when subscribed *and* read after subscribing.
+                        if subscribed && !self.in_sync() {
+                            tracing::info!(cursor = %self.head(), "revocation feed: in sync");
+                        }
+                        self.in_sync.store(subscribed, Ordering::Release);
+                    }
+                    Err(e) => {
+                        self.in_sync.store(false, Ordering::Release);
+                        tracing::warn!(error = %e, "revocation feed: cannot read the log");
+                    }
+                }
+            }
+        }
+        self.in_sync.store(false, Ordering::Release);
+    }
+}

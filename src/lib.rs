@@ -1,0 +1,192 @@
+//! Tessera: a gRPC token authority.
+//!
+//! [`serve`] runs the whole authority on a listener until a shutdown future
+//! resolves; `main.rs` and the integration tests both call it.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic_health::ServingStatus;
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod feed;
+pub mod keys;
+pub mod service;
+pub mod signals;
+pub mod store;
+pub mod tokens;
+
+/// Generated protobuf and gRPC code of `proto/tessera/v1/tessera.proto`.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("tessera.v1");
+    /// Encoded descriptors, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("tessera_descriptor");
+}
+
+use config::ServeArgs;
+use feed::Feed;
+use keys::KeySet;
+use service::{Authority, Policy};
+use store::memory::MemoryStore;
+use store::redis::RedisStore;
+use store::Store;
+
+/// The fully qualified gRPC service name, as health checks know it.
+pub const SERVICE_NAME: &str = "tessera.v1.TokenAuthority";
+/// How often the store is pinged for the health status.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Store(#[from] error::StoreError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("reflection: {0}")]
+    Reflection(String),
+}
+
+/// Load the signing keys the configuration names, or make an ephemeral one.
+pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
+    match &args.signing_key {
+        Some(path) => KeySet::load(path, args.signing_alg),
+        None => {
+            if args.signing_alg == Some(config::KeyAlg::Hs256) {
+                return Err(keys::KeyError::ShortSecret("(no --signing-key)".into()));
+            }
+            KeySet::ephemeral()
+        }
+    }
+}
+
+/// Run the authority on `listener` until `shutdown` resolves, then drain:
+/// health goes `NOT_SERVING`, watch streams end, in-flight RPCs finish.
+pub async fn serve(
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    args.validate().map_err(ServeError::Config)?;
+    let keys = Arc::new(load_keys(&args)?);
+    if keys.ephemeral {
+        tracing::warn!(kid = %keys.signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
+    }
+    match &args.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(url, args.store_timeout.0).await?;
+            run(Arc::new(store), keys, args, listener, shutdown).await
+        }
+        None => run(Arc::new(MemoryStore::new()), keys, args, listener, shutdown).await,
+    }
+}
+
+async fn run<S: Store>(
+    store: Arc<S>,
+    keys: Arc<KeySet>,
+    args: ServeArgs,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    tracing::info!(
+        listen = %local,
+        store = store.kind(),
+        kid = %keys.signer.kid,
+        alg = keys::alg_name(keys.signer.alg),
+        ephemeral_key = keys.ephemeral,
+        "tessera serving"
+    );
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let feed = Feed::new();
+    tokio::spawn(feed.clone().run(store.clone(), drain_rx.clone()));
+
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    reporter
+        .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    {
+        let store = store.clone();
+        let reporter = reporter.clone();
+        let mut drain = drain_rx.clone();
+        let timeout = args.store_timeout.0;
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = drain.changed() => return,
+                }
+                let ok = matches!(
+                    tokio::time::timeout(timeout, store.ping()).await,
+                    Ok(Ok(()))
+                );
+                if last != Some(ok) {
+                    let status = if ok {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    if ok {
+                        tracing::info!("store answers: SERVING");
+                    } else {
+                        tracing::warn!("store does not answer: NOT_SERVING");
+                    }
+                    reporter.set_service_status("", status).await;
+                    reporter.set_service_status(SERVICE_NAME, status).await;
+                    last = Some(ok);
+                }
+            }
+        });
+    }
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+
+    let policy = Policy::from_args(&args);
+    let authority = Authority::new(store, keys, feed, policy, drain_rx);
+    let service = pb::token_authority_server::TokenAuthorityServer::new(authority);
+
+    let drain = async move {
+        shutdown.await;
+        tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+        reporter
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        reporter
+            .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+            .await;
+        let _ = drain_tx.send(true);
+    };
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}

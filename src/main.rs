@@ -1,0 +1,79 @@
+//! `tessera`: parse config, init tracing, run. Exit 64 (EX_USAGE) on bad
+//! configuration, 1 on a failed client call or a server error.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tessera::config::{Cli, Command, LogFormat, ServeArgs};
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(_) => {
+            // Parse again with the TOML file merged in below flags and env.
+            let raw: Vec<String> = std::env::args()
+                .skip_while(|a| a != "serve")
+                .skip(1)
+                .collect();
+            let args = match ServeArgs::parse_with_file(raw).and_then(|a| a.validate().map(|()| a))
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("tessera: {e}");
+                    return ExitCode::from(64);
+                }
+            };
+            init_tracing(args.log_format);
+            serve(args).await
+        }
+        command => match tessera::cli::run(command).await {
+            Ok(serde_json::Value::Null) => ExitCode::SUCCESS,
+            Ok(value) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&value).unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{}", e.0);
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("tessera: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(64);
+        }
+    };
+    match tessera::serve(args, listener, tessera::signals::shutdown()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e @ (tessera::ServeError::Config(_) | tessera::ServeError::Keys(_))) => {
+            eprintln!("tessera: {e}");
+            ExitCode::from(64)
+        }
+        Err(e) => {
+            eprintln!("tessera: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

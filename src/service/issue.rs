@@ -1,0 +1,259 @@
+//! `Issue`: mint a session.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tracing::instrument;
+
+use super::{
+    derive_jti, fingerprint_hash, random_b64, session_claims, token_pair, Authority, RefreshToken,
+};
+use crate::error::{Error, Violation};
+use crate::pb;
+use crate::store::{subject_key, NewSession, SessionData, Store};
+use crate::tokens::{self, RESERVED_CLAIMS};
+
+/// Longest subject, tenant, audience, role or scope (bytes).
+pub const MAX_NAME_BYTES: usize = 256;
+/// Most entries in each of audience, roles, scopes.
+pub const MAX_LIST_LEN: usize = 64;
+/// Largest custom-claims object, serialized (bytes): tokens stay small.
+pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
+/// Longest device fingerprint (bytes); it is hashed anyway.
+pub const MAX_FINGERPRINT_BYTES: usize = 1024;
+
+/// Collects every violation of a request, so a client fixes all at once.
+#[derive(Default)]
+pub(crate) struct Violations(Vec<Violation>);
+
+impl Violations {
+    pub fn add(&mut self, field: &'static str, description: impl Into<String>) {
+        self.0.push(Violation::new(field, description));
+    }
+
+    pub fn name(&mut self, field: &'static str, value: &str, required: bool) {
+        if required && value.is_empty() {
+            self.add(field, "must not be empty");
+        } else if value.len() > MAX_NAME_BYTES {
+            self.add(field, format!("must be at most {MAX_NAME_BYTES} bytes"));
+        } else if value.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+        }
+    }
+
+    pub fn list(&mut self, field: &'static str, values: &[String], no_spaces: bool) {
+        if values.len() > MAX_LIST_LEN {
+            self.add(field, format!("must have at most {MAX_LIST_LEN} entries"));
+        }
+        for v in values {
+            if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(char::is_control) {
+                self.add(
+                    field,
+                    format!("entries must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
+                );
+                break;
+            }
+            if no_spaces && v.contains(' ') {
+                self.add(field, "entries must not contain spaces");
+                break;
+            }
+        }
+    }
+
+    pub fn max_len(&mut self, field: &'static str, value: &str, max: usize) {
+        if value.len() > max {
+            self.add(field, format!("must be at most {max} bytes"));
+        }
+    }
+
+    pub fn finish(self) -> Result<(), Error> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidArgument(self.0))
+        }
+    }
+}
+
+/// A validated Issue request.
+pub(crate) struct IssueInput {
+    pub subject: String,
+    pub tenant: String,
+    pub audience: Vec<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub custom: Map<String, Value>,
+    pub fingerprint: String,
+    pub access_ttl: Option<Duration>,
+    pub refresh_ttl: Option<Duration>,
+}
+
+fn ttl(
+    v: &mut Violations,
+    field: &'static str,
+    d: Option<prost_types::Duration>,
+) -> Option<Duration> {
+    let d = d?;
+    if d.seconds < 1 || d.nanos < 0 || d.nanos >= 1_000_000_000 {
+        v.add(field, "must be at least one second");
+        return None;
+    }
+    Some(Duration::from_secs(d.seconds as u64))
+}
+
+/// Proto `Value` → JSON, refusing NaN and infinities (not JSON).
+fn to_json(value: prost_types::Value) -> Option<Value> {
+    use prost_types::value::Kind;
+    Some(match value.kind? {
+        Kind::NullValue(_) => Value::Null,
+        Kind::NumberValue(n) => {
+            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+                Value::from(n as i64)
+            } else {
+                Value::from(serde_json::Number::from_f64(n)?)
+            }
+        }
+        Kind::StringValue(s) => Value::String(s),
+        Kind::BoolValue(b) => Value::Bool(b),
+        Kind::StructValue(s) => Value::Object(struct_to_json(s)?),
+        Kind::ListValue(l) => {
+            Value::Array(l.values.into_iter().map(to_json).collect::<Option<_>>()?)
+        }
+    })
+}
+
+pub(crate) fn struct_to_json(s: prost_types::Struct) -> Option<Map<String, Value>> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| Some((k, to_json(v)?)))
+        .collect()
+}
+
+impl TryFrom<pb::IssueRequest> for IssueInput {
+    type Error = Error;
+
+    fn try_from(r: pb::IssueRequest) -> Result<Self, Error> {
+        let mut v = Violations::default();
+        v.name("subject", &r.subject, true);
+        v.name("tenant", &r.tenant, false);
+        v.list("audience", &r.audience, false);
+        v.list("roles", &r.roles, false);
+        v.list("scopes", &r.scopes, true);
+        v.max_len(
+            "device_fingerprint",
+            &r.device_fingerprint,
+            MAX_FINGERPRINT_BYTES,
+        );
+        let access_ttl = ttl(&mut v, "access_ttl", r.access_ttl);
+        let refresh_ttl = ttl(&mut v, "refresh_ttl", r.refresh_ttl);
+        let custom = match r.claims.map(struct_to_json) {
+            None => Map::new(),
+            Some(None) => {
+                v.add("claims", "numbers must be finite");
+                Map::new()
+            }
+            Some(Some(map)) => map,
+        };
+        let mut reserved: Vec<&str> = custom
+            .keys()
+            .filter(|k| RESERVED_CLAIMS.contains(&k.as_str()))
+            .map(String::as_str)
+            .collect();
+        reserved.sort_unstable();
+        if !reserved.is_empty() {
+            v.add(
+                "claims",
+                format!("reserved claim names: {}", reserved.join(", ")),
+            );
+        }
+        if custom
+            .keys()
+            .any(|k| k.is_empty() || k.len() > MAX_NAME_BYTES)
+        {
+            v.add(
+                "claims",
+                format!("claim names must be 1 to {MAX_NAME_BYTES} bytes"),
+            );
+        }
+        if serde_json::to_string(&custom).map_or(true, |s| s.len() > MAX_CUSTOM_CLAIMS_BYTES) {
+            v.add(
+                "claims",
+                format!("must serialize to at most {MAX_CUSTOM_CLAIMS_BYTES} bytes"),
+            );
+        }
+        v.finish()?;
+        Ok(IssueInput {
+            subject: r.subject,
+            tenant: r.tenant,
+            audience: r.audience,
+            roles: r.roles,
+            scopes: r.scopes,
+            custom,
+            fingerprint: r.device_fingerprint,
+            access_ttl,
+            refresh_ttl,
+        })
+    }
+}
+
+impl<S: Store> Authority<S> {
+    #[instrument(skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
+    pub(crate) async fn issue(
+        &self,
+        request: pb::IssueRequest,
+    ) -> Result<pb::IssueResponse, Error> {
+        let input = IssueInput::try_from(request)?;
+        let p = &self.policy;
+        let now_ms = crate::clock::now_ms();
+        let access_ttl = input
+            .access_ttl
+            .unwrap_or(p.access_ttl)
+            .min(p.max_access_ttl);
+        let refresh_ttl = input
+            .refresh_ttl
+            .unwrap_or(p.refresh_ttl)
+            .min(p.max_refresh_ttl);
+        let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
+        let idle_ms = refresh_ttl.min(p.session_idle).as_millis() as i64;
+        let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
+
+        let sid = random_b64(16);
+        let span = tracing::Span::current();
+        span.record("tenant", input.tenant.as_str());
+        span.record("session.id", sid.as_str());
+        let data = SessionData {
+            sid: sid.clone(),
+            tenant: input.tenant,
+            subject: input.subject,
+            audience: input.audience,
+            roles: input.roles,
+            scopes: input.scopes,
+            custom: input.custom,
+            fingerprint_hash: fingerprint_hash(&input.fingerprint),
+            access_ttl: access_ttl.as_secs() as i64,
+            idle_ms,
+            created_ms: now_ms,
+            absolute_exp_ms,
+        };
+        let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
+        let access_token = tokens::mint(&self.keys, &claims)?;
+        let refresh = RefreshToken::new(&sid);
+        let new_session = NewSession {
+            subject_key: subject_key(&data.tenant, &data.subject),
+            data,
+            refresh_hash: refresh.hash(),
+            refresh_exp_ms,
+        };
+        self.store.create_session(&new_session).await?;
+        tracing::debug!("session issued");
+        Ok(pb::IssueResponse {
+            tokens: Some(token_pair(
+                access_token,
+                &claims,
+                &refresh,
+                refresh_exp_ms,
+                now_ms,
+            )),
+        })
+    }
+}

@@ -1,0 +1,393 @@
+//! The `tessera.v1.TokenAuthority` service, generic over the [`Store`].
+//!
+//! One file per RPC group; each turns its request into a domain value in one
+//! validating function (proto types stay at the edge), then works on domain
+//! types only.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use futures::Stream;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+use tonic::{Request, Response, Status};
+
+use crate::config::ServeArgs;
+use crate::error::Error;
+use crate::feed::Feed;
+use crate::keys::KeySet;
+use crate::pb;
+use crate::store::{FeedPolicy, SessionData, Store};
+use crate::tokens::{self, AccessClaims, Confirmation, VerifyPolicy};
+
+mod issue;
+mod refresh;
+mod revoke;
+mod verify;
+mod watch_feed;
+
+/// Settings the RPCs need, derived once from the configuration.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub issuer: String,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub max_access_ttl: Duration,
+    pub max_refresh_ttl: Duration,
+    pub leeway: Duration,
+    pub refresh_grace: Duration,
+    pub renewal: bool,
+    pub renewal_warning: Duration,
+    pub renewal_critical: Duration,
+    pub session_lifetime: Duration,
+    pub session_idle: Duration,
+    pub watch_send_timeout: Duration,
+}
+
+impl Policy {
+    pub fn from_args(a: &ServeArgs) -> Self {
+        Policy {
+            issuer: a.issuer.clone(),
+            access_ttl: a.access_ttl.0,
+            refresh_ttl: a.refresh_ttl.0,
+            // A default above the cap raises the cap: the operator asked for it.
+            max_access_ttl: a.max_access_ttl.0.max(a.access_ttl.0),
+            max_refresh_ttl: a.max_refresh_ttl.0.max(a.refresh_ttl.0),
+            leeway: a.leeway.0,
+            refresh_grace: a.refresh_grace.0,
+            renewal: a.renewal,
+            renewal_warning: a.renewal_warning.0,
+            renewal_critical: a.renewal_critical.0,
+            session_lifetime: a.session_lifetime.0,
+            session_idle: a.session_idle(),
+            watch_send_timeout: a.watch_send_timeout.0,
+        }
+    }
+
+    pub fn verify_policy(&self) -> VerifyPolicy {
+        VerifyPolicy {
+            issuer: self.issuer.clone(),
+            leeway: self.leeway.as_secs() as i64,
+        }
+    }
+
+    /// Lifetimes of revocation state (DESIGN.md §6: TTL = remaining life of
+    /// what it kills).
+    pub fn feed(&self) -> FeedPolicy {
+        let access_horizon_ms = (self.max_access_ttl + self.leeway).as_millis() as i64;
+        FeedPolicy {
+            // A minute of slack so a verifier that reconnects late still
+            // finds every event whose token could be alive.
+            retention_ms: access_horizon_ms + 60_000,
+            access_horizon_ms,
+            session_horizon_ms: self.session_lifetime.as_millis() as i64,
+        }
+    }
+}
+
+/// The token authority: keys, store, feed and policy.
+pub struct Authority<S: Store> {
+    pub(crate) store: Arc<S>,
+    pub(crate) keys: Arc<KeySet>,
+    pub(crate) feed: Arc<Feed>,
+    pub(crate) policy: Policy,
+    pub(crate) verify_policy: VerifyPolicy,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl<S: Store> Authority<S> {
+    pub fn new(
+        store: Arc<S>,
+        keys: Arc<KeySet>,
+        feed: Arc<Feed>,
+        policy: Policy,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let verify_policy = policy.verify_policy();
+        Authority {
+            store,
+            keys,
+            feed,
+            policy,
+            verify_policy,
+            shutdown,
+        }
+    }
+}
+
+// === helpers shared by the RPCs ===
+
+/// `n` bytes from the OS CSPRNG, base64url.
+pub(crate) fn random_b64(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut buf);
+    B64.encode(buf)
+}
+
+/// The `jti` of generation `generation` of a session (renewals add a salt).
+/// Deterministic so that a grace-window retry re-mints the very same token.
+pub(crate) fn derive_jti(sid: &str, generation: u64, salt: &str) -> String {
+    let digest = Sha256::digest(format!("tessera-jti\0{sid}\0{generation}\0{salt}").as_bytes());
+    B64.encode(&digest[..16])
+}
+
+/// A refresh token is `<session id>.<secret>`: the id finds the session in one
+/// lookup, the secret (256 bits) proves possession and is stored only hashed.
+pub(crate) struct RefreshToken {
+    pub sid: String,
+    pub secret: String,
+}
+
+impl RefreshToken {
+    pub fn new(sid: &str) -> Self {
+        RefreshToken {
+            sid: sid.to_owned(),
+            secret: random_b64(32),
+        }
+    }
+
+    pub fn parse(token: &str) -> Option<Self> {
+        let (sid, secret) = token.split_once('.')?;
+        let ok = |s: &str, len: usize| {
+            s.len() == len
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        (ok(sid, 22) && ok(secret, 43)).then(|| RefreshToken {
+            sid: sid.to_owned(),
+            secret: secret.to_owned(),
+        })
+    }
+
+    pub fn hash(&self) -> String {
+        tokens::sha256_b64(self.secret.as_bytes())
+    }
+
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.sid, self.secret)
+    }
+
+    fn seal_key(&self) -> Result<LessSafeKey, Error> {
+        // A different derivation from the stored hash: the store alone cannot
+        // open what it keeps for the grace window.
+        let key = Sha256::digest(format!("tessera-grace-seal\0{}", self.secret).as_bytes());
+        UnboundKey::new(&AES_256_GCM, &key)
+            .map(LessSafeKey::new)
+            .map_err(|_| Error::Internal("seal key".into()))
+    }
+
+    /// Seal the successor's secret under a key derived from this token.
+    pub fn seal(&self, successor: &RefreshToken) -> Result<String, Error> {
+        let key = self.seal_key()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        let mut buf = successor.secret.as_bytes().to_vec();
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(self.sid.as_bytes()),
+            &mut buf,
+        )
+        .map_err(|_| Error::Internal("seal".into()))?;
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&buf);
+        Ok(B64.encode(out))
+    }
+
+    /// Open what [`seal`](Self::seal) produced; only the predecessor can.
+    pub fn open(&self, sealed: &str) -> Option<RefreshToken> {
+        let key = self.seal_key().ok()?;
+        let mut raw = B64.decode(sealed).ok()?;
+        if raw.len() < NONCE_LEN {
+            return None;
+        }
+        let mut body = raw.split_off(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
+        let plain = key
+            .open_in_place(nonce, Aad::from(self.sid.as_bytes()), &mut body)
+            .ok()?;
+        let secret = String::from_utf8(plain.to_vec()).ok()?;
+        Some(RefreshToken {
+            sid: self.sid.clone(),
+            secret,
+        })
+    }
+}
+
+/// The claims of an access token of a session, minted at `iat_ms`.
+pub(crate) fn session_claims(
+    policy: &Policy,
+    data: &SessionData,
+    jti: String,
+    iat_ms: i64,
+) -> AccessClaims {
+    let iat = iat_ms.div_euclid(1000);
+    // No token outlives its session's absolute lifetime.
+    let exp = (iat + data.access_ttl).min(data.absolute_exp_ms.div_euclid(1000));
+    AccessClaims {
+        iss: policy.issuer.clone(),
+        sub: data.subject.clone(),
+        aud: data.audience.clone(),
+        exp,
+        nbf: iat,
+        iat,
+        jti,
+        sid: data.sid.clone(),
+        tid: data.tenant.clone(),
+        roles: data.roles.clone(),
+        scope: data.scopes.join(" "),
+        cnf: data.fingerprint_hash.clone().map(|h| Confirmation {
+            device_fingerprint_sha256: h,
+        }),
+        custom: data.custom.clone(),
+    }
+}
+
+pub(crate) fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+pub(crate) fn timestamp_s(s: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: s,
+        nanos: 0,
+    }
+}
+
+/// Build the response pair for an access token and a refresh token.
+pub(crate) fn token_pair(
+    access_token: String,
+    claims: &AccessClaims,
+    refresh: &RefreshToken,
+    refresh_exp_ms: i64,
+    now_ms: i64,
+) -> pb::TokenPair {
+    let now_s = now_ms.div_euclid(1000);
+    pb::TokenPair {
+        access_token,
+        refresh_token: refresh.encode(),
+        token_type: "Bearer".into(),
+        access_expires_at: Some(timestamp_s(claims.exp)),
+        refresh_expires_at: Some(timestamp_ms(refresh_exp_ms)),
+        expires_in: (claims.exp - now_s).max(0),
+        session_id: claims.sid.clone(),
+        refresh_expires_in: ((refresh_exp_ms - now_ms) / 1000).max(0),
+    }
+}
+
+/// Hash of a device fingerprint as stored and embedded; `None` when empty.
+pub(crate) fn fingerprint_hash(fingerprint: &str) -> Option<String> {
+    (!fingerprint.is_empty())
+        .then(|| tokens::sha256_b64(format!("tessera-dfp\0{fingerprint}").as_bytes()))
+}
+
+/// JSON object → protobuf `Struct` (for the CLI and responses).
+pub fn json_object_to_struct(
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> prost_types::Struct {
+    verify::json_to_struct(m)
+}
+
+/// Protobuf `Struct` → JSON, with non-finite numbers as null (for display).
+pub fn struct_to_json_lossy(s: &prost_types::Struct) -> serde_json::Value {
+    issue::struct_to_json(s.clone()).map_or(serde_json::Value::Null, serde_json::Value::Object)
+}
+
+type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
+    async fn issue(
+        &self,
+        request: Request<pb::IssueRequest>,
+    ) -> Result<Response<pb::IssueResponse>, Status> {
+        Ok(Response::new(self.issue(request.into_inner()).await?))
+    }
+
+    async fn refresh(
+        &self,
+        request: Request<pb::RefreshRequest>,
+    ) -> Result<Response<pb::RefreshResponse>, Status> {
+        Ok(Response::new(self.refresh(request.into_inner()).await?))
+    }
+
+    async fn verify(
+        &self,
+        request: Request<pb::VerifyRequest>,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        let (response, new_token) = self.verify(request.into_inner()).await?;
+        let mut response = Response::new(response);
+        if let Some(token) = new_token {
+            // DESIGN.md §5: the renewed token also travels as `x-new-token`.
+            if let Ok(value) = token.parse() {
+                response.metadata_mut().insert("x-new-token", value);
+            }
+        }
+        Ok(response)
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        Ok(Response::new(self.revoke(request.into_inner()).await?))
+    }
+
+    type WatchRevocationsStream = WatchStream;
+
+    async fn watch_revocations(
+        &self,
+        request: Request<pb::WatchRevocationsRequest>,
+    ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        Ok(Response::new(self.watch(request.into_inner())?))
+    }
+
+    async fn get_jwks(
+        &self,
+        _request: Request<pb::GetJwksRequest>,
+    ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        Ok(Response::new(pb::GetJwksResponse {
+            jwks_json: self.keys.jwks_json().to_owned(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_parse_strictly() {
+        let t = RefreshToken::new(&random_b64(16));
+        let parsed = RefreshToken::parse(&t.encode()).unwrap();
+        assert_eq!(parsed.hash(), t.hash());
+        assert!(RefreshToken::parse("garbage").is_none());
+        assert!(RefreshToken::parse(&format!("{}x", t.encode())).is_none());
+        assert!(RefreshToken::parse(&t.encode().replace('.', "!")).is_none());
+    }
+
+    #[test]
+    fn only_the_predecessor_opens_the_sealed_successor() {
+        let sid = random_b64(16);
+        let old = RefreshToken::new(&sid);
+        let new = RefreshToken::new(&sid);
+        let sealed = old.seal(&new).unwrap();
+        assert_eq!(old.open(&sealed).unwrap().secret, new.secret);
+        assert!(RefreshToken::new(&sid).open(&sealed).is_none());
+        assert!(!sealed.contains(&new.secret));
+    }
+
+    #[test]
+    fn jti_is_deterministic_per_generation() {
+        assert_eq!(derive_jti("s", 1, ""), derive_jti("s", 1, ""));
+        assert_ne!(derive_jti("s", 1, ""), derive_jti("s", 2, ""));
+        assert_ne!(derive_jti("s", 1, ""), derive_jti("t", 1, ""));
+    }
+}

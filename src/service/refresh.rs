@@ -1,0 +1,89 @@
+//! `Refresh`: rotate a refresh token, with a grace window and reuse detection.
+
+use tracing::instrument;
+
+use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
+use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
+use crate::error::Error;
+use crate::pb;
+use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
+use crate::tokens::{self, MAX_TOKEN_BYTES};
+
+impl<S: Store> Authority<S> {
+    #[instrument(skip_all, fields(session.id = tracing::field::Empty))]
+    pub(crate) async fn refresh(
+        &self,
+        request: pb::RefreshRequest,
+    ) -> Result<pb::RefreshResponse, Error> {
+        let mut v = Violations::default();
+        if request.refresh_token.is_empty() {
+            v.add("refresh_token", "must not be empty");
+        }
+        v.max_len("refresh_token", &request.refresh_token, MAX_TOKEN_BYTES);
+        v.max_len(
+            "device_fingerprint",
+            &request.device_fingerprint,
+            MAX_FINGERPRINT_BYTES,
+        );
+        v.finish()?;
+        let presented =
+            RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
+        tracing::Span::current().record("session.id", presented.sid.as_str());
+
+        let now_ms = crate::clock::now_ms();
+        let successor = RefreshToken::new(&presented.sid);
+        let rotate = RotateRequest {
+            sid: presented.sid.clone(),
+            presented_hash: presented.hash(),
+            new_hash: successor.hash(),
+            sealed_successor: presented.seal(&successor)?,
+            now_ms,
+            grace_ms: self.policy.refresh_grace.as_millis() as i64,
+            fingerprint_hash: fingerprint_hash(&request.device_fingerprint),
+            feed: self.policy.feed(),
+        };
+        let (rotation, refresh) = match self.store.rotate(&rotate).await? {
+            RotateOutcome::Rotated(rotation) => (rotation, successor),
+            RotateOutcome::Grace { rotation, sealed } => {
+                // The same successor the winner got: opened with the presented
+                // token, which is the only thing that can open it.
+                let same = presented.open(&sealed).ok_or(Error::RefreshTokenInvalid)?;
+                tracing::debug!(generation = rotation.generation, "grace-window retry");
+                (rotation, same)
+            }
+            RotateOutcome::Reused { cursor } => {
+                tracing::warn!(revocation.cursor = %cursor, "refresh token reused; session revoked");
+                return Err(Error::RefreshTokenReused);
+            }
+            RotateOutcome::FingerprintMismatch => {
+                tracing::warn!("refresh with a different device fingerprint: possible token theft");
+                return Err(Error::FingerprintMismatch);
+            }
+            RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
+        };
+        let tokens = self.successor_pair(&rotation, &refresh, now_ms)?;
+        Ok(pb::RefreshResponse {
+            tokens: Some(tokens),
+        })
+    }
+
+    /// The access token of a rotation is a pure function of the rotation, so
+    /// every caller that sees the same rotation gets the same token.
+    fn successor_pair(
+        &self,
+        rotation: &Rotation,
+        refresh: &RefreshToken,
+        now_ms: i64,
+    ) -> Result<pb::TokenPair, Error> {
+        let jti = derive_jti(&rotation.data.sid, rotation.generation, "");
+        let claims = session_claims(&self.policy, &rotation.data, jti, rotation.rotated_at_ms);
+        let access = tokens::mint(&self.keys, &claims)?;
+        Ok(token_pair(
+            access,
+            &claims,
+            refresh,
+            rotation.refresh_exp_ms,
+            now_ms,
+        ))
+    }
+}

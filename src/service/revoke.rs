@@ -1,0 +1,115 @@
+//! `Revoke`: one token, one session, or every session of a subject.
+//!
+//! RFC 7009 §2.2: revoking an unknown, expired, malformed or already revoked
+//! token succeeds, so a client can always call it on logout and a caller
+//! learns nothing about which tokens exist. Such calls return an empty cursor.
+//!
+//! Subject revocation is at millisecond precision against sessions and at
+//! second precision against access tokens (`iat` is whole seconds): an access
+//! token issued in the same second as a "log out everywhere", even just after
+//! it, is treated as revoked. The refresh path is exact.
+
+use tracing::instrument;
+
+use super::issue::Violations;
+use super::{Authority, RefreshToken};
+use crate::error::Error;
+use crate::pb;
+use crate::store::{RevokeRequest, RevokeTarget, Store};
+use crate::tokens::{self, MAX_TOKEN_BYTES};
+
+/// Longest accepted revocation reason (bytes).
+pub const MAX_REASON_BYTES: usize = 256;
+
+impl<S: Store> Authority<S> {
+    /// Turn the request into a store target; `None` = nothing to revoke.
+    fn revoke_target(&self, request: pb::RevokeRequest) -> Result<Option<RevokeTarget>, Error> {
+        use pb::revoke_request::Target;
+        let mut v = Violations::default();
+        v.max_len("reason", &request.reason, MAX_REASON_BYTES);
+        let target = match request.target {
+            None => {
+                v.add("target", "one of token, session_id or subject is required");
+                None
+            }
+            Some(Target::Token(token)) => {
+                if token.is_empty() {
+                    v.add("token", "must not be empty");
+                }
+                v.max_len("token", &token, MAX_TOKEN_BYTES);
+                Some(Target::Token(token))
+            }
+            Some(Target::SessionId(sid)) => {
+                v.name("session_id", &sid, true);
+                Some(Target::SessionId(sid))
+            }
+            Some(Target::Subject(subject)) => {
+                v.name("subject.subject", &subject.subject, true);
+                v.name("subject.tenant", &subject.tenant, false);
+                Some(Target::Subject(subject))
+            }
+        };
+        v.finish()?;
+        Ok(match target {
+            None => None,
+            Some(Target::Token(token)) => self.token_target(&token),
+            Some(Target::SessionId(sid)) => Some(RevokeTarget::Session {
+                sid,
+                refresh_hash: None,
+            }),
+            Some(Target::Subject(s)) => Some(RevokeTarget::Subject {
+                tenant: s.tenant,
+                subject: s.subject,
+            }),
+        })
+    }
+
+    /// An access token revokes its `jti`; a refresh token revokes its session,
+    /// but only if the secret is really that session's.
+    fn token_target(&self, token: &str) -> Option<RevokeTarget> {
+        if let Some(refresh) = RefreshToken::parse(token) {
+            return Some(RevokeTarget::Session {
+                refresh_hash: Some(refresh.hash()),
+                sid: refresh.sid,
+            });
+        }
+        let now = crate::clock::now_ms().div_euclid(1000);
+        // Only tokens we signed and that are still alive need a marker.
+        let claims = tokens::verify(&self.keys, token, now, &self.verify_policy).ok()?;
+        let leeway = self.policy.leeway.as_secs() as i64;
+        Some(RevokeTarget::Token {
+            jti: claims.jti,
+            sid: claims.sid,
+            tenant: claims.tid,
+            subject: claims.sub,
+            exp_ms: (claims.exp + leeway) * 1000,
+        })
+    }
+
+    #[instrument(skip_all, fields(kind = tracing::field::Empty))]
+    pub(crate) async fn revoke(
+        &self,
+        request: pb::RevokeRequest,
+    ) -> Result<pb::RevokeResponse, Error> {
+        let reason = request.reason.clone();
+        let Some(target) = self.revoke_target(request)? else {
+            return Ok(pb::RevokeResponse {
+                cursor: String::new(),
+            });
+        };
+        let kind = match &target {
+            RevokeTarget::Token { .. } => "token",
+            RevokeTarget::Session { .. } => "session",
+            RevokeTarget::Subject { .. } => "subject",
+        };
+        tracing::Span::current().record("kind", kind);
+        let request = RevokeRequest {
+            target,
+            now_ms: crate::clock::now_ms(),
+            feed: self.policy.feed(),
+        };
+        let cursor = self.store.revoke(&request).await?.unwrap_or_default();
+        tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
+        Ok(pb::RevokeResponse { cursor })
+    }
+}

@@ -1,0 +1,244 @@
+//! `Verify`: signature, validity window, issuer, audience, device binding,
+//! scopes and revocation.
+
+use tracing::instrument;
+
+use super::issue::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
+use super::{fingerprint_hash, timestamp_ms, timestamp_s, Authority};
+use crate::error::Error;
+use crate::feed::CacheAnswer;
+use crate::pb;
+use crate::store::{subject_key, Store};
+use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+
+/// A validated Verify request.
+pub(crate) struct VerifyInput {
+    pub token: String,
+    pub audience: String,
+    pub fingerprint: String,
+    pub renew: bool,
+    pub required_scopes: Vec<String>,
+    pub strong: bool,
+}
+
+impl TryFrom<pb::VerifyRequest> for VerifyInput {
+    type Error = Error;
+    fn try_from(r: pb::VerifyRequest) -> Result<Self, Error> {
+        let mut v = Violations::default();
+        if r.access_token.is_empty() {
+            v.add("access_token", "must not be empty");
+        }
+        v.max_len("access_token", &r.access_token, MAX_TOKEN_BYTES);
+        v.max_len("audience", &r.audience, MAX_NAME_BYTES);
+        v.max_len(
+            "device_fingerprint",
+            &r.device_fingerprint,
+            MAX_FINGERPRINT_BYTES,
+        );
+        v.list("required_scopes", &r.required_scopes, true);
+        let strong = match pb::Consistency::try_from(r.consistency) {
+            Ok(pb::Consistency::Unspecified) => false,
+            Ok(pb::Consistency::Strong) => true,
+            Err(_) => {
+                v.add("consistency", "unknown consistency level");
+                false
+            }
+        };
+        v.finish()?;
+        Ok(VerifyInput {
+            token: r.access_token,
+            audience: r.audience,
+            fingerprint: r.device_fingerprint,
+            renew: r.renew,
+            required_scopes: r.required_scopes,
+            strong,
+        })
+    }
+}
+
+pub(crate) fn claims_to_proto(c: &AccessClaims) -> pb::Claims {
+    pb::Claims {
+        subject: c.sub.clone(),
+        tenant: c.tid.clone(),
+        session_id: c.sid.clone(),
+        token_id: c.jti.clone(),
+        audience: c.aud.clone(),
+        roles: c.roles.clone(),
+        scopes: c.scopes().map(str::to_owned).collect(),
+        issued_at: Some(timestamp_s(c.iat)),
+        expires_at: Some(timestamp_s(c.exp)),
+        custom: Some(json_to_struct(&c.custom)),
+        issuer: c.iss.clone(),
+        not_before: Some(timestamp_s(c.nbf)),
+    }
+}
+
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value;
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(m) => Kind::StructValue(json_to_struct(m)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+pub(crate) fn json_to_struct(
+    m: &serde_json::Map<String, serde_json::Value>,
+) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// Is this token revoked? From the cache when it is in sync and the
+    /// caller did not ask for strong consistency; from the store otherwise.
+    pub(crate) async fn is_revoked(
+        &self,
+        claims: &AccessClaims,
+        strong: bool,
+        now_ms: i64,
+    ) -> Result<bool, Error> {
+        let skey = subject_key(&claims.tid, &claims.sub);
+        if !strong {
+            match self
+                .feed
+                .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
+            {
+                CacheAnswer::Revoked => return Ok(true),
+                CacheAnswer::NotRevoked => return Ok(false),
+                CacheAnswer::Unknown => {}
+            }
+        }
+        let state = self
+            .store
+            .revocation_state(&claims.jti, &claims.sid, &skey)
+            .await?;
+        Ok(state.revokes(claims.iat))
+    }
+
+    #[instrument(skip_all, fields(strong = tracing::field::Empty))]
+    pub(crate) async fn verify(
+        &self,
+        request: pb::VerifyRequest,
+    ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
+        let input = VerifyInput::try_from(request)?;
+        tracing::Span::current().record("strong", input.strong);
+        let now_ms = crate::clock::now_ms();
+        let now = now_ms.div_euclid(1000);
+        let claims = tokens::verify(&self.keys, &input.token, now, &self.verify_policy)?;
+        if !input.audience.is_empty() && !claims.aud.iter().any(|a| a == &input.audience) {
+            return Err(Error::AudienceMismatch);
+        }
+        if let Some(bound) = &claims.cnf {
+            // Constant time: the hash is not secret, but the habit costs nothing.
+            let presented = fingerprint_hash(&input.fingerprint).unwrap_or_default();
+            if !constant_time_eq(
+                presented.as_bytes(),
+                bound.device_fingerprint_sha256.as_bytes(),
+            ) {
+                return Err(Error::FingerprintMismatch);
+            }
+        }
+        if self.is_revoked(&claims, input.strong, now_ms).await? {
+            return Err(Error::TokenRevoked);
+        }
+        if !input
+            .required_scopes
+            .iter()
+            .all(|req| claims.scopes().any(|s| s == req))
+        {
+            return Err(Error::ScopeMissing);
+        }
+        let renewed = if input.renew {
+            self.renew(&claims, now_ms).await?
+        } else {
+            None
+        };
+        let response = pb::VerifyResponse {
+            claims: Some(claims_to_proto(&claims)),
+            renewed_access_token: renewed
+                .as_ref()
+                .map(|r| r.token.clone())
+                .unwrap_or_default(),
+            renewed_expires_at: renewed.as_ref().map(|r| timestamp_s(r.expires_at)),
+            server_time: Some(timestamp_ms(now_ms)),
+            expires_in: (claims.exp - now).max(0),
+        };
+        Ok((response, renewed.map(|r| r.token)))
+    }
+}
+
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.ct_eq(b))
+}
+
+/// A token minted by sliding renewal.
+pub(crate) struct Renewed {
+    pub token: String,
+    pub expires_at: i64,
+}
+
+impl<S: Store> Authority<S> {
+    /// DESIGN.md §5 sliding renewal, by remaining lifetime: above the warning
+    /// threshold nothing; between the thresholds the session's idle expiry
+    /// moves; below critical a successor token, the same on every replica.
+    pub(crate) async fn renew(
+        &self,
+        claims: &AccessClaims,
+        now_ms: i64,
+    ) -> Result<Option<Renewed>, Error> {
+        let p = &self.policy;
+        if !p.renewal {
+            return Ok(None);
+        }
+        let remaining = claims.exp - now_ms.div_euclid(1000);
+        if remaining > p.renewal_warning.as_secs() as i64 {
+            return Ok(None);
+        }
+        let mint = remaining <= p.renewal_critical.as_secs() as i64;
+        let request = crate::store::RenewRequest {
+            sid: claims.sid.clone(),
+            jti: claims.jti.clone(),
+            mint,
+            now_ms,
+            marker_ttl_ms: (remaining.max(0) + p.leeway.as_secs() as i64 + 1) * 1000,
+        };
+        match self.store.renew(&request).await? {
+            crate::store::RenewOutcome::Invalid | crate::store::RenewOutcome::Extended => Ok(None),
+            crate::store::RenewOutcome::Renewed {
+                iat_ms,
+                absolute_exp_ms,
+            } => {
+                let iat = iat_ms.div_euclid(1000);
+                let lifetime = (claims.exp - claims.iat).max(1);
+                let mut next = claims.clone();
+                next.jti = super::derive_jti(&claims.sid, 0, &format!("renew:{}", claims.jti));
+                next.iat = iat;
+                next.nbf = iat;
+                next.exp = (iat + lifetime).min(absolute_exp_ms.div_euclid(1000));
+                if next.exp <= claims.exp {
+                    // The session ends no later than the presented token: nothing to gain.
+                    return Ok(None);
+                }
+                let token = tokens::mint(&self.keys, &next)?;
+                tracing::debug!(session.id = %claims.sid, "access token renewed");
+                Ok(Some(Renewed {
+                    token,
+                    expires_at: next.exp,
+                }))
+            }
+        }
+    }
+}

@@ -1,0 +1,432 @@
+//! The embedded store: a complete single-node authority in process memory.
+//!
+//! It keeps the semantics of the Redis store — one critical section per
+//! operation where Redis runs one script, the same TTLs, an ordered log with
+//! `<ms>-<seq>` cursors — so the same conformance tests run on both. Expired
+//! entries are dropped lazily and by a sweep every [`SWEEP_EVERY`] writes.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    FeedSignal, NewSession, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
+    RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
+    SessionData, Store, REUSE_HISTORY,
+};
+use crate::error::StoreError;
+
+/// Sweep expired entries every this many writes: amortised O(1), bounded memory.
+const SWEEP_EVERY: u64 = 1024;
+/// Capacity of the in-process notification channel; a lagging subscriber
+/// gets `Lost` and re-reads the log, so nothing depends on this being large.
+const NOTIFY_CAPACITY: usize = 1024;
+
+struct Session {
+    data: SessionData,
+    subject_key: String,
+    current: String,
+    previous: String,
+    older: VecDeque<String>,
+    rotated_at_ms: i64,
+    generation: u64,
+    sealed: String,
+    refresh_exp_ms: i64,
+    revoked: bool,
+}
+
+#[derive(Default)]
+struct State {
+    sessions: HashMap<String, Session>,
+    /// Token and session markers: key → (event cursor, expires at ms).
+    markers: HashMap<String, (String, i64)>,
+    /// Renewal single-flight: presented jti → (successor iat ms, expires at ms).
+    renewals: HashMap<String, (i64, i64)>,
+    /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
+    cutoffs: HashMap<String, (i64, i64)>,
+    log: VecDeque<RevocationEvent>,
+    last_id: (u64, u64),
+    writes: u64,
+}
+
+/// In-memory [`Store`].
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    notify: broadcast::Sender<()>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        let (notify, _) = broadcast::channel(NOTIFY_CAPACITY);
+        MemoryStore {
+            state: Arc::new(Mutex::new(State::default())),
+            notify,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-written
+        // operation visible: every operation mutates only after all checks.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Number of live entries (sessions, markers, cut-offs, log); for tests
+    /// that check housekeeping.
+    pub fn entry_count(&self, now_ms: i64) -> usize {
+        let mut st = self.lock();
+        st.sweep(now_ms);
+        st.sessions.len() + st.markers.len() + st.cutoffs.len() + st.log.len()
+    }
+}
+
+impl State {
+    fn tick(&mut self, now_ms: i64) {
+        self.writes += 1;
+        if self.writes % SWEEP_EVERY == 0 {
+            self.sweep(now_ms);
+        }
+    }
+
+    fn sweep(&mut self, now_ms: i64) {
+        self.sessions.retain(|_, s| s.refresh_exp_ms > now_ms);
+        self.markers.retain(|_, (_, exp)| *exp > now_ms);
+        self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
+        self.renewals.retain(|_, (_, exp)| *exp > now_ms);
+    }
+
+    fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
+        self.markers
+            .get(key)
+            .filter(|(_, exp)| *exp > now_ms)
+            .map(|(c, _)| c)
+    }
+
+    fn cutoff(&self, key: &str, now_ms: i64) -> Option<i64> {
+        self.cutoffs
+            .get(key)
+            .filter(|(_, exp)| *exp > now_ms)
+            .map(|(c, _)| *c)
+    }
+
+    /// Append to the log with an id like Redis streams give: `<ms>-<seq>`,
+    /// strictly increasing even if the clock steps back.
+    fn append(&mut self, mut ev: RevocationEvent, now_ms: i64, retention_ms: i64) -> String {
+        let ms = (now_ms.max(0) as u64).max(self.last_id.0);
+        let id = if ms == self.last_id.0 {
+            (ms, self.last_id.1 + 1)
+        } else {
+            (ms, 0)
+        };
+        self.last_id = id;
+        ev.cursor = format!("{}-{}", id.0, id.1);
+        let min = now_ms - retention_ms;
+        while self.log.front().is_some_and(|e| e.revoked_at_ms < min) {
+            self.log.pop_front();
+        }
+        let cursor = ev.cursor.clone();
+        self.log.push_back(ev);
+        cursor
+    }
+
+    fn revoke_session(&mut self, sid: &str, now_ms: i64, feed: &super::FeedPolicy) -> String {
+        let key = format!("rs:{sid}");
+        if let Some(c) = self.marker(&key, now_ms) {
+            return c.clone();
+        }
+        let (tenant, subject) = match self.sessions.get_mut(sid) {
+            Some(s) => {
+                s.revoked = true;
+                (s.data.tenant.clone(), s.data.subject.clone())
+            }
+            None => (String::new(), String::new()),
+        };
+        let expires = now_ms + feed.access_horizon_ms;
+        let cursor = self.append(
+            RevocationEvent {
+                cursor: String::new(),
+                kind: RevocationKind::Session,
+                token_id: String::new(),
+                session_id: sid.to_owned(),
+                tenant,
+                subject,
+                revoked_at_ms: now_ms,
+                issued_before_ms: 0,
+                expires_at_ms: expires,
+            },
+            now_ms,
+            feed.retention_ms,
+        );
+        self.markers.insert(key, (cursor.clone(), expires));
+        cursor
+    }
+}
+
+fn rotation(s: &Session) -> Rotation {
+    Rotation {
+        data: s.data.clone(),
+        generation: s.generation,
+        rotated_at_ms: s.rotated_at_ms,
+        refresh_exp_ms: s.refresh_exp_ms,
+    }
+}
+
+impl Store for MemoryStore {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let mut st = self.lock();
+        st.tick(s.data.created_ms);
+        st.sessions.insert(
+            s.data.sid.clone(),
+            Session {
+                data: s.data.clone(),
+                subject_key: s.subject_key.clone(),
+                current: s.refresh_hash.clone(),
+                previous: String::new(),
+                older: VecDeque::new(),
+                rotated_at_ms: s.data.created_ms,
+                generation: 0,
+                sealed: String::new(),
+                refresh_exp_ms: s.refresh_exp_ms,
+                revoked: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
+        let mut st = self.lock();
+        st.tick(r.now_ms);
+        let now = r.now_ms;
+        let session_revoked = st.marker(&format!("rs:{}", r.sid), now).is_some();
+        let Some(s) = st.sessions.get(&r.sid) else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let cut = st.cutoff(&s.subject_key, now);
+        if s.revoked
+            || session_revoked
+            || cut.is_some_and(|c| c >= s.data.created_ms)
+            || now >= s.refresh_exp_ms
+            || now >= s.data.absolute_exp_ms
+        {
+            return Ok(RotateOutcome::Invalid);
+        }
+        if let Some(bound) = &s.data.fingerprint_hash {
+            if r.fingerprint_hash.as_ref() != Some(bound) {
+                return Ok(RotateOutcome::FingerprintMismatch);
+            }
+        }
+        if r.presented_hash == s.current {
+            let Some(s) = st.sessions.get_mut(&r.sid) else {
+                return Ok(RotateOutcome::Invalid);
+            };
+            if !s.previous.is_empty() {
+                let prev = std::mem::take(&mut s.previous);
+                s.older.push_front(prev);
+                s.older.truncate(REUSE_HISTORY);
+            }
+            s.previous = std::mem::replace(&mut s.current, r.new_hash.clone());
+            s.sealed = r.sealed_successor.clone();
+            s.generation += 1;
+            s.rotated_at_ms = now;
+            s.refresh_exp_ms = (now + s.data.idle_ms).min(s.data.absolute_exp_ms);
+            return Ok(RotateOutcome::Rotated(rotation(s)));
+        }
+        let replay = r.presented_hash == s.previous;
+        if replay && now - s.rotated_at_ms <= r.grace_ms {
+            return Ok(RotateOutcome::Grace {
+                rotation: rotation(s),
+                sealed: s.sealed.clone(),
+            });
+        }
+        if replay || s.older.contains(&r.presented_hash) {
+            let cursor = st.revoke_session(&r.sid, now, &r.feed);
+            drop(st);
+            let _ = self.notify.send(());
+            return Ok(RotateOutcome::Reused { cursor });
+        }
+        Ok(RotateOutcome::Invalid)
+    }
+
+    async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
+        let mut st = self.lock();
+        let now = r.now_ms;
+        st.tick(now);
+        let session_revoked = st.marker(&format!("rs:{}", r.sid), now).is_some();
+        let Some(s) = st.sessions.get(&r.sid) else {
+            return Ok(RenewOutcome::Invalid);
+        };
+        let cut = st.cutoff(&s.subject_key, now);
+        if s.revoked
+            || session_revoked
+            || cut.is_some_and(|c| c >= s.data.created_ms)
+            || now >= s.refresh_exp_ms
+            || now >= s.data.absolute_exp_ms
+        {
+            return Ok(RenewOutcome::Invalid);
+        }
+        let absolute_exp_ms = s.data.absolute_exp_ms;
+        let new_exp = (now + s.data.idle_ms).min(absolute_exp_ms);
+        if let Some(s) = st.sessions.get_mut(&r.sid) {
+            s.refresh_exp_ms = s.refresh_exp_ms.max(new_exp);
+        }
+        if !r.mint {
+            return Ok(RenewOutcome::Extended);
+        }
+        let iat_ms = match st.renewals.get(&r.jti) {
+            Some((iat, exp)) if *exp > now => *iat,
+            _ => {
+                st.renewals
+                    .insert(r.jti.clone(), (now, now + r.marker_ttl_ms));
+                now
+            }
+        };
+        Ok(RenewOutcome::Renewed {
+            iat_ms,
+            absolute_exp_ms,
+        })
+    }
+
+    async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
+        let mut st = self.lock();
+        let now = r.now_ms;
+        st.tick(now);
+        let cursor = match &r.target {
+            RevokeTarget::Token {
+                jti,
+                sid,
+                tenant,
+                subject,
+                exp_ms,
+            } => {
+                let key = format!("rt:{jti}");
+                if let Some(c) = st.marker(&key, now) {
+                    return Ok(Some(c.clone()));
+                }
+                let expires = *exp_ms;
+                if expires <= now {
+                    return Ok(None);
+                }
+                let cursor = st.append(
+                    RevocationEvent {
+                        cursor: String::new(),
+                        kind: RevocationKind::Token,
+                        token_id: jti.clone(),
+                        session_id: sid.clone(),
+                        tenant: tenant.clone(),
+                        subject: subject.clone(),
+                        revoked_at_ms: now,
+                        issued_before_ms: 0,
+                        expires_at_ms: expires,
+                    },
+                    now,
+                    r.feed.retention_ms,
+                );
+                st.markers.insert(key, (cursor.clone(), expires));
+                cursor
+            }
+            RevokeTarget::Session { sid, refresh_hash } => {
+                if let Some(hash) = refresh_hash {
+                    let known = st.sessions.get(sid).is_some_and(|s| {
+                        &s.current == hash || &s.previous == hash || s.older.contains(hash)
+                    });
+                    if !known {
+                        return Ok(None);
+                    }
+                }
+                st.revoke_session(sid, now, &r.feed)
+            }
+            RevokeTarget::Subject { tenant, subject } => {
+                let key = super::subject_key(tenant, subject);
+                let cutoff = st.cutoff(&key, now).map_or(now, |c| c.max(now));
+                st.cutoffs
+                    .insert(key, (cutoff, now + r.feed.session_horizon_ms));
+                st.append(
+                    RevocationEvent {
+                        cursor: String::new(),
+                        kind: RevocationKind::Subject,
+                        token_id: String::new(),
+                        session_id: String::new(),
+                        tenant: tenant.clone(),
+                        subject: subject.clone(),
+                        revoked_at_ms: now,
+                        issued_before_ms: cutoff,
+                        expires_at_ms: now + r.feed.access_horizon_ms,
+                    },
+                    now,
+                    r.feed.retention_ms,
+                )
+            }
+        };
+        drop(st);
+        let _ = self.notify.send(());
+        Ok(Some(cursor))
+    }
+
+    async fn revocation_state(
+        &self,
+        jti: &str,
+        sid: &str,
+        subject_key: &str,
+    ) -> Result<RevocationState, StoreError> {
+        let st = self.lock();
+        let now = crate::clock::now_ms();
+        Ok(RevocationState {
+            token: st.marker(&format!("rt:{jti}"), now).is_some(),
+            session: st.marker(&format!("rs:{sid}"), now).is_some(),
+            subject_cutoff_ms: st.cutoff(subject_key, now),
+        })
+    }
+
+    async fn read_log(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let after = super::parse_cursor(after)
+            .ok_or_else(|| StoreError::Corrupt("unparsable cursor".into()))?;
+        let st = self.lock();
+        // The log is ordered: binary search for the first entry after the cursor.
+        let start = st
+            .log
+            .partition_point(|e| super::parse_cursor(&e.cursor).is_some_and(|c| c <= after));
+        Ok(st.log.iter().skip(start).take(limit).cloned().collect())
+    }
+
+    async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
+        let mut rx = self.notify.subscribe();
+        let (tx, out) = mpsc::channel(16);
+        // In process there is nothing to connect: subscribed from the start.
+        let _ = tx.try_send(FeedSignal::Restored);
+        tokio::spawn(async move {
+            loop {
+                let signal = match rx.recv().await {
+                    Ok(()) => FeedSignal::Appended,
+                    // Lagged: some notifications were dropped; the reader
+                    // re-reads the log from its cursor, which loses nothing.
+                    Err(broadcast::error::RecvError::Lagged(_)) => FeedSignal::Appended,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                // Coalesce: one pending Appended is as good as many.
+                if tx.try_send(signal).is_err() && tx.is_closed() {
+                    return;
+                }
+            }
+        });
+        Ok(out)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

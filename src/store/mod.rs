@@ -1,0 +1,312 @@
+//! The `Store` abstraction: sessions, rotation, revocation state and the
+//! revocation log. Two implementations pass the same conformance tests
+//! (`tests/store_conformance.rs`): [`memory::MemoryStore`], the embedded
+//! default, and [`redis::RedisStore`] through fred.
+//!
+//! Every operation that decides something is atomic in the store (one Lua
+//! script in Redis, one critical section in memory), and every key written
+//! has a TTL equal to the remaining life of what it guards.
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::mpsc;
+
+use crate::error::StoreError;
+
+pub mod memory;
+pub mod redis;
+
+/// How many older refresh-token generations a session remembers for reuse
+/// detection; a token older than that is refused as invalid without
+/// revoking the session.
+pub const REUSE_HISTORY: usize = 16;
+
+/// The immutable part of a session, fixed at Issue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionData {
+    pub sid: String,
+    pub tenant: String,
+    pub subject: String,
+    pub audience: Vec<String>,
+    pub roles: Vec<String>,
+    pub scopes: Vec<String>,
+    pub custom: Map<String, Value>,
+    /// base64url SHA-256 of the device fingerprint.
+    pub fingerprint_hash: Option<String>,
+    /// Access-token lifetime of this session, seconds.
+    pub access_ttl: i64,
+    /// Idle timeout, milliseconds: each rotation moves the refresh expiry to now + idle.
+    pub idle_ms: i64,
+    /// Creation time, Unix milliseconds.
+    pub created_ms: i64,
+    /// Absolute end of the session, Unix milliseconds; nothing extends it.
+    pub absolute_exp_ms: i64,
+}
+
+/// What Issue writes.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub data: SessionData,
+    /// base64url SHA-256 of the refresh secret.
+    pub refresh_hash: String,
+    /// When the first refresh token expires, Unix milliseconds.
+    pub refresh_exp_ms: i64,
+    /// Key of the subject's revocation cut-off (see [`subject_key`]).
+    pub subject_key: String,
+}
+
+/// One atomic rotation attempt.
+#[derive(Debug, Clone)]
+pub struct RotateRequest {
+    pub sid: String,
+    pub presented_hash: String,
+    pub new_hash: String,
+    /// The successor secret sealed under a key only the presenter can derive.
+    pub sealed_successor: String,
+    pub now_ms: i64,
+    pub grace_ms: i64,
+    /// Hash of the fingerprint the caller presented; a bound session
+    /// rotates only when it matches.
+    pub fingerprint_hash: Option<String>,
+    pub feed: FeedPolicy,
+}
+
+/// Session state returned by a rotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rotation {
+    pub data: SessionData,
+    /// Generation of the successor pair.
+    pub generation: u64,
+    /// When the successor was minted, Unix milliseconds.
+    pub rotated_at_ms: i64,
+    /// Expiry of the successor refresh token, Unix milliseconds.
+    pub refresh_exp_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RotateOutcome {
+    /// This call rotated the token.
+    Rotated(Rotation),
+    /// The token was rotated moments ago: here is the same successor, sealed.
+    Grace { rotation: Rotation, sealed: String },
+    /// A rotated token was replayed after the grace window: the session is
+    /// now revoked; `cursor` is the revocation event.
+    Reused { cursor: String },
+    /// Unknown, expired or revoked.
+    Invalid,
+    /// The session is bound to another device; nothing changed.
+    FingerprintMismatch,
+}
+
+/// One sliding-renewal attempt.
+#[derive(Debug, Clone)]
+pub struct RenewRequest {
+    pub sid: String,
+    /// `jti` of the presented token: the single-flight key.
+    pub jti: String,
+    /// Mint a successor (critical band) or only extend the idle expiry.
+    pub mint: bool,
+    pub now_ms: i64,
+    /// How long the single-flight marker must live (the presented token's
+    /// remaining life plus leeway), ms.
+    pub marker_ttl_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RenewOutcome {
+    /// Revoked, expired or unknown session: never renewed.
+    Invalid,
+    /// Idle expiry extended.
+    Extended,
+    /// Mint the successor at `iat_ms`; no token may outlive `absolute_exp_ms`.
+    Renewed { iat_ms: i64, absolute_exp_ms: i64 },
+}
+
+/// Retention and lifetimes that revocation writes need.
+#[derive(Debug, Clone, Copy)]
+pub struct FeedPolicy {
+    /// Events older than this many milliseconds may be trimmed from the log.
+    pub retention_ms: i64,
+    /// Longest life of any access token plus leeway, milliseconds: how long a
+    /// session or subject revocation must be remembered by verifiers.
+    pub access_horizon_ms: i64,
+    /// How long a subject cut-off must be kept so that no session created
+    /// before it can be refreshed (the absolute session lifetime), ms.
+    pub session_horizon_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevocationKind {
+    Token,
+    Session,
+    Subject,
+}
+
+impl RevocationKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            RevocationKind::Token => "t",
+            RevocationKind::Session => "s",
+            RevocationKind::Subject => "u",
+        }
+    }
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "t" => Some(RevocationKind::Token),
+            "s" => Some(RevocationKind::Session),
+            "u" => Some(RevocationKind::Subject),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of the revocation log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationEvent {
+    /// Position in the log (`<ms>-<seq>`, ordered).
+    pub cursor: String,
+    pub kind: RevocationKind,
+    pub token_id: String,
+    pub session_id: String,
+    pub tenant: String,
+    pub subject: String,
+    pub revoked_at_ms: i64,
+    /// Subject kind: access tokens issued before this are dead (Unix ms).
+    pub issued_before_ms: i64,
+    /// After this the entry can be forgotten (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+/// What to revoke.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    /// One access token, by `jti`; `exp_ms` is when it is dead anyway
+    /// (its `exp` plus leeway): the marker and the event live until then.
+    Token {
+        jti: String,
+        sid: String,
+        tenant: String,
+        subject: String,
+        exp_ms: i64,
+    },
+    /// A session; with `refresh_hash`, only if that refresh token belongs to it.
+    Session {
+        sid: String,
+        refresh_hash: Option<String>,
+    },
+    /// Every session and token of a subject issued before now.
+    Subject { tenant: String, subject: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct RevokeRequest {
+    pub target: RevokeTarget,
+    pub now_ms: i64,
+    pub feed: FeedPolicy,
+}
+
+/// Revocation state of one access token, read from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RevocationState {
+    pub token: bool,
+    pub session: bool,
+    pub subject_cutoff_ms: Option<i64>,
+}
+
+impl RevocationState {
+    /// Is a token issued at `iat` (seconds) dead?
+    pub fn revokes(&self, iat: i64) -> bool {
+        self.token
+            || self.session
+            || self
+                .subject_cutoff_ms
+                .is_some_and(|cut| iat.saturating_mul(1000) < cut)
+    }
+}
+
+/// Signals from the store's change notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedSignal {
+    /// Something was appended to the log; read it.
+    Appended,
+    /// Notifications may have been missed (disconnect, lag): the local cache
+    /// must not be trusted until the log has been read again.
+    Lost,
+    /// The subscription is back; read the log from the last cursor.
+    Restored,
+}
+
+/// The key of a subject's revocation cut-off: a hash, so tenant and subject
+/// of any bytes cannot collide or inject into key names.
+pub fn subject_key(tenant: &str, subject: &str) -> String {
+    crate::tokens::sha256_b64(format!("{}\u{0}{}", tenant, subject).as_bytes())
+}
+
+/// Parse a cursor `<ms>-<seq>` into a comparable pair. `""` is the beginning.
+pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    if cursor.is_empty() {
+        return Some((0, 0));
+    }
+    let (ms, seq) = cursor.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// The storage behind the authority. Implementations keep the real semantics
+/// (atomic rotation, TTLs, ordered log) so the service never branches on which
+/// store it runs on.
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs: `memory` or `redis`.
+    fn kind(&self) -> &'static str;
+
+    /// Store a new session (Issue). One round trip.
+    fn create_session(&self, s: &NewSession)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Rotate a refresh token atomically: exactly one concurrent caller
+    /// rotates; the others, and retries within the grace window, get the same
+    /// successor; a replay after it revokes the session. One round trip.
+    fn rotate(
+        &self,
+        r: &RotateRequest,
+    ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send;
+
+    /// Sliding renewal: extend the idle expiry and, when minting, agree on
+    /// the successor's issue time across replicas. One round trip.
+    fn renew(
+        &self,
+        r: &RenewRequest,
+    ) -> impl Future<Output = Result<RenewOutcome, StoreError>> + Send;
+
+    /// Revoke and append to the log. Returns the event's cursor, the cursor of
+    /// the earlier event when it was already revoked, or `None` when there
+    /// was nothing to revoke.
+    fn revoke(
+        &self,
+        r: &RevokeRequest,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Revocation state of a token, read from the store (strong consistency).
+    fn revocation_state(
+        &self,
+        jti: &str,
+        sid: &str,
+        subject_key: &str,
+    ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send;
+
+    /// Up to `limit` log entries strictly after `after` ("" = from the start), in order.
+    fn read_log(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send;
+
+    /// Subscribe to change notifications of the log.
+    fn subscribe(
+        &self,
+    ) -> impl Future<Output = Result<mpsc::Receiver<FeedSignal>, StoreError>> + Send;
+
+    /// Does the store answer?
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -1,0 +1,459 @@
+//! The Redis store, through fred. Standalone, Sentinel and Cluster all come
+//! from the URL (`redis://`, `redis-sentinel://`, `redis-cluster://`).
+//!
+//! Every key carries the hash tag `{t}`, so in a Cluster all of Tessera's
+//! keys live in one slot and every script stays atomic across them.
+//!
+//! fred pitfalls handled here (PITFALLS.md): a reconnect policy and a command
+//! timeout are set explicitly; in-flight commands may be re-sent after a
+//! reconnect, which every script tolerates (see the scripts' comments); the
+//! pub/sub channel only *wakes* the feed reader, which then reads the durable
+//! log, so a lost or lagged message loses nothing.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use fred::prelude::*;
+use fred::types::scripts::Script;
+use fred::types::streams::XReadValue;
+use fred::types::Value as RedisValue;
+use tokio::sync::{broadcast, mpsc};
+
+use super::{
+    FeedSignal, NewSession, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
+    RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
+    SessionData, Store, REUSE_HISTORY,
+};
+use crate::error::StoreError;
+
+/// Prefix of every key; `{t}` is the Cluster hash tag.
+pub const KEY_PREFIX: &str = "tessera:{t}:";
+/// The pub/sub channel that announces new log entries.
+pub const CHANNEL: &str = "tessera:{t}:revocations";
+
+const CREATE_LUA: &str = include_str!("scripts/create.lua");
+const ROTATE_LUA: &str = include_str!("scripts/rotate.lua");
+const REVOKE_LUA: &str = include_str!("scripts/revoke.lua");
+const RENEW_LUA: &str = include_str!("scripts/renew.lua");
+
+fn key(suffix: &str) -> String {
+    format!("{KEY_PREFIX}{suffix}")
+}
+
+fn unavailable(e: Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// [`Store`] on Redis.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    builder_config: Config,
+    timeout: Duration,
+    create: Script,
+    rotate: Script,
+    revoke: Script,
+    renew: Script,
+}
+
+impl RedisStore {
+    /// Connect (waiting at most `timeout` for the first connection; after that
+    /// the client keeps reconnecting in the background).
+    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let config = Config::from_url(url)
+            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = Self::builder(&config, timeout)
+            .build()
+            .map_err(unavailable)?;
+        client.connect();
+        if tokio::time::timeout(
+            timeout.max(Duration::from_secs(2)),
+            client.wait_for_connect(),
+        )
+        .await
+        .is_err()
+        {
+            tracing::warn!("Redis not reachable yet; serving NOT_SERVING until it is");
+        }
+        Ok(RedisStore {
+            client,
+            builder_config: config,
+            timeout,
+            create: Script::from_lua(CREATE_LUA),
+            rotate: Script::from_lua(ROTATE_LUA),
+            revoke: Script::from_lua(REVOKE_LUA),
+            renew: Script::from_lua(RENEW_LUA),
+        })
+    }
+
+    fn builder(config: &Config, timeout: Duration) -> Builder {
+        let mut builder = Builder::from_config(config.clone());
+        builder
+            .with_performance_config(|p| {
+                p.default_command_timeout = timeout;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = timeout;
+                c.internal_command_timeout = timeout;
+                // Scripts are safe to re-send (see the scripts), but a command
+                // that cannot complete quickly should fail, not linger.
+                c.max_command_attempts = 2;
+            })
+            // Never give up reconnecting; back off to 2 s.
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+        builder
+    }
+
+    async fn script<R: FromValue>(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<R, StoreError> {
+        match script.evalsha_with_reload(&self.client, keys, args).await {
+            Ok(v) => Ok(v),
+            Err(e) if *e.kind() == ErrorKind::Parse => Err(StoreError::Corrupt(e.to_string())),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    /// The underlying client, for tests that need raw access.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn parse_data(json: &str) -> Result<SessionData, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+}
+
+fn num(s: &str) -> Result<i64, StoreError> {
+    s.parse()
+        .map_err(|_| StoreError::Corrupt(format!("expected a number, got {s:?}")))
+}
+
+fn event_from(id: String, fields: HashMap<String, String>) -> Result<RevocationEvent, StoreError> {
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    let kind = RevocationKind::from_code(&get("k"))
+        .ok_or_else(|| StoreError::Corrupt(format!("log entry {id} has no kind")))?;
+    Ok(RevocationEvent {
+        cursor: id,
+        kind,
+        token_id: get("jti"),
+        session_id: get("sid"),
+        tenant: get("tid"),
+        subject: get("sub"),
+        revoked_at_ms: num(&get("at"))?,
+        issued_before_ms: num(&get("ib"))?,
+        expires_at_ms: num(&get("exp"))?,
+    })
+}
+
+impl Store for RedisStore {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+        let data = serde_json::to_string(&s.data)
+            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+        let _: i64 = self
+            .script(
+                &self.create,
+                vec![key(&format!("s:{}", s.data.sid))],
+                vec![
+                    data,
+                    s.refresh_hash.clone(),
+                    s.data.created_ms.to_string(),
+                    s.refresh_exp_ms.to_string(),
+                    s.data.absolute_exp_ms.to_string(),
+                    s.data.idle_ms.to_string(),
+                    s.subject_key.clone(),
+                    s.data.tenant.clone(),
+                    s.data.subject.clone(),
+                    s.data.fingerprint_hash.clone().unwrap_or_default(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
+        let reply: Vec<String> = self
+            .script(
+                &self.rotate,
+                vec![
+                    key(&format!("s:{}", r.sid)),
+                    key(&format!("rs:{}", r.sid)),
+                    key("log"),
+                ],
+                vec![
+                    r.presented_hash.clone(),
+                    r.new_hash.clone(),
+                    r.sealed_successor.clone(),
+                    r.now_ms.to_string(),
+                    r.grace_ms.to_string(),
+                    CHANNEL.to_owned(),
+                    r.feed.retention_ms.to_string(),
+                    r.feed.access_horizon_ms.to_string(),
+                    REUSE_HISTORY.to_string(),
+                    KEY_PREFIX.to_owned(),
+                    r.sid.clone(),
+                    r.fingerprint_hash.clone().unwrap_or_default(),
+                ],
+            )
+            .await?;
+        let rotation =
+            |data: &str, gen: &str, rot: &str, exp: &str| -> Result<Rotation, StoreError> {
+                Ok(Rotation {
+                    data: parse_data(data)?,
+                    generation: num(gen)? as u64,
+                    rotated_at_ms: num(rot)?,
+                    refresh_exp_ms: num(exp)?,
+                })
+            };
+        match reply.as_slice() {
+            [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
+            [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
+            [tag, id] if tag == "reused" => Ok(RotateOutcome::Reused { cursor: id.clone() }),
+            [tag, data, gen, rot, exp] if tag == "rotated" => {
+                Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp)?))
+            }
+            [tag, data, gen, rot, exp, sealed] if tag == "grace" => Ok(RotateOutcome::Grace {
+                rotation: rotation(data, gen, rot, exp)?,
+                sealed: sealed.clone(),
+            }),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected rotate reply with {} fields",
+                other.len()
+            ))),
+        }
+    }
+
+    async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
+        let reply: Vec<String> = self
+            .script(
+                &self.renew,
+                vec![
+                    key(&format!("s:{}", r.sid)),
+                    key(&format!("rs:{}", r.sid)),
+                    key(&format!("rn:{}", r.jti)),
+                ],
+                vec![
+                    r.now_ms.to_string(),
+                    if r.mint { "1" } else { "0" }.to_owned(),
+                    r.marker_ttl_ms.max(1).to_string(),
+                    KEY_PREFIX.to_owned(),
+                ],
+            )
+            .await?;
+        match reply.as_slice() {
+            [tag] if tag == "invalid" => Ok(RenewOutcome::Invalid),
+            [tag, _] if tag == "extended" => Ok(RenewOutcome::Extended),
+            [tag, iat, abs] if tag == "renewed" => Ok(RenewOutcome::Renewed {
+                iat_ms: num(iat)?,
+                absolute_exp_ms: num(abs)?,
+            }),
+            other => Err(StoreError::Corrupt(format!(
+                "unexpected renew reply with {} fields",
+                other.len()
+            ))),
+        }
+    }
+
+    async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
+        let now = r.now_ms;
+        let horizon = r.feed.access_horizon_ms;
+        // (kind, marker key, session key, marker ttl, jti, sid, tenant, subject, event expiry, refresh hash)
+        let (kind, marker, session, ttl, jti, sid, tenant, subject, expires, hash) = match &r.target
+        {
+            RevokeTarget::Token {
+                jti,
+                sid,
+                tenant,
+                subject,
+                exp_ms,
+            } => {
+                if *exp_ms <= now {
+                    return Ok(None);
+                }
+                let marker = key(&format!("rt:{jti}"));
+                (
+                    RevocationKind::Token,
+                    marker.clone(),
+                    marker,
+                    exp_ms - now,
+                    jti.clone(),
+                    sid.clone(),
+                    tenant.clone(),
+                    subject.clone(),
+                    *exp_ms,
+                    String::new(),
+                )
+            }
+            RevokeTarget::Session { sid, refresh_hash } => (
+                RevocationKind::Session,
+                key(&format!("rs:{sid}")),
+                key(&format!("s:{sid}")),
+                horizon,
+                String::new(),
+                sid.clone(),
+                String::new(),
+                String::new(),
+                now + horizon,
+                refresh_hash.clone().unwrap_or_default(),
+            ),
+            RevokeTarget::Subject { tenant, subject } => {
+                let marker = key(&format!("ru:{}", super::subject_key(tenant, subject)));
+                (
+                    RevocationKind::Subject,
+                    marker.clone(),
+                    marker,
+                    r.feed.session_horizon_ms.max(horizon),
+                    String::new(),
+                    String::new(),
+                    tenant.clone(),
+                    subject.clone(),
+                    now + horizon,
+                    String::new(),
+                )
+            }
+        };
+        let reply: Option<String> = self
+            .script(
+                &self.revoke,
+                vec![marker, key("log"), session],
+                vec![
+                    kind.code().to_owned(),
+                    now.to_string(),
+                    ttl.max(1).to_string(),
+                    r.feed.retention_ms.to_string(),
+                    CHANNEL.to_owned(),
+                    jti,
+                    sid,
+                    tenant,
+                    subject,
+                    expires.to_string(),
+                    hash,
+                ],
+            )
+            .await?;
+        Ok(reply)
+    }
+
+    async fn revocation_state(
+        &self,
+        jti: &str,
+        sid: &str,
+        subject_key: &str,
+    ) -> Result<RevocationState, StoreError> {
+        let values: Vec<Option<String>> = self
+            .client
+            .mget(vec![
+                key(&format!("rt:{jti}")),
+                key(&format!("rs:{sid}")),
+                key(&format!("ru:{subject_key}")),
+            ])
+            .await
+            .map_err(unavailable)?;
+        let get = |i: usize| values.get(i).cloned().flatten();
+        Ok(RevocationState {
+            token: get(0).is_some(),
+            session: get(1).is_some(),
+            subject_cutoff_ms: get(2).map(|c| num(&c)).transpose()?,
+        })
+    }
+
+    async fn read_log(
+        &self,
+        after: &str,
+        limit: usize,
+    ) -> Result<Vec<RevocationEvent>, StoreError> {
+        let start = if after.is_empty() {
+            "-".to_owned()
+        } else {
+            format!("({after}")
+        };
+        let entries: Vec<XReadValue<String, String, String>> = self
+            .client
+            .xrange_values(key("log"), start, "+", Some(limit as u64))
+            .await
+            .map_err(unavailable)?;
+        entries
+            .into_iter()
+            .map(|(id, fields)| event_from(id, fields))
+            .collect()
+    }
+
+    async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
+        let subscriber = Self::builder(&self.builder_config, self.timeout)
+            .build_subscriber_client()
+            .map_err(unavailable)?;
+        let mut messages = subscriber.message_rx();
+        let mut errors = subscriber.error_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        subscriber.connect();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            // Until the first SUBSCRIBE succeeds the reader must not trust anything.
+            let mut subscribed = false;
+            let mut poll = tokio::time::interval(Duration::from_millis(200));
+            loop {
+                if !subscribed
+                    && subscriber.is_connected()
+                    && subscriber.subscribe(CHANNEL).await.is_ok()
+                {
+                    subscribed = true;
+                    if tx.send(FeedSignal::Restored).await.is_err() {
+                        break;
+                    }
+                }
+                let signal = tokio::select! {
+                    msg = messages.recv() => match msg {
+                        Ok(_) => Some(FeedSignal::Appended),
+                        // Lagged behind fred's broadcast (capacity 32): notifications
+                        // were dropped, not log entries; re-read the log.
+                        Err(broadcast::error::RecvError::Lagged(_)) => Some(FeedSignal::Appended),
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    },
+                    _ = errors.recv() => {
+                        subscribed = false;
+                        Some(FeedSignal::Lost)
+                    }
+                    _ = reconnects.recv() => {
+                        // Re-subscribe ourselves, then re-read: anything published
+                        // while we were away is in the log.
+                        subscribed = false;
+                        None
+                    }
+                    _ = poll.tick() => {
+                        if subscribed && !subscriber.is_connected() {
+                            subscribed = false;
+                            Some(FeedSignal::Lost)
+                        } else {
+                            None
+                        }
+                    }
+                    _ = tx.closed() => break,
+                };
+                if let Some(signal) = signal {
+                    // Appended signals coalesce; Lost must get through.
+                    let sent = match signal {
+                        FeedSignal::Appended => tx.try_send(signal).is_ok() || !tx.is_closed(),
+                        _ => tx.send(signal).await.is_ok(),
+                    };
+                    if !sent {
+                        break;
+                    }
+                }
+            }
+            let _ = subscriber.quit().await;
+        });
+        Ok(rx)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let _: RedisValue = self.client.ping(None).await.map_err(unavailable)?;
+        Ok(())
+    }
+}

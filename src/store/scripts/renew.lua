@@ -1,0 +1,31 @@
+-- Sliding renewal (Verify with renew = true): one round trip, atomic.
+-- Extends the session's idle expiry (never past its absolute end) and, when
+-- asked to mint, fixes the issue time of the successor of the presented
+-- token with SET NX: every replica that renews the same token concurrently
+-- reads the same instant and so mints the same token.
+--
+-- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] renewal marker of the presented jti
+-- ARGV: 1 now ms, 2 mint ('1' or '0'), 3 renewal marker TTL ms, 4 key prefix
+local s = KEYS[1]
+local now = tonumber(ARGV[1])
+local f = redis.call('HMGET', s, 'exp', 'abs', 'idle', 'rev', 'created', 'uk')
+if not f[1] then return {'invalid'} end
+if f[4] == '1' or redis.call('EXISTS', KEYS[2]) == 1 then return {'invalid'} end
+local cut = redis.call('GET', ARGV[4] .. 'ru:' .. f[6])
+if cut and tonumber(cut) >= tonumber(f[5]) then return {'invalid'} end
+local exp, abs = tonumber(f[1]), tonumber(f[2])
+if now >= exp or now >= abs then return {'invalid'} end
+local newexp = math.min(now + tonumber(f[3]), abs)
+if newexp > exp then
+  redis.call('HSET', s, 'exp', string.format('%d', newexp))
+  redis.call('PEXPIREAT', s, string.format('%d', newexp))
+end
+if ARGV[2] == '1' then
+  local iat = redis.call('GET', KEYS[3])
+  if not iat then
+    iat = ARGV[1]
+    redis.call('SET', KEYS[3], iat, 'PX', ARGV[3])
+  end
+  return {'renewed', iat, f[2]}
+end
+return {'extended', f[2]}

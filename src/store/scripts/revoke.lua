@@ -1,0 +1,49 @@
+-- Revoke a token (t), a session (s) or a subject (u), append the event to the
+-- log and publish its id: one round trip, atomic, so a revocation is never in
+-- the state without being in the feed, or the other way round.
+-- Idempotent for tokens and sessions: a second call returns the first event's
+-- id and appends nothing (RFC 7009: revoking twice succeeds).
+--
+-- KEYS[1] marker (rt:<jti> | rs:<sid> | ru:<subject key>), KEYS[2] log,
+-- KEYS[3] session hash (s) or the marker again
+-- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
+--       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
+--       11 refresh hash that must belong to the session ('' = no check)
+local kind, now = ARGV[1], tonumber(ARGV[2])
+local tid, sub = ARGV[8], ARGV[9]
+local ib = 0
+if kind == 'u' then
+  -- The cut-off only moves forward.
+  local cur = redis.call('GET', KEYS[1])
+  ib = now
+  if cur and tonumber(cur) > now then ib = tonumber(cur) end
+  redis.call('SET', KEYS[1], string.format('%d', ib), 'PX', ARGV[3])
+else
+  local existing = redis.call('GET', KEYS[1])
+  if existing then return existing end
+  if kind == 's' then
+    if redis.call('EXISTS', KEYS[3]) == 1 then
+      local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'old', 'tid', 'sub')
+      local h = ARGV[11]
+      if h ~= '' and h ~= f[1] and h ~= f[2] then
+        local known = false
+        for x in string.gmatch(f[3], '[^,]+') do
+          if x == h then known = true end
+        end
+        if not known then return false end
+      end
+      tid, sub = f[4], f[5]
+      redis.call('HSET', KEYS[3], 'rev', '1')
+    elseif ARGV[11] ~= '' then
+      return false
+    end
+  end
+end
+local id = redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', now - tonumber(ARGV[4])), '*',
+  'k', kind, 'jti', ARGV[6], 'sid', ARGV[7], 'tid', tid, 'sub', sub, 'at', ARGV[2],
+  'ib', string.format('%d', ib), 'exp', ARGV[10])
+if kind ~= 'u' then
+  redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
+end
+redis.call('PUBLISH', ARGV[5], id)
+return id

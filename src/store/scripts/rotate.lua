@@ -1,0 +1,75 @@
+-- Rotate a refresh token (Refresh): one round trip, atomic.
+-- Redis runs one script at a time, so the compare-and-swap on `cur` below
+-- cannot interleave: of N concurrent calls presenting the same token exactly
+-- one moves the session forward; the rest see `prev` and get the sealed
+-- successor stored by the winner (the grace window). Re-running this script
+-- (fred re-sends in-flight commands after a reconnect) is therefore harmless:
+-- the second run takes the grace branch and returns the same successor.
+--
+-- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] revocation log
+-- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 grace ms,
+--       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
+--       9 reuse history length, 10 key prefix, 11 session id,
+--       12 presented device fingerprint hash ('' = none)
+local s = KEYS[1]
+local now = tonumber(ARGV[4])
+local f = redis.call('HMGET', s, 'cur', 'prev', 'old', 'rot', 'gen', 'seal', 'exp',
+  'abs', 'idle', 'created', 'uk', 'rev', 'data', 'tid', 'sub', 'fp')
+local cur, prev, old, rot, gen, seal, exp, abs, idle, created, uk, rev, data, tid, sub =
+  f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15]
+if not cur then return {'invalid'} end
+if rev == '1' or redis.call('EXISTS', KEYS[2]) == 1 then return {'invalid'} end
+-- A subject revocation kills every session created before its cut-off.
+local cut = redis.call('GET', ARGV[10] .. 'ru:' .. uk)
+if cut and tonumber(cut) >= tonumber(created) then return {'invalid'} end
+if now >= tonumber(exp) or now >= tonumber(abs) then return {'invalid'} end
+-- A bound session rotates only for its device; nothing changes otherwise.
+if f[16] and f[16] ~= '' and f[16] ~= ARGV[12] then return {'fingerprint'} end
+
+local presented = ARGV[1]
+if presented == cur then
+  -- Keep the last N superseded hashes for reuse detection.
+  local hist = {}
+  if prev ~= '' then hist[1] = prev end
+  for h in string.gmatch(old, '[^,]+') do
+    if #hist >= tonumber(ARGV[9]) then break end
+    hist[#hist + 1] = h
+  end
+  -- Idle expiry moves forward; the absolute lifetime never does.
+  local newexp = math.min(now + tonumber(idle), tonumber(abs))
+  local g = tonumber(gen) + 1
+  redis.call('HSET', s, 'cur', ARGV[2], 'prev', cur, 'old', table.concat(hist, ','),
+    'seal', ARGV[3], 'gen', string.format('%d', g), 'rot', ARGV[4],
+    'exp', string.format('%d', newexp))
+  redis.call('PEXPIREAT', s, string.format('%d', newexp))
+  return {'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)}
+end
+
+local function contains(list, h)
+  for x in string.gmatch(list, '[^,]+') do
+    if x == h then return true end
+  end
+  return false
+end
+
+if prev ~= '' and presented == prev then
+  -- Only the immediate predecessor, and only within the window, gets the
+  -- successor (django-oauth-toolkit#1617: never older generations).
+  if now - tonumber(rot) <= tonumber(ARGV[5]) then
+    return {'grace', data, gen, rot, exp, seal}
+  end
+elseif not contains(old, presented) then
+  -- Not a token of this session at all: refuse, but do not let a guess
+  -- at a session id revoke someone else's session.
+  return {'invalid'}
+end
+
+-- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3).
+local horizon = tonumber(ARGV[8])
+redis.call('HSET', s, 'rev', '1')
+local id = redis.call('XADD', KEYS[3], 'MINID', '~', string.format('%d', now - tonumber(ARGV[7])), '*',
+  'k', 's', 'jti', '', 'sid', ARGV[11], 'tid', tid, 'sub', sub, 'at', ARGV[4], 'ib', '0',
+  'exp', string.format('%d', now + horizon))
+redis.call('SET', KEYS[2], id, 'PX', string.format('%d', horizon))
+redis.call('PUBLISH', ARGV[6], id)
+return {'reused', id}

@@ -1,0 +1,395 @@
+//! Access-token claims, minting and verification: pure functions of
+//! (keys, claims, clock). No I/O; revocation is checked by the caller.
+//!
+//! jsonwebtoken's `Validation` defaults are not ours (PITFALLS.md): its exp
+//! and nbf checks read the system clock, nbf is off by default, and `aud`/`iss`
+//! of the wrong JSON type slip through. So the library only checks the
+//! signature here, with the algorithm pinned by the key; every claim is
+//! deserialized into strict types and checked below against the given clock.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Header, Validation};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::error::Error;
+use crate::keys::{alg_name, KeySet};
+
+/// Longest token accepted anywhere; longer input is refused before parsing.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// The JOSE `typ` of Tessera access tokens (RFC 9068 §2.1): a refresh token,
+/// ID token or any other JWT signed by the same key is not an access token.
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+
+/// Claims that custom claims may not set: RFC 7519 registered names and
+/// the ones Tessera itself writes.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "sid",
+    "tid",
+    "roles",
+    "scope",
+    "cnf",
+    "azp",
+    "client_id",
+    "typ",
+    "auth_time",
+    "acr",
+    "amr",
+];
+
+/// Confirmation claim binding a token to a device (RFC 7800 style).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// base64url SHA-256 of the device fingerprint.
+    #[serde(rename = "dfp#S256")]
+    pub device_fingerprint_sha256: String,
+}
+
+/// The claims of a Tessera access token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    #[serde(
+        default,
+        deserialize_with = "string_or_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub aud: Vec<String>,
+    #[serde(deserialize_with = "numeric_date")]
+    pub exp: i64,
+    #[serde(deserialize_with = "numeric_date")]
+    pub nbf: i64,
+    #[serde(deserialize_with = "numeric_date")]
+    pub iat: i64,
+    pub jti: String,
+    pub sid: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tid: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
+    /// Space-separated scopes (RFC 8693 §4.2).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+    /// Custom claims, flattened into the payload.
+    #[serde(flatten)]
+    pub custom: Map<String, Value>,
+}
+
+impl AccessClaims {
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+}
+
+/// `aud` may be one string or an array of strings (RFC 7519 §4.1.3); nothing else.
+fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => vec![s],
+        OneOrMany::Many(v) => v,
+    })
+}
+
+/// A NumericDate (RFC 7519 §2): an integer, or a finite non-integer that is
+/// truncated; strings and values outside ±2^53 are refused.
+fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    use serde::de::Error as _;
+    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    let n = serde_json::Number::deserialize(d)?;
+    if let Some(i) = n.as_i64() {
+        if (i as f64).abs() <= LIMIT {
+            return Ok(i);
+        }
+    } else if let Some(f) = n.as_f64() {
+        if f.is_finite() && f.abs() <= LIMIT {
+            return Ok(f.trunc() as i64);
+        }
+    }
+    Err(D::Error::custom("NumericDate out of range"))
+}
+
+/// The header fields Tessera looks at before any cryptography.
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: Value,
+    #[serde(default)]
+    kid: Option<Value>,
+    #[serde(default)]
+    typ: Option<Value>,
+    #[serde(default)]
+    crit: Option<Value>,
+    #[serde(default)]
+    b64: Option<Value>,
+}
+
+/// What a verification needs besides the key set and the token.
+#[derive(Debug, Clone)]
+pub struct VerifyPolicy {
+    pub issuer: String,
+    /// Clock-skew tolerance in seconds for `exp`, `nbf` and `iat`.
+    pub leeway: i64,
+}
+
+/// base64url SHA-256: how fingerprints and refresh secrets are stored.
+pub fn sha256_b64(data: &[u8]) -> String {
+    B64.encode(Sha256::digest(data))
+}
+
+/// Sign `claims` with the active key; the header carries `kid` and `typ`.
+pub fn mint(keys: &KeySet, claims: &AccessClaims) -> Result<String, Error> {
+    let mut header = Header::new(keys.signer.alg);
+    header.kid = Some(keys.signer.kid.clone());
+    header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
+    jsonwebtoken::encode(&header, claims, &keys.signer.encoding)
+        .map_err(|e| Error::Internal(format!("signing failed: {e}")))
+}
+
+/// Check signature and claims of an access token at time `now` (Unix seconds).
+///
+/// Audience, fingerprint, scopes and revocation are the caller's business;
+/// this answers "did we sign this, is it an access token, and is it within
+/// its validity window".
+pub fn verify(
+    keys: &KeySet,
+    token: &str,
+    now: i64,
+    policy: &VerifyPolicy,
+) -> Result<AccessClaims, Error> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(Error::TokenMalformed);
+    }
+    let mut parts = token.split('.');
+    let (Some(header_b64), Some(_), Some(_), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(Error::TokenMalformed);
+    };
+    let header_json = B64.decode(header_b64).map_err(|_| Error::TokenMalformed)?;
+    let header: RawHeader =
+        serde_json::from_slice(&header_json).map_err(|_| Error::TokenMalformed)?;
+    // RFC 7515 §4.1.11: a `crit` we do not understand must be refused; we
+    // understand none. `b64: false` (RFC 7797) changes what is signed.
+    if header.crit.is_some() || header.b64.is_some() {
+        return Err(Error::TokenMalformed);
+    }
+    match header.typ {
+        Some(Value::String(t))
+            if t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
+                || t.eq_ignore_ascii_case("application/at+jwt") => {}
+        _ => return Err(Error::TokenMalformed),
+    }
+    let Some(Value::String(kid)) = header.kid else {
+        return Err(Error::TokenSignatureInvalid);
+    };
+    let key = keys.verifier(&kid).ok_or(Error::TokenSignatureInvalid)?;
+    // Algorithm pinning: the key decides, the token only has to agree.
+    if header.alg != Value::String(alg_name(key.alg).to_owned()) {
+        return Err(Error::TokenSignatureInvalid);
+    }
+
+    let mut validation = Validation::new(key.alg);
+    validation.required_spec_claims.clear();
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &validation).map_err(
+        |e| match e.kind() {
+            ErrorKind::InvalidSignature
+            | ErrorKind::InvalidAlgorithm
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidEddsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat
+            | ErrorKind::MissingAlgorithm
+            | ErrorKind::UnsupportedAlgorithm => Error::TokenSignatureInvalid,
+            _ => Error::TokenMalformed,
+        },
+    )?;
+    let claims = data.claims;
+
+    if claims.iss != policy.issuer {
+        return Err(Error::IssuerMismatch);
+    }
+    if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
+        return Err(Error::TokenMalformed);
+    }
+    if now > claims.exp.saturating_add(policy.leeway) {
+        return Err(Error::TokenExpired);
+    }
+    if claims.nbf > now.saturating_add(policy.leeway)
+        || claims.iat > now.saturating_add(policy.leeway)
+    {
+        return Err(Error::TokenNotYetValid);
+    }
+    Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KeyAlg;
+    use crate::keys::generate_pem;
+
+    fn policy() -> VerifyPolicy {
+        VerifyPolicy {
+            issuer: "tessera-test".into(),
+            leeway: 30,
+        }
+    }
+
+    fn claims(now: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "tessera-test".into(),
+            sub: "alice".into(),
+            aud: vec!["api".into()],
+            exp: now + 900,
+            nbf: now,
+            iat: now,
+            jti: "j1".into(),
+            sid: "s1".into(),
+            tid: "acme".into(),
+            roles: vec!["admin".into()],
+            scope: "read write".into(),
+            cnf: None,
+            custom: Map::new(),
+        }
+    }
+
+    fn b64(v: &Value) -> String {
+        B64.encode(v.to_string())
+    }
+
+    #[test]
+    fn round_trip_for_every_algorithm() {
+        for alg in [KeyAlg::Eddsa, KeyAlg::Es256, KeyAlg::Rs256, KeyAlg::Hs256] {
+            let pem = generate_pem(alg).unwrap();
+            let keys = KeySet::from_bytes(pem.as_bytes(), Some(alg), "t").unwrap();
+            let now = 1_800_000_000;
+            let token = mint(&keys, &claims(now)).unwrap();
+            assert_eq!(
+                verify(&keys, &token, now, &policy()).unwrap(),
+                claims(now),
+                "{alg:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn clock_checks_honour_the_leeway() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let token = mint(&keys, &claims(now)).unwrap();
+        assert!(verify(&keys, &token, now + 900 + 30, &policy()).is_ok());
+        assert!(matches!(
+            verify(&keys, &token, now + 900 + 31, &policy()),
+            Err(Error::TokenExpired)
+        ));
+        assert!(verify(&keys, &token, now - 30, &policy()).is_ok());
+        assert!(matches!(
+            verify(&keys, &token, now - 31, &policy()),
+            Err(Error::TokenNotYetValid)
+        ));
+    }
+
+    #[test]
+    fn alg_none_and_foreign_algorithms_are_refused() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let payload = b64(&serde_json::to_value(claims(now)).unwrap());
+        for alg in ["none", "None", "HS256", "ES256"] {
+            let header =
+                b64(&serde_json::json!({"alg": alg, "typ": "at+jwt", "kid": keys.signer.kid}));
+            let token = format!("{header}.{payload}.");
+            assert!(
+                matches!(
+                    verify(&keys, &token, now, &policy()),
+                    Err(Error::TokenSignatureInvalid)
+                ),
+                "{alg}"
+            );
+        }
+    }
+
+    #[test]
+    fn crit_b64_and_wrong_typ_are_refused() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let good = mint(&keys, &claims(now)).unwrap();
+        let rest = good.split_once('.').unwrap().1;
+        for header in [
+            serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": keys.signer.kid, "crit": ["exp"]}),
+            serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": keys.signer.kid, "b64": false}),
+            serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": keys.signer.kid}),
+        ] {
+            let token = format!("{}.{rest}", b64(&header));
+            assert!(matches!(
+                verify(&keys, &token, now, &policy()),
+                Err(Error::TokenMalformed)
+            ));
+        }
+    }
+
+    #[test]
+    fn wrong_claim_types_are_malformed_not_accepted() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        for (name, value) in [
+            ("aud", serde_json::json!(5)),
+            ("iss", serde_json::json!(7)),
+            ("exp", serde_json::json!("9999999999")),
+        ] {
+            let mut c = serde_json::to_value(claims(now)).unwrap();
+            c[name] = value;
+            let mut header = Header::new(keys.signer.alg);
+            header.kid = Some(keys.signer.kid.clone());
+            header.typ = Some(ACCESS_TOKEN_TYP.into());
+            let token = jsonwebtoken::encode(&header, &c, &keys.signer.encoding).unwrap();
+            assert!(
+                matches!(
+                    verify(&keys, &token, now, &policy()),
+                    Err(Error::TokenMalformed)
+                ),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn tampering_breaks_the_signature() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let token = mint(&keys, &claims(now)).unwrap();
+        let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
+        let mut evil = claims(now);
+        evil.sub = "mallory".into();
+        parts[1] = b64(&serde_json::to_value(evil).unwrap());
+        assert!(matches!(
+            verify(&keys, &parts.join("."), now, &policy()),
+            Err(Error::TokenSignatureInvalid)
+        ));
+        let other = KeySet::ephemeral().unwrap();
+        assert!(matches!(
+            verify(&other, &token, now, &policy()),
+            Err(Error::TokenSignatureInvalid)
+        ));
+    }
+}
