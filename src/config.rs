@@ -201,7 +201,8 @@ pub struct ServeArgs {
     /// Absolute session lifetime; no rotation or renewal extends it.
     #[arg(long, env = "TESSERA_SESSION_LIFETIME", default_value = DEFAULT_SESSION_LIFETIME)]
     pub session_lifetime: Dur,
-    /// Idle timeout of a session (default: the refresh TTL).
+    /// Idle timeout of a session: each refresh or renewal moves its refresh
+    /// expiry to now + this (default: the session's refresh TTL).
     #[arg(long, env = "TESSERA_SESSION_IDLE")]
     pub session_idle: Option<Dur>,
     /// Deadline of every store command.

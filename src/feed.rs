@@ -115,6 +115,19 @@ impl Feed {
         self.head.subscribe()
     }
 
+    /// Wait (at most `timeout`) until the cache has applied `cursor`, so a
+    /// caller that revoked on this replica reads its own write here.
+    pub async fn wait_applied(&self, cursor: &str, timeout: Duration) -> bool {
+        let Some(target) = parse_cursor(cursor) else {
+            return false;
+        };
+        let mut head = self.head.subscribe();
+        let reached = |h: &String| parse_cursor(h).is_some_and(|h| h >= target);
+        tokio::time::timeout(timeout, head.wait_for(reached))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
     /// Does the cache say a token is revoked?
     pub fn check(
         &self,

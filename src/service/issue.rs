@@ -214,7 +214,10 @@ impl<S: Store> Authority<S> {
             .unwrap_or(p.refresh_ttl)
             .min(p.max_refresh_ttl);
         let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
-        let idle_ms = refresh_ttl.min(p.session_idle).as_millis() as i64;
+        let idle_ms = p
+            .session_idle
+            .map_or(refresh_ttl, |idle| refresh_ttl.min(idle))
+            .as_millis() as i64;
         let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
 
         let sid = random_b64(16);

@@ -45,7 +45,8 @@ pub struct Policy {
     pub renewal_warning: Duration,
     pub renewal_critical: Duration,
     pub session_lifetime: Duration,
-    pub session_idle: Duration,
+    /// Idle timeout; `None` = each session's own refresh TTL.
+    pub session_idle: Option<Duration>,
     pub watch_send_timeout: Duration,
 }
 
@@ -64,7 +65,7 @@ impl Policy {
             renewal_warning: a.renewal_warning.0,
             renewal_critical: a.renewal_critical.0,
             session_lifetime: a.session_lifetime.0,
-            session_idle: a.session_idle(),
+            session_idle: a.session_idle.map(|d| d.0),
             watch_send_timeout: a.watch_send_timeout.0,
         }
     }

@@ -53,6 +53,7 @@ impl<S: Store> Authority<S> {
             }
             RotateOutcome::Reused { cursor } => {
                 tracing::warn!(revocation.cursor = %cursor, "refresh token reused; session revoked");
+                self.read_own_write(&cursor).await;
                 return Err(Error::RefreshTokenReused);
             }
             RotateOutcome::FingerprintMismatch => {

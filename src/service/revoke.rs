@@ -9,6 +9,8 @@
 //! token issued in the same second as a "log out everywhere", even just after
 //! it, is treated as revoked. The refresh path is exact.
 
+use std::time::Duration;
+
 use tracing::instrument;
 
 use super::issue::Violations;
@@ -21,7 +23,23 @@ use crate::tokens::{self, MAX_TOKEN_BYTES};
 /// Longest accepted revocation reason (bytes).
 pub const MAX_REASON_BYTES: usize = 256;
 
+/// How long Revoke waits for this replica's cache to apply its own event.
+/// Normally a millisecond; if the feed is slower, Verify on this replica
+/// still fails closed once the cache notices it is behind.
+const OWN_WRITE_WAIT: Duration = Duration::from_millis(250);
+
 impl<S: Store> Authority<S> {
+    /// After a revocation, wait until this replica's cache has it, so that a
+    /// default `Verify` here right after `Revoke` returns sees it.
+    pub(crate) async fn read_own_write(&self, cursor: &str) {
+        if !cursor.is_empty()
+            && self.feed.in_sync()
+            && !self.feed.wait_applied(cursor, OWN_WRITE_WAIT).await
+        {
+            tracing::warn!(revocation.cursor = %cursor, "revocation cache is slow to apply a local revocation");
+        }
+    }
+
     /// Turn the request into a store target; `None` = nothing to revoke.
     fn revoke_target(&self, request: pb::RevokeRequest) -> Result<Option<RevokeTarget>, Error> {
         use pb::revoke_request::Target;
@@ -109,6 +127,7 @@ impl<S: Store> Authority<S> {
             feed: self.policy.feed(),
         };
         let cursor = self.store.revoke(&request).await?.unwrap_or_default();
+        self.read_own_write(&cursor).await;
         tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
         Ok(pb::RevokeResponse { cursor })
     }

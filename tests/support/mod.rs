@@ -1,0 +1,425 @@
+//! Test harness: a real `redis-server` on a free port, and a real Tessera
+//! server on `127.0.0.1:0`, talked to over gRPC. No fixed ports, no sleeps
+//! to wait for readiness: health is polled.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tessera::config::ServeArgs;
+use tessera::pb;
+use tessera::pb::token_authority_client::TokenAuthorityClient;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+pub type Client = TokenAuthorityClient<Channel>;
+
+/// Where the harness finds `redis-server`. CI installs it (scripts/test); a
+/// missing binary fails the test loudly, it never skips.
+pub fn redis_server_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("REDIS_SERVER") {
+        return PathBuf::from(p);
+    }
+    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
+        "/usr/bin",
+        "/usr/local/bin",
+        "/usr/sbin",
+    ]) {
+        let candidate = Path::new(dir).join("redis-server");
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    panic!(
+        "redis-server not found: run scripts/test (it installs redis-server) or set REDIS_SERVER"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A `redis-server` owned by one test; killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// Start with extra `redis-server` arguments (e.g. AOF settings).
+    pub async fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let mut last_err = String::new();
+        for _attempt in 0..5 {
+            let mut cmd = Command::new(redis_server_binary());
+            cmd.arg("--port")
+                .arg(self.port.to_string())
+                .arg("--bind")
+                .arg("127.0.0.1")
+                .arg("--save")
+                .arg("")
+                .arg("--dir")
+                .arg(self.dir.path())
+                .args(&self.extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let child = cmd.spawn().expect("spawn redis-server");
+            self.child = Some(child);
+            if self.wait_ready(Duration::from_secs(10)).await {
+                return;
+            }
+            last_err = format!("redis-server on port {} did not answer PING", self.port);
+            self.kill();
+            self.port = free_port();
+        }
+        panic!("{last_err}");
+    }
+
+    async fn wait_ready(&mut self, deadline: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false; // exited: port taken or bad args
+                }
+            }
+            if ping(self.port).await {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kill the server (SIGKILL): what a crash looks like to Tessera.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same port and directory.
+    pub async fn restart(&mut self) {
+        self.kill();
+        self.spawn().await;
+    }
+
+    /// Send one raw command (inline protocol) and return the raw reply.
+    pub async fn command(&self, line: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("connect redis");
+        s.write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .expect("write");
+        let mut buf = vec![0u8; 65536];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("reply")
+            .expect("read");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn ping(port: u16) -> bool {
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_millis(200),
+        tokio::net::TcpStream::connect(("127.0.0.1", port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    if s.write_all(b"PING\r\n").await.is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 16];
+    matches!(tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await, Ok(Ok(n)) if buf[..n].starts_with(b"+PONG"))
+}
+
+/// Which store a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// A signing key written to a temp file, shared by replicas.
+pub struct TestKey {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestKey {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("signing.pem");
+        let pem = tessera::keys::generate_pem(tessera::config::KeyAlg::Eddsa).expect("keygen");
+        std::fs::write(&path, pem).expect("write key");
+        TestKey { path, _dir: dir }
+    }
+
+    pub fn keyset(&self) -> tessera::keys::KeySet {
+        tessera::keys::KeySet::load(&self.path, None).expect("load key")
+    }
+}
+
+/// A running Tessera server.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<Result<(), tessera::ServeError>>>,
+}
+
+impl Server {
+    /// Start with `tessera serve` flags (`--listen` is chosen here).
+    pub async fn start(flags: &[String]) -> Server {
+        let args = ServeArgs::parse_with_file(flags.to_vec()).expect("valid test flags");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(tessera::serve(args, listener, async move {
+            let _ = stopped.await;
+        }));
+        let server = Server {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        server.wait_serving().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn client(&self) -> Client {
+        let channel = Channel::from_shared(self.url())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect");
+        TokenAuthorityClient::new(channel)
+    }
+
+    pub async fn health(&self) -> Option<ServingStatus> {
+        let channel = Channel::from_shared(self.url())
+            .ok()?
+            .connect()
+            .await
+            .ok()?;
+        let reply = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: tessera::SERVICE_NAME.into(),
+            })
+            .await
+            .ok()?;
+        ServingStatus::try_from(reply.into_inner().status).ok()
+    }
+
+    /// Poll health until it reports `want`, or panic after 10 s.
+    pub async fn wait_health(&self, want: ServingStatus) -> Duration {
+        let start = Instant::now();
+        loop {
+            if self.health().await == Some(want) {
+                return start.elapsed();
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "health never became {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_serving(&self) {
+        self.wait_health(ServingStatus::Serving).await;
+    }
+
+    /// Graceful stop; returns what `serve` returned.
+    pub async fn stop(mut self) -> Result<(), tessera::ServeError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.expect("serve task"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A test environment: a store backend, a key, and helpers to start servers.
+pub struct Env {
+    pub backend: Backend,
+    pub redis: Option<RedisServer>,
+    pub key: TestKey,
+}
+
+impl Env {
+    pub async fn new(backend: Backend) -> Env {
+        let redis = match backend {
+            Backend::Memory => None,
+            Backend::Redis => Some(RedisServer::start().await),
+        };
+        Env {
+            backend,
+            redis,
+            key: TestKey::new(),
+        }
+    }
+
+    /// Flags for a server on this environment, plus `extra`.
+    pub fn flags(&self, extra: &[&str]) -> Vec<String> {
+        let mut flags = vec![
+            "--issuer=tessera-test".to_owned(),
+            format!("--signing-key={}", self.key.path.display()),
+            "--admin-listen=127.0.0.1:0".to_owned(),
+            "--store-timeout=500ms".to_owned(),
+        ];
+        if let Some(r) = &self.redis {
+            flags.push(format!("--redis-url={}", r.url()));
+        }
+        flags.extend(extra.iter().map(|s| s.to_string()));
+        flags
+    }
+
+    pub async fn server(&self, extra: &[&str]) -> Server {
+        Server::start(&self.flags(extra)).await
+    }
+}
+
+/// The `ErrorInfo.reason` of a failed call.
+pub fn reason(status: &tonic::Status) -> String {
+    tessera::error::status_reason(status).unwrap_or_else(|| format!("<no reason: {status:?}>"))
+}
+
+/// Field names of a `BadRequest` detail.
+pub fn violations(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+pub fn issue_request(subject: &str) -> pb::IssueRequest {
+    pb::IssueRequest {
+        subject: subject.into(),
+        tenant: "acme".into(),
+        audience: vec!["api".into()],
+        roles: vec!["admin".into()],
+        scopes: vec!["read".into(), "write".into()],
+        ..Default::default()
+    }
+}
+
+pub async fn issue(client: &mut Client, subject: &str) -> pb::TokenPair {
+    client
+        .issue(issue_request(subject))
+        .await
+        .expect("issue")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+}
+
+pub fn verify_request(token: &str) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        access_token: token.into(),
+        ..Default::default()
+    }
+}
+
+pub fn strong(token: &str) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        access_token: token.into(),
+        consistency: pb::Consistency::Strong as i32,
+        ..Default::default()
+    }
+}
+
+/// Expect a call to fail with `reason`.
+#[track_caller]
+pub fn expect_reason<T: std::fmt::Debug>(
+    result: Result<tonic::Response<T>, tonic::Status>,
+    want: &str,
+) -> tonic::Status {
+    match result {
+        Ok(r) => panic!("expected {want}, got success: {r:?}"),
+        Err(status) => {
+            assert_eq!(reason(&status), want, "status: {status:?}");
+            status
+        }
+    }
+}
+
+/// Run an async scenario on both stores as two tests.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::Backend::Memory).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::support::Backend::Redis).await
+                }
+            )*
+        }
+    };
+}
