@@ -1,0 +1,449 @@
+//! One conformance suite, two stores: the in-memory store must keep the same
+//! semantics as the Redis scripts (STYLE.md §2).
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::Map;
+use support::{Backend, RedisServer};
+use tessera::store::memory::MemoryStore;
+use tessera::store::redis::RedisStore;
+use tessera::store::*;
+
+const FEED: FeedPolicy = FeedPolicy {
+    retention_ms: 60_000,
+    access_horizon_ms: 30_000,
+    session_horizon_ms: 3_600_000,
+};
+
+fn now() -> i64 {
+    tessera::clock::now_ms()
+}
+
+fn session(sid: &str, subject: &str, now: i64) -> NewSession {
+    NewSession {
+        data: SessionData {
+            sid: sid.into(),
+            tenant: "acme".into(),
+            subject: subject.into(),
+            audience: vec!["api".into()],
+            roles: vec![],
+            scopes: vec!["read".into()],
+            custom: Map::new(),
+            fingerprint_hash: None,
+            access_ttl: 900,
+            idle_ms: 600_000,
+            created_ms: now,
+            absolute_exp_ms: now + 3_600_000,
+        },
+        refresh_hash: format!("h0-{sid}"),
+        refresh_exp_ms: now + 600_000,
+        subject_key: subject_key("acme", subject),
+    }
+}
+
+fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> RotateRequest {
+    RotateRequest {
+        sid: sid.into(),
+        presented_hash: presented.into(),
+        new_hash: new.into(),
+        sealed_successor: format!("sealed-{new}"),
+        now_ms: now,
+        grace_ms,
+        fingerprint_hash: None,
+        feed: FEED,
+    }
+}
+
+/// A store and whatever keeps it alive.
+enum Fixture {
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>, RedisServer),
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    match backend {
+        Backend::Memory => Fixture::Memory(Arc::new(MemoryStore::new())),
+        Backend::Redis => {
+            let server = RedisServer::start().await;
+            let store = RedisStore::connect(&server.url(), std::time::Duration::from_secs(2))
+                .await
+                .unwrap();
+            Fixture::Redis(Arc::new(store), server)
+        }
+    }
+}
+
+macro_rules! with_store {
+    ($backend:expr, |$s:ident| $body:expr) => {
+        match fixture($backend).await {
+            Fixture::Memory($s) => $body,
+            Fixture::Redis($s, _server) => $body,
+        }
+    };
+}
+
+async fn rotation_semantics<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s1", "alice", t)).await.unwrap();
+    let RotateOutcome::Rotated(r1) = s
+        .rotate(&rotate("s1", "h0-s1", "h1", t, 5_000))
+        .await
+        .unwrap()
+    else {
+        panic!("first rotation must rotate");
+    };
+    assert_eq!(r1.generation, 1);
+    assert_eq!(r1.data.subject, "alice");
+    assert_eq!(r1.rotated_at_ms, t);
+    // Within the grace window: the same successor, sealed as the winner stored it.
+    match s
+        .rotate(&rotate("s1", "h0-s1", "other", t + 10, 5_000))
+        .await
+        .unwrap()
+    {
+        RotateOutcome::Grace { rotation, sealed } => {
+            assert_eq!(rotation, r1);
+            assert_eq!(sealed, "sealed-h1");
+        }
+        other => panic!("expected grace, got {other:?}"),
+    }
+    // Unknown secret of a known session: invalid, and not revoked.
+    assert_eq!(
+        s.rotate(&rotate("s1", "nope", "x", t + 20, 5_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    let RotateOutcome::Rotated(r2) = s
+        .rotate(&rotate("s1", "h1", "h2", t + 30, 5_000))
+        .await
+        .unwrap()
+    else {
+        panic!("the successor rotates");
+    };
+    assert_eq!(r2.generation, 2);
+    // h0 is now two generations old: reuse, session revoked.
+    let RotateOutcome::Reused { cursor } = s
+        .rotate(&rotate("s1", "h0-s1", "x", t + 40, 5_000))
+        .await
+        .unwrap()
+    else {
+        panic!("expected reuse");
+    };
+    assert!(parse_cursor(&cursor).is_some());
+    assert_eq!(
+        s.rotate(&rotate("s1", "h2", "h3", t + 50, 5_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    let state = s
+        .revocation_state("any", "s1", &subject_key("acme", "alice"))
+        .await
+        .unwrap();
+    assert!(state.session);
+    assert_eq!(
+        s.rotate(&rotate("missing", "h", "x", t, 5_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+}
+
+async fn grace_expires<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s2", "bob", t)).await.unwrap();
+    assert!(matches!(
+        s.rotate(&rotate("s2", "h0-s2", "h1", t, 1_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        s.rotate(&rotate("s2", "h0-s2", "x", t + 1_000, 1_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Grace { .. }
+    ));
+    assert!(matches!(
+        s.rotate(&rotate("s2", "h0-s2", "x", t + 1_001, 1_000))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused { .. }
+    ));
+}
+
+async fn lifetimes_are_enforced<S: Store>(s: Arc<S>) {
+    let t = now();
+    let mut new = session("s3", "carol", t);
+    new.data.absolute_exp_ms = t + 1_000;
+    new.refresh_exp_ms = t + 1_000;
+    s.create_session(&new).await.unwrap();
+    // Rotation moves the idle expiry, but never past the absolute end.
+    let RotateOutcome::Rotated(r) = s
+        .rotate(&rotate("s3", "h0-s3", "h1", t + 500, 0))
+        .await
+        .unwrap()
+    else {
+        panic!("rotates before its end");
+    };
+    assert_eq!(r.refresh_exp_ms, t + 1_000);
+    assert_eq!(
+        s.rotate(&rotate("s3", "h1", "h2", t + 1_000, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+}
+
+async fn fingerprint_binding<S: Store>(s: Arc<S>) {
+    let t = now();
+    let mut new = session("s4", "dave", t);
+    new.data.fingerprint_hash = Some("fp".into());
+    s.create_session(&new).await.unwrap();
+    let mut r = rotate("s4", "h0-s4", "h1", t, 0);
+    assert_eq!(
+        s.rotate(&r).await.unwrap(),
+        RotateOutcome::FingerprintMismatch
+    );
+    r.fingerprint_hash = Some("other".into());
+    assert_eq!(
+        s.rotate(&r).await.unwrap(),
+        RotateOutcome::FingerprintMismatch
+    );
+    r.fingerprint_hash = Some("fp".into());
+    assert!(matches!(
+        s.rotate(&r).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+}
+
+async fn revocation_and_log<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s5", "erin", t)).await.unwrap();
+    let req = |target: RevokeTarget, now_ms: i64| RevokeRequest {
+        target,
+        now_ms,
+        feed: FEED,
+    };
+    let token = |jti: &str| RevokeTarget::Token {
+        jti: jti.into(),
+        sid: "s5".into(),
+        tenant: "acme".into(),
+        subject: "erin".into(),
+        exp_ms: t + 10_000,
+    };
+    let c1 = s.revoke(&req(token("j1"), t)).await.unwrap().unwrap();
+    assert_eq!(
+        s.revoke(&req(token("j1"), t + 1)).await.unwrap().unwrap(),
+        c1,
+        "idempotent"
+    );
+    // An already expired token needs no marker and no event.
+    let expired = RevokeTarget::Token {
+        jti: "j0".into(),
+        sid: "s5".into(),
+        tenant: "acme".into(),
+        subject: "erin".into(),
+        exp_ms: t - 1,
+    };
+    assert_eq!(s.revoke(&req(expired, t)).await.unwrap(), None);
+    // A refresh hash that is not the session's revokes nothing.
+    let wrong = RevokeTarget::Session {
+        sid: "s5".into(),
+        refresh_hash: Some("nope".into()),
+    };
+    assert_eq!(s.revoke(&req(wrong, t)).await.unwrap(), None);
+    let right = RevokeTarget::Session {
+        sid: "s5".into(),
+        refresh_hash: Some("h0-s5".into()),
+    };
+    let c2 = s.revoke(&req(right, t + 2)).await.unwrap().unwrap();
+    let c3 = s
+        .revoke(&req(
+            RevokeTarget::Subject {
+                tenant: "acme".into(),
+                subject: "frank".into(),
+            },
+            t + 3,
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+
+    let state = s
+        .revocation_state("j1", "s5", &subject_key("acme", "frank"))
+        .await
+        .unwrap();
+    assert!(state.token && state.session);
+    assert!(state.subject_cutoff_ms.unwrap() >= t + 3);
+    assert!(state.revokes((t + 2) / 1000));
+    let clean = s
+        .revocation_state("j2", "s6", &subject_key("acme", "erin"))
+        .await
+        .unwrap();
+    assert_eq!(clean, RevocationState::default());
+
+    // The log: in order, resumable from any cursor, nothing twice.
+    let all = s.read_log("", 100).await.unwrap();
+    let cursors: Vec<&str> = all.iter().map(|e| e.cursor.as_str()).collect();
+    assert_eq!(cursors, vec![c1.as_str(), c2.as_str(), c3.as_str()]);
+    assert_eq!(all[0].kind, RevocationKind::Token);
+    assert_eq!(all[0].token_id, "j1");
+    assert_eq!(all[0].expires_at_ms, t + 10_000);
+    assert_eq!(all[1].kind, RevocationKind::Session);
+    assert_eq!(all[1].session_id, "s5");
+    assert_eq!(
+        all[1].subject, "erin",
+        "session events carry the session's subject"
+    );
+    assert_eq!(all[2].kind, RevocationKind::Subject);
+    assert_eq!(
+        (all[2].tenant.as_str(), all[2].subject.as_str()),
+        ("acme", "frank")
+    );
+    assert!(all[2].issued_before_ms >= t + 3);
+    let after_first = s.read_log(&c1, 100).await.unwrap();
+    assert_eq!(after_first, all[1..].to_vec());
+    assert_eq!(s.read_log(&c3, 100).await.unwrap(), vec![]);
+    assert_eq!(s.read_log("", 1).await.unwrap(), all[..1].to_vec());
+}
+
+async fn subject_cutoff_kills_older_sessions_only<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s7", "gina", t)).await.unwrap();
+    s.revoke(&RevokeRequest {
+        target: RevokeTarget::Subject {
+            tenant: "acme".into(),
+            subject: "gina".into(),
+        },
+        now_ms: t + 5,
+        feed: FEED,
+    })
+    .await
+    .unwrap();
+    s.create_session(&session("s8", "gina", t + 10))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rotate(&rotate("s7", "h0-s7", "x", t + 20, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    assert!(matches!(
+        s.rotate(&rotate("s8", "h0-s8", "x", t + 20, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+}
+
+async fn renewal_single_flight<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s9", "hank", t)).await.unwrap();
+    let renew = |mint: bool, now_ms: i64| RenewRequest {
+        sid: "s9".into(),
+        jti: "j9".into(),
+        mint,
+        now_ms,
+        marker_ttl_ms: 60_000,
+    };
+    assert_eq!(
+        s.renew(&renew(false, t)).await.unwrap(),
+        RenewOutcome::Extended
+    );
+    let first = s.renew(&renew(true, t + 10)).await.unwrap();
+    assert_eq!(
+        first,
+        RenewOutcome::Renewed {
+            iat_ms: t + 10,
+            absolute_exp_ms: t + 3_600_000
+        }
+    );
+    assert_eq!(
+        s.renew(&renew(true, t + 500)).await.unwrap(),
+        first,
+        "same successor for later callers"
+    );
+    s.revoke(&RevokeRequest {
+        target: RevokeTarget::Session {
+            sid: "s9".into(),
+            refresh_hash: None,
+        },
+        now_ms: t + 600,
+        feed: FEED,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        s.renew(&renew(true, t + 700)).await.unwrap(),
+        RenewOutcome::Invalid,
+        "revoked sessions never renew"
+    );
+    assert_eq!(
+        s.renew(&RenewRequest {
+            sid: "missing".into(),
+            ..renew(true, t)
+        })
+        .await
+        .unwrap(),
+        RenewOutcome::Invalid
+    );
+}
+
+async fn concurrent_rotations_rotate_once<S: Store>(s: Arc<S>) {
+    let t = now();
+    s.create_session(&session("s10", "ivy", t)).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..32 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.rotate(&rotate("s10", "h0-s10", &format!("n{i}"), t + 1, 5_000))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut rotated = 0;
+    let mut sealed = std::collections::HashSet::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            RotateOutcome::Rotated(_) => rotated += 1,
+            RotateOutcome::Grace { sealed: s, .. } => {
+                sealed.insert(s);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(rotated, 1);
+    assert!(
+        sealed.len() <= 1,
+        "every loser gets the winner's successor: {sealed:?}"
+    );
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { with_store!(super::Backend::Memory, |s| super::$name(s).await) }
+        )* use super::*; }
+        mod redis { $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { with_store!(super::Backend::Redis, |s| super::$name(s).await) }
+        )* use super::*; }
+    };
+}
+
+conformance!(
+    rotation_semantics,
+    grace_expires,
+    lifetimes_are_enforced,
+    fingerprint_binding,
+    revocation_and_log,
+    subject_cutoff_kills_older_sessions_only,
+    renewal_single_flight,
+    concurrent_rotations_rotate_once,
+);
