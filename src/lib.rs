@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
+pub mod callers;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -33,6 +34,7 @@ pub mod pb {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
+use callers::{AuthLayer, Callers};
 use config::ServeArgs;
 use feed::Feed;
 use keys::KeySet;
@@ -82,6 +84,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     args.validate().map_err(ServeError::Config)?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let callers = caller_policy(&args, local)?;
     let keys = Arc::new(load_keys(&args)?);
     if keys.ephemeral {
         tracing::warn!(kid = %keys.signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
@@ -89,15 +95,44 @@ pub async fn serve(
     match &args.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url, args.store_timeout.0).await?;
-            run(Arc::new(store), keys, args, listener, shutdown).await
+            run(Arc::new(store), keys, callers, args, listener, shutdown).await
         }
-        None => run(Arc::new(MemoryStore::new()), keys, args, listener, shutdown).await,
+        None => {
+            run(
+                Arc::new(MemoryStore::new()),
+                keys,
+                callers,
+                args,
+                listener,
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// DESIGN.md §8: with no callers configured, anonymous calls only on a
+/// loopback address or with `--allow-anonymous`; otherwise refuse to start.
+fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Callers, ServeError> {
+    match &args.callers {
+        Some(path) => {
+            let list = Callers::load(path).map_err(ServeError::Config)?;
+            if list.is_empty() {
+                return Err(ServeError::Config(format!("callers file {} lists no [[caller]]", path.display())));
+            }
+            Ok(Callers::Listed(Arc::new(list)))
+        }
+        None if local.ip().is_loopback() || args.allow_anonymous => Ok(Callers::Anonymous),
+        None => Err(ServeError::Config(format!(
+            "refusing to serve anonymous callers on non-loopback address {local}: give --callers FILE, or --allow-anonymous if a proxy in front authenticates callers"
+        ))),
     }
 }
 
 async fn run<S: Store>(
     store: Arc<S>,
     keys: Arc<KeySet>,
+    callers: Callers,
     args: ServeArgs,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -182,6 +217,7 @@ async fn run<S: Store>(
         let _ = drain_tx.send(true);
     };
     tonic::transport::Server::builder()
+        .layer(AuthLayer::new(callers))
         .add_service(health)
         .add_service(reflection)
         .add_service(service)
