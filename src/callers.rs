@@ -138,7 +138,7 @@ impl Callers {
             Callers::Anonymous => return Ok(None),
             Callers::Listed(c) => c,
         };
-        let presented = api_key.map(|k| Sha256::digest(k));
+        let presented = api_key.map(Sha256::digest);
         let mut found: Option<&Caller> = None;
         for caller in callers.iter() {
             // Compare against every entry: no early exit on a match.
