@@ -1,0 +1,313 @@
+//! The revocation feed: fan-out across replicas, resumable watchers,
+//! resynchronisation after a lost subscription, slow watchers.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use support::*;
+use tessera::pb;
+use tonic::Streaming;
+
+fn revoke_session(sid: String) -> pb::RevokeRequest {
+    pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(sid)),
+        reason: "feed test".into(),
+    }
+}
+
+async fn watch(c: &mut Client, after: &str, snapshot: bool) -> Streaming<pb::RevocationEvent> {
+    c.watch_revocations(pb::WatchRevocationsRequest {
+        after_cursor: after.into(),
+        include_snapshot: snapshot,
+    })
+    .await
+    .expect("watch")
+    .into_inner()
+}
+
+/// Read exactly `n` events (or fail after 20 s).
+async fn take(stream: &mut Streaming<pb::RevocationEvent>, n: usize) -> Vec<pb::RevocationEvent> {
+    let mut out = Vec::with_capacity(n);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, stream.message()).await {
+            Ok(Ok(Some(ev))) => out.push(ev),
+            other => panic!("after {} of {n} events: {other:?}", out.len()),
+        }
+    }
+    out
+}
+
+/// Nothing more arrives for a short while.
+async fn assert_quiet(stream: &mut Streaming<pb::RevocationEvent>) {
+    if let Ok(msg) = tokio::time::timeout(Duration::from_millis(300), stream.message()).await {
+        panic!("unexpected extra event: {msg:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_watcher_on_every_replica_gets_every_revocation_once() {
+    const REVOCATIONS: usize = 1000;
+    const WATCHERS: usize = 20;
+    let env = Env::new(Backend::Redis).await;
+    let replicas = vec![
+        env.server(&[]).await,
+        env.server(&[]).await,
+        env.server(&[]).await,
+    ];
+    let mut clients = Vec::new();
+    for r in &replicas {
+        clients.push(r.client().await);
+    }
+    let mut watchers = Vec::new();
+    for i in 0..WATCHERS {
+        watchers.push(watch(&mut clients[i % 3], "", false).await);
+    }
+    // 1,000 revocations made across all replicas, 8 at a time.
+    let mut tasks = Vec::new();
+    for worker in 0..8 {
+        let mut c = clients[worker % 3].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut cursors = Vec::new();
+            for i in (worker..REVOCATIONS).step_by(8) {
+                let r = c
+                    .revoke(revoke_session(format!("sess-{i}")))
+                    .await
+                    .expect("revoke");
+                cursors.push(r.into_inner().cursor);
+            }
+            cursors
+        }));
+    }
+    let mut returned = HashSet::new();
+    for t in tasks {
+        returned.extend(t.await.unwrap());
+    }
+    assert_eq!(returned.len(), REVOCATIONS);
+
+    let expected: HashSet<String> = (0..REVOCATIONS).map(|i| format!("sess-{i}")).collect();
+    let mut reference: Option<Vec<pb::RevocationEvent>> = None;
+    for (i, w) in watchers.iter_mut().enumerate() {
+        let events = take(w, REVOCATIONS).await;
+        let sids: HashSet<String> = events.iter().map(|e| e.session_id.clone()).collect();
+        assert_eq!(
+            sids, expected,
+            "watcher {i} got every revocation exactly once"
+        );
+        let cursors: Vec<&String> = events.iter().map(|e| &e.cursor).collect();
+        assert_eq!(
+            cursors.iter().collect::<HashSet<_>>().len(),
+            REVOCATIONS,
+            "no duplicate cursor"
+        );
+        assert!(
+            cursors.iter().all(|c| returned.contains(*c)),
+            "cursors are the ones Revoke returned"
+        );
+        assert!(
+            events
+                .iter()
+                .all(|e| e.kind == pb::RevocationKind::Session as i32 && e.expires_at.is_some()),
+            "well-formed events"
+        );
+        match &reference {
+            None => reference = Some(events),
+            Some(r) => assert_eq!(r, &events, "every watcher sees the same order"),
+        }
+        assert_quiet(w).await;
+    }
+
+    // Any cursor resumes exactly after itself, on any replica.
+    let reference = reference.unwrap();
+    for (k, at) in [0usize, 499, 998].into_iter().enumerate() {
+        let mut resumed = watch(&mut clients[k % 3], &reference[at].cursor, false).await;
+        let tail = take(&mut resumed, REVOCATIONS - at - 1).await;
+        assert_eq!(tail, reference[at + 1..].to_vec());
+        assert_quiet(&mut resumed).await;
+    }
+}
+
+async fn watcher_resumes_from_its_last_cursor(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let mut first = watch(&mut c, "", false).await;
+    for i in 0..50 {
+        c.revoke(revoke_session(format!("a-{i}"))).await.unwrap();
+    }
+    let seen = take(&mut first, 20).await;
+    drop(first); // disconnected mid-stream
+    for i in 0..30 {
+        c.revoke(revoke_session(format!("b-{i}"))).await.unwrap();
+    }
+    let last = seen.last().unwrap().cursor.clone();
+    let mut resumed = watch(&mut c, &last, false).await;
+    let missed = take(&mut resumed, 60).await;
+    let sids: Vec<String> = missed.iter().map(|e| e.session_id.clone()).collect();
+    let want: Vec<String> = (20..50)
+        .map(|i| format!("a-{i}"))
+        .chain((0..30).map(|i| format!("b-{i}")))
+        .collect();
+    assert_eq!(sids, want, "exactly what it missed, in order");
+    assert_quiet(&mut resumed).await;
+    // Live events keep coming on the resumed stream.
+    c.revoke(revoke_session("c-0".into())).await.unwrap();
+    assert_eq!(take(&mut resumed, 1).await[0].session_id, "c-0");
+}
+
+async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let pair = issue(&mut c, "alice").await;
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(pair.access_token.clone())),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    c.revoke(revoke_session("s-1".into())).await.unwrap();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
+            tenant: "acme".into(),
+            subject: "bob".into(),
+        })),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    // A late starter with an empty cursor and no snapshot sees only new events.
+    let mut late = watch(&mut c, "", false).await;
+    let mut snap = watch(&mut c, "", true).await;
+    let events = take(&mut snap, 3).await;
+    let kinds: Vec<i32> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            pb::RevocationKind::Token as i32,
+            pb::RevocationKind::Session as i32,
+            pb::RevocationKind::Subject as i32
+        ]
+    );
+    assert_eq!(events[2].subject, "bob");
+    assert!(events[2].issued_before.is_some());
+    c.revoke(revoke_session("s-2".into())).await.unwrap();
+    assert_eq!(take(&mut snap, 1).await[0].session_id, "s-2");
+    assert_eq!(take(&mut late, 1).await[0].session_id, "s-2");
+    // Garbage cursors are refused.
+    let bad = c
+        .watch_revocations(pb::WatchRevocationsRequest {
+            after_cursor: "nonsense".into(),
+            include_snapshot: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&bad), "FIELD_INVALID");
+}
+
+async fn slow_watcher_is_cut_off(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&["--watch-send-timeout=300ms"]).await;
+    let mut c = server.client().await;
+    // A client that never reads: its connection's receive window stays small.
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .initial_stream_window_size(Some(16 * 1024))
+        .initial_connection_window_size(Some(16 * 1024))
+        .connect()
+        .await
+        .unwrap();
+    let mut idle = watch(&mut Client::new(channel), "", false).await;
+    // Far more than the per-watcher buffer and the HTTP/2 window hold.
+    let mut tasks = Vec::new();
+    for w in 0..4 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..1000 {
+                c.revoke(revoke_session(format!("slow-{w}-{i}")))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await; // let the send timeout fire
+    let mut received = 0;
+    let end = loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), idle.message()).await;
+        if next.is_err() {
+            panic!("stalled after {received}");
+        }
+        match next.unwrap() {
+            Ok(Some(_)) => received += 1,
+            Ok(None) => panic!("stream ended without a status after {received}"),
+            Err(status) => break status,
+        }
+    };
+    assert_eq!(end.code(), tonic::Code::ResourceExhausted, "{end:?}");
+    assert!(
+        received < 4000,
+        "a cut-off watcher did not get everything buffered ({received})"
+    );
+    // It can resume: a new watcher from the start gets all of them.
+    let mut again = watch(&mut c, "", true).await;
+    take(&mut again, 4000).await;
+}
+
+on_both_stores!(
+    watcher_resumes_from_its_last_cursor,
+    snapshot_sends_what_is_in_force_then_live,
+    slow_watcher_is_cut_off
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_subscription_resynchronises_and_fails_closed() {
+    let env = Env::new(Backend::Redis).await;
+    let a = env.server(&[]).await;
+    let b = env.server(&[]).await;
+    let mut ca = a.client().await;
+    let mut cb = b.client().await;
+    let redis = env.redis.as_ref().unwrap();
+
+    let mut pairs = Vec::new();
+    for i in 0..20 {
+        pairs.push(issue(&mut cb, &format!("user-{i}")).await);
+    }
+    for round in 0..3 {
+        // Kill every pub/sub connection (A's feed among them) mid-stream.
+        let killed = redis.command("CLIENT KILL TYPE pubsub").await;
+        assert!(killed.starts_with(':'), "{killed}");
+        for p in pairs.iter().skip(round * 5).take(5) {
+            cb.revoke(pb::RevokeRequest {
+                target: Some(pb::revoke_request::Target::Token(p.access_token.clone())),
+                reason: String::new(),
+            })
+            .await
+            .unwrap();
+            // Right after B answered, A must not accept it for longer than
+            // the feed needs; never after it reports in sync.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            loop {
+                match ca.verify(verify_request(&p.access_token)).await {
+                    Err(s) if reason(&s) == "TOKEN_REVOKED" => break,
+                    other => assert!(
+                        Instant::now() < deadline,
+                        "A kept accepting a revoked token: {other:?}"
+                    ),
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    }
+    // Tokens not revoked still verify on A.
+    for p in pairs.iter().skip(15) {
+        ca.verify(verify_request(&p.access_token))
+            .await
+            .expect("unrevoked token");
+    }
+}
