@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_ACCESS_TTL: &str = "1h";
 pub const DEFAULT_MAX_REFRESH_TTL: &str = "30d";
 /// How long a watcher may leave its stream unread before it is cut off.
 pub const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
+/// How long a shutdown waits for in-flight calls before exiting anyway;
+/// below Kubernetes' default 30 s grace period so the exit is ours.
+pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
 /// Deadline for every store command: fail fast instead of hanging RPCs.
 pub const DEFAULT_STORE_TIMEOUT: &str = "1s";
 
@@ -211,6 +214,9 @@ pub struct ServeArgs {
     /// How long a watcher may leave its stream unread before it is cut off.
     #[arg(long, env = "TESSERA_WATCH_SEND_TIMEOUT", default_value = DEFAULT_WATCH_SEND_TIMEOUT)]
     pub watch_send_timeout: Dur,
+    /// On SIGTERM/SIGINT, how long in-flight calls may take before exit.
+    #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", default_value = DEFAULT_DRAIN_TIMEOUT)]
+    pub drain_timeout: Dur,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,

@@ -201,6 +201,11 @@ impl Feed {
                 }
             }
         }
+        let now = crate::clock::now_ms();
+        for ev in events {
+            let lag = (now - ev.revoked_at_ms).max(0) as f64 / 1000.0;
+            metrics::histogram!(crate::telemetry::FEED_LAG).record(lag);
+        }
         if let Some(last) = events.last() {
             self.head.send_replace(last.cursor.clone());
         }
@@ -257,6 +262,8 @@ impl Feed {
                     _ = expire.tick() => {
                         let now = crate::clock::now_ms();
                         self.cache.write().unwrap_or_else(|p| p.into_inner()).expire(now);
+                        metrics::gauge!(crate::telemetry::CACHE_ENTRIES).set(self.cached_entries() as f64);
+                        metrics::gauge!(crate::telemetry::FEED_IN_SYNC).set(if self.in_sync() { 1.0 } else { 0.0 });
                         continue;
                     }
                     _ = shutdown.changed() => break 'outer,

@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 
+pub mod admin;
 pub mod callers;
 pub mod cli;
 pub mod clock;
@@ -23,6 +24,7 @@ pub mod keys;
 pub mod service;
 pub mod signals;
 pub mod store;
+pub mod telemetry;
 pub mod tokens;
 
 /// Generated protobuf and gRPC code of `proto/tessera/v1/tessera.proto`.
@@ -78,9 +80,26 @@ pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
 
 /// Run the authority on `listener` until `shutdown` resolves, then drain:
 /// health goes `NOT_SERVING`, watch streams end, in-flight RPCs finish.
+/// The admin HTTP server binds `--admin-listen`.
 pub async fn serve(
     args: ServeArgs,
     listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let admin = TcpListener::bind(args.admin_listen).await.map_err(|e| {
+        ServeError::Config(format!(
+            "cannot listen on --admin-listen {}: {e}",
+            args.admin_listen
+        ))
+    })?;
+    serve_with_admin(args, listener, admin, shutdown).await
+}
+
+/// [`serve`] with the admin listener given (tests bind both to port 0).
+pub async fn serve_with_admin(
+    args: ServeArgs,
+    listener: TcpListener,
+    admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     args.validate().map_err(ServeError::Config)?;
@@ -95,7 +114,16 @@ pub async fn serve(
     match &args.redis_url {
         Some(url) => {
             let store = RedisStore::connect(url, args.store_timeout.0).await?;
-            run(Arc::new(store), keys, callers, args, listener, shutdown).await
+            run(
+                Arc::new(store),
+                keys,
+                callers,
+                args,
+                listener,
+                admin,
+                shutdown,
+            )
+            .await
         }
         None => {
             run(
@@ -104,6 +132,7 @@ pub async fn serve(
                 callers,
                 args,
                 listener,
+                admin,
                 shutdown,
             )
             .await
@@ -135,13 +164,19 @@ async fn run<S: Store>(
     callers: Callers,
     args: ServeArgs,
     listener: TcpListener,
+    admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    telemetry::handle();
+    let admin_addr = admin
+        .local_addr()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
     tracing::info!(
         listen = %local,
+        admin = %admin_addr,
         store = store.kind(),
         kid = %keys.signer.kid,
         alg = keys::alg_name(keys.signer.alg),
@@ -152,6 +187,7 @@ async fn run<S: Store>(
     let feed = Feed::new();
     tokio::spawn(feed.clone().run(store.clone(), drain_rx.clone()));
 
+    let (store_ok_tx, store_ok) = watch::channel(false);
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", ServingStatus::NotServing)
@@ -176,6 +212,7 @@ async fn run<S: Store>(
                     tokio::time::timeout(timeout, store.ping()).await,
                     Ok(Ok(()))
                 );
+                store_ok_tx.send_replace(ok);
                 if last != Some(ok) {
                     let status = if ok {
                         ServingStatus::Serving
@@ -201,10 +238,28 @@ async fn run<S: Store>(
         .build_v1()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
+    {
+        let state = admin::AdminState {
+            keys: keys.clone(),
+            feed: feed.clone(),
+            store_ok,
+        };
+        let mut drain = drain_rx.clone();
+        tokio::spawn(async move {
+            let stop = async move {
+                let _ = drain.wait_for(|d| *d).await;
+            };
+            if let Err(e) = admin::serve(admin, state, stop).await {
+                tracing::error!(error = %e, "admin server failed");
+            }
+        });
+    }
+
     let policy = Policy::from_args(&args);
     let authority = Authority::new(store, keys, feed, policy, drain_rx);
     let service = pb::token_authority_server::TokenAuthorityServer::new(authority);
 
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
         shutdown.await;
         tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
@@ -215,14 +270,27 @@ async fn run<S: Store>(
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
         let _ = drain_tx.send(true);
+        let _ = draining_tx.send(());
     };
-    tonic::transport::Server::builder()
+    let server = tonic::transport::Server::builder()
+        .layer(telemetry::MetricsLayer)
         .layer(AuthLayer::new(callers))
         .add_service(health)
         .add_service(reflection)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain)
-        .await?;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain);
+    let drain_timeout = args.drain_timeout.0;
+    let deadline = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(drain_timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result?,
+        () = deadline => tracing::warn!(?drain_timeout, "drain deadline passed; exiting with calls in flight"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -311,3 +311,40 @@ async fn lost_subscription_resynchronises_and_fails_closed() {
             .expect("unrevoked token");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocations_are_forgotten_when_what_they_kill_expires() {
+    let env = Env::new(Backend::Redis).await;
+    let process = Process::start(&env.flags(&["--access-ttl=4s", "--leeway=0s"])).await;
+    let server = process.server();
+    let mut c = server.client().await;
+    let pair = issue(&mut c, "alice").await;
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(pair.access_token.clone())),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let redis = env.redis.as_ref().unwrap();
+    let keys = redis.command("KEYS tessera:{t}:rt:*").await;
+    assert!(keys.contains(":rt:"), "marker written: {keys}");
+    let gauge = |text: &str| metric_with(text, "tessera_revocation_cache_entries", &[]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen_entry = false;
+    loop {
+        let (_, text) = server.admin_get("/metrics").await;
+        seen_entry |= gauge(&text) == Some(1.0);
+        let gone_from_redis = !redis
+            .command("KEYS tessera:{t}:rt:*")
+            .await
+            .contains(":rt:");
+        if seen_entry && gauge(&text) == Some(0.0) && gone_from_redis {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "entry never expired (seen: {seen_entry}):\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

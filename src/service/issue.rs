@@ -247,7 +247,8 @@ impl<S: Store> Authority<S> {
             refresh_hash: refresh.hash(),
             refresh_exp_ms,
         };
-        self.store.create_session(&new_session).await?;
+        crate::telemetry::store_op("create_session", self.store.create_session(&new_session))
+            .await?;
         tracing::debug!("session issued");
         Ok(pb::IssueResponse {
             tokens: Some(token_pair(

@@ -23,6 +23,7 @@ use crate::feed::Feed;
 use crate::keys::KeySet;
 use crate::pb;
 use crate::store::{FeedPolicy, SessionData, Store};
+use crate::telemetry;
 use crate::tokens::{self, AccessClaims, Confirmation, VerifyPolicy};
 
 mod issue;
@@ -309,21 +310,39 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        Ok(Response::new(self.issue(request.into_inner()).await?))
+        let response = self.issue(request.into_inner()).await?;
+        metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
+        Ok(Response::new(response))
     }
 
     async fn refresh(
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        Ok(Response::new(self.refresh(request.into_inner()).await?))
+        let result = self.refresh(request.into_inner()).await;
+        let outcome = match &result {
+            Ok((_, outcome)) => *outcome,
+            Err(Error::RefreshTokenReused) => "reused",
+            Err(Error::RefreshTokenInvalid) => "invalid",
+            Err(Error::FingerprintMismatch) => "fingerprint_mismatch",
+            Err(Error::RateLimited { .. }) => "rate_limited",
+            Err(_) => "error",
+        };
+        metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
+        metrics::counter!(telemetry::TOKEN_REFRESH).increment(1);
+        Ok(Response::new(result?.0))
     }
 
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let (response, new_token) = self.verify(request.into_inner()).await?;
+        let result = self.verify(request.into_inner()).await;
+        match &result {
+            Ok(_) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "ok", "reason" => "").increment(1),
+            Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
+        }
+        let (response, new_token) = result?;
         let mut response = Response::new(response);
         if let Some(token) = new_token {
             // DESIGN.md §5: the renewed token also travels as `x-new-token`.

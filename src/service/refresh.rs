@@ -7,14 +7,16 @@ use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority,
 use crate::error::Error;
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
+use crate::telemetry;
 use crate::tokens::{self, MAX_TOKEN_BYTES};
 
 impl<S: Store> Authority<S> {
     #[instrument(skip_all, fields(session.id = tracing::field::Empty))]
+    /// Returns the response and its outcome label for metrics.
     pub(crate) async fn refresh(
         &self,
         request: pb::RefreshRequest,
-    ) -> Result<pb::RefreshResponse, Error> {
+    ) -> Result<(pb::RefreshResponse, &'static str), Error> {
         let mut v = Violations::default();
         if request.refresh_token.is_empty() {
             v.add("refresh_token", "must not be empty");
@@ -42,14 +44,19 @@ impl<S: Store> Authority<S> {
             fingerprint_hash: fingerprint_hash(&request.device_fingerprint),
             feed: self.policy.feed(),
         };
-        let (rotation, refresh) = match self.store.rotate(&rotate).await? {
-            RotateOutcome::Rotated(rotation) => (rotation, successor),
+        let (rotation, refresh, outcome) = match telemetry::store_op(
+            "rotate",
+            self.store.rotate(&rotate),
+        )
+        .await?
+        {
+            RotateOutcome::Rotated(rotation) => (rotation, successor, "rotated"),
             RotateOutcome::Grace { rotation, sealed } => {
                 // The same successor the winner got: opened with the presented
                 // token, which is the only thing that can open it.
                 let same = presented.open(&sealed).ok_or(Error::RefreshTokenInvalid)?;
                 tracing::debug!(generation = rotation.generation, "grace-window retry");
-                (rotation, same)
+                (rotation, same, "grace_replay")
             }
             RotateOutcome::Reused { cursor } => {
                 tracing::warn!(revocation.cursor = %cursor, "refresh token reused; session revoked");
@@ -58,14 +65,18 @@ impl<S: Store> Authority<S> {
             }
             RotateOutcome::FingerprintMismatch => {
                 tracing::warn!("refresh with a different device fingerprint: possible token theft");
+                metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
                 return Err(Error::FingerprintMismatch);
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
         };
         let tokens = self.successor_pair(&rotation, &refresh, now_ms)?;
-        Ok(pb::RefreshResponse {
-            tokens: Some(tokens),
-        })
+        Ok((
+            pb::RefreshResponse {
+                tokens: Some(tokens),
+            },
+            outcome,
+        ))
     }
 
     /// The access token of a rotation is a pure function of the rotation, so

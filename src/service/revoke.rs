@@ -126,7 +126,12 @@ impl<S: Store> Authority<S> {
             now_ms: crate::clock::now_ms(),
             feed: self.policy.feed(),
         };
-        let cursor = self.store.revoke(&request).await?.unwrap_or_default();
+        let cursor = crate::telemetry::store_op("revoke", self.store.revoke(&request))
+            .await?
+            .unwrap_or_default();
+        if !cursor.is_empty() {
+            metrics::counter!(crate::telemetry::REVOCATIONS, "kind" => kind).increment(1);
+        }
         self.read_own_write(&cursor).await;
         tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
         Ok(pb::RevokeResponse { cursor })

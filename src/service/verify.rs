@@ -120,10 +120,11 @@ impl<S: Store> Authority<S> {
                 CacheAnswer::Unknown => {}
             }
         }
-        let state = self
-            .store
-            .revocation_state(&claims.jti, &claims.sid, &skey)
-            .await?;
+        let state = crate::telemetry::store_op(
+            "revocation_state",
+            self.store.revocation_state(&claims.jti, &claims.sid, &skey),
+        )
+        .await?;
         Ok(state.revokes(claims.iat))
     }
 
@@ -215,7 +216,14 @@ impl<S: Store> Authority<S> {
             now_ms,
             marker_ttl_ms: (remaining.max(0) + p.leeway.as_secs() as i64 + 1) * 1000,
         };
-        match self.store.renew(&request).await? {
+        let outcome = crate::telemetry::store_op("renew", self.store.renew(&request)).await?;
+        let band = match outcome {
+            crate::store::RenewOutcome::Invalid => "refused",
+            crate::store::RenewOutcome::Extended => "extend",
+            crate::store::RenewOutcome::Renewed { .. } => "mint",
+        };
+        metrics::counter!(crate::telemetry::RENEWALS, "band" => band).increment(1);
+        match outcome {
             crate::store::RenewOutcome::Invalid | crate::store::RenewOutcome::Extended => Ok(None),
             crate::store::RenewOutcome::Renewed {
                 iat_ms,

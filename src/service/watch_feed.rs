@@ -46,6 +46,15 @@ fn to_proto(e: &RevocationEvent) -> pb::RevocationEvent {
     }
 }
 
+/// Decrements the connected-watchers gauge however the watcher ends.
+struct WatcherGauge;
+
+impl Drop for WatcherGauge {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::telemetry::WATCHERS).decrement(1.0);
+    }
+}
+
 impl<S: Store> Authority<S> {
     pub(crate) fn watch(&self, request: pb::WatchRevocationsRequest) -> Result<WatchStream, Error> {
         if parse_cursor(&request.after_cursor).is_none() {
@@ -74,6 +83,8 @@ impl<S: Store> Authority<S> {
         let span = tracing::info_span!("watch");
         tokio::spawn(
             async move {
+                metrics::gauge!(crate::telemetry::WATCHERS).increment(1.0);
+                let _gauge = WatcherGauge;
                 let mut cursor = start;
                 let mut head = feed.subscribe_head();
                 loop {

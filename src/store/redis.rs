@@ -99,8 +99,9 @@ impl RedisStore {
                 // that cannot complete quickly should fail, not linger.
                 c.max_command_attempts = 2;
             })
-            // Never give up reconnecting; back off to 2 s.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2));
+            // Never give up reconnecting; back off to 500 ms, so recovery after an
+            // outage is quick (a reconnect attempt to a dead Redis is cheap).
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 500, 2));
         builder
     }
 

@@ -204,6 +204,7 @@ impl TestKey {
 /// A running Tessera server.
 pub struct Server {
     pub addr: SocketAddr,
+    pub admin: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tessera::ServeError>>>,
 }
@@ -216,12 +217,22 @@ impl Server {
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let admin = admin_listener.local_addr().expect("admin addr");
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(tessera::serve(args, listener, async move {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(tessera::serve_with_admin(
+            args,
+            listener,
+            admin_listener,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         let server = Server {
             addr,
+            admin,
             stop: Some(stop),
             task: Some(task),
         };
@@ -231,6 +242,11 @@ impl Server {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// GET a path on the admin server: (status, body).
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin, path).await
     }
 
     pub async fn client(&self) -> Client {
@@ -422,4 +438,162 @@ macro_rules! on_both_stores {
             )*
         }
     };
+}
+
+/// A minimal HTTP/1.1 GET over loopback: (status, body).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect admin");
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await
+    .expect("write");
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .expect("admin reply")
+        .expect("read");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A real `tessera serve` process (for signals, metrics and multi-process tests).
+pub struct Process {
+    pub child: tokio::process::Child,
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Process {
+    /// Start the binary with `flags`; wait for its "tessera serving" log line
+    /// and then for health SERVING.
+    pub async fn start(flags: &[String]) -> Process {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .arg("serve")
+            .args([
+                "--listen=127.0.0.1:0",
+                "--admin-listen=127.0.0.1:0",
+                "--log-format=json",
+            ])
+            .args(flags)
+            .env("TESSERA_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tessera");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = tokio::io::BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (addr, admin) = loop {
+            let line = tokio::time::timeout(
+                deadline.saturating_duration_since(Instant::now()),
+                lines.next_line(),
+            )
+            .await
+            .expect("tessera did not start in time")
+            .expect("read stderr")
+            .unwrap_or_else(|| panic!("tessera exited early: {:?}", log.lock().unwrap()));
+            log.lock().unwrap().push(line.clone());
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["fields"]["message"] == "tessera serving" {
+                let addr = v["fields"]["listen"].as_str().unwrap().parse().unwrap();
+                let admin = v["fields"]["admin"].as_str().unwrap().parse().unwrap();
+                break (addr, admin);
+            }
+        };
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let process = Process {
+            child,
+            addr,
+            admin,
+            log,
+        };
+        let probe = Server::detached(addr, admin);
+        probe.wait_health(ServingStatus::Serving).await;
+        process
+    }
+
+    /// A handle for gRPC helpers (does not own the process).
+    pub fn server(&self) -> Server {
+        Server::detached(self.addr, self.admin)
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid");
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    pub async fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        tokio::time::timeout(within, self.child.wait())
+            .await
+            .expect("process did not exit in time")
+            .expect("wait")
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Server {
+    /// A handle to a server this test does not own.
+    pub fn detached(addr: SocketAddr, admin: SocketAddr) -> Server {
+        Server {
+            addr,
+            admin,
+            stop: None,
+            task: None,
+        }
+    }
+}
+
+/// Value of a Prometheus sample line `name{labels} value` (labels as written).
+pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name_and_labels) && l[name_and_labels.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Value of the Prometheus sample `name{…}` whose labels include all of `labels`.
+pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b'{') | Some(b' '))
+        })
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
 }

@@ -1,0 +1,83 @@
+//! Admin HTTP on `--admin-listen`: `/healthz` (the process is alive),
+//! `/readyz` (store answers and the revocation cache is in sync),
+//! `/.well-known/jwks.json`, `/metrics` (Prometheus text).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::feed::Feed;
+use crate::keys::KeySet;
+
+/// What `/readyz` needs to know.
+#[derive(Clone)]
+pub struct AdminState {
+    pub keys: Arc<KeySet>,
+    pub feed: Arc<Feed>,
+    /// Latest store health, kept by the health task.
+    pub store_ok: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(s): State<AdminState>) -> Response {
+    let store = *s.store_ok.borrow();
+    let feed = s.feed.in_sync();
+    let body =
+        serde_json::json!({ "store": store, "revocation_cache_in_sync": feed, "keys": true });
+    let status = if store && feed {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn jwks(State(s): State<AdminState>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/jwk-set+json"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        s.keys.jwks_json().to_owned(),
+    )
+        .into_response()
+}
+
+async fn metrics() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        crate::telemetry::render(),
+    )
+        .into_response()
+}
+
+/// Serve the admin endpoints until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/.well-known/jwks.json", get(jwks))
+        .route("/metrics", get(metrics))
+        .with_state(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

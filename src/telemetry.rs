@@ -1,0 +1,225 @@
+//! Prometheus metrics: names in one place, the RPC metrics recorded in one
+//! tower layer ([`MetricsLayer`]) rather than sprinkled through handlers.
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http_body::{Body, Frame};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+pub const TOKENS_ISSUED: &str = "tessera_tokens_issued_total";
+/// Refreshes by outcome: rotated, grace_replay, reused, invalid, fingerprint_mismatch, rate_limited, error.
+pub const REFRESHES: &str = "tessera_refresh_total";
+/// The seeds' name for all refreshes, kept for existing dashboards.
+pub const TOKEN_REFRESH: &str = "token_refresh_total";
+/// Verifications by outcome (ok / rejected) and reason.
+pub const VERIFICATIONS: &str = "tessera_verify_total";
+/// Sliding renewals by band: extend, mint, refused.
+pub const RENEWALS: &str = "tessera_renewals_total";
+pub const REVOCATIONS: &str = "tessera_revocations_total";
+pub const RPC_DURATION: &str = "tessera_rpc_duration_seconds";
+pub const STORE_DURATION: &str = "tessera_store_duration_seconds";
+/// From a revocation being made (its revoked_at) to this replica applying it.
+pub const FEED_LAG: &str = "tessera_feed_lag_seconds";
+pub const WATCHERS: &str = "tessera_watchers";
+pub const CACHE_ENTRIES: &str = "tessera_revocation_cache_entries";
+pub const FEED_IN_SYNC: &str = "tessera_feed_in_sync";
+/// Possible theft: a refresh presented with another device's fingerprint.
+pub const FINGERPRINT_MISMATCHES: &str = "tessera_fingerprint_mismatch_total";
+
+/// Latency buckets in seconds, from 50 µs (cache hits) to 5 s (timeouts).
+const BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
+];
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// The process-wide Prometheus recorder (installed on first use; one
+/// process is one authority, as Prometheus sees it).
+pub fn handle() -> Option<&'static PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(BUCKETS)
+                .ok()?
+                .install_recorder()
+                .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+                .ok()
+        })
+        .as_ref()
+}
+
+/// Render the exposition text.
+pub fn render() -> String {
+    match handle() {
+        Some(h) => {
+            h.run_upkeep();
+            h.render()
+        }
+        None => String::new(),
+    }
+}
+
+/// Time a store operation.
+pub async fn store_op<T, E>(
+    op: &'static str,
+    fut: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, E> {
+    let start = Instant::now();
+    let result = fut.await;
+    let outcome = if result.is_ok() { "ok" } else { "error" };
+    metrics::histogram!(STORE_DURATION, "op" => op, "outcome" => outcome)
+        .record(start.elapsed().as_secs_f64());
+    result
+}
+
+// === impl MetricsLayer ===
+
+/// Records `tessera_rpc_duration_seconds{method, code}` for every gRPC call.
+#[derive(Clone, Default)]
+pub struct MetricsLayer;
+
+impl<S> tower::Layer<S> for MetricsLayer {
+    type Service = MetricsService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        MetricsService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct MetricsService<S> {
+    inner: S,
+}
+
+type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower::Service<http::Request<B>> for MetricsService<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Body + Send + 'static,
+{
+    type Response = http::Response<TimedBody<RB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let method = method_label(req.uri().path());
+        let start = Instant::now();
+        let fut = self.inner.call(req);
+        Box::pin(async move {
+            let resp = fut.await?;
+            // Trailers-only responses (errors before any message) carry the
+            // status in the headers; others in the trailers.
+            let early = resp
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .map(code_label);
+            let (parts, body) = resp.into_parts();
+            let mut timed = TimedBody {
+                inner: body,
+                method,
+                start,
+                done: false,
+            };
+            if let Some(code) = early {
+                timed.finish(code);
+            }
+            Ok(http::Response::from_parts(parts, timed))
+        })
+    }
+}
+
+fn method_label(path: &str) -> &'static str {
+    match path.rsplit('/').next().unwrap_or("") {
+        "Issue" => "Issue",
+        "Refresh" => "Refresh",
+        "Verify" => "Verify",
+        "Revoke" => "Revoke",
+        "WatchRevocations" => "WatchRevocations",
+        "GetJwks" => "GetJwks",
+        "Check" => "HealthCheck",
+        "Watch" => "HealthWatch",
+        _ => "other",
+    }
+}
+
+fn code_label(code: &str) -> &'static str {
+    match tonic::Code::from_bytes(code.as_bytes()) {
+        tonic::Code::Ok => "OK",
+        tonic::Code::Cancelled => "CANCELLED",
+        tonic::Code::InvalidArgument => "INVALID_ARGUMENT",
+        tonic::Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        tonic::Code::NotFound => "NOT_FOUND",
+        tonic::Code::PermissionDenied => "PERMISSION_DENIED",
+        tonic::Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        tonic::Code::Unimplemented => "UNIMPLEMENTED",
+        tonic::Code::Internal => "INTERNAL",
+        tonic::Code::Unavailable => "UNAVAILABLE",
+        tonic::Code::Unauthenticated => "UNAUTHENTICATED",
+        _ => "OTHER",
+    }
+}
+
+/// A response body that records the call when its trailers pass by.
+pub struct TimedBody<B> {
+    inner: B,
+    method: &'static str,
+    start: Instant,
+    done: bool,
+}
+
+impl<B> TimedBody<B> {
+    fn finish(&mut self, code: &'static str) {
+        if !self.done {
+            self.done = true;
+            metrics::histogram!(RPC_DURATION, "method" => self.method, "code" => code)
+                .record(self.start.elapsed().as_secs_f64());
+        }
+    }
+}
+
+impl<B> Drop for TimedBody<B> {
+    fn drop(&mut self) {
+        // A body dropped before its trailers: the client went away.
+        self.finish("CANCELLED");
+    }
+}
+
+impl<B: Body + Unpin> Body for TimedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll {
+            if let Some(trailers) = frame.trailers_ref() {
+                let code = trailers
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .map_or("OK", code_label);
+                self.finish(code);
+            }
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
