@@ -167,6 +167,11 @@ impl Callers {
 #[derive(Debug, Clone, Default)]
 pub struct PeerIdentities(pub Vec<String>);
 
+/// The authorized caller of a request (request extension), for per-caller
+/// rate limits and logs. `anonymous` when no callers are configured.
+#[derive(Debug, Clone)]
+pub struct CallerName(pub String);
+
 /// Tower layer that authorizes every `TokenAuthority` call.
 #[derive(Clone)]
 pub struct AuthLayer {
@@ -210,7 +215,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let Some(rpc) = req.uri().path().strip_prefix(SERVICE_PREFIX) else {
             // Health and reflection stay open for probes.
             return futures::future::Either::Left(self.inner.call(req));
@@ -220,9 +225,9 @@ where
         let ids = req.extensions().get::<PeerIdentities>().unwrap_or(&empty);
         match self.callers.authorize(rpc, key, &ids.0) {
             Ok(caller) => {
-                if let Some(name) = caller {
-                    tracing::trace!(caller = %name, rpc, "authorized");
-                }
+                let name = caller.unwrap_or_else(|| "anonymous".to_owned());
+                tracing::trace!(caller = %name, rpc, "authorized");
+                req.extensions_mut().insert(CallerName(name));
                 futures::future::Either::Left(self.inner.call(req))
             }
             Err(e) => {

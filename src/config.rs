@@ -39,6 +39,9 @@ pub const DEFAULT_MAX_ACCESS_TTL: &str = "1h";
 pub const DEFAULT_MAX_REFRESH_TTL: &str = "30d";
 /// How long a watcher may leave its stream unread before it is cut off.
 pub const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
+/// Per-subject Issue and Refresh budget: 10 per second, bursts of 20 (the
+/// seeds' defaults) — generous for people, tight for credential stuffing.
+pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
 /// How long a shutdown waits for in-flight calls before exiting anyway;
 /// below Kubernetes' default 30 s grace period so the exit is ours.
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
@@ -91,6 +94,66 @@ impl fmt::Display for Dur {
             }
         }
         write!(f, "{ms}ms")
+    }
+}
+
+/// A rate limit written `RATE:BURST` (events per second, burst size), or `off`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct RateSpec {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl FromStr for RateSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if s == "off" || s == "0" {
+            return Ok(RateSpec {
+                per_second: 0,
+                burst: 0,
+            });
+        }
+        let (rate, burst) = s.split_once(':').unwrap_or((s, s));
+        let parse = |v: &str| {
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| format!("invalid rate {s:?}: expected RATE:BURST, e.g. 10:20, or off"))
+        };
+        Ok(RateSpec {
+            per_second: parse(rate)?,
+            burst: parse(burst)?,
+        })
+    }
+}
+
+impl RateSpec {
+    pub fn limit(&self) -> Option<crate::store::RateLimit> {
+        crate::store::RateLimit::new(self.per_second, self.burst)
+    }
+}
+
+/// Per-caller limit of one RPC: `RPC=RATE:BURST` (`*` for every RPC).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct CallerRate {
+    pub rpc: String,
+    pub rate: RateSpec,
+}
+
+impl FromStr for CallerRate {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (rpc, rate) = s
+            .split_once('=')
+            .ok_or_else(|| format!("invalid caller rate {s:?}: expected RPC=RATE:BURST"))?;
+        let rpc = rpc.trim().to_owned();
+        if rpc != "*" && !crate::callers::RPC_NAMES.contains(&rpc.as_str()) {
+            return Err(format!("unknown RPC {rpc:?} in caller rate"));
+        }
+        Ok(CallerRate {
+            rpc,
+            rate: rate.parse()?,
+        })
     }
 }
 
@@ -217,6 +280,16 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long in-flight calls may take before exit.
     #[arg(long, env = "TESSERA_DRAIN_TIMEOUT", default_value = DEFAULT_DRAIN_TIMEOUT)]
     pub drain_timeout: Dur,
+    /// Per-subject budget of Issue (`RATE:BURST` per second, or `off`), across replicas.
+    #[arg(long, env = "TESSERA_ISSUE_RATE", default_value = DEFAULT_SUBJECT_RATE)]
+    pub issue_rate: RateSpec,
+    /// Per-subject budget of Refresh (`RATE:BURST`, or `off`), across replicas.
+    #[arg(long, env = "TESSERA_REFRESH_RATE", default_value = DEFAULT_SUBJECT_RATE)]
+    pub refresh_rate: RateSpec,
+    /// Per-caller budget of an RPC, `RPC=RATE:BURST` (`*=…` for all), repeatable
+    /// or comma-separated. Counted in the store (one round trip per limited call).
+    #[arg(long, env = "TESSERA_CALLER_RATE", value_delimiter = ',')]
+    pub caller_rate: Vec<CallerRate>,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,

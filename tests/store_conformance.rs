@@ -40,6 +40,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
         refresh_hash: format!("h0-{sid}"),
         refresh_exp_ms: now + 600_000,
         subject_key: subject_key("acme", subject),
+        rate_limit: None,
     }
 }
 
@@ -52,6 +53,7 @@ fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> Rot
         now_ms: now,
         grace_ms,
         fingerprint_hash: None,
+        rate_limit: None,
         feed: FEED,
     }
 }
@@ -86,7 +88,10 @@ macro_rules! with_store {
 
 async fn rotation_semantics<S: Store>(s: Arc<S>) {
     let t = now();
-    s.create_session(&session("s1", "alice", t)).await.unwrap();
+    assert_eq!(
+        s.create_session(&session("s1", "alice", t)).await.unwrap(),
+        None
+    );
     let RotateOutcome::Rotated(r1) = s
         .rotate(&rotate("s1", "h0-s1", "h1", t, 5_000))
         .await
@@ -424,6 +429,46 @@ async fn concurrent_rotations_rotate_once<S: Store>(s: Arc<S>) {
     );
 }
 
+async fn rate_limits_are_gcra<S: Store>(s: Arc<S>) {
+    let t = now();
+    let limit = RateLimit::new(10, 3).unwrap(); // 100 ms apart, bursts of 3
+    for i in 0..3 {
+        assert_eq!(
+            s.rate_limit("k", limit, t).await.unwrap(),
+            None,
+            "burst slot {i}"
+        );
+    }
+    let retry = s
+        .rate_limit("k", limit, t)
+        .await
+        .unwrap()
+        .expect("over budget");
+    assert!(retry > 0 && retry <= 100, "{retry}");
+    assert_eq!(
+        s.rate_limit("k", limit, t + retry).await.unwrap(),
+        None,
+        "allowed after waiting"
+    );
+    assert_eq!(
+        s.rate_limit("other", limit, t).await.unwrap(),
+        None,
+        "keys are independent"
+    );
+    // Limited Issue writes nothing and says how long to wait.
+    let mut new = session("s11", "jo", t);
+    new.rate_limit = RateLimit::new(1, 1);
+    assert_eq!(s.create_session(&new).await.unwrap(), None);
+    let mut again = session("s12", "jo", t);
+    again.rate_limit = RateLimit::new(1, 1);
+    assert!(s.create_session(&again).await.unwrap().is_some());
+    assert_eq!(
+        s.rotate(&rotate("s12", "h0-s12", "x", t, 0)).await.unwrap(),
+        RotateOutcome::Invalid,
+        "not stored"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory { $(
@@ -446,4 +491,5 @@ conformance!(
     subject_cutoff_kills_older_sessions_only,
     renewal_single_flight,
     concurrent_rotations_rotate_once,
+    rate_limits_are_gcra,
 );

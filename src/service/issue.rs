@@ -246,9 +246,16 @@ impl<S: Store> Authority<S> {
             data,
             refresh_hash: refresh.hash(),
             refresh_exp_ms,
+            rate_limit: p.issue_rate,
         };
-        crate::telemetry::store_op("create_session", self.store.create_session(&new_session))
-            .await?;
+        let limited =
+            crate::telemetry::store_op("create_session", self.store.create_session(&new_session))
+                .await?;
+        if let Some(ms) = limited {
+            return Err(Error::RateLimited {
+                retry_after: Duration::from_millis(ms.max(1) as u64),
+            });
+        }
         tracing::debug!("session issued");
         Ok(pb::IssueResponse {
             tokens: Some(token_pair(

@@ -49,6 +49,10 @@ pub struct Policy {
     /// Idle timeout; `None` = each session's own refresh TTL.
     pub session_idle: Option<Duration>,
     pub watch_send_timeout: Duration,
+    pub issue_rate: Option<crate::store::RateLimit>,
+    pub refresh_rate: Option<crate::store::RateLimit>,
+    /// Per-caller limits by RPC name (`*` = any).
+    pub caller_rates: Vec<(String, crate::store::RateLimit)>,
 }
 
 impl Policy {
@@ -68,6 +72,13 @@ impl Policy {
             session_lifetime: a.session_lifetime.0,
             session_idle: a.session_idle.map(|d| d.0),
             watch_send_timeout: a.watch_send_timeout.0,
+            issue_rate: a.issue_rate.limit(),
+            refresh_rate: a.refresh_rate.limit(),
+            caller_rates: a
+                .caller_rate
+                .iter()
+                .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
+                .collect(),
         }
     }
 
@@ -118,6 +129,32 @@ impl<S: Store> Authority<S> {
             policy,
             verify_policy,
             shutdown,
+        }
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// Per-caller budget of `rpc`, when one is configured (`--caller-rate`).
+    async fn limit_caller(&self, extensions: &tonic::Extensions, rpc: &str) -> Result<(), Error> {
+        let rates = &self.policy.caller_rates;
+        let Some((_, limit)) = rates
+            .iter()
+            .find(|(r, _)| r == rpc)
+            .or_else(|| rates.iter().find(|(r, _)| r == "*"))
+        else {
+            return Ok(());
+        };
+        let caller = extensions
+            .get::<crate::callers::CallerName>()
+            .map_or("anonymous", |c| c.0.as_str());
+        let key = format!("caller:{}:{rpc}", tokens::sha256_b64(caller.as_bytes()));
+        let now_ms = crate::clock::now_ms();
+        match telemetry::store_op("rate_limit", self.store.rate_limit(&key, *limit, now_ms)).await?
+        {
+            None => Ok(()),
+            Some(ms) => Err(Error::RateLimited {
+                retry_after: Duration::from_millis(ms.max(1) as u64),
+            }),
         }
     }
 }
@@ -310,6 +347,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
+        self.limit_caller(request.extensions(), "Issue").await?;
         let response = self.issue(request.into_inner()).await?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
@@ -319,6 +357,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
+        self.limit_caller(request.extensions(), "Refresh").await?;
         let result = self.refresh(request.into_inner()).await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
@@ -337,6 +376,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.limit_caller(request.extensions(), "Verify").await?;
         let result = self.verify(request.into_inner()).await;
         match &result {
             Ok(_) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "ok", "reason" => "").increment(1),
@@ -357,6 +397,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
+        self.limit_caller(request.extensions(), "Revoke").await?;
         Ok(Response::new(self.revoke(request.into_inner()).await?))
     }
 
@@ -366,13 +407,16 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
+        self.limit_caller(request.extensions(), "WatchRevocations")
+            .await?;
         Ok(Response::new(self.watch(request.into_inner())?))
     }
 
     async fn get_jwks(
         &self,
-        _request: Request<pb::GetJwksRequest>,
+        request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
+        self.limit_caller(request.extensions(), "GetJwks").await?;
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: self.keys.jwks_json().to_owned(),
         }))

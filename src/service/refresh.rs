@@ -42,6 +42,7 @@ impl<S: Store> Authority<S> {
             now_ms,
             grace_ms: self.policy.refresh_grace.as_millis() as i64,
             fingerprint_hash: fingerprint_hash(&request.device_fingerprint),
+            rate_limit: self.policy.refresh_rate,
             feed: self.policy.feed(),
         };
         let (rotation, refresh, outcome) = match telemetry::store_op(
@@ -69,6 +70,11 @@ impl<S: Store> Authority<S> {
                 return Err(Error::FingerprintMismatch);
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
+            RotateOutcome::RateLimited { retry_after_ms } => {
+                return Err(Error::RateLimited {
+                    retry_after: std::time::Duration::from_millis(retry_after_ms.max(1) as u64),
+                })
+            }
         };
         let tokens = self.successor_pair(&rotation, &refresh, now_ms)?;
         Ok((

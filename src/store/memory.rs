@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    FeedSignal, NewSession, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
+    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
     RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
     SessionData, Store, REUSE_HISTORY,
 };
@@ -41,6 +41,8 @@ struct State {
     sessions: HashMap<String, Session>,
     /// Token and session markers: key → (event cursor, expires at ms).
     markers: HashMap<String, (String, i64)>,
+    /// GCRA: rate key → theoretical arrival time (ms), which is also its expiry.
+    rates: HashMap<String, i64>,
     /// Renewal single-flight: presented jti → (successor iat ms, expires at ms).
     renewals: HashMap<String, (i64, i64)>,
     /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
@@ -100,6 +102,13 @@ impl State {
         self.markers.retain(|_, (_, exp)| *exp > now_ms);
         self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
         self.renewals.retain(|_, (_, exp)| *exp > now_ms);
+        self.rates.retain(|_, tat| *tat > now_ms);
+    }
+
+    fn gcra(&mut self, key: &str, limit: RateLimit, now_ms: i64) -> Result<(), i64> {
+        let tat = limit.step(self.rates.get(key).copied(), now_ms)?;
+        self.rates.insert(key.to_owned(), tat);
+        Ok(())
     }
 
     fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
@@ -183,9 +192,18 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
         let mut st = self.lock();
         st.tick(s.data.created_ms);
+        if let Some(limit) = s.rate_limit {
+            if let Err(retry) = st.gcra(
+                &format!("issue:{}", s.subject_key),
+                limit,
+                s.data.created_ms,
+            ) {
+                return Ok(Some(retry));
+            }
+        }
         st.sessions.insert(
             s.data.sid.clone(),
             Session {
@@ -201,7 +219,7 @@ impl Store for MemoryStore {
                 revoked: false,
             },
         );
-        Ok(())
+        Ok(None)
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
@@ -227,6 +245,13 @@ impl Store for MemoryStore {
             }
         }
         if r.presented_hash == s.current {
+            // Only real rotations count against the subject's budget.
+            if let Some(limit) = r.rate_limit {
+                let key = format!("refresh:{}", s.subject_key);
+                if let Err(retry_after_ms) = st.gcra(&key, limit, now) {
+                    return Ok(RotateOutcome::RateLimited { retry_after_ms });
+                }
+            }
             let Some(s) = st.sessions.get_mut(&r.sid) else {
                 return Ok(RotateOutcome::Invalid);
             };
@@ -295,6 +320,17 @@ impl Store for MemoryStore {
             iat_ms,
             absolute_exp_ms,
         })
+    }
+
+    async fn rate_limit(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut st = self.lock();
+        st.tick(now_ms);
+        Ok(st.gcra(key, limit, now_ms).err())
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {

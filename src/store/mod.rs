@@ -55,6 +55,8 @@ pub struct NewSession {
     pub refresh_exp_ms: i64,
     /// Key of the subject's revocation cut-off (see [`subject_key`]).
     pub subject_key: String,
+    /// Per-subject Issue budget, counted in the same atomic step.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// One atomic rotation attempt.
@@ -70,6 +72,8 @@ pub struct RotateRequest {
     /// Hash of the fingerprint the caller presented; a bound session
     /// rotates only when it matches.
     pub fingerprint_hash: Option<String>,
+    /// Per-subject Refresh budget, counted in the same atomic step.
+    pub rate_limit: Option<RateLimit>,
     pub feed: FeedPolicy,
 }
 
@@ -98,6 +102,44 @@ pub enum RotateOutcome {
     Invalid,
     /// The session is bound to another device; nothing changed.
     FingerprintMismatch,
+    /// The subject's refresh budget is spent; nothing changed.
+    RateLimited { retry_after_ms: i64 },
+}
+
+/// A GCRA budget: `rate` events per second with bursts of `burst`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Emission interval, ms (1000 / rate).
+    pub interval_ms: i64,
+    /// Burst window, ms (burst × interval).
+    pub burst_ms: i64,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        if per_second == 0 {
+            return None;
+        }
+        let interval_ms = (1000 / per_second as i64).max(1);
+        Some(RateLimit {
+            interval_ms,
+            burst_ms: interval_ms * burst.max(1) as i64,
+        })
+    }
+
+    /// The GCRA step on a stored theoretical arrival time: `Ok(new_tat)`
+    /// when allowed, `Err(retry_after_ms)` when not. Shared by the memory
+    /// store; `scripts/rate.lua` is the same arithmetic.
+    pub fn step(&self, stored_tat: Option<i64>, now_ms: i64) -> Result<i64, i64> {
+        let tat = stored_tat.unwrap_or(0).max(now_ms);
+        let new_tat = tat + self.interval_ms;
+        let over = new_tat - now_ms - self.burst_ms;
+        if over > 0 {
+            Err(over)
+        } else {
+            Ok(new_tat)
+        }
+    }
 }
 
 /// One sliding-renewal attempt.
@@ -261,8 +303,10 @@ pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
 
     /// Store a new session (Issue). One round trip.
-    fn create_session(&self, s: &NewSession)
-        -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn create_session(
+        &self,
+        s: &NewSession,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     /// Rotate a refresh token atomically: exactly one concurrent caller
     /// rotates; the others, and retries within the grace window, get the same
@@ -278,6 +322,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         r: &RenewRequest,
     ) -> impl Future<Output = Result<RenewOutcome, StoreError>> + Send;
+
+    /// Count one event against `limit` under `key`; `Some(retry_after_ms)`
+    /// when over budget. Atomic across replicas.
+    fn rate_limit(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     /// Revoke and append to the log. Returns the event's cursor, the cursor of
     /// the earlier event when it was already revoked, or `None` when there

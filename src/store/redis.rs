@@ -20,7 +20,7 @@ use fred::types::Value as RedisValue;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
-    FeedSignal, NewSession, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
+    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
     RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
     SessionData, Store, REUSE_HISTORY,
 };
@@ -31,10 +31,20 @@ pub const KEY_PREFIX: &str = "tessera:{t}:";
 /// The pub/sub channel that announces new log entries.
 pub const CHANNEL: &str = "tessera:{t}:revocations";
 
-const CREATE_LUA: &str = include_str!("scripts/create.lua");
-const ROTATE_LUA: &str = include_str!("scripts/rotate.lua");
+const CREATE_LUA: &str = concat!(
+    include_str!("scripts/gcra.lua"),
+    include_str!("scripts/create.lua")
+);
+const ROTATE_LUA: &str = concat!(
+    include_str!("scripts/gcra.lua"),
+    include_str!("scripts/rotate.lua")
+);
 const REVOKE_LUA: &str = include_str!("scripts/revoke.lua");
 const RENEW_LUA: &str = include_str!("scripts/renew.lua");
+const RATE_LUA: &str = concat!(
+    include_str!("scripts/gcra.lua"),
+    include_str!("scripts/rate.lua")
+);
 
 fn key(suffix: &str) -> String {
     format!("{KEY_PREFIX}{suffix}")
@@ -54,6 +64,7 @@ pub struct RedisStore {
     rotate: Script,
     revoke: Script,
     renew: Script,
+    rate: Script,
 }
 
 impl RedisStore {
@@ -83,6 +94,7 @@ impl RedisStore {
             rotate: Script::from_lua(ROTATE_LUA),
             revoke: Script::from_lua(REVOKE_LUA),
             renew: Script::from_lua(RENEW_LUA),
+            rate: Script::from_lua(RATE_LUA),
         })
     }
 
@@ -155,10 +167,18 @@ impl Store for RedisStore {
         "redis"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
         let data = serde_json::to_string(&s.data)
             .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
-        let _: i64 = self
+        let (rate_key, interval, burst) = match &s.rate_limit {
+            Some(l) => (
+                key(&format!("rl:issue:{}", s.subject_key)),
+                l.interval_ms,
+                l.burst_ms,
+            ),
+            None => (String::new(), 0, 0),
+        };
+        let reply: Vec<String> = self
             .script(
                 &self.create,
                 vec![key(&format!("s:{}", s.data.sid))],
@@ -173,10 +193,17 @@ impl Store for RedisStore {
                     s.data.tenant.clone(),
                     s.data.subject.clone(),
                     s.data.fingerprint_hash.clone().unwrap_or_default(),
+                    rate_key,
+                    interval.to_string(),
+                    burst.to_string(),
                 ],
             )
             .await?;
-        Ok(())
+        match reply.as_slice() {
+            [tag] if tag == "ok" => Ok(None),
+            [tag, wait] if tag == "limited" => Ok(Some(num(wait)?)),
+            _ => Err(StoreError::Corrupt("unexpected create reply".into())),
+        }
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
@@ -201,6 +228,8 @@ impl Store for RedisStore {
                     KEY_PREFIX.to_owned(),
                     r.sid.clone(),
                     r.fingerprint_hash.clone().unwrap_or_default(),
+                    r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
+                    r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
                 ],
             )
             .await?;
@@ -216,6 +245,9 @@ impl Store for RedisStore {
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
             [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
+            [tag, wait] if tag == "limited" => Ok(RotateOutcome::RateLimited {
+                retry_after_ms: num(wait)?,
+            }),
             [tag, id] if tag == "reused" => Ok(RotateOutcome::Reused { cursor: id.clone() }),
             [tag, data, gen, rot, exp] if tag == "rotated" => {
                 Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp)?))
@@ -260,6 +292,26 @@ impl Store for RedisStore {
                 other.len()
             ))),
         }
+    }
+
+    async fn rate_limit(
+        &self,
+        key_name: &str,
+        limit: RateLimit,
+        now_ms: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let retry: i64 = self
+            .script(
+                &self.rate,
+                vec![key(&format!("rl:{key_name}"))],
+                vec![
+                    now_ms.to_string(),
+                    limit.interval_ms.to_string(),
+                    limit.burst_ms.to_string(),
+                ],
+            )
+            .await?;
+        Ok((retry > 0).then_some(retry))
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {

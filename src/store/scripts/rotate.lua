@@ -10,7 +10,8 @@
 -- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 grace ms,
 --       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
 --       9 reuse history length, 10 key prefix, 11 session id,
---       12 presented device fingerprint hash ('' = none)
+--       12 presented device fingerprint hash ('' = none),
+--       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 local f = redis.call('HMGET', s, 'cur', 'prev', 'old', 'rot', 'gen', 'seal', 'exp',
@@ -28,6 +29,12 @@ if f[16] and f[16] ~= '' and f[16] ~= ARGV[12] then return {'fingerprint'} end
 
 local presented = ARGV[1]
 if presented == cur then
+  -- Per-subject refresh budget: only real rotations count (a grace-window
+  -- retry is idempotent and cheap), checked before anything changes.
+  if ARGV[13] ~= '0' then
+    local wait = gcra(ARGV[10] .. 'rl:refresh:' .. uk, now, tonumber(ARGV[13]), tonumber(ARGV[14]))
+    if wait > 0 then return {'limited', string.format('%d', wait)} end
+  end
   -- Keep the last N superseded hashes for reuse detection.
   local hist = {}
   if prev ~= '' then hist[1] = prev end
