@@ -189,6 +189,20 @@ pub async fn run(command: crate::config::Command) -> Result<Value, CliError> {
     use crate::config::Command;
     match command {
         Command::Serve(_) => Err(fail("serve is not a client command")),
+        Command::Bench(a) => {
+            let json_out = a.json;
+            let report = crate::bench::run(a).await.map_err(fail)?;
+            if json_out {
+                Ok(report)
+            } else {
+                print!("{}", crate::bench::table(&report));
+                Ok(Value::Null)
+            }
+        }
+        Command::BenchEcho(a) => {
+            crate::bench::echo_server(a).await.map_err(fail)?;
+            Ok(Value::Null)
+        }
         Command::Issue(a) => {
             let claims = match &a.claims {
                 None => None,

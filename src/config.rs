@@ -203,6 +203,10 @@ pub enum Command {
     Jwks(crate::cli::ConnectArgs),
     /// Write a new signing key pair (PKCS#8 PEM).
     Keygen(crate::cli::KeygenArgs),
+    /// Bounded load generator against a server on this machine.
+    Bench(crate::bench::BenchArgs),
+    /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
+    BenchEcho(crate::bench::EchoArgs),
 }
 
 /// `tessera serve`. Every flag is also `TESSERA_<FLAG>` and a key of `--config`.

@@ -162,7 +162,7 @@ impl<S: Store> Authority<S> {
 // === helpers shared by the RPCs ===
 
 /// `n` bytes from the OS CSPRNG, base64url.
-pub(crate) fn random_b64(n: usize) -> String {
+pub fn random_b64(n: usize) -> String {
     let mut buf = vec![0u8; n];
     rand::rngs::OsRng.fill_bytes(&mut buf);
     B64.encode(buf)

@@ -1,0 +1,446 @@
+//! `tessera bench`: a bounded load generator for a Tessera server on this
+//! machine, and `tessera bench-echo`, a trivial gRPC server (health only)
+//! that measures the gRPC ceiling of the machine in the same run.
+//!
+//! Safety: targets must be loopback addresses; every run is bounded by a
+//! request count and a duration.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use serde_json::{json, Value};
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+use crate::config::Dur;
+use crate::pb;
+use crate::pb::token_authority_client::TokenAuthorityClient;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    Verify,
+    Issue,
+    Refresh,
+    Revoke,
+    Mixed,
+    Echo,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Server to load (loopback only).
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub addr: SocketAddr,
+    #[arg(long, value_enum, default_value = "verify")]
+    pub scenario: Scenario,
+    /// Concurrent request streams.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Stop after this long (at most 10m).
+    #[arg(long, default_value = "10s")]
+    pub duration: Dur,
+    /// Stop after this many requests (at most 10,000,000).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub requests: u64,
+    /// Cap the request rate (per second, 0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
+    /// `revoke`: a replica to watch for the events (loopback), for propagation latency.
+    #[arg(long)]
+    pub watch_addr: Option<SocketAddr>,
+    /// PID of the server, to report its CPU time per request (from /proc).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// API key sent as `x-tessera-key`.
+    #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EchoArgs {
+    /// Listen address (loopback).
+    #[arg(long, default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+}
+
+/// Run the trivial echo server until SIGTERM/SIGINT.
+pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
+    if !args.listen.ip().is_loopback() {
+        return Err("bench-echo listens on loopback only".into());
+    }
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    eprintln!("bench-echo listening on {}", args.listen);
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_shutdown(args.listen, crate::signals::shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+#[derive(Default)]
+struct Stats {
+    latencies_us: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+}
+
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may contain spaces) in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Clock ticks per second of /proc (USER_HZ); 100 on Linux.
+const USER_HZ: f64 = 100.0;
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+fn with_key<T>(msg: T, key: &Option<String>) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if let Some(k) = key {
+        if let Ok(v) = k.parse() {
+            r.metadata_mut().insert("x-tessera-key", v);
+        }
+    }
+    r
+}
+
+async fn connect(addr: SocketAddr) -> Result<Channel, String> {
+    Channel::from_shared(format!("http://{addr}"))
+        .map_err(|e| e.to_string())?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))
+}
+
+fn issue_req(subject: String) -> pb::IssueRequest {
+    pb::IssueRequest {
+        subject,
+        tenant: "bench".into(),
+        audience: vec!["api".into()],
+        scopes: vec!["read".into()],
+        ..Default::default()
+    }
+}
+
+/// Run a bounded load and return the report.
+pub async fn run(args: BenchArgs) -> Result<Value, String> {
+    for a in std::iter::once(args.addr).chain(args.watch_addr) {
+        if !a.ip().is_loopback() {
+            return Err(format!(
+                "{a} is not a loopback address: bench only loads this machine"
+            ));
+        }
+    }
+    let duration = args.duration.0.min(Duration::from_secs(600));
+    let max_requests = args.requests.min(10_000_000);
+    // A few connections, shared by the streams, like a real client pool.
+    let connections = args.concurrency.clamp(1, 8);
+    let mut channels = Vec::new();
+    for _ in 0..connections {
+        channels.push(connect(args.addr).await?);
+    }
+    let mut setup = TokenAuthorityClient::new(channels[0].clone());
+    let token = if args.scenario == Scenario::Echo {
+        String::new()
+    } else {
+        setup
+            .issue(with_key(issue_req("bench-verify".into()), &args.api_key))
+            .await
+            .map_err(|e| format!("setup Issue failed: {e}"))?
+            .into_inner()
+            .tokens
+            .map(|t| t.access_token)
+            .unwrap_or_default()
+    };
+
+    // Revocation propagation: cursor → when Revoke returned on A, and cursor
+    // → when the event arrived at a watcher on B. An event that arrives
+    // before A's response counts as 0.
+    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let mut watcher = None;
+    if let (Scenario::Revoke, Some(w)) = (args.scenario, args.watch_addr) {
+        let mut wc = TokenAuthorityClient::new(connect(w).await?);
+        let mut stream = wc
+            .watch_revocations(with_key(
+                pb::WatchRevocationsRequest::default(),
+                &args.api_key,
+            ))
+            .await
+            .map_err(|e| format!("watch failed: {e}"))?
+            .into_inner();
+        let arrived = arrived.clone();
+        watcher = Some(tokio::spawn(async move {
+            while let Ok(Some(ev)) = stream.message().await {
+                arrived
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(ev.cursor, Instant::now());
+            }
+        }));
+    }
+
+    let cpu_before = args.server_pid.and_then(cpu_ticks);
+    let started = Instant::now();
+    let deadline = started + duration;
+    let run_id = crate::service::random_b64(6);
+    let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..args.concurrency {
+        let channel = channels[worker % connections].clone();
+        let token = token.clone();
+        let issued = issued.clone();
+        let api_key = args.api_key.clone();
+        let sent = sent.clone();
+        let run_id = run_id.clone();
+        let scenario = args.scenario;
+        let per_worker_interval = (args.rate > 0)
+            .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64));
+        tasks.push(tokio::spawn(async move {
+            let mut client = TokenAuthorityClient::new(channel.clone());
+            let mut health = HealthClient::new(channel);
+            let mut stats = Stats::default();
+            let mut refresh_token = String::new();
+            let mut seq: u64 = 0;
+            let mut next_at = Instant::now();
+            loop {
+                if Instant::now() >= deadline
+                    || issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= max_requests
+                {
+                    break;
+                }
+                if let Some(iv) = per_worker_interval {
+                    tokio::time::sleep_until(next_at.into()).await;
+                    next_at += iv;
+                }
+                seq += 1;
+                let op = match scenario {
+                    Scenario::Mixed => match seq % 100 {
+                        0..=89 => Scenario::Verify,
+                        90..=94 => Scenario::Refresh,
+                        95..=98 => Scenario::Issue,
+                        _ => Scenario::Revoke,
+                    },
+                    s => s,
+                };
+                let t0 = Instant::now();
+                let result: Result<(), tonic::Status> = match op {
+                    Scenario::Verify => client
+                        .verify(with_key(
+                            pb::VerifyRequest {
+                                access_token: token.clone(),
+                                ..Default::default()
+                            },
+                            &api_key,
+                        ))
+                        .await
+                        .map(|_| ()),
+                    Scenario::Issue => client
+                        .issue(with_key(
+                            issue_req(format!("bench-{worker}-{seq}")),
+                            &api_key,
+                        ))
+                        .await
+                        .map(|_| ()),
+                    Scenario::Refresh => {
+                        if refresh_token.is_empty() {
+                            match client
+                                .issue(with_key(issue_req(format!("bench-r-{worker}")), &api_key))
+                                .await
+                            {
+                                Ok(r) => {
+                                    refresh_token = r
+                                        .into_inner()
+                                        .tokens
+                                        .map(|t| t.refresh_token)
+                                        .unwrap_or_default()
+                                }
+                                Err(e) => {
+                                    *stats.errors.entry(format!("{:?}", e.code())).or_default() +=
+                                        1;
+                                    continue;
+                                }
+                            }
+                        }
+                        let t0 = Instant::now();
+                        let r = client
+                            .refresh(with_key(
+                                pb::RefreshRequest {
+                                    refresh_token: refresh_token.clone(),
+                                    ..Default::default()
+                                },
+                                &api_key,
+                            ))
+                            .await;
+                        let elapsed = t0.elapsed();
+                        match r {
+                            Ok(r) => {
+                                refresh_token = r
+                                    .into_inner()
+                                    .tokens
+                                    .map(|t| t.refresh_token)
+                                    .unwrap_or_default();
+                                stats.latencies_us.push(elapsed.as_micros() as u32);
+                            }
+                            Err(e) => {
+                                refresh_token.clear();
+                                *stats.errors.entry(format!("{:?}", e.code())).or_default() += 1;
+                            }
+                        }
+                        continue;
+                    }
+                    Scenario::Revoke => {
+                        // Unique per run: an id revoked before returns the old event.
+                        let target = pb::revoke_request::Target::SessionId(format!(
+                            "bench-{run_id}-{worker}-{seq}"
+                        ));
+                        match client
+                            .revoke(with_key(
+                                pb::RevokeRequest {
+                                    target: Some(target),
+                                    reason: String::new(),
+                                },
+                                &api_key,
+                            ))
+                            .await
+                        {
+                            Ok(r) => {
+                                sent.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .insert(r.into_inner().cursor, Instant::now());
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                    Scenario::Echo | Scenario::Mixed => health
+                        .check(HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .map(|_| ()),
+                };
+                match result {
+                    Ok(()) => stats.latencies_us.push(t0.elapsed().as_micros() as u32),
+                    Err(e) => *stats.errors.entry(format!("{:?}", e.code())).or_default() += 1,
+                }
+            }
+            stats
+        }));
+    }
+    let mut all = Stats::default();
+    for t in tasks {
+        let s = t.await.map_err(|e| e.to_string())?;
+        all.latencies_us.extend(s.latencies_us);
+        for (k, v) in s.errors {
+            *all.errors.entry(k).or_default() += v;
+        }
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = args.server_pid.and_then(cpu_ticks);
+    if watcher.is_some() {
+        // Let the last events arrive.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(w) = watcher {
+        w.abort();
+    }
+    all.latencies_us.sort_unstable();
+    let ok = all.latencies_us.len() as f64;
+    let total = ok + all.errors.values().sum::<u64>() as f64;
+    let cpu_us_per_req = match (cpu_before, cpu_after) {
+        (Some(a), Some(b)) if total > 0.0 => Some((b - a) as f64 / USER_HZ * 1e6 / total),
+        _ => None,
+    };
+    let mut prop: Vec<u32> = {
+        let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
+        let arrived = arrived.lock().unwrap_or_else(|p| p.into_inner());
+        sent.iter()
+            .filter_map(|(cursor, t0)| {
+                arrived
+                    .get(cursor)
+                    .map(|t1| t1.saturating_duration_since(*t0).as_micros() as u32)
+            })
+            .collect()
+    };
+    let missing = if args.watch_addr.is_some() {
+        sent.lock().unwrap_or_else(|p| p.into_inner()).len() - prop.len()
+    } else {
+        0
+    };
+    prop.sort_unstable();
+    Ok(json!({
+        "scenario": format!("{:?}", args.scenario).to_lowercase(),
+        "concurrency": args.concurrency,
+        "duration_s": elapsed.as_secs_f64(),
+        "requests_ok": ok,
+        "errors": all.errors,
+        "rps": ok / elapsed.as_secs_f64(),
+        "latency_ms": {
+            "p50": percentile(&all.latencies_us, 0.50),
+            "p90": percentile(&all.latencies_us, 0.90),
+            "p99": percentile(&all.latencies_us, 0.99),
+            "p999": percentile(&all.latencies_us, 0.999),
+        },
+        "server_cpu_us_per_request": cpu_us_per_req,
+        "propagation_ms": (!prop.is_empty()).then(|| json!({
+            "events": prop.len(),
+            "missing": missing,
+            "p50": percentile(&prop, 0.50),
+            "p99": percentile(&prop, 0.99),
+            "max": percentile(&prop, 1.0),
+        })),
+    }))
+}
+
+/// Render a report as a small table.
+pub fn table(r: &Value) -> String {
+    let mut out = format!(
+        "scenario {}  concurrency {}  {:.1}s\n  ok {}  rps {:.0}\n  latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}\n  errors {}\n",
+        r["scenario"].as_str().unwrap_or(""),
+        r["concurrency"],
+        r["duration_s"].as_f64().unwrap_or(0.0),
+        r["requests_ok"],
+        r["rps"].as_f64().unwrap_or(0.0),
+        r["latency_ms"]["p50"].as_f64().unwrap_or(0.0),
+        r["latency_ms"]["p90"].as_f64().unwrap_or(0.0),
+        r["latency_ms"]["p99"].as_f64().unwrap_or(0.0),
+        r["latency_ms"]["p999"].as_f64().unwrap_or(0.0),
+        r["errors"],
+    );
+    if let Some(cpu) = r["server_cpu_us_per_request"].as_f64() {
+        out.push_str(&format!("  server CPU µs/request {cpu:.1}\n"));
+    }
+    if r["propagation_ms"].is_object() {
+        let p = &r["propagation_ms"];
+        out.push_str(&format!(
+            "  propagation ms ({} events, {} missing)  p50 {:.3}  p99 {:.3}  max {:.3}\n",
+            p["events"],
+            p["missing"],
+            p["p50"].as_f64().unwrap_or(0.0),
+            p["p99"].as_f64().unwrap_or(0.0),
+            p["max"].as_f64().unwrap_or(0.0)
+        ));
+    }
+    out
+}
