@@ -115,6 +115,12 @@ impl Feed {
         self.head.subscribe()
     }
 
+    /// Trust the cache without a store behind it (benchmarks only).
+    #[doc(hidden)]
+    pub fn mark_in_sync_for_bench(&self) {
+        self.in_sync.store(true, Ordering::Release);
+    }
+
     /// Wait (at most `timeout`) until the cache has applied `cursor`, so a
     /// caller that revoked on this replica reads its own write here.
     pub async fn wait_applied(&self, cursor: &str, timeout: Duration) -> bool {
@@ -180,7 +186,9 @@ impl Feed {
         )
     }
 
-    fn apply(&self, events: &[RevocationEvent]) {
+    /// Apply events to the cache and ring (the feed reader's step; public
+    /// for benchmarks and tests).
+    pub fn apply(&self, events: &[RevocationEvent]) {
         if events.is_empty() {
             return;
         }

@@ -1,0 +1,103 @@
+//! Criterion benchmarks of the pure cores: sign and verify per algorithm,
+//! the raw jsonwebtoken verify (the floor), and the revocation cache lookup
+//! at 10 k and 1 M entries. Run: `cargo bench --bench tokens`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use tessera::config::KeyAlg;
+use tessera::feed::Feed;
+use tessera::keys::{generate_pem, KeySet};
+use tessera::store::{subject_key, RevocationEvent, RevocationKind};
+use tessera::tokens::{self, AccessClaims, VerifyPolicy};
+
+fn claims(now: i64) -> AccessClaims {
+    AccessClaims {
+        iss: "bench".into(),
+        sub: "alice".into(),
+        aud: vec!["api".into()],
+        exp: now + 900,
+        nbf: now,
+        iat: now,
+        jti: "a1b2c3d4e5f6g7h8i9j0kw".into(),
+        sid: "s1b2c3d4e5f6g7h8i9j0kw".into(),
+        tid: "acme".into(),
+        roles: vec!["admin".into()],
+        scope: "read write".into(),
+        cnf: None,
+        custom: Default::default(),
+    }
+}
+
+fn sign_and_verify(c: &mut Criterion) {
+    let now = tessera::clock::now_ms() / 1000;
+    let policy = VerifyPolicy {
+        issuer: "bench".into(),
+        leeway: 30,
+    };
+    for (alg, name) in [
+        (KeyAlg::Eddsa, "eddsa"),
+        (KeyAlg::Es256, "es256"),
+        (KeyAlg::Rs256, "rs256"),
+        (KeyAlg::Hs256, "hs256"),
+    ] {
+        let pem = generate_pem(alg).unwrap();
+        let keys = KeySet::from_bytes(pem.as_bytes(), Some(alg), "bench").unwrap();
+        let token = tokens::mint(&keys, &claims(now)).unwrap();
+        c.bench_function(&format!("sign/{name}"), |b| {
+            b.iter(|| tokens::mint(&keys, &claims(now)).unwrap())
+        });
+        c.bench_function(&format!("verify/{name}"), |b| {
+            b.iter(|| tokens::verify(&keys, &token, now, &policy).unwrap())
+        });
+        let key = keys.verifier(&keys.signer.kid).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(key.alg);
+        validation.validate_exp = false;
+        validation.required_spec_claims.clear();
+        validation.validate_aud = false;
+        c.bench_function(&format!("raw_jsonwebtoken_verify/{name}"), |b| {
+            b.iter(|| {
+                jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation)
+                    .unwrap()
+            })
+        });
+    }
+}
+
+fn event(i: usize, now_ms: i64) -> RevocationEvent {
+    RevocationEvent {
+        cursor: format!("{}-{i}", now_ms),
+        kind: RevocationKind::Token,
+        token_id: format!("jti-{i:016}"),
+        session_id: String::new(),
+        tenant: String::new(),
+        subject: String::new(),
+        revoked_at_ms: now_ms,
+        issued_before_ms: 0,
+        expires_at_ms: now_ms + 3_600_000,
+    }
+}
+
+fn cache_lookup(c: &mut Criterion) {
+    let now_ms = tessera::clock::now_ms();
+    let skey = subject_key("acme", "alice");
+    for size in [10_000usize, 1_000_000] {
+        let feed = Feed::new();
+        let events: Vec<RevocationEvent> = (0..size).map(|i| event(i, now_ms)).collect();
+        for chunk in events.chunks(10_000) {
+            feed.apply(chunk);
+        }
+        feed.mark_in_sync_for_bench();
+        c.bench_function(&format!("cache_check/miss/{size}"), |b| {
+            b.iter(|| feed.check("jti-not-there", "sid", &skey, now_ms / 1000, now_ms))
+        });
+        c.bench_function(&format!("cache_check/hit/{size}"), |b| {
+            b.iter(|| feed.check("jti-0000000000000042", "sid", &skey, now_ms / 1000, now_ms))
+        });
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
+    targets = sign_and_verify, cache_lookup
+}
+criterion_main!(benches);
