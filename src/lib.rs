@@ -111,33 +111,29 @@ pub async fn serve_with_admin(
     if keys.ephemeral {
         tracing::warn!(kid = %keys.signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
     }
-    match &args.redis_url {
+    let parts = Parts {
+        keys,
+        callers,
+        args,
+        listener,
+        admin,
+    };
+    match parts.args.redis_url.clone() {
         Some(url) => {
-            let store = RedisStore::connect(url, args.store_timeout.0).await?;
-            run(
-                Arc::new(store),
-                keys,
-                callers,
-                args,
-                listener,
-                admin,
-                shutdown,
-            )
-            .await
+            let store = RedisStore::connect(&url, parts.args.store_timeout.0).await?;
+            run(Arc::new(store), parts, shutdown).await
         }
-        None => {
-            run(
-                Arc::new(MemoryStore::new()),
-                keys,
-                callers,
-                args,
-                listener,
-                admin,
-                shutdown,
-            )
-            .await
-        }
+        None => run(Arc::new(MemoryStore::new()), parts, shutdown).await,
     }
+}
+
+/// Everything `run` needs besides the store.
+struct Parts {
+    keys: Arc<KeySet>,
+    callers: Callers,
+    args: ServeArgs,
+    listener: TcpListener,
+    admin: TcpListener,
 }
 
 /// DESIGN.md §8: with no callers configured, anonymous calls only on a
@@ -160,13 +156,16 @@ fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Caller
 
 async fn run<S: Store>(
     store: Arc<S>,
-    keys: Arc<KeySet>,
-    callers: Callers,
-    args: ServeArgs,
-    listener: TcpListener,
-    admin: TcpListener,
+    parts: Parts,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Parts {
+        keys,
+        callers,
+        args,
+        listener,
+        admin,
+    } = parts;
     telemetry::handle();
     let admin_addr = admin
         .local_addr()

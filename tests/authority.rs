@@ -228,16 +228,7 @@ async fn refresh_rotates_and_keeps_the_old_access_token(backend: Backend) {
     let server = env.server(&[]).await;
     let mut c = server.client().await;
     let first = issue(&mut c, "alice").await;
-    let second = c
-        .refresh(pb::RefreshRequest {
-            refresh_token: first.refresh_token.clone(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
+    let second = refreshed(&mut c, &first.refresh_token).await;
     assert_ne!(second.refresh_token, first.refresh_token);
     assert_ne!(second.access_token, first.access_token);
     assert_eq!(second.session_id, first.session_id);
@@ -255,12 +246,9 @@ async fn refresh_rotates_and_keeps_the_old_access_token(backend: Backend) {
     assert_eq!(claims.subject, "alice");
     assert_eq!(claims.scopes, vec!["read", "write"]);
     // The successor rotates too.
-    c.refresh(pb::RefreshRequest {
-        refresh_token: second.refresh_token.clone(),
-        ..Default::default()
-    })
-    .await
-    .expect("second rotation");
+    c.refresh(refresh_req(&second.refresh_token))
+        .await
+        .expect("second rotation");
 }
 
 async fn concurrent_refreshes_get_one_pair(backend: Backend) {
@@ -273,12 +261,9 @@ async fn concurrent_refreshes_get_one_pair(backend: Backend) {
         let mut c = c.clone();
         let token = pair.refresh_token.clone();
         tasks.push(tokio::spawn(async move {
-            c.refresh(pb::RefreshRequest {
-                refresh_token: token,
-                ..Default::default()
-            })
-            .await
-            .map(|r| r.into_inner().tokens.unwrap())
+            c.refresh(refresh_req(&token))
+                .await
+                .map(|r| r.into_inner().tokens.unwrap())
         }));
     }
     let mut pairs = Vec::new();
@@ -299,25 +284,10 @@ async fn replay_after_grace_revokes_the_session(backend: Backend) {
     let server = env.server(&["--refresh-grace=300ms"]).await;
     let mut c = server.client().await;
     let first = issue(&mut c, "alice").await;
-    let refresh = |t: &str| pb::RefreshRequest {
-        refresh_token: t.to_owned(),
-        ..Default::default()
-    };
-    let second = c
-        .refresh(refresh(&first.refresh_token))
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
+    let refresh = refresh_req;
+    let second = refreshed(&mut c, &first.refresh_token).await;
     // Inside the window: the same successor.
-    let again = c
-        .refresh(refresh(&first.refresh_token))
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
+    let again = refreshed(&mut c, &first.refresh_token).await;
     assert_eq!(again.refresh_token, second.refresh_token);
     tokio::time::sleep(Duration::from_millis(400)).await;
     expect_reason(
@@ -343,25 +313,10 @@ async fn older_generations_are_reuse_too(backend: Backend) {
     let env = Env::new(backend).await;
     let server = env.server(&["--refresh-grace=0s"]).await;
     let mut c = server.client().await;
-    let refresh = |t: &str| pb::RefreshRequest {
-        refresh_token: t.to_owned(),
-        ..Default::default()
-    };
+    let refresh = refresh_req;
     let g0 = issue(&mut c, "alice").await;
-    let g1 = c
-        .refresh(refresh(&g0.refresh_token))
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
-    let _g2 = c
-        .refresh(refresh(&g1.refresh_token))
-        .await
-        .unwrap()
-        .into_inner()
-        .tokens
-        .unwrap();
+    let g1 = refreshed(&mut c, &g0.refresh_token).await;
+    let _g2 = refreshed(&mut c, &g1.refresh_token).await;
     // Two generations old: never honoured, and it is theft.
     expect_reason(
         c.refresh(refresh(&g0.refresh_token)).await,
@@ -374,10 +329,7 @@ async fn bad_refresh_tokens_are_invalid(backend: Backend) {
     let server = env.server(&[]).await;
     let mut c = server.client().await;
     let pair = issue(&mut c, "alice").await;
-    let refresh = |t: &str| pb::RefreshRequest {
-        refresh_token: t.to_owned(),
-        ..Default::default()
-    };
+    let refresh = refresh_req;
     expect_reason(
         c.refresh(refresh("nonsense")).await,
         "REFRESH_TOKEN_INVALID",
@@ -392,22 +344,6 @@ async fn bad_refresh_tokens_are_invalid(backend: Backend) {
         .expect("the real token still works");
     let status = expect_reason(c.refresh(refresh("")).await, "FIELD_INVALID");
     assert_eq!(violations(&status), vec!["refresh_token"]);
-}
-
-/// Poll default-consistency Verify until it says revoked (the feed is
-/// asynchronous across replicas; on the revoking replica it is immediate).
-async fn wait_revoked(c: &mut Client, token: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        match c.verify(verify_request(token)).await {
-            Err(s) if reason(&s) == "TOKEN_REVOKED" => return,
-            other => assert!(
-                std::time::Instant::now() < deadline,
-                "not revoked: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 async fn revoke_by_every_target(backend: Backend) {
@@ -434,12 +370,9 @@ async fn revoke_by_every_target(backend: Backend) {
         "TOKEN_REVOKED",
     );
     expect_reason(c.verify(strong(&a.access_token)).await, "TOKEN_REVOKED");
-    c.refresh(pb::RefreshRequest {
-        refresh_token: a.refresh_token.clone(),
-        ..Default::default()
-    })
-    .await
-    .expect("the session lives on");
+    c.refresh(refresh_req(&a.refresh_token))
+        .await
+        .expect("the session lives on");
     // Twice: same event, success.
     let again = c
         .revoke(revoke(Target::Token(a.access_token.clone())))
@@ -459,11 +392,7 @@ async fn revoke_by_every_target(backend: Backend) {
         "TOKEN_REVOKED",
     );
     expect_reason(
-        c.refresh(pb::RefreshRequest {
-            refresh_token: b.refresh_token.clone(),
-            ..Default::default()
-        })
-        .await,
+        c.refresh(refresh_req(&b.refresh_token)).await,
         "REFRESH_TOKEN_INVALID",
     );
 
@@ -502,11 +431,7 @@ async fn revoke_by_every_target(backend: Backend) {
         );
         expect_reason(c.verify(strong(&t.access_token)).await, "TOKEN_REVOKED");
         expect_reason(
-            c.refresh(pb::RefreshRequest {
-                refresh_token: t.refresh_token.clone(),
-                ..Default::default()
-            })
-            .await,
+            c.refresh(refresh_req(&t.refresh_token)).await,
             "REFRESH_TOKEN_INVALID",
         );
     }
@@ -589,22 +514,8 @@ async fn invalid_arguments_are_refused_and_nothing_is_stored(backend: Backend) {
     let huge = "a".repeat(8 * 1024 + 1);
     let status = expect_reason(c.verify(verify_request(&huge)).await, "FIELD_INVALID");
     assert_eq!(violations(&status), vec!["access_token"]);
-    expect_reason(
-        c.refresh(pb::RefreshRequest {
-            refresh_token: huge.clone(),
-            ..Default::default()
-        })
-        .await,
-        "FIELD_INVALID",
-    );
-    expect_reason(
-        c.revoke(pb::RevokeRequest {
-            target: Some(pb::revoke_request::Target::Token(huge)),
-            reason: String::new(),
-        })
-        .await,
-        "FIELD_INVALID",
-    );
+    expect_reason(c.refresh(refresh_req(&huge)).await, "FIELD_INVALID");
+    expect_reason(c.revoke(revoke_token(&huge)).await, "FIELD_INVALID");
 
     if let Some(redis) = &env.redis {
         // Only the one valid 256-byte subject session is in Redis.

@@ -82,15 +82,9 @@ async fn probe(
     ));
     out.push((
         "Revoke",
-        r(c.revoke(with_key(
-            pb::RevokeRequest {
-                target: Some(pb::revoke_request::Target::Token("garbage".into())),
-                reason: String::new(),
-            },
-            key,
-        ))
-        .await
-        .map(|_| ())),
+        r(c.revoke(with_key(revoke_token("garbage"), key))
+            .await
+            .map(|_| ())),
     ));
     out.push((
         "WatchRevocations",

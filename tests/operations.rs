@@ -98,12 +98,7 @@ async fn metrics_count_a_scripted_flow() {
     c.verify(verify_request(&a.access_token)).await.unwrap();
     c.verify(verify_request(&b.access_token)).await.unwrap();
     expect_reason(c.verify(verify_request("garbage")).await, "TOKEN_MALFORMED");
-    c.revoke(pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::SessionId(b.session_id.clone())),
-        reason: String::new(),
-    })
-    .await
-    .unwrap();
+    c.revoke(revoke_session_id(&b.session_id)).await.unwrap();
     expect_reason(
         c.verify(verify_request(&b.access_token)).await,
         "TOKEN_REVOKED",
@@ -179,7 +174,7 @@ async fn metrics_count_a_scripted_flow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_in_flight_calls_and_ends_streams() {
     let env = Env::new(Backend::Memory).await;
-    let mut process = Process::start(&env.flags(&[])).await;
+    let mut process = Process::start(&env.flags(&["--issue-rate=off"])).await;
     let server = process.server();
     let c = server.client().await;
     let mut streams = Vec::new();
@@ -215,7 +210,13 @@ async fn sigterm_drains_in_flight_calls_and_ends_streams() {
             }
         }));
     }
+    let deadline = Instant::now() + Duration::from_secs(20);
     while completed.load(Ordering::SeqCst) < 200 {
+        assert!(Instant::now() < deadline, "load never got going");
+        assert!(
+            load.iter().all(|t| !t.is_finished()),
+            "a load task stopped early"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     signalled.store(true, Ordering::SeqCst);

@@ -60,13 +60,7 @@ async fn refresh_budget_per_subject(backend: Backend) {
     let mut pair = issue(&mut c, "alice").await;
     let mut outcomes = Vec::new();
     for _ in 0..5 {
-        match c
-            .refresh(pb::RefreshRequest {
-                refresh_token: pair.refresh_token.clone(),
-                ..Default::default()
-            })
-            .await
-        {
+        match c.refresh(refresh_req(&pair.refresh_token)).await {
             Ok(r) => {
                 pair = r.into_inner().tokens.unwrap();
                 outcomes.push(true);
@@ -80,12 +74,9 @@ async fn refresh_budget_per_subject(backend: Backend) {
     assert_eq!(outcomes.iter().filter(|o| **o).count(), 3, "{outcomes:?}");
     // A limited refresh changed nothing: the last good token still rotates later.
     let other = issue(&mut c, "bob").await;
-    c.refresh(pb::RefreshRequest {
-        refresh_token: other.refresh_token,
-        ..Default::default()
-    })
-    .await
-    .expect("other subjects unaffected");
+    c.refresh(refresh_req(&other.refresh_token))
+        .await
+        .expect("other subjects unaffected");
 }
 
 async fn caller_budget_per_rpc(backend: Backend) {

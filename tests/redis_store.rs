@@ -24,11 +24,7 @@ async fn redis_outage_fails_fast_and_recovers_without_restart() {
     let s = expect_reason(c.issue(issue_request("bob")).await, "STORE_UNAVAILABLE");
     assert_eq!(s.code(), tonic::Code::Unavailable);
     expect_reason(
-        c.refresh(pb::RefreshRequest {
-            refresh_token: before.refresh_token.clone(),
-            ..Default::default()
-        })
-        .await,
+        c.refresh(refresh_req(&before.refresh_token)).await,
         "STORE_UNAVAILABLE",
     );
     expect_reason(
@@ -36,13 +32,7 @@ async fn redis_outage_fails_fast_and_recovers_without_restart() {
         "STORE_UNAVAILABLE",
     );
     expect_reason(
-        c.revoke(pb::RevokeRequest {
-            target: Some(pb::revoke_request::Target::SessionId(
-                before.session_id.clone(),
-            )),
-            reason: String::new(),
-        })
-        .await,
+        c.revoke(revoke_session_id(&before.session_id)).await,
         "STORE_UNAVAILABLE",
     );
     // The revocation cache lost its feed: default Verify fails closed.
@@ -76,12 +66,9 @@ async fn redis_outage_fails_fast_and_recovers_without_restart() {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    c.refresh(pb::RefreshRequest {
-        refresh_token: after.refresh_token,
-        ..Default::default()
-    })
-    .await
-    .expect("refresh after recovery");
+    c.refresh(refresh_req(&after.refresh_token))
+        .await
+        .expect("refresh after recovery");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,10 +84,7 @@ async fn two_replicas_on_one_redis_act_as_one_authority() {
         .await
         .expect("B verifies A's token");
     let rotated = cb
-        .refresh(pb::RefreshRequest {
-            refresh_token: pair.refresh_token.clone(),
-            ..Default::default()
-        })
+        .refresh(refresh_req(&pair.refresh_token))
         .await
         .expect("refresh on B")
         .into_inner()
@@ -108,10 +92,7 @@ async fn two_replicas_on_one_redis_act_as_one_authority() {
         .unwrap();
     // A grace retry on A gets B's successor.
     let retry = ca
-        .refresh(pb::RefreshRequest {
-            refresh_token: pair.refresh_token.clone(),
-            ..Default::default()
-        })
+        .refresh(refresh_req(&pair.refresh_token))
         .await
         .expect("grace retry on A")
         .into_inner()
@@ -134,17 +115,7 @@ async fn two_replicas_on_one_redis_act_as_one_authority() {
     );
     expect_reason(ca.verify(strong(&pair.access_token)).await, "TOKEN_REVOKED");
     // And through the feed, without a store read, within moments.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match ca.verify(verify_request(&rotated.access_token)).await {
-            Err(s) if reason(&s) == "TOKEN_REVOKED" => break,
-            other => assert!(
-                Instant::now() < deadline,
-                "A never learned of the revocation: {other:?}"
-            ),
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    wait_revoked(&mut ca, &rotated.access_token).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,12 +126,7 @@ async fn every_key_written_has_a_ttl() {
     let p = issue(&mut c, "alice").await;
     let q = issue(&mut c, "bob").await;
     let r = issue(&mut c, "carol").await;
-    c.refresh(pb::RefreshRequest {
-        refresh_token: p.refresh_token.clone(),
-        ..Default::default()
-    })
-    .await
-    .unwrap();
+    c.refresh(refresh_req(&p.refresh_token)).await.unwrap();
     let mut v = verify_request(&p.access_token);
     v.renew = true;
     c.verify(v).await.unwrap();

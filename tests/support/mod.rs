@@ -597,3 +597,50 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// `Revoke` of an access or refresh token.
+pub fn revoke_token(token: &str) -> pb::RevokeRequest {
+    pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(token.to_owned())),
+        reason: String::new(),
+    }
+}
+
+/// `Revoke` of a session id.
+pub fn revoke_session_id(sid: &str) -> pb::RevokeRequest {
+    pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(sid.to_owned())),
+        reason: String::new(),
+    }
+}
+
+/// `Refresh` of a refresh token.
+pub fn refresh_req(token: &str) -> pb::RefreshRequest {
+    pb::RefreshRequest {
+        refresh_token: token.to_owned(),
+        ..Default::default()
+    }
+}
+
+/// Refresh and return the new pair (panics on failure).
+pub async fn refreshed(c: &mut Client, token: &str) -> pb::TokenPair {
+    c.refresh(refresh_req(token))
+        .await
+        .expect("refresh")
+        .into_inner()
+        .tokens
+        .expect("tokens")
+}
+
+/// Poll default-consistency Verify until it says revoked (the feed is
+/// asynchronous across replicas), or panic after 5 s.
+pub async fn wait_revoked(c: &mut Client, token: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match c.verify(verify_request(token)).await {
+            Err(s) if reason(&s) == "TOKEN_REVOKED" => return,
+            other => assert!(Instant::now() < deadline, "not revoked: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

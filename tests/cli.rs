@@ -1,0 +1,176 @@
+//! The `tessera` binary driven from a shell, as a person would: two server
+//! processes on one Redis, and every client subcommand printing JSON.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+fn tessera(args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(args)
+        .output()
+        .expect("run tessera");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .or_else(|_| serde_json::from_str(&stderr))
+        .unwrap_or(Value::Null);
+    (out.status.success(), json, format!("{stdout}{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_driven_by_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    let (ok, written, text) =
+        tessera(&["keygen", "--alg", "eddsa", "--out", key.to_str().unwrap()]);
+    assert!(ok, "{text}");
+    assert_eq!(written["alg"], "eddsa");
+    let redis = RedisServer::start().await;
+    let flags = vec![
+        "--issuer=cli-test".to_owned(),
+        format!("--signing-key={}", key.display()),
+        format!("--redis-url={}", redis.url()),
+    ];
+    let a = Process::start(&flags).await;
+    let b = Process::start(&flags).await;
+    let addr_a = format!("http://{}", a.addr);
+    let addr_b = format!("http://{}", b.addr);
+
+    let (ok, pair, text) = tessera(&[
+        "issue",
+        "--addr",
+        &addr_a,
+        "--subject",
+        "alice",
+        "--tenant",
+        "acme",
+        "--audience",
+        "api",
+        "--scope",
+        "read",
+        "--role",
+        "admin",
+        "--claims",
+        r#"{"plan":"pro"}"#,
+    ]);
+    assert!(ok, "{text}");
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let refresh = pair["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(pair["token_type"], "Bearer");
+
+    let (ok, verified, text) = tessera(&[
+        "verify",
+        "--addr",
+        &addr_b,
+        &access,
+        "--audience",
+        "api",
+        "--scope",
+        "read",
+    ]);
+    assert!(ok, "{text}");
+    assert_eq!(verified["claims"]["subject"], "alice");
+    assert_eq!(verified["claims"]["custom"]["plan"], "pro");
+
+    let (ok, rotated, text) = tessera(&["refresh", "--addr", &addr_b, &refresh]);
+    assert!(ok, "{text}");
+    let new_access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_ne!(new_access, access);
+
+    let (ok, revoked, text) = tessera(&[
+        "revoke",
+        "--addr",
+        &addr_b,
+        "--session",
+        pair["session_id"].as_str().unwrap(),
+        "--reason",
+        "cli test",
+    ]);
+    assert!(ok, "{text}");
+    assert!(!revoked["cursor"].as_str().unwrap().is_empty());
+
+    let (ok, err, _) = tessera(&["verify", "--addr", &addr_a, &new_access, "--strong"]);
+    assert!(!ok);
+    assert_eq!(err["error"]["reason"], "TOKEN_REVOKED");
+    assert_eq!(err["error"]["code"], "Unauthenticated");
+
+    let (ok, jwks, text) = tessera(&["jwks", "--addr", &addr_a]);
+    assert!(ok, "{text}");
+    assert_eq!(jwks["keys"][0]["alg"], "EdDSA");
+    let (_, jwks_b, _) = tessera(&["jwks", "--addr", &addr_b]);
+    assert_eq!(jwks, jwks_b, "replicas with one key publish one JWKS");
+
+    // `watch --snapshot` prints the revocation as a JSON line (bounded by a timeout).
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args(["watch", "--addr", &addr_a, "--snapshot"])
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+            .stdout
+            .take()
+            .map(|s| async move {
+                use tokio::io::AsyncBufReadExt;
+                tokio::io::BufReader::new(s).lines().next_line().await
+            })
+            .unwrap(),
+    )
+    .await
+    .expect("a watch line")
+    .unwrap()
+    .unwrap();
+    let event: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(event["kind"], "REVOCATION_KIND_SESSION");
+    assert_eq!(event["session_id"], pair["session_id"]);
+
+    // Bad configuration exits 64 with a reason.
+    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--leeway", "soon"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leeway"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    let env = Env::new(Backend::Memory).await;
+    let server = env.server(&[]).await;
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let reply = stream.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = reply.message_response else {
+        panic!("{reply:?}")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(
+        names.contains(&"tessera.v1.TokenAuthority".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_owned()),
+        "{names:?}"
+    );
+}
