@@ -13,12 +13,12 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::feed::Feed;
-use crate::keys::KeySet;
+use crate::keys::KeyRing;
 
 /// What `/readyz` needs to know.
 #[derive(Clone)]
 pub struct AdminState {
-    pub keys: Arc<KeySet>,
+    pub keys: Arc<KeyRing>,
     pub feed: Arc<Feed>,
     /// Latest store health, kept by the health task.
     pub store_ok: tokio::sync::watch::Receiver<bool>,
@@ -52,7 +52,7 @@ async fn jwks(State(s): State<AdminState>) -> Response {
             (header::CONTENT_TYPE, "application/jwk-set+json"),
             (header::CACHE_CONTROL, "public, max-age=300"),
         ],
-        s.keys.jwks_json().to_owned(),
+        s.keys.current().jwks_json().to_owned(),
     )
         .into_response()
 }

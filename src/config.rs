@@ -244,6 +244,11 @@ pub struct ServeArgs {
     /// Absent: an ephemeral EdDSA key (with a warning; tokens die with the process).
     #[arg(long, env = "TESSERA_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
+    /// Older keys that still verify (PKCS#8 PEM files, comma-separated or
+    /// repeated) after a rotation, until their tokens have expired. All keys
+    /// are re-read on SIGHUP.
+    #[arg(long, env = "TESSERA_VERIFY_KEYS", value_delimiter = ',')]
+    pub verify_key: Vec<PathBuf>,
     /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_enum)]
     pub signing_alg: Option<KeyAlg>,

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::{
@@ -144,6 +144,36 @@ impl KeySet {
         Ok(Self::new(signer, verifying, false))
     }
 
+    /// The active signer of `self`, plus every verifying key of `older`:
+    /// after a rotation, tokens signed by the previous key keep verifying
+    /// until they expire. The JWK set lists them all, active first.
+    pub fn with_older(mut self, older: Vec<KeySet>) -> Self {
+        let mut jwks: Vec<Value> = serde_json::from_str::<Value>(&self.jwks_json)
+            .ok()
+            .and_then(|v| v["keys"].as_array().cloned())
+            .unwrap_or_default();
+        for set in older {
+            for (kid, key) in set.verifiers {
+                if self.verifiers.contains_key(&kid) {
+                    continue;
+                }
+                if let Some(jwk) = &key.jwk {
+                    jwks.push(jwk.clone());
+                }
+                self.verifiers.insert(kid, key);
+            }
+        }
+        self.jwks_json = json!({ "keys": jwks }).to_string();
+        self
+    }
+
+    /// Every `kid` that verifies.
+    pub fn kids(&self) -> Vec<String> {
+        let mut kids: Vec<String> = self.verifiers.keys().cloned().collect();
+        kids.sort();
+        kids
+    }
+
     /// The key that verifies tokens with this `kid`.
     pub fn verifier(&self, kid: &str) -> Option<&Arc<VerifyingKey>> {
         self.verifiers.get(kid)
@@ -249,6 +279,24 @@ fn from_pkcs8(
             jwk: Some(jwk),
         },
     ))
+}
+
+/// The key set in force, replaced whole on reload (SIGHUP), so a request
+/// sees either the old set or the new one, never a mix.
+pub struct KeyRing(RwLock<Arc<KeySet>>);
+
+impl KeyRing {
+    pub fn new(keys: KeySet) -> Self {
+        KeyRing(RwLock::new(Arc::new(keys)))
+    }
+
+    pub fn current(&self) -> Arc<KeySet> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replace(&self, keys: KeySet) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
 }
 
 /// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`: the OCTET
@@ -372,6 +420,26 @@ mod tests {
         let secret = generate_pem(KeyAlg::Hs256).unwrap();
         let keys = KeySet::from_bytes(secret.as_bytes(), Some(KeyAlg::Hs256), "s").unwrap();
         assert_eq!(keys.jwks_json(), r#"{"keys":[]}"#);
+    }
+
+    #[test]
+    fn older_keys_keep_verifying_and_are_published() {
+        let a = generate_pem(KeyAlg::Eddsa).unwrap();
+        let b = generate_pem(KeyAlg::Es256).unwrap();
+        let old = KeySet::from_bytes(a.as_bytes(), None, "a").unwrap();
+        let old_kid = old.signer.kid.clone();
+        let set = KeySet::from_bytes(b.as_bytes(), None, "b")
+            .unwrap()
+            .with_older(vec![old]);
+        assert_eq!(set.kids().len(), 2);
+        assert!(set.verifier(&old_kid).is_some());
+        let jwks: Value = serde_json::from_str(set.jwks_json()).unwrap();
+        assert_eq!(
+            jwks["keys"][0]["kid"],
+            set.signer.kid.as_str(),
+            "active first"
+        );
+        assert_eq!(jwks["keys"][1]["kid"], old_kid.as_str());
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub mod pb {
 use callers::{AuthLayer, Callers};
 use config::ServeArgs;
 use feed::Feed;
-use keys::KeySet;
+use keys::{KeyRing, KeySet};
 use service::{Authority, Policy};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
@@ -68,7 +68,15 @@ pub enum ServeError {
 /// Load the signing keys the configuration names, or make an ephemeral one.
 pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {
-        Some(path) => KeySet::load(path, args.signing_alg),
+        Some(path) => {
+            let active = KeySet::load(path, args.signing_alg)?;
+            let older = args
+                .verify_key
+                .iter()
+                .map(|p| KeySet::load(p, None))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(active.with_older(older))
+        }
         None => {
             if args.signing_alg == Some(config::KeyAlg::Hs256) {
                 return Err(keys::KeyError::ShortSecret("(no --signing-key)".into()));
@@ -107,9 +115,9 @@ pub async fn serve_with_admin(
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let callers = caller_policy(&args, local)?;
-    let keys = Arc::new(load_keys(&args)?);
-    if keys.ephemeral {
-        tracing::warn!(kid = %keys.signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
+    let keys = Arc::new(KeyRing::new(load_keys(&args)?));
+    if keys.current().ephemeral {
+        tracing::warn!(kid = %keys.current().signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
     }
     let parts = Parts {
         keys,
@@ -129,7 +137,7 @@ pub async fn serve_with_admin(
 
 /// Everything `run` needs besides the store.
 struct Parts {
-    keys: Arc<KeySet>,
+    keys: Arc<KeyRing>,
     callers: Callers,
     args: ServeArgs,
     listener: TcpListener,
@@ -177,9 +185,9 @@ async fn run<S: Store>(
         listen = %local,
         admin = %admin_addr,
         store = store.kind(),
-        kid = %keys.signer.kid,
-        alg = keys::alg_name(keys.signer.alg),
-        ephemeral_key = keys.ephemeral,
+        kid = %keys.current().signer.kid,
+        alg = keys::alg_name(keys.current().signer.alg),
+        ephemeral_key = keys.current().ephemeral,
         "tessera serving"
     );
     let (drain_tx, drain_rx) = watch::channel(false);
@@ -196,6 +204,7 @@ async fn run<S: Store>(
         .await;
     {
         let store = store.clone();
+        let feed = feed.clone();
         let reporter = reporter.clone();
         let mut drain = drain_rx.clone();
         let timeout = args.store_timeout.0;
@@ -207,11 +216,15 @@ async fn run<S: Store>(
                     _ = tick.tick() => {}
                     _ = drain.changed() => return,
                 }
-                let ok = matches!(
+                let store_ok = matches!(
                     tokio::time::timeout(timeout, store.ping()).await,
                     Ok(Ok(()))
                 );
-                store_ok_tx.send_replace(ok);
+                store_ok_tx.send_replace(store_ok);
+                // SERVING needs the store and a revocation cache in sync with
+                // the feed (an out-of-sync replica would put every Verify on
+                // the store, so it takes itself out of rotation until resynced).
+                let ok = store_ok && feed.in_sync();
                 if last != Some(ok) {
                     let status = if ok {
                         ServingStatus::Serving
@@ -229,6 +242,37 @@ async fn run<S: Store>(
                 }
             }
         });
+    }
+
+    // SIGHUP: re-read every key file; a bad file keeps the old set.
+    #[cfg(unix)]
+    {
+        let keys = keys.clone();
+        let args = args.clone();
+        let mut drain = drain_rx.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = hup.recv() => {}
+                        _ = drain.changed() => return,
+                    }
+                    match load_keys(&args) {
+                        Ok(set) if !set.ephemeral => {
+                            tracing::info!(kid = %set.signer.kid, verifying = ?set.kids(), "keys reloaded");
+                            keys.replace(set);
+                        }
+                        Ok(_) => tracing::warn!(
+                            "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "key reload failed; keeping the current keys")
+                        }
+                    }
+                }
+            });
+        }
     }
 
     let reflection = tonic_reflection::server::Builder::configure()

@@ -239,7 +239,7 @@ impl<S: Store> Authority<S> {
             absolute_exp_ms,
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
-        let access_token = tokens::mint(&self.keys, &claims)?;
+        let access_token = tokens::mint(&self.keys.current(), &claims)?;
         let refresh = RefreshToken::new(&sid);
         let new_session = NewSession {
             subject_key: subject_key(&data.tenant, &data.subject),

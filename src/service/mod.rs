@@ -20,7 +20,7 @@ use tonic::{Request, Response, Status};
 use crate::config::ServeArgs;
 use crate::error::Error;
 use crate::feed::Feed;
-use crate::keys::KeySet;
+use crate::keys::KeyRing;
 use crate::pb;
 use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
@@ -106,7 +106,7 @@ impl Policy {
 /// The token authority: keys, store, feed and policy.
 pub struct Authority<S: Store> {
     pub(crate) store: Arc<S>,
-    pub(crate) keys: Arc<KeySet>,
+    pub(crate) keys: Arc<KeyRing>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) policy: Policy,
     pub(crate) verify_policy: VerifyPolicy,
@@ -116,7 +116,7 @@ pub struct Authority<S: Store> {
 impl<S: Store> Authority<S> {
     pub fn new(
         store: Arc<S>,
-        keys: Arc<KeySet>,
+        keys: Arc<KeyRing>,
         feed: Arc<Feed>,
         policy: Policy,
         shutdown: watch::Receiver<bool>,
@@ -418,7 +418,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
         self.limit_caller(request.extensions(), "GetJwks").await?;
         Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: self.keys.jwks_json().to_owned(),
+            jwks_json: self.keys.current().jwks_json().to_owned(),
         }))
     }
 }

@@ -95,7 +95,7 @@ impl<S: Store> Authority<S> {
     ) -> Result<pb::TokenPair, Error> {
         let jti = derive_jti(&rotation.data.sid, rotation.generation, "");
         let claims = session_claims(&self.policy, &rotation.data, jti, rotation.rotated_at_ms);
-        let access = tokens::mint(&self.keys, &claims)?;
+        let access = tokens::mint(&self.keys.current(), &claims)?;
         Ok(token_pair(
             access,
             &claims,

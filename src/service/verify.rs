@@ -137,7 +137,7 @@ impl<S: Store> Authority<S> {
         tracing::Span::current().record("strong", input.strong);
         let now_ms = crate::clock::now_ms();
         let now = now_ms.div_euclid(1000);
-        let claims = tokens::verify(&self.keys, &input.token, now, &self.verify_policy)?;
+        let claims = tokens::verify(&self.keys.current(), &input.token, now, &self.verify_policy)?;
         if !input.audience.is_empty() && !claims.aud.iter().any(|a| a == &input.audience) {
             return Err(Error::AudienceMismatch);
         }
@@ -240,7 +240,7 @@ impl<S: Store> Authority<S> {
                     // The session ends no later than the presented token: nothing to gain.
                     return Ok(None);
                 }
-                let token = tokens::mint(&self.keys, &next)?;
+                let token = tokens::mint(&self.keys.current(), &next)?;
                 tracing::debug!(session.id = %claims.sid, "access token renewed");
                 Ok(Some(Renewed {
                     token,
