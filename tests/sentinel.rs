@@ -82,7 +82,7 @@ async fn tessera_survives_a_sentinel_failover() {
         assert!(Instant::now() < deadline, "replica never synced");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let sentinels = vec![
+    let sentinels = [
         sentinel(master.port).await,
         sentinel(master.port).await,
         sentinel(master.port).await,
