@@ -108,22 +108,20 @@ fn string_or_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
     })
 }
 
-/// A NumericDate (RFC 7519 §2): an integer, or a finite non-integer that is
-/// truncated; strings and values outside ±2^53 are refused.
+/// A NumericDate (RFC 7519 §2), strictly: an integer within ±2^53.
+/// RFC 7519 allows fractions, but Tessera only verifies tokens it minted,
+/// and it mints integers; anything else (strings, floats, 2^64) is a token
+/// someone else made up, refused as malformed.
 fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     use serde::de::Error as _;
-    const LIMIT: f64 = 9_007_199_254_740_992.0; // 2^53
+    const LIMIT: i64 = 9_007_199_254_740_992; // 2^53
     let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        if (i as f64).abs() <= LIMIT {
-            return Ok(i);
-        }
-    } else if let Some(f) = n.as_f64() {
-        if f.is_finite() && f.abs() <= LIMIT {
-            return Ok(f.trunc() as i64);
-        }
+    match n.as_i64() {
+        Some(i) if (-LIMIT..=LIMIT).contains(&i) => Ok(i),
+        _ => Err(D::Error::custom(
+            "NumericDate must be an integer within ±2^53",
+        )),
     }
-    Err(D::Error::custom("NumericDate out of range"))
 }
 
 /// The header fields Tessera looks at before any cryptography.

@@ -480,6 +480,11 @@ impl Process {
     /// Start the binary with `flags`; wait for its "tessera serving" log line
     /// and then for health SERVING.
     pub async fn start(flags: &[String]) -> Process {
+        Self::start_logging(flags, "info").await
+    }
+
+    /// Start with `TESSERA_LOG` set to `filter`.
+    pub async fn start_logging(flags: &[String], filter: &str) -> Process {
         use tokio::io::AsyncBufReadExt;
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
             .arg("serve")
@@ -489,7 +494,7 @@ impl Process {
                 "--log-format=json",
             ])
             .args(flags)
-            .env("TESSERA_LOG", "info")
+            .env("TESSERA_LOG", filter)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
