@@ -162,10 +162,45 @@ impl Callers {
     }
 }
 
-/// The TLS identities of the peer of a request (certificate subject CN and
-/// URI/DNS SANs), put there by the TLS acceptor.
-#[derive(Debug, Clone, Default)]
-pub struct PeerIdentities(pub Vec<String>);
+/// The identities a client certificate proves: its URI SANs (SPIFFE ids),
+/// DNS SANs and subject common name. A caller's `tls_identity` must equal
+/// one of them. The certificate chain was already verified against
+/// `--tls-client-ca` by the TLS handshake.
+pub fn certificate_identities(der: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
+        return Vec::new();
+    };
+    let mut ids = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            match name {
+                GeneralName::URI(uri) => ids.push((*uri).to_owned()),
+                GeneralName::DNSName(dns) => ids.push((*dns).to_owned()),
+                _ => {}
+            }
+        }
+    }
+    for cn in cert.subject().iter_common_name() {
+        if let Ok(cn) = cn.as_str() {
+            ids.push(cn.to_owned());
+        }
+    }
+    ids
+}
+
+fn peer_identities<B>(req: &http::Request<B>) -> Vec<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    req.extensions()
+        .get::<TlsConnectInfo<TcpConnectInfo>>()
+        .and_then(|info| info.peer_certs())
+        .and_then(|certs| {
+            certs
+                .first()
+                .map(|leaf| certificate_identities(leaf.as_ref()))
+        })
+        .unwrap_or_default()
+}
 
 /// The authorized caller of a request (request extension), for per-caller
 /// rate limits and logs. `anonymous` when no callers are configured.
@@ -221,9 +256,8 @@ where
             return futures::future::Either::Left(self.inner.call(req));
         };
         let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
-        let empty = PeerIdentities::default();
-        let ids = req.extensions().get::<PeerIdentities>().unwrap_or(&empty);
-        match self.callers.authorize(rpc, key, &ids.0) {
+        let ids = peer_identities(&req);
+        match self.callers.authorize(rpc, key, &ids) {
             Ok(caller) => {
                 let name = caller.unwrap_or_else(|| "anonymous".to_owned());
                 tracing::trace!(caller = %name, rpc, "authorized");

@@ -252,6 +252,16 @@ pub struct ServeArgs {
     /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_enum)]
     pub signing_alg: Option<KeyAlg>,
+    /// TLS certificate chain (PEM) for the gRPC port; with --tls-key enables TLS.
+    #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the gRPC port.
+    #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA bundle (PEM) that client certificates must chain to; makes client
+    /// certificates (mTLS) mandatory. Callers match by `tls_identity`.
+    #[arg(long, env = "TESSERA_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// TOML file of allowed callers (`[[caller]]` with `api_key_sha256` and `allow`).
     #[arg(long, env = "TESSERA_CALLERS")]
     pub callers: Option<PathBuf>,

@@ -144,6 +144,26 @@ struct Parts {
     admin: TcpListener,
 }
 
+/// TLS on the gRPC port (rustls), with client certificates required when
+/// `--tls-client-ca` is given.
+fn tls_config(args: &ServeArgs) -> Result<Option<tonic::transport::ServerTlsConfig>, ServeError> {
+    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
+    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
+        return Ok(None);
+    };
+    let read = |p: &std::path::Path| {
+        std::fs::read(p)
+            .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", p.display())))
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+    if let Some(ca) = &args.tls_client_ca {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read(ca)?))
+            .client_auth_optional(false);
+    }
+    Ok(Some(tls))
+}
+
 /// DESIGN.md §8: with no callers configured, anonymous calls only on a
 /// loopback address or with `--allow-anonymous`; otherwise refuse to start.
 fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Callers, ServeError> {
@@ -183,6 +203,8 @@ async fn run<S: Store>(
         .map_err(|e| ServeError::Config(e.to_string()))?;
     tracing::info!(
         listen = %local,
+        tls = args.tls_cert.is_some(),
+        mtls = args.tls_client_ca.is_some(),
         admin = %admin_addr,
         store = store.kind(),
         kid = %keys.current().signer.kid,
@@ -315,7 +337,11 @@ async fn run<S: Store>(
         let _ = drain_tx.send(true);
         let _ = draining_tx.send(());
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = tls_config(&args)? {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .layer(telemetry::MetricsLayer)
         .layer(AuthLayer::new(callers))
         .add_service(health)

@@ -1,0 +1,192 @@
+//! TLS and mTLS on the gRPC port, with certificates made in the test:
+//! handshakes, callers identified by their certificate (SPIFFE URI SAN).
+
+mod support;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, SanType,
+};
+use support::*;
+use tessera::pb;
+use tessera::pb::token_authority_client::TokenAuthorityClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
+
+struct Pki {
+    ca_pem: String,
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name = DistinguishedName::new();
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "tessera test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            ca_params,
+            ca_key,
+        }
+    }
+
+    /// (cert PEM, key PEM) for `cn` with extra SANs.
+    fn leaf(&self, cn: &str, dns: &[&str], uris: &[&str]) -> (String, String) {
+        let key = KeyPair::generate().unwrap();
+        let mut params =
+            CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        params.distinguished_name = DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI((*uri).try_into().unwrap()));
+        }
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
+
+async fn tls_client(
+    server: &Server,
+    pki: &Pki,
+    identity: Option<&(String, String)>,
+) -> Result<Client, tonic::transport::Error> {
+    let mut tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(&pki.ca_pem))
+        .domain_name("localhost");
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(Identity::from_pem(cert, key));
+    }
+    let channel = Channel::from_shared(format!("https://{}", server.addr))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await?;
+    Ok(TokenAuthorityClient::new(channel))
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+    let p = dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_without_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("localhost", &["localhost"], &[]);
+    let env = Env::new(Backend::Memory).await;
+    // Health is polled over plaintext by the harness, so start it by hand.
+    let args = tessera::config::ServeArgs::parse_with_file(env.flags(&[
+        &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
+        &format!("--tls-key={}", write(&dir, "k.pem", &key)),
+    ]))
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::detached(listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(tessera::serve_with_admin(
+        args,
+        listener,
+        admin,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut c = tls_client(&server, &pki, None)
+        .await
+        .expect("TLS handshake");
+    let pair = issue(&mut c, "alice").await;
+    c.verify(verify_request(&pair.access_token))
+        .await
+        .expect("verify over TLS");
+    // Plaintext to a TLS port does not work.
+    let plain = Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await;
+    if let Ok(ch) = plain {
+        assert!(TokenAuthorityClient::new(ch)
+            .get_jwks(pb::GetJwksRequest {})
+            .await
+            .is_err());
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtls_identifies_callers_by_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("localhost", &["localhost"], &[]);
+    let login = pki.leaf("login", &[], &["spiffe://example.org/login"]);
+    let stranger = pki.leaf("stranger", &[], &["spiffe://example.org/stranger"]);
+    let other_ca = Pki::new();
+    let forged = other_ca.leaf("login", &[], &["spiffe://example.org/login"]);
+    let callers = write(
+        &dir,
+        "callers.toml",
+        "[[caller]]\nname = \"login\"\ntls_identity = \"spiffe://example.org/login\"\nallow = [\"Issue\", \"Refresh\"]\n",
+    );
+    let env = Env::new(Backend::Memory).await;
+    let args = tessera::config::ServeArgs::parse_with_file(env.flags(&[
+        &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
+        &format!("--tls-key={}", write(&dir, "k.pem", &key)),
+        &format!("--tls-client-ca={}", write(&dir, "ca.pem", &pki.ca_pem)),
+        &format!("--callers={callers}"),
+    ]))
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server::detached(listener.local_addr().unwrap(), admin.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(tessera::serve_with_admin(
+        args,
+        listener,
+        admin,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+
+    let mut c = tls_client(&server, &pki, Some(&login))
+        .await
+        .expect("mTLS handshake");
+    let pair = issue(&mut c, "alice").await;
+    refreshed(&mut c, &pair.refresh_token).await;
+    expect_reason(
+        c.verify(verify_request(&pair.access_token)).await,
+        "CALLER_NOT_ALLOWED",
+    );
+
+    let mut s = tls_client(&server, &pki, Some(&stranger))
+        .await
+        .expect("a valid cert of an unknown caller");
+    expect_reason(s.issue(issue_request("x")).await, "CALLER_UNAUTHENTICATED");
+
+    // No client certificate, or one from another CA: no handshake, no call.
+    for identity in [None, Some(&forged)] {
+        if let Ok(mut c) = tls_client(&server, &pki, identity).await {
+            let err = c.issue(issue_request("x")).await.unwrap_err();
+            assert_ne!(err.code(), tonic::Code::Ok);
+            assert!(
+                tessera::error::status_reason(&err).is_none(),
+                "refused at the handshake: {err:?}"
+            );
+        }
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
