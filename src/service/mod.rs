@@ -327,6 +327,16 @@ pub(crate) fn fingerprint_hash(fingerprint: &str) -> Option<String> {
         .then(|| tokens::sha256_b64(format!("tessera-dfp\0{fingerprint}").as_bytes()))
 }
 
+/// Validate an `IssueRequest` as the server does (for fuzzing and clients).
+pub fn check_issue_request(r: pb::IssueRequest) -> Result<(), Error> {
+    issue::IssueInput::try_from(r).map(|_| ())
+}
+
+/// Validate a `VerifyRequest` as the server does (for fuzzing and clients).
+pub fn check_verify_request(r: pb::VerifyRequest) -> Result<(), Error> {
+    verify::VerifyInput::try_from(r).map(|_| ())
+}
+
 /// JSON object → protobuf `Struct` (for the CLI and responses).
 pub fn json_object_to_struct(
     m: &serde_json::Map<String, serde_json::Value>,
