@@ -306,6 +306,7 @@ pub async fn run(command: crate::config::Command) -> Result<Value, CliError> {
             let msg = pb::WatchRevocationsRequest {
                 after_cursor: a.after.clone(),
                 include_snapshot: a.snapshot,
+                mark_caught_up: false,
             };
             let mut stream = connect(&a.connect)
                 .await?

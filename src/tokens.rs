@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::keys::{alg_name, KeySet};
+use crate::keys::{alg_name, KeyLookup, KeySet};
 
 /// Longest token accepted anywhere; longer input is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -166,7 +166,7 @@ pub fn mint(keys: &KeySet, claims: &AccessClaims) -> Result<String, Error> {
 /// this answers "did we sign this, is it an access token, and is it within
 /// its validity window".
 pub fn verify(
-    keys: &KeySet,
+    keys: &impl KeyLookup,
     token: &str,
     now: i64,
     policy: &VerifyPolicy,
@@ -197,7 +197,9 @@ pub fn verify(
     let Some(Value::String(kid)) = header.kid else {
         return Err(Error::TokenSignatureInvalid);
     };
-    let key = keys.verifier(&kid).ok_or(Error::TokenSignatureInvalid)?;
+    let key = keys
+        .verifying_key(&kid)
+        .ok_or(Error::TokenSignatureInvalid)?;
     // Algorithm pinning: the key decides, the token only has to agree.
     if header.alg != Value::String(alg_name(key.alg).to_owned()) {
         return Err(Error::TokenSignatureInvalid);

@@ -21,6 +21,7 @@ async fn watch(c: &mut Client, after: &str, snapshot: bool) -> Streaming<pb::Rev
     c.watch_revocations(pb::WatchRevocationsRequest {
         after_cursor: after.into(),
         include_snapshot: snapshot,
+        mark_caught_up: false,
     })
     .await
     .expect("watch")
@@ -197,6 +198,7 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
         .watch_revocations(pb::WatchRevocationsRequest {
             after_cursor: "nonsense".into(),
             include_snapshot: false,
+            mark_caught_up: false,
         })
         .await
         .unwrap_err();

@@ -93,7 +93,13 @@ impl<S: Store> Authority<S> {
         }
         let now = crate::clock::now_ms().div_euclid(1000);
         // Only tokens we signed and that are still alive need a marker.
-        let claims = tokens::verify(&self.keys.current(), token, now, &self.verify_policy).ok()?;
+        let claims = tokens::verify(
+            self.keys.current().as_ref(),
+            token,
+            now,
+            &self.verify_policy,
+        )
+        .ok()?;
         let leeway = self.policy.leeway.as_secs() as i64;
         Some(RevokeTarget::Token {
             jti: claims.jti,

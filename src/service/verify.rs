@@ -137,7 +137,12 @@ impl<S: Store> Authority<S> {
         tracing::Span::current().record("strong", input.strong);
         let now_ms = crate::clock::now_ms();
         let now = now_ms.div_euclid(1000);
-        let claims = tokens::verify(&self.keys.current(), &input.token, now, &self.verify_policy)?;
+        let claims = tokens::verify(
+            self.keys.current().as_ref(),
+            &input.token,
+            now,
+            &self.verify_policy,
+        )?;
         if !input.audience.is_empty() && !claims.aud.iter().any(|a| a == &input.audience) {
             return Err(Error::AudienceMismatch);
         }

@@ -80,6 +80,7 @@ impl<S: Store> Authority<S> {
         let feed = self.feed.clone();
         let mut shutdown = self.shutdown.clone();
         let send_timeout = self.policy.watch_send_timeout;
+        let mut marker_pending = request.mark_caught_up;
         let span = tracing::info_span!("watch");
         tokio::spawn(
             async move {
@@ -100,6 +101,17 @@ impl<S: Store> Authority<S> {
                         }
                     };
                     if batch.is_empty() {
+                        if std::mem::take(&mut marker_pending) {
+                            // Caught up with the live feed: tell the watcher.
+                            let marker = pb::RevocationEvent {
+                                cursor: cursor.clone(),
+                                kind: pb::RevocationKind::Unspecified as i32,
+                                ..Default::default()
+                            };
+                            if tx.send(Ok(marker)).await.is_err() {
+                                return;
+                            }
+                        }
                         tokio::select! {
                             changed = head.changed() => if changed.is_err() { return },
                             _ = shutdown.changed() => {
