@@ -85,7 +85,7 @@ fn cache_lookup(c: &mut Criterion) {
         for chunk in events.chunks(10_000) {
             feed.apply(chunk);
         }
-        feed.mark_in_sync_for_bench();
+        feed.set_in_sync(true);
         c.bench_function(&format!("cache_check/miss/{size}"), |b| {
             b.iter(|| feed.check("jti-not-there", "sid", &skey, now_ms / 1000, now_ms))
         });

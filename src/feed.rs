@@ -115,10 +115,19 @@ impl Feed {
         self.head.subscribe()
     }
 
-    /// Trust the cache without a store behind it (benchmarks only).
-    #[doc(hidden)]
-    pub fn mark_in_sync_for_bench(&self) {
-        self.in_sync.store(true, Ordering::Release);
+    /// Declare the cache complete (or not). The server's feed reader does
+    /// this itself; a local verifier fed by `WatchRevocations` calls it when
+    /// the stream has caught up, and with `false` when the stream breaks.
+    pub fn set_in_sync(&self, in_sync: bool) {
+        self.in_sync.store(in_sync, Ordering::Release);
+    }
+
+    /// Drop entries whose tokens have expired.
+    pub fn expire(&self, now_ms: i64) {
+        self.cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .expire(now_ms);
     }
 
     /// Wait (at most `timeout`) until the cache has applied `cursor`, so a

@@ -65,6 +65,14 @@ pub enum ServeError {
     Reflection(String),
 }
 
+/// The `kid` of a token's header (for clients deciding whether to refetch keys).
+pub fn tokens_header_kid(token: &str) -> Result<String, error::Error> {
+    jsonwebtoken::decode_header(token)
+        .ok()
+        .and_then(|h| h.kid)
+        .ok_or(error::Error::TokenMalformed)
+}
+
 /// Load the signing keys the configuration names, or make an ephemeral one.
 pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {

@@ -30,6 +30,8 @@ mod issue;
 mod refresh;
 mod revoke;
 mod verify;
+
+pub use verify::{check_audience_and_binding, check_scopes};
 mod watch_feed;
 
 /// Settings the RPCs need, derived once from the configuration.

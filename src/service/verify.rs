@@ -143,29 +143,11 @@ impl<S: Store> Authority<S> {
             now,
             &self.verify_policy,
         )?;
-        if !input.audience.is_empty() && !claims.aud.iter().any(|a| a == &input.audience) {
-            return Err(Error::AudienceMismatch);
-        }
-        if let Some(bound) = &claims.cnf {
-            // Constant time: the hash is not secret, but the habit costs nothing.
-            let presented = fingerprint_hash(&input.fingerprint).unwrap_or_default();
-            if !constant_time_eq(
-                presented.as_bytes(),
-                bound.device_fingerprint_sha256.as_bytes(),
-            ) {
-                return Err(Error::FingerprintMismatch);
-            }
-        }
+        check_audience_and_binding(&claims, &input.audience, &input.fingerprint)?;
         if self.is_revoked(&claims, input.strong, now_ms).await? {
             return Err(Error::TokenRevoked);
         }
-        if !input
-            .required_scopes
-            .iter()
-            .all(|req| claims.scopes().any(|s| s == req))
-        {
-            return Err(Error::ScopeMissing);
-        }
+        check_scopes(&claims, &input.required_scopes)?;
         let renewed = if input.renew {
             self.renew(&claims, now_ms).await?
         } else {
@@ -182,6 +164,38 @@ impl<S: Store> Authority<S> {
             expires_in: (claims.exp - now).max(0),
         };
         Ok((response, renewed.map(|r| r.token)))
+    }
+}
+
+/// Audience and device binding, as `Verify` checks them after the
+/// signature (shared with local verifiers so they agree with the server).
+pub fn check_audience_and_binding(
+    claims: &AccessClaims,
+    audience: &str,
+    fingerprint: &str,
+) -> Result<(), Error> {
+    if !audience.is_empty() && !claims.aud.iter().any(|a| a == audience) {
+        return Err(Error::AudienceMismatch);
+    }
+    if let Some(bound) = &claims.cnf {
+        // Constant time: the hash is not secret, but the habit costs nothing.
+        let presented = fingerprint_hash(fingerprint).unwrap_or_default();
+        if !constant_time_eq(
+            presented.as_bytes(),
+            bound.device_fingerprint_sha256.as_bytes(),
+        ) {
+            return Err(Error::FingerprintMismatch);
+        }
+    }
+    Ok(())
+}
+
+/// Required scopes, checked after revocation (shared with local verifiers).
+pub fn check_scopes(claims: &AccessClaims, required: &[String]) -> Result<(), Error> {
+    if required.iter().all(|req| claims.scopes().any(|s| s == req)) {
+        Ok(())
+    } else {
+        Err(Error::ScopeMissing)
     }
 }
 

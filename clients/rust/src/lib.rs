@@ -1,0 +1,603 @@
+//! `tessera-client`: call Tessera from Rust.
+//!
+//! - [`TesseraClient`]: typed calls over the generated stubs, with the API key.
+//! - [`TokenSource`]: holds a session's pair, refreshes it ahead of expiry
+//!   (scheduled from `expires_in`, so a skewed local clock does not matter),
+//!   single-flight across concurrent callers; [`TokenSource::call`] is the
+//!   silent refresh: on `TOKEN_EXPIRED` it refreshes once and retries once,
+//!   and it picks up `x-new-token`.
+//! - [`BearerInterceptor`]: a tonic interceptor attaching `authorization: Bearer …`.
+//! - [`LocalVerifier`]: verifies access tokens in process with the server's
+//!   own checks and reason codes, from the JWK set and the revocation feed;
+//!   fails closed while its cache is out of sync.
+#![forbid(unsafe_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tessera::error::{status_reason, Error as TokenError, StoreError};
+use tessera::feed::{CacheAnswer, Feed};
+use tessera::keys::PublicKeys;
+use tessera::store::{subject_key, RevocationEvent, RevocationKind};
+use tessera::tokens::{self, AccessClaims, VerifyPolicy};
+use tonic::metadata::{AsciiMetadataValue, MetadataMap};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use pb::token_authority_client::TokenAuthorityClient;
+pub use tessera::pb;
+
+/// What a client call can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The session is over (revoked, expired, or its refresh token was
+    /// reused): sign the user in again; do not retry.
+    #[error("session ended ({reason}); sign in again")]
+    SessionEnded { reason: String },
+    #[error("call failed: {0}")]
+    Rpc(Status),
+    #[error("cannot connect: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("invalid argument: {0}")]
+    Invalid(String),
+}
+
+impl From<Status> for ClientError {
+    fn from(s: Status) -> Self {
+        match status_reason(&s).as_deref() {
+            Some(r @ ("REFRESH_TOKEN_REUSED" | "REFRESH_TOKEN_INVALID" | "TOKEN_REVOKED")) => {
+                ClientError::SessionEnded {
+                    reason: r.to_owned(),
+                }
+            }
+            _ => ClientError::Rpc(s),
+        }
+    }
+}
+
+/// The `ErrorInfo.reason` of a status from Tessera.
+pub fn reason(status: &Status) -> Option<String> {
+    status_reason(status)
+}
+
+// === impl TesseraClient ===
+
+/// Typed calls to Tessera.
+#[derive(Clone)]
+pub struct TesseraClient {
+    inner: TokenAuthorityClient<Channel>,
+    api_key: Option<AsciiMetadataValue>,
+}
+
+impl TesseraClient {
+    pub async fn connect(addr: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
+        let channel = Channel::from_shared(addr.to_owned())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?
+            .connect()
+            .await?;
+        Self::new(channel, api_key)
+    }
+
+    pub fn new(channel: Channel, api_key: Option<&str>) -> Result<Self, ClientError> {
+        let api_key = api_key
+            .map(|k| {
+                k.parse()
+                    .map_err(|_| ClientError::Invalid("API key is not ASCII".into()))
+            })
+            .transpose()?;
+        Ok(TesseraClient {
+            inner: TokenAuthorityClient::new(channel),
+            api_key,
+        })
+    }
+
+    fn req<T>(&self, msg: T) -> Request<T> {
+        let mut r = Request::new(msg);
+        if let Some(k) = &self.api_key {
+            r.metadata_mut().insert("x-tessera-key", k.clone());
+        }
+        r
+    }
+
+    pub async fn issue(&self, r: pb::IssueRequest) -> Result<pb::TokenPair, ClientError> {
+        let resp = self.inner.clone().issue(self.req(r)).await?;
+        resp.into_inner()
+            .tokens
+            .ok_or_else(|| ClientError::Invalid("no tokens".into()))
+    }
+
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        fingerprint: &str,
+    ) -> Result<pb::TokenPair, ClientError> {
+        let r = pb::RefreshRequest {
+            refresh_token: refresh_token.into(),
+            device_fingerprint: fingerprint.into(),
+        };
+        let resp = self.inner.clone().refresh(self.req(r)).await?;
+        resp.into_inner()
+            .tokens
+            .ok_or_else(|| ClientError::Invalid("no tokens".into()))
+    }
+
+    /// `Verify`, returning the raw response so callers see `x-new-token`.
+    pub async fn verify(
+        &self,
+        r: pb::VerifyRequest,
+    ) -> Result<Response<pb::VerifyResponse>, Status> {
+        self.inner.clone().verify(self.req(r)).await
+    }
+
+    pub async fn revoke(&self, r: pb::RevokeRequest) -> Result<String, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .revoke(self.req(r))
+            .await?
+            .into_inner()
+            .cursor)
+    }
+
+    pub async fn jwks(&self) -> Result<String, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .get_jwks(self.req(pb::GetJwksRequest {}))
+            .await?
+            .into_inner()
+            .jwks_json)
+    }
+
+    pub async fn watch(
+        &self,
+        r: pb::WatchRevocationsRequest,
+    ) -> Result<tonic::Streaming<pb::RevocationEvent>, Status> {
+        Ok(self
+            .inner
+            .clone()
+            .watch_revocations(self.req(r))
+            .await?
+            .into_inner())
+    }
+}
+
+// === impl TokenSource ===
+
+struct Held {
+    access_token: String,
+    refresh_token: String,
+    /// When the access token expires, on the local monotonic clock: receipt
+    /// time plus the server's `expires_in`, so wall-clock skew is irrelevant.
+    expires: Instant,
+}
+
+/// A session's token pair, refreshed ahead of expiry.
+pub struct TokenSource {
+    client: TesseraClient,
+    fingerprint: String,
+    held: RwLock<Held>,
+    /// Single flight: one refresh at a time; the others wait and reuse it.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Refresh this long before expiry.
+    margin: Duration,
+    refreshes: AtomicU64,
+}
+
+impl TokenSource {
+    /// Refresh `margin` before the access token expires (a fifth of its
+    /// lifetime, at most 60 s, by default).
+    pub fn new(client: TesseraClient, pair: pb::TokenPair, fingerprint: &str) -> Arc<Self> {
+        let margin = Duration::from_secs((pair.expires_in.max(0) as u64 / 5).min(60));
+        Self::with_margin(client, pair, fingerprint, margin)
+    }
+
+    pub fn with_margin(
+        client: TesseraClient,
+        pair: pb::TokenPair,
+        fingerprint: &str,
+        margin: Duration,
+    ) -> Arc<Self> {
+        Arc::new(TokenSource {
+            client,
+            fingerprint: fingerprint.to_owned(),
+            held: RwLock::new(held_from(&pair)),
+            refreshing: tokio::sync::Mutex::new(()),
+            margin,
+            refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// How many refreshes this source made.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// The current access token, without refreshing (for interceptors).
+    pub fn current(&self) -> String {
+        self.held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .access_token
+            .clone()
+    }
+
+    fn fresh(&self) -> Option<String> {
+        let held = self.held.read().unwrap_or_else(|p| p.into_inner());
+        (Instant::now() + self.margin < held.expires).then(|| held.access_token.clone())
+    }
+
+    /// A valid access token, refreshing first when it is about to expire.
+    pub async fn access_token(&self) -> Result<String, ClientError> {
+        if let Some(t) = self.fresh() {
+            return Ok(t);
+        }
+        let _flight = self.refreshing.lock().await;
+        if let Some(t) = self.fresh() {
+            return Ok(t); // another caller refreshed while we waited
+        }
+        self.refresh_locked().await
+    }
+
+    /// Refresh because the server said `stale` expired; if someone already
+    /// replaced `stale`, use theirs.
+    pub async fn refresh_after(&self, stale: &str) -> Result<String, ClientError> {
+        let _flight = self.refreshing.lock().await;
+        let current = self.current();
+        if current != stale {
+            return Ok(current);
+        }
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<String, ClientError> {
+        let refresh_token = self
+            .held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .refresh_token
+            .clone();
+        let pair = self
+            .client
+            .refresh(&refresh_token, &self.fingerprint)
+            .await?;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let token = pair.access_token.clone();
+        *self.held.write().unwrap_or_else(|p| p.into_inner()) = held_from(&pair);
+        Ok(token)
+    }
+
+    /// Adopt a token renewed by `Verify` (`x-new-token`), valid for `expires_in` seconds.
+    pub fn adopt(&self, token: &str, expires_in: i64) {
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        held.access_token = token.to_owned();
+        held.expires = Instant::now() + Duration::from_secs(expires_in.max(0) as u64);
+    }
+
+    /// Pick up `x-new-token` from response metadata, if present.
+    pub fn observe(&self, metadata: &MetadataMap, expires_in: i64) {
+        if let Some(t) = metadata.get("x-new-token").and_then(|v| v.to_str().ok()) {
+            self.adopt(t, expires_in);
+        }
+    }
+
+    /// Silent refresh: run `f` with a valid token; on `TOKEN_EXPIRED`
+    /// refresh once and retry once. Revocation and reuse end the session
+    /// ([`ClientError::SessionEnded`]); they are never retried.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<Response<T>, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+    {
+        let token = self.access_token().await?;
+        match f(token.clone()).await {
+            Err(s) if status_reason(&s).as_deref() == Some("TOKEN_EXPIRED") => {
+                let fresh = self.refresh_after(&token).await?;
+                Ok(f(fresh).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
+    /// An interceptor that attaches the current token as `authorization: Bearer …`.
+    pub fn interceptor(self: &Arc<Self>) -> BearerInterceptor {
+        BearerInterceptor {
+            source: self.clone(),
+        }
+    }
+}
+
+fn held_from(pair: &pb::TokenPair) -> Held {
+    Held {
+        access_token: pair.access_token.clone(),
+        refresh_token: pair.refresh_token.clone(),
+        expires: Instant::now() + Duration::from_secs(pair.expires_in.max(0) as u64),
+    }
+}
+
+/// Attaches `authorization: Bearer <access token>` to every request.
+#[derive(Clone)]
+pub struct BearerInterceptor {
+    source: Arc<TokenSource>,
+}
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let value = format!("Bearer {}", self.source.current())
+            .parse()
+            .map_err(|_| Status::internal("token is not a valid header value"))?;
+        req.metadata_mut().insert("authorization", value);
+        Ok(req)
+    }
+}
+
+// === impl LocalVerifier ===
+
+/// Options of a [`LocalVerifier`].
+#[derive(Debug, Clone)]
+pub struct VerifierOptions {
+    /// The issuer the server mints (`--issuer`).
+    pub issuer: String,
+    /// Clock-skew tolerance, seconds (the server's `--leeway`).
+    pub leeway: i64,
+    /// An unknown `kid` refetches the JWK set at most this often.
+    pub min_refetch: Duration,
+}
+
+impl Default for VerifierOptions {
+    fn default() -> Self {
+        VerifierOptions {
+            issuer: "tessera".into(),
+            leeway: 30,
+            min_refetch: Duration::from_secs(30),
+        }
+    }
+}
+
+struct VerifierState {
+    client: TesseraClient,
+    options: VerifierOptions,
+    keys: RwLock<Arc<PublicKeys>>,
+    last_fetch: Mutex<Instant>,
+    feed: Arc<Feed>,
+    connected: AtomicBool,
+    cursor: Mutex<String>,
+    /// revoked_at of the last applied event, and when it arrived here.
+    last_event: Mutex<Option<(i64, Instant)>>,
+}
+
+/// Verifies access tokens in process, exactly as the server's `Verify`
+/// (default consistency) does, from the JWK set and the revocation feed.
+pub struct LocalVerifier {
+    state: Arc<VerifierState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalVerifier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LocalVerifier {
+    /// Fetch the JWK set and start following the revocation feed (with a
+    /// snapshot of everything in force, then live, resuming from the last
+    /// cursor after a disconnect).
+    pub async fn start(
+        client: TesseraClient,
+        options: VerifierOptions,
+    ) -> Result<Self, ClientError> {
+        let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let state = Arc::new(VerifierState {
+            client,
+            options,
+            keys: RwLock::new(Arc::new(keys)),
+            last_fetch: Mutex::new(Instant::now()),
+            feed: Feed::new(),
+            connected: AtomicBool::new(false),
+            cursor: Mutex::new(String::new()),
+            last_event: Mutex::new(None),
+        });
+        let task = tokio::spawn(follow(state.clone()));
+        Ok(LocalVerifier { state, task })
+    }
+
+    /// Is the revocation cache complete (stream connected and caught up)?
+    pub fn in_sync(&self) -> bool {
+        self.state.feed.in_sync()
+    }
+
+    /// How far behind the last revocation arrived: its age when it got here.
+    pub fn lag(&self) -> Option<Duration> {
+        let last = *self
+            .state
+            .last_event
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        last.map(|(revoked_at_ms, _)| {
+            Duration::from_millis((tessera::clock::now_ms() - revoked_at_ms).max(0) as u64)
+        })
+    }
+
+    /// Wait until in sync (or the timeout passes).
+    pub async fn wait_in_sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.in_sync() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Verify `token` with the server's checks and reason codes:
+    /// signature and algorithm by `kid`, validity window, issuer, audience,
+    /// device binding, revocation, scopes. Out of sync: fails closed with
+    /// `STORE_UNAVAILABLE` (ask the server instead).
+    pub async fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+        fingerprint: &str,
+        required_scopes: &[String],
+    ) -> Result<AccessClaims, TokenError> {
+        if token.is_empty() || token.len() > tokens::MAX_TOKEN_BYTES {
+            return Err(TokenError::invalid(
+                "access_token",
+                "must be 1 to 8192 bytes",
+            ));
+        }
+        let policy = VerifyPolicy {
+            issuer: self.state.options.issuer.clone(),
+            leeway: self.state.options.leeway,
+        };
+        let now_ms = tessera::clock::now_ms();
+        let keys = self
+            .state
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let claims = match tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy) {
+            Err(TokenError::TokenSignatureInvalid) if self.refetch_for(token).await => {
+                let keys = self
+                    .state
+                    .keys
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy)?
+            }
+            other => other?,
+        };
+        tessera::service::check_audience_and_binding(&claims, audience, fingerprint)?;
+        let skey = subject_key(&claims.tid, &claims.sub);
+        match self
+            .state
+            .feed
+            .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
+        {
+            CacheAnswer::Revoked => return Err(TokenError::TokenRevoked),
+            CacheAnswer::NotRevoked => {}
+            CacheAnswer::Unknown => {
+                return Err(TokenError::Store(StoreError::Unavailable(
+                    "local verifier is not in sync with the revocation feed".into(),
+                )))
+            }
+        }
+        tessera::service::check_scopes(&claims, required_scopes)?;
+        Ok(claims)
+    }
+
+    /// On an unknown `kid`, refetch the JWK set (at most every `min_refetch`).
+    async fn refetch_for(&self, token: &str) -> bool {
+        let Ok(header) = tessera::tokens_header_kid(token) else {
+            return false;
+        };
+        if self
+            .state
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&header)
+        {
+            return false;
+        }
+        {
+            let mut last = self
+                .state
+                .last_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < self.state.options.min_refetch {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        match self
+            .state
+            .client
+            .jwks()
+            .await
+            .ok()
+            .and_then(|j| PublicKeys::from_jwks_json(&j).ok())
+        {
+            Some(keys) => {
+                *self.state.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn to_event(e: &pb::RevocationEvent) -> Option<RevocationEvent> {
+    let ms = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    };
+    let kind = match pb::RevocationKind::try_from(e.kind).ok()? {
+        pb::RevocationKind::Token => RevocationKind::Token,
+        pb::RevocationKind::Session => RevocationKind::Session,
+        pb::RevocationKind::Subject => RevocationKind::Subject,
+        pb::RevocationKind::Unspecified => return None,
+    };
+    Some(RevocationEvent {
+        cursor: e.cursor.clone(),
+        kind,
+        token_id: e.token_id.clone(),
+        session_id: e.session_id.clone(),
+        tenant: e.tenant.clone(),
+        subject: e.subject.clone(),
+        revoked_at_ms: ms(&e.revoked_at),
+        issued_before_ms: ms(&e.issued_before),
+        expires_at_ms: ms(&e.expires_at),
+    })
+}
+
+/// Follow the feed forever: snapshot first, then live; on a break, mark the
+/// cache out of sync and resume from the last cursor.
+async fn follow(state: Arc<VerifierState>) {
+    let mut expire = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let cursor = state
+            .cursor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let request = pb::WatchRevocationsRequest {
+            include_snapshot: cursor.is_empty(),
+            after_cursor: cursor,
+            mark_caught_up: true,
+        };
+        match state.client.watch(request).await {
+            Ok(mut stream) => {
+                state.connected.store(true, Ordering::Release);
+                loop {
+                    tokio::select! {
+                        msg = stream.message() => match msg {
+                            Ok(Some(ev)) => match to_event(&ev) {
+                                None => state.feed.set_in_sync(true), // caught up
+                                Some(event) => {
+                                    state.feed.apply(std::slice::from_ref(&event));
+                                    *state.last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some((event.revoked_at_ms, Instant::now()));
+                                    *state.cursor.lock().unwrap_or_else(|p| p.into_inner()) = event.cursor;
+                                }
+                            },
+                            Ok(None) | Err(_) => break,
+                        },
+                        _ = expire.tick() => state.feed.expire(tessera::clock::now_ms()),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation feed unavailable"),
+        }
+        // Out of sync until the resumed stream has caught up again.
+        state.feed.set_in_sync(false);
+        state.connected.store(false, Ordering::Release);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -1,0 +1,368 @@
+//! The SDK against a real Tessera server on loopback: TokenSource under
+//! concurrency, silent refresh, typed session ends, and a LocalVerifier that
+//! agrees with the server's `Verify` case by case.
+
+#[path = "../../../tests/hostile_cases/mod.rs"]
+mod hostile_cases;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use tessera_client::{pb, ClientError, LocalVerifier, TesseraClient, TokenSource, VerifierOptions};
+
+struct Running {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn start(extra: &[&str]) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("k.pem");
+    std::fs::write(
+        &key,
+        tessera::keys::generate_pem(tessera::config::KeyAlg::Eddsa).unwrap(),
+    )
+    .unwrap();
+    let mut flags = vec![
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.display()),
+        "--leeway=0s".to_owned(),
+    ];
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let args = tessera::config::ServeArgs::parse_with_file(flags).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(tessera::serve_with_admin(
+        args,
+        listener,
+        admin,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Running {
+        addr,
+        stop: Some(stop),
+        key,
+        _dir: dir,
+    }
+}
+
+async fn client(r: &Running) -> TesseraClient {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(c) = TesseraClient::connect(&format!("http://{}", r.addr), None).await {
+            if c.jwks().await.is_ok() {
+                return c;
+            }
+        }
+        assert!(Instant::now() < deadline, "server did not come up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn issue_req(subject: &str) -> pb::IssueRequest {
+    pb::IssueRequest {
+        subject: subject.into(),
+        tenant: "acme".into(),
+        audience: vec!["api".into()],
+        scopes: vec!["read".into()],
+        ..Default::default()
+    }
+}
+
+fn verify_req(token: &str) -> pb::VerifyRequest {
+    pb::VerifyRequest {
+        access_token: token.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_source_refreshes_once_for_a_hundred_callers() {
+    let server = start(&["--access-ttl=3s"]).await;
+    let c = client(&server).await;
+    let pair = c.issue(issue_req("alice")).await.unwrap();
+    let source = TokenSource::with_margin(c.clone(), pair.clone(), "", Duration::from_secs(2));
+    // Before the margin: no refresh.
+    assert_eq!(source.access_token().await.unwrap(), pair.access_token);
+    // Cross the refresh boundary (expires_in 3 s, margin 2 s).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let source = source.clone();
+        tasks.push(tokio::spawn(
+            async move { source.access_token().await.unwrap() },
+        ));
+    }
+    let mut tokens = std::collections::HashSet::new();
+    for t in tasks {
+        tokens.insert(t.await.unwrap());
+    }
+    assert_eq!(source.refreshes(), 1, "one refresh for all");
+    assert_eq!(tokens.len(), 1);
+    let token = tokens.into_iter().next().unwrap();
+    assert_ne!(token, pair.access_token);
+    c.verify(verify_req(&token))
+        .await
+        .expect("no caller sees an expired token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_refresh_retries_once_on_token_expired() {
+    let server = start(&["--access-ttl=1s"]).await;
+    let c = client(&server).await;
+    let mut pair = c.issue(issue_req("alice")).await.unwrap();
+    // A client whose idea of expiry is wrong (as with a skewed scheduler):
+    // it believes the token is good for an hour.
+    pair.expires_in = 3600;
+    let source = TokenSource::new(c.clone(), pair, "");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let response = source
+        .call(|token| {
+            let (c, calls) = (c.clone(), calls.clone());
+            async move {
+                calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                c.verify(verify_req(&token)).await
+            }
+        })
+        .await
+        .expect("refreshed and retried");
+    assert_eq!(
+        calls.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "one retry"
+    );
+    assert_eq!(source.refreshes(), 1);
+    assert_eq!(response.into_inner().claims.unwrap().subject, "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewed_tokens_are_picked_up_and_session_ends_are_typed() {
+    let server = start(&["--access-ttl=4m"]).await; // below the 5 min critical band
+    let c = client(&server).await;
+    let pair = c.issue(issue_req("alice")).await.unwrap();
+    let source = TokenSource::new(c.clone(), pair.clone(), "");
+    // A renewal only helps once a new token would outlive the old one (1 s granularity).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = source
+        .call(|token| {
+            let c = c.clone();
+            async move {
+                c.verify(pb::VerifyRequest {
+                    access_token: token,
+                    renew: true,
+                    ..Default::default()
+                })
+                .await
+            }
+        })
+        .await
+        .unwrap();
+    source.observe(r.metadata(), 240);
+    assert_ne!(source.current(), pair.access_token, "x-new-token adopted");
+    c.verify(verify_req(&source.current()))
+        .await
+        .expect("the renewed token verifies");
+
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(
+            pair.session_id.clone(),
+        )),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    match source.refresh_after(&source.current()).await {
+        Err(ClientError::SessionEnded { reason }) => assert_eq!(reason, "REFRESH_TOKEN_INVALID"),
+        other => panic!("expected a typed session end, got {other:?}"),
+    }
+}
+
+/// Reason of a server Verify for `token` expecting `audience`.
+async fn server_reason(
+    c: &TesseraClient,
+    token: &str,
+    audience: &str,
+    fingerprint: &str,
+    scopes: &[String],
+) -> String {
+    let r = pb::VerifyRequest {
+        access_token: token.into(),
+        audience: audience.into(),
+        device_fingerprint: fingerprint.into(),
+        required_scopes: scopes.to_vec(),
+        ..Default::default()
+    };
+    match c.verify(r).await {
+        Ok(_) => "OK".into(),
+        Err(s) => tessera_client::reason(&s).unwrap_or_default(),
+    }
+}
+
+async fn local_reason(
+    v: &LocalVerifier,
+    token: &str,
+    audience: &str,
+    fingerprint: &str,
+    scopes: &[String],
+) -> String {
+    match v.verify(token, audience, fingerprint, scopes).await {
+        Ok(_) => "OK".into(),
+        Err(e) => e.reason().to_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_agrees_with_the_server() {
+    let server = start(&[]).await;
+    let c = client(&server).await;
+    let options = VerifierOptions {
+        issuer: "tessera-test".into(),
+        leeway: 0,
+        min_refetch: Duration::from_secs(30),
+    };
+    let verifier = LocalVerifier::start(c.clone(), options).await.unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+
+    // The core cases.
+    let good = c.issue(issue_req("alice")).await.unwrap();
+    let bound = c
+        .issue(pb::IssueRequest {
+            device_fingerprint: "dev-1".into(),
+            ..issue_req("bob")
+        })
+        .await
+        .unwrap();
+    let revoked = c.issue(issue_req("carol")).await.unwrap();
+    let subject = c.issue(issue_req("dave")).await.unwrap();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(
+            revoked.access_token.clone(),
+        )),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
+            tenant: "acme".into(),
+            subject: "dave".into(),
+        })),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let read = vec!["read".to_owned()];
+    let admin = vec!["admin".to_owned()];
+    let mut cases: Vec<(String, &str, &str, Vec<String>)> = vec![
+        (good.access_token.clone(), "", "", vec![]),
+        (good.access_token.clone(), "api", "", read.clone()),
+        (good.access_token.clone(), "billing", "", vec![]),
+        (good.access_token.clone(), "", "", admin),
+        (bound.access_token.clone(), "", "dev-1", vec![]),
+        (bound.access_token.clone(), "", "dev-2", vec![]),
+        (bound.access_token.clone(), "", "", vec![]),
+        (revoked.access_token.clone(), "", "", vec![]),
+        (subject.access_token.clone(), "", "", vec![]),
+        ("garbage".into(), "", "", vec![]),
+    ];
+    // The hostile suite, signed with the server's key.
+    let pem = std::fs::read_to_string(&server.key).unwrap();
+    let keys = tessera::keys::KeySet::from_bytes(pem.as_bytes(), None, "k").unwrap();
+    for case in hostile_cases::cases(&keys, &pem, "http://127.0.0.1:9/never") {
+        cases.push((case.token, "api", "", vec![]));
+    }
+    // Wait for the revocations to reach the verifier (the feed's propagation time).
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while local_reason(&verifier, &subject.access_token, "", "", &[]).await != "TOKEN_REVOKED" {
+        assert!(
+            Instant::now() < deadline,
+            "revocation did not propagate within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut compared = 0;
+    for (token, audience, fingerprint, scopes) in &cases {
+        let s = server_reason(&c, token, audience, fingerprint, scopes).await;
+        let l = local_reason(&verifier, token, audience, fingerprint, scopes).await;
+        assert_eq!(l, s, "token {}…", &token[..token.len().min(24)]);
+        compared += 1;
+    }
+    assert!(compared > 60, "{compared}");
+    assert!(verifier.lag().is_some());
+
+    // Revocation reaches the local verifier within the propagation time.
+    let fresh = c.issue(issue_req("erin")).await.unwrap();
+    assert_eq!(
+        local_reason(&verifier, &fresh.access_token, "", "", &[]).await,
+        "OK"
+    );
+    let t0 = Instant::now();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(
+            fresh.session_id.clone(),
+        )),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    while local_reason(&verifier, &fresh.access_token, "", "", &[]).await != "TOKEN_REVOKED" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "not revoked locally within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    println!("local revocation after {:?}", t0.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_fails_closed_when_the_feed_is_gone() {
+    let mut server = start(&[]).await;
+    let c = client(&server).await;
+    let verifier = LocalVerifier::start(
+        c.clone(),
+        VerifierOptions {
+            issuer: "tessera-test".into(),
+            leeway: 0,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    let pair = c.issue(issue_req("alice")).await.unwrap();
+    assert_eq!(
+        local_reason(&verifier, &pair.access_token, "", "", &[]).await,
+        "OK"
+    );
+    let _ = server.stop.take().unwrap().send(());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while verifier.in_sync() {
+        assert!(Instant::now() < deadline, "never noticed the feed was gone");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        local_reason(&verifier, &pair.access_token, "", "", &[]).await,
+        "STORE_UNAVAILABLE"
+    );
+    // Judgeable without the feed: still judged.
+    assert_eq!(
+        local_reason(&verifier, "garbage", "", "", &[]).await,
+        "TOKEN_MALFORMED"
+    );
+}
