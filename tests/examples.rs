@@ -1,0 +1,107 @@
+//! The Python and Node examples, run to completion against a live server;
+//! their JSON-lines output is checked step by step. `scripts/test` installs
+//! their dependencies (a venv for Python, `npm ci` for Node).
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use support::*;
+
+fn check_output(lang: &str, stdout: &[u8]) {
+    let steps: Vec<Value> = String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{lang}: {l}: {e}")))
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("{lang}: no step {name}: {steps:?}"))
+            .clone()
+    };
+    assert_eq!(step("issue")["token_type"], "Bearer", "{lang}");
+    assert_eq!(step("issue")["expires_in"], 900, "{lang}");
+    assert_eq!(step("verify")["subject"], "alice", "{lang}");
+    assert_eq!(
+        step("verify")["scopes"],
+        serde_json::json!(["read"]),
+        "{lang}"
+    );
+    assert_eq!(step("refresh")["rotated"], true, "{lang}");
+    assert_eq!(step("replay")["code"], "UNAUTHENTICATED", "{lang}");
+    assert_eq!(step("replay")["reason"], "REFRESH_TOKEN_REUSED", "{lang}");
+    assert_eq!(
+        step("verify_after_reuse")["reason"],
+        "TOKEN_REVOKED",
+        "{lang}"
+    );
+    assert_eq!(step("revoke")["cursor_set"], true, "{lang}");
+    assert!(
+        step("watch")["events"].as_u64().unwrap() >= 2,
+        "{lang}: {steps:?}"
+    );
+    assert_eq!(
+        step("watch")["kinds"],
+        serde_json::json!(["REVOCATION_KIND_SESSION"]),
+        "{lang}"
+    );
+}
+
+/// A server, and the environment holding its key file.
+async fn server() -> (Process, Env) {
+    let env = Env::new(Backend::Memory).await;
+    let p = Process::start(&env.flags(&["--refresh-grace=0s"])).await;
+    (p, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_example_runs_against_a_live_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("examples/python/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "no Python venv for the example: run scripts/test (it creates examples/python/.venv)"
+    );
+    assert!(
+        root.join("examples/python/gen/tessera/v1/tessera_pb2.py")
+            .exists(),
+        "stubs not generated: run scripts/test"
+    );
+    let (p, _env) = server().await;
+    let out = Command::new(&python)
+        .arg(root.join("examples/python/client.py"))
+        .arg(p.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_output("python", &out.stdout);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_example_runs_against_a_live_server() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("examples/node/node_modules/@grpc/grpc-js")
+            .exists(),
+        "node modules missing: run scripts/test (npm ci in examples/node)"
+    );
+    let (p, _env) = server().await;
+    let out = Command::new("node")
+        .arg(root.join("examples/node/client.js"))
+        .arg(p.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "node failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_output("node", &out.stdout);
+}
