@@ -283,21 +283,34 @@ impl TokenSource {
     }
 
     /// Silent refresh: run `f` with a valid token; on `TOKEN_EXPIRED`
-    /// refresh once and retry once. Revocation and reuse end the session
-    /// ([`ClientError::SessionEnded`]); they are never retried.
+    /// refresh once and retry once. A response carrying `x-new-token`
+    /// (sliding renewal) replaces the held token. Revocation and reuse end
+    /// the session ([`ClientError::SessionEnded`]); they are never retried.
     pub async fn call<T, F, Fut>(&self, f: F) -> Result<Response<T>, ClientError>
     where
         F: Fn(String) -> Fut,
         Fut: std::future::Future<Output = Result<Response<T>, Status>>,
     {
         let token = self.access_token().await?;
-        match f(token.clone()).await {
+        let response = match f(token.clone()).await {
             Err(s) if status_reason(&s).as_deref() == Some("TOKEN_EXPIRED") => {
                 let fresh = self.refresh_after(&token).await?;
-                Ok(f(fresh).await?)
+                f(fresh).await?
             }
-            other => Ok(other?),
+            other => other?,
+        };
+        if let Some(new) = response
+            .metadata()
+            .get("x-new-token")
+            .and_then(|v| v.to_str().ok())
+        {
+            // Only for scheduling: the lifetime the authority gave the new
+            // token (exp − iat), counted from now on the local clock.
+            if let Some(lifetime) = token_lifetime(new) {
+                self.adopt(new, lifetime);
+            }
         }
+        Ok(response)
     }
 
     /// An interceptor that attaches the current token as `authorization: Bearer …`.
@@ -306,6 +319,14 @@ impl TokenSource {
             source: self.clone(),
         }
     }
+}
+
+/// `exp − iat` of a JWT from the authority (payload read without checking
+/// the signature: it only schedules the next refresh).
+fn token_lifetime(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let claims = tessera::tokens::decode_payload_unverified(payload)?;
+    Some(claims.0 - claims.1)
 }
 
 fn held_from(pair: &pb::TokenPair) -> Held {
