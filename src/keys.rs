@@ -54,6 +54,11 @@ pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
     pub encoding: EncodingKey,
+    /// The parsed Ed25519 key pair, kept so that minting does not re-parse
+    /// PKCS#8 (and re-derive the public key) on every token, as
+    /// `jsonwebtoken::encode` does. Output is byte-identical (Ed25519 is
+    /// deterministic; see `tokens::tests::cached_ed25519_signer_matches_jsonwebtoken`).
+    pub ed25519: Option<Ed25519KeyPair>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -119,6 +124,7 @@ impl KeySet {
                 kid: kid.clone(),
                 alg: Algorithm::HS256,
                 encoding: EncodingKey::from_secret(secret),
+                ed25519: None,
             };
             let verifying = VerifyingKey {
                 kid,
@@ -266,11 +272,17 @@ fn from_pkcs8(
         map.insert("alg".into(), Value::String(alg_name(alg).into()));
         map.insert("use".into(), Value::String("sig".into()));
     }
+    let ed25519 = if alg == Algorithm::EdDSA {
+        Ed25519KeyPair::from_pkcs8(der).ok()
+    } else {
+        None
+    };
     Ok((
         SigningKey {
             kid: kid.clone(),
             alg,
             encoding,
+            ed25519,
         },
         VerifyingKey {
             kid,

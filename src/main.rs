@@ -5,6 +5,11 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+
+/// mimalloc: per-thread free lists suit a server that allocates small
+/// request-scoped buffers on every call (see BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use tessera::config::{Cli, Command, LogFormat, ServeArgs};
 
 fn init_tracing(format: LogFormat) {

@@ -197,7 +197,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
 }
 
 impl<S: Store> Authority<S> {
-    #[instrument(skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
+    #[instrument(level = "debug", skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
     pub(crate) async fn issue(
         &self,
         request: pb::IssueRequest,

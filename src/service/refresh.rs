@@ -11,7 +11,7 @@ use crate::telemetry;
 use crate::tokens::{self, MAX_TOKEN_BYTES};
 
 impl<S: Store> Authority<S> {
-    #[instrument(skip_all, fields(session.id = tracing::field::Empty))]
+    #[instrument(level = "debug", skip_all, fields(session.id = tracing::field::Empty))]
     /// Returns the response and its outcome label for metrics.
     pub(crate) async fn refresh(
         &self,
@@ -60,12 +60,12 @@ impl<S: Store> Authority<S> {
                 (rotation, same, "grace_replay")
             }
             RotateOutcome::Reused { cursor } => {
-                tracing::warn!(revocation.cursor = %cursor, "refresh token reused; session revoked");
+                tracing::warn!(session.id = %presented.sid, revocation.cursor = %cursor, "refresh token reused; session revoked");
                 self.read_own_write(&cursor).await;
                 return Err(Error::RefreshTokenReused);
             }
             RotateOutcome::FingerprintMismatch => {
-                tracing::warn!("refresh with a different device fingerprint: possible token theft");
+                tracing::warn!(session.id = %presented.sid, "refresh with a different device fingerprint: possible token theft");
                 metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
                 return Err(Error::FingerprintMismatch);
             }

@@ -110,7 +110,7 @@ impl<S: Store> Authority<S> {
         })
     }
 
-    #[instrument(skip_all, fields(kind = tracing::field::Empty))]
+    #[instrument(level = "debug", skip_all, fields(kind = tracing::field::Empty))]
     pub(crate) async fn revoke(
         &self,
         request: pb::RevokeRequest,

@@ -128,7 +128,7 @@ impl<S: Store> Authority<S> {
         Ok(state.revokes(claims.iat))
     }
 
-    #[instrument(skip_all, fields(strong = tracing::field::Empty))]
+    #[instrument(level = "debug", skip_all, fields(strong = tracing::field::Empty))]
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
