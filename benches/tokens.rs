@@ -95,9 +95,38 @@ fn cache_lookup(c: &mut Criterion) {
     }
 }
 
+/// The whole in-process default `Verify`: parse, verify, audience/binding,
+/// revocation cache lookup (100 k entries), scopes — no network.
+fn verify_path(c: &mut Criterion) {
+    let now_ms = tessera::clock::now_ms();
+    let now = now_ms / 1000;
+    let pem = generate_pem(KeyAlg::Eddsa).unwrap();
+    let keys = KeySet::from_bytes(pem.as_bytes(), None, "bench").unwrap();
+    let policy = VerifyPolicy {
+        issuer: "bench".into(),
+        leeway: 30,
+    };
+    let token = tokens::mint(&keys, &claims(now)).unwrap();
+    let feed = Feed::new();
+    let events: Vec<RevocationEvent> = (0..100_000).map(|i| event(i, now_ms)).collect();
+    feed.apply(&events);
+    feed.set_in_sync(true);
+    let scopes = vec!["read".to_owned()];
+    c.bench_function("verify_path/eddsa", |b| {
+        b.iter(|| {
+            let claims = tokens::verify(&keys, &token, now, &policy).unwrap();
+            tessera::service::check_audience_and_binding(&claims, "api", "").unwrap();
+            let skey = subject_key(&claims.tid, &claims.sub);
+            let answer = feed.check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms);
+            tessera::service::check_scopes(&claims, &scopes).unwrap();
+            answer
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = sign_and_verify, cache_lookup
+    targets = sign_and_verify, cache_lookup, verify_path
 }
 criterion_main!(benches);

@@ -511,6 +511,23 @@ async fn invalid_arguments_are_refused_and_nothing_is_stored(backend: Backend) {
         "all violations at once"
     );
 
+    // Claims that would make a token Verify refuses (> 8 KiB) are refused at Issue.
+    let mut req = issue_request("alice");
+    req.roles = (0..60)
+        .map(|i| format!("role-{i}-{}", "r".repeat(200)))
+        .collect();
+    let status = expect_reason(c.issue(req).await, "FIELD_INVALID");
+    assert_eq!(violations(&status), vec!["claims"]);
+    let status = expect_reason(
+        c.revoke(pb::RevokeRequest {
+            target: Some(pb::revoke_request::Target::SessionId("s".into())),
+            reason: "line\nbreak".into(),
+        })
+        .await,
+        "FIELD_INVALID",
+    );
+    assert_eq!(violations(&status), vec!["reason"]);
+
     let huge = "a".repeat(8 * 1024 + 1);
     let status = expect_reason(c.verify(verify_request(&huge)).await, "FIELD_INVALID");
     assert_eq!(violations(&status), vec!["access_token"]);

@@ -240,6 +240,16 @@ impl<S: Store> Authority<S> {
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
         let access_token = tokens::mint(&self.keys.current(), &claims)?;
+        if access_token.len() > tokens::MAX_TOKEN_BYTES {
+            // Verify refuses tokens over 8 KiB; never mint one.
+            return Err(Error::invalid(
+                "claims",
+                format!(
+                    "audience, roles, scopes and claims together make a token over {} bytes",
+                    tokens::MAX_TOKEN_BYTES
+                ),
+            ));
+        }
         let refresh = RefreshToken::new(&sid);
         let new_session = NewSession {
             subject_key: subject_key(&data.tenant, &data.subject),

@@ -45,6 +45,10 @@ impl<S: Store> Authority<S> {
         use pb::revoke_request::Target;
         let mut v = Violations::default();
         v.max_len("reason", &request.reason, MAX_REASON_BYTES);
+        if request.reason.chars().any(char::is_control) {
+            // It goes to the audit log: no line breaks or escapes in it.
+            v.add("reason", "must not contain control characters");
+        }
         let target = match request.target {
             None => {
                 v.add("target", "one of token, session_id or subject is required");
