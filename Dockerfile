@@ -5,13 +5,10 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
-# Dependencies first, so source edits do not rebuild them.
-COPY Cargo.toml Cargo.lock build.rs ./
-COPY proto ./proto
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
-    && cargo build --release --locked || true
-COPY src ./src
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked \
+# The whole workspace (clients/rust and benches/ are part of the manifest);
+# .dockerignore keeps target/, node_modules and venvs out of the context.
+COPY . .
+RUN cargo build --release --locked -p tessera --bin tessera \
     && cp target/release/tessera /tessera
 
 FROM gcr.io/distroless/cc-debian12:nonroot
