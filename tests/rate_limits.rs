@@ -25,6 +25,7 @@ async fn subject_budget_holds_across_two_replicas() {
     let a = env.server(&flags).await;
     let b = env.server(&flags).await;
     let clients = [a.client().await, b.client().await];
+    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     for i in 0..30 {
         let mut c = clients[i % 2].clone();
@@ -42,8 +43,14 @@ async fn subject_budget_holds_across_two_replicas() {
             }
         }
     }
-    // Burst of 10, plus at most a couple refilled at 1/s while the burst ran.
-    assert!((10..=12).contains(&ok), "{ok} allowed, {limited} limited");
+    // Burst of 10, plus what refilled at 1/s while the burst ran (on a slow
+    // machine the 30 calls may take a while; the budget still holds).
+    let refill = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        ok >= 10 && ok <= 10 + refill,
+        "{ok} allowed, {limited} limited in {:?}",
+        started.elapsed()
+    );
     // Other subjects are unaffected.
     let mut c = clients[1].clone();
     c.issue(issue_request("bob"))
