@@ -86,24 +86,12 @@ async fn tls_without_client_certificates() {
     let pki = Pki::new();
     let (cert, key) = pki.leaf("localhost", &["localhost"], &[]);
     let env = Env::new(Backend::Memory).await;
-    // Health is polled over plaintext by the harness, so start it by hand.
-    let args = tessera::config::ServeArgs::parse_with_file(env.flags(&[
+    // Health is probed over plaintext by the harness: spawn without waiting.
+    let server = Server::spawn(&env.flags(&[
         &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
         &format!("--tls-key={}", write(&dir, "k.pem", &key)),
     ]))
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::detached(listener.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(tessera::serve_with_admin(
-        args,
-        listener,
-        admin,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    .await;
     let mut c = tls_client(&server, &pki, None)
         .await
         .expect("TLS handshake");
@@ -122,8 +110,7 @@ async fn tls_without_client_certificates() {
             .await
             .is_err());
     }
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,25 +128,14 @@ async fn mtls_identifies_callers_by_certificate() {
         "[[caller]]\nname = \"login\"\ntls_identity = \"spiffe://example.org/login\"\nallow = [\"Issue\", \"Refresh\"]\n",
     );
     let env = Env::new(Backend::Memory).await;
-    let args = tessera::config::ServeArgs::parse_with_file(env.flags(&[
+    // Health is probed over plaintext by the harness: spawn without waiting.
+    let server = Server::spawn(&env.flags(&[
         &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
         &format!("--tls-key={}", write(&dir, "k.pem", &key)),
         &format!("--tls-client-ca={}", write(&dir, "ca.pem", &pki.ca_pem)),
         &format!("--callers={callers}"),
     ]))
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = Server::detached(listener.local_addr().unwrap(), admin.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(tessera::serve_with_admin(
-        args,
-        listener,
-        admin,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    .await;
 
     let mut c = tls_client(&server, &pki, Some(&login))
         .await
@@ -187,6 +163,5 @@ async fn mtls_identifies_callers_by_certificate() {
             );
         }
     }
-    stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    server.stop().await.unwrap();
 }

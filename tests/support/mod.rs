@@ -212,6 +212,14 @@ pub struct Server {
 impl Server {
     /// Start with `tessera serve` flags (`--listen` is chosen here).
     pub async fn start(flags: &[String]) -> Server {
+        let server = Self::spawn(flags).await;
+        server.wait_serving().await;
+        server
+    }
+
+    /// Start without waiting for health (e.g. a TLS-only port the plaintext
+    /// health probe cannot reach); the listener is bound, so calls queue.
+    pub async fn spawn(flags: &[String]) -> Server {
         let args = ServeArgs::parse_with_file(flags.to_vec()).expect("valid test flags");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -230,14 +238,12 @@ impl Server {
                 let _ = stopped.await;
             },
         ));
-        let server = Server {
+        Server {
             addr,
             admin,
             stop: Some(stop),
             task: Some(task),
-        };
-        server.wait_serving().await;
-        server
+        }
     }
 
     pub fn url(&self) -> String {

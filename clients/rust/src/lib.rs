@@ -163,6 +163,10 @@ impl TesseraClient {
     }
 }
 
+fn pair(tokens: Option<pb::TokenPair>) -> Result<pb::TokenPair, ClientError> {
+    tokens.ok_or_else(|| ClientError::Invalid("the response carried no tokens".into()))
+}
+
 // === impl TokenSource ===
 
 struct Held {
