@@ -101,10 +101,14 @@ impl TesseraClient {
     }
 
     pub async fn issue(&self, r: pb::IssueRequest) -> Result<pb::TokenPair, ClientError> {
-        let resp = self.inner.clone().issue(self.req(r)).await?;
-        resp.into_inner()
-            .tokens
-            .ok_or_else(|| ClientError::Invalid("no tokens".into()))
+        pair(
+            self.inner
+                .clone()
+                .issue(self.req(r))
+                .await?
+                .into_inner()
+                .tokens,
+        )
     }
 
     pub async fn refresh(
@@ -116,10 +120,14 @@ impl TesseraClient {
             refresh_token: refresh_token.into(),
             device_fingerprint: fingerprint.into(),
         };
-        let resp = self.inner.clone().refresh(self.req(r)).await?;
-        resp.into_inner()
-            .tokens
-            .ok_or_else(|| ClientError::Invalid("no tokens".into()))
+        pair(
+            self.inner
+                .clone()
+                .refresh(self.req(r))
+                .await?
+                .into_inner()
+                .tokens,
+        )
     }
 
     /// `Verify`, returning the raw response so callers see `x-new-token`.
