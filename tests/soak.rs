@@ -99,7 +99,19 @@ async fn soak() {
                         mine.swap_remove(i);
                         continue;
                     }
-                    match c.refresh(refresh_req(&token)).await {
+                    // A correct client: an unknown outcome (store unavailable)
+                    // is retried with the same token within the grace window.
+                    let mut attempt = c.refresh(refresh_req(&token)).await;
+                    for _ in 0..30 {
+                        match &attempt {
+                            Err(e) if reason(e) == "STORE_UNAVAILABLE" => {
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                                attempt = c.refresh(refresh_req(&token)).await;
+                            }
+                            _ => break,
+                        }
+                    }
+                    match attempt {
                         Ok(r) => {
                             let p = r.into_inner().tokens.unwrap();
                             let mut wld = world.lock().unwrap();
@@ -190,14 +202,16 @@ async fn soak() {
     let live: Vec<String> = world.lock().unwrap().live.values().cloned().collect();
     let mut c = clients[0].clone();
     let mut failed = 0;
+    let mut failures: HashMap<String, u64> = HashMap::new();
     for token in &live {
-        if c.refresh(refresh_req(token)).await.is_err() {
+        if let Err(e) = c.refresh(refresh_req(token)).await {
             failed += 1;
+            *failures.entry(reason(&e)).or_default() += 1;
         }
     }
     let wld = world.lock().unwrap();
     println!(
-        "soak {secs}s: {} calls, errors {:?}, {restarts} Redis restarts, {bursts} revocation bursts ({} sessions revoked), {} live sessions ({failed} failed to refresh), RSS KiB {:?} → {:?}",
+        "soak {secs}s: {} calls, errors {:?}, {restarts} Redis restarts, {bursts} revocation bursts ({} sessions revoked), {} live sessions ({failed} failed to refresh: {failures:?}), RSS KiB {:?} → {:?}",
         wld.calls,
         wld.errors,
         wld.revoked.len(),
