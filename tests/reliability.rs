@@ -68,7 +68,7 @@ async fn durability_with(fsync: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn aof_everysec_keeps_everything_acknowledged_across_a_redis_crash() {
+async fn aof_everysec_under_light_load_keeps_what_was_acknowledged() {
     durability_with("everysec").await;
 }
 
