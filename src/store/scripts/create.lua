@@ -8,7 +8,7 @@
 -- Invariant: the hash never outlives its refresh token (PEXPIREAT), so no key
 -- grows without bound (ory/hydra#1574).
 if ARGV[11] ~= '' then
-  local wait = gcra(ARGV[11], tonumber(ARGV[3]), tonumber(ARGV[12]), tonumber(ARGV[13]))
+  local wait = gcra(ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]))
   if wait > 0 then return {'limited', string.format('%d', wait)} end
 end
 redis.call('HSET', KEYS[1],

@@ -2,8 +2,13 @@
 -- need it (prepended at build time). One key per limited thing holds its
 -- theoretical arrival time (TAT) in ms and expires when idle. Atomic, so a
 -- budget holds across every replica sharing the Redis.
--- Returns the ms to wait before retrying; 0 = allowed (and counted).
-local function gcra(key, now, interval, burst)
+-- Time comes from the Redis server clock, not from the calling replica:
+-- replicas' clocks (and the moments they read them) differ by milliseconds,
+-- which would eat into the burst. Returns the ms to wait before retrying;
+-- 0 = allowed (and counted).
+local function gcra(key, interval, burst)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local tat = tonumber(redis.call('GET', key) or '0')
   if tat < now then tat = now end
   local new_tat = tat + interval

@@ -32,7 +32,7 @@ if presented == cur then
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
   if ARGV[13] ~= '0' then
-    local wait = gcra(ARGV[10] .. 'rl:refresh:' .. uk, now, tonumber(ARGV[13]), tonumber(ARGV[14]))
+    local wait = gcra(ARGV[10] .. 'rl:refresh:' .. uk, tonumber(ARGV[13]), tonumber(ARGV[14]))
     if wait > 0 then return {'limited', string.format('%d', wait)} end
   end
   -- Keep the last N superseded hashes for reuse detection.
