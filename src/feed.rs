@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{parse_cursor, subject_key, FeedSignal, RevocationEvent, RevocationKind, Store};
+use crate::store::{
+    cutoff_kills, parse_cursor, subject_key, FeedSignal, RevocationEvent, RevocationKind, Store,
+};
 
 /// Events kept in memory for watchers; older positions are read from the store.
 pub const RING_CAPACITY: usize = 65_536;
@@ -160,7 +162,7 @@ impl Feed {
         let by_subject = cache
             .subjects
             .get(subject_key)
-            .is_some_and(|(cut, exp)| *exp > now_ms && iat.saturating_mul(1000) < *cut);
+            .is_some_and(|(cut, exp)| *exp > now_ms && cutoff_kills(iat, *cut));
         if live(cache.tokens.get(jti)) || live(cache.sessions.get(sid)) || by_subject {
             CacheAnswer::Revoked
         } else {

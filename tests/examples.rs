@@ -50,11 +50,21 @@ fn check_output(lang: &str, stdout: &[u8]) {
     );
 }
 
-/// A server, and the environment holding its key file.
-async fn server() -> (Process, Env) {
+/// Run `program script` against a fresh server and check its output.
+async fn run_example(lang: &str, program: &Path, script: &Path) {
     let env = Env::new(Backend::Memory).await;
     let p = Process::start(&env.flags(&["--refresh-grace=0s"])).await;
-    (p, env)
+    let out = Command::new(program)
+        .arg(script)
+        .arg(p.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{lang} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    check_output(lang, &out.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,18 +80,7 @@ async fn python_example_runs_against_a_live_server() {
             .exists(),
         "stubs not generated: run scripts/test"
     );
-    let (p, _env) = server().await;
-    let out = Command::new(&python)
-        .arg(root.join("examples/python/client.py"))
-        .arg(p.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_output("python", &out.stdout);
+    run_example("python", &python, &root.join("examples/python/client.py")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,16 +91,10 @@ async fn node_example_runs_against_a_live_server() {
             .exists(),
         "node modules missing: run scripts/test (npm ci in examples/node)"
     );
-    let (p, _env) = server().await;
-    let out = Command::new("node")
-        .arg(root.join("examples/node/client.js"))
-        .arg(p.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "node failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    check_output("node", &out.stdout);
+    run_example(
+        "node",
+        Path::new("node"),
+        &root.join("examples/node/client.js"),
+    )
+    .await;
 }

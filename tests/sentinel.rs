@@ -22,14 +22,6 @@ impl Drop for Sentinel {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn sentinel(master_port: u16) -> Sentinel {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

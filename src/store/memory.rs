@@ -111,6 +111,22 @@ impl State {
         Ok(())
     }
 
+    /// The session, if it can still be used at `now_ms`: not revoked (flag
+    /// or marker), not killed by its subject's cut-off, within its idle and
+    /// absolute expiry. The same checks as `session_usable` in common.lua.
+    fn usable_session(&self, sid: &str, now_ms: i64) -> Option<&Session> {
+        let s = self.sessions.get(sid)?;
+        let killed_by_subject = self
+            .cutoff(&s.subject_key, now_ms)
+            .is_some_and(|c| c >= s.data.created_ms);
+        let usable = !s.revoked
+            && self.marker(&format!("rs:{sid}"), now_ms).is_none()
+            && !killed_by_subject
+            && now_ms < s.refresh_exp_ms
+            && now_ms < s.data.absolute_exp_ms;
+        usable.then_some(s)
+    }
+
     fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
         self.markers
             .get(key)
@@ -226,19 +242,9 @@ impl Store for MemoryStore {
         let mut st = self.lock();
         st.tick(r.now_ms);
         let now = r.now_ms;
-        let session_revoked = st.marker(&format!("rs:{}", r.sid), now).is_some();
-        let Some(s) = st.sessions.get(&r.sid) else {
+        let Some(s) = st.usable_session(&r.sid, now) else {
             return Ok(RotateOutcome::Invalid);
         };
-        let cut = st.cutoff(&s.subject_key, now);
-        if s.revoked
-            || session_revoked
-            || cut.is_some_and(|c| c >= s.data.created_ms)
-            || now >= s.refresh_exp_ms
-            || now >= s.data.absolute_exp_ms
-        {
-            return Ok(RotateOutcome::Invalid);
-        }
         if let Some(bound) = &s.data.fingerprint_hash {
             if r.fingerprint_hash.as_ref() != Some(bound) {
                 return Ok(RotateOutcome::FingerprintMismatch);
@@ -287,19 +293,9 @@ impl Store for MemoryStore {
         let mut st = self.lock();
         let now = r.now_ms;
         st.tick(now);
-        let session_revoked = st.marker(&format!("rs:{}", r.sid), now).is_some();
-        let Some(s) = st.sessions.get(&r.sid) else {
+        let Some(s) = st.usable_session(&r.sid, now) else {
             return Ok(RenewOutcome::Invalid);
         };
-        let cut = st.cutoff(&s.subject_key, now);
-        if s.revoked
-            || session_revoked
-            || cut.is_some_and(|c| c >= s.data.created_ms)
-            || now >= s.refresh_exp_ms
-            || now >= s.data.absolute_exp_ms
-        {
-            return Ok(RenewOutcome::Invalid);
-        }
         let absolute_exp_ms = s.data.absolute_exp_ms;
         let new_exp = (now + s.data.idle_ms).min(absolute_exp_ms);
         if let Some(s) = st.sessions.get_mut(&r.sid) {

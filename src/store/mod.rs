@@ -264,8 +264,15 @@ impl RevocationState {
             || self.session
             || self
                 .subject_cutoff_ms
-                .is_some_and(|cut| iat.saturating_mul(1000) < cut)
+                .is_some_and(|cut| cutoff_kills(iat, cut))
     }
+}
+
+/// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
+/// seconds)? Every token issued before the cut-off is dead; one issued in
+/// the same second, even just after it, is too (see `service::revoke`).
+pub fn cutoff_kills(iat: i64, cutoff_ms: i64) -> bool {
+    iat.saturating_mul(1000) < cutoff_ms
 }
 
 /// Signals from the store's change notification.

@@ -36,11 +36,18 @@ const CREATE_LUA: &str = concat!(
     include_str!("scripts/create.lua")
 );
 const ROTATE_LUA: &str = concat!(
+    include_str!("scripts/common.lua"),
     include_str!("scripts/gcra.lua"),
     include_str!("scripts/rotate.lua")
 );
-const REVOKE_LUA: &str = include_str!("scripts/revoke.lua");
-const RENEW_LUA: &str = include_str!("scripts/renew.lua");
+const REVOKE_LUA: &str = concat!(
+    include_str!("scripts/common.lua"),
+    include_str!("scripts/revoke.lua")
+);
+const RENEW_LUA: &str = concat!(
+    include_str!("scripts/common.lua"),
+    include_str!("scripts/renew.lua")
+);
 const RATE_LUA: &str = concat!(
     include_str!("scripts/gcra.lua"),
     include_str!("scripts/rate.lua")

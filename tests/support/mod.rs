@@ -41,7 +41,8 @@ pub fn redis_server_binary() -> PathBuf {
     );
 }
 
-fn free_port() -> u16 {
+/// A port that was free a moment ago (bind to 0, read, release).
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

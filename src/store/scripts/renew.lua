@@ -10,11 +10,8 @@ local s = KEYS[1]
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', s, 'exp', 'abs', 'idle', 'rev', 'created', 'uk')
 if not f[1] then return {'invalid'} end
-if f[4] == '1' or redis.call('EXISTS', KEYS[2]) == 1 then return {'invalid'} end
-local cut = redis.call('GET', ARGV[4] .. 'ru:' .. f[6])
-if cut and tonumber(cut) >= tonumber(f[5]) then return {'invalid'} end
+if not session_usable(f[4], f[5], f[6], f[1], f[2], KEYS[2], ARGV[4], now) then return {'invalid'} end
 local exp, abs = tonumber(f[1]), tonumber(f[2])
-if now >= exp or now >= abs then return {'invalid'} end
 local newexp = math.min(now + tonumber(f[3]), abs)
 if newexp > exp then
   redis.call('HSET', s, 'exp', string.format('%d', newexp))

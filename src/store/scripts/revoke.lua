@@ -39,11 +39,8 @@ else
     end
   end
 end
-local id = redis.call('XADD', KEYS[2], 'MINID', '~', string.format('%d', now - tonumber(ARGV[4])), '*',
-  'k', kind, 'jti', ARGV[6], 'sid', ARGV[7], 'tid', tid, 'sub', sub, 'at', ARGV[2],
-  'ib', string.format('%d', ib), 'exp', ARGV[10])
+local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]))
 if kind ~= 'u' then
   redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
 end
-redis.call('PUBLISH', ARGV[5], id)
 return id

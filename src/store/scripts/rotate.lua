@@ -19,11 +19,7 @@ local f = redis.call('HMGET', s, 'cur', 'prev', 'old', 'rot', 'gen', 'seal', 'ex
 local cur, prev, old, rot, gen, seal, exp, abs, idle, created, uk, rev, data, tid, sub =
   f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13], f[14], f[15]
 if not cur then return {'invalid'} end
-if rev == '1' or redis.call('EXISTS', KEYS[2]) == 1 then return {'invalid'} end
--- A subject revocation kills every session created before its cut-off.
-local cut = redis.call('GET', ARGV[10] .. 'ru:' .. uk)
-if cut and tonumber(cut) >= tonumber(created) then return {'invalid'} end
-if now >= tonumber(exp) or now >= tonumber(abs) then return {'invalid'} end
+if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then return {'invalid'} end
 -- A bound session rotates only for its device; nothing changes otherwise.
 if f[16] and f[16] ~= '' and f[16] ~= ARGV[12] then return {'fingerprint'} end
 
@@ -74,9 +70,6 @@ end
 -- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3).
 local horizon = tonumber(ARGV[8])
 redis.call('HSET', s, 'rev', '1')
-local id = redis.call('XADD', KEYS[3], 'MINID', '~', string.format('%d', now - tonumber(ARGV[7])), '*',
-  'k', 's', 'jti', '', 'sid', ARGV[11], 'tid', tid, 'sub', sub, 'at', ARGV[4], 'ib', '0',
-  'exp', string.format('%d', now + horizon))
+local id = log_revocation(KEYS[3], ARGV[6], tonumber(ARGV[7]), now, 's', '', ARGV[11], tid, sub, 0, now + horizon)
 redis.call('SET', KEYS[2], id, 'PX', string.format('%d', horizon))
-redis.call('PUBLISH', ARGV[6], id)
 return {'reused', id}

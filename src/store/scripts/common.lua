@@ -1,0 +1,21 @@
+-- Helpers shared by the session scripts (prepended at build time, like gcra.lua).
+
+-- Can the session still be used at `now` (ms)? Not revoked (flag or marker),
+-- not killed by its subject's cut-off (taken at or after its creation),
+-- and within both its idle and its absolute expiry.
+local function session_usable(rev, created, uk, exp, abs, marker, prefix, now)
+  if rev == '1' or redis.call('EXISTS', marker) == 1 then return false end
+  local cut = redis.call('GET', prefix .. 'ru:' .. uk)
+  if cut and tonumber(cut) >= tonumber(created) then return false end
+  return now < tonumber(exp) and now < tonumber(abs)
+end
+
+-- Append a revocation event to the log (trimmed by age) and announce its id
+-- on the channel; returns the id, which is the event's cursor.
+local function log_revocation(log, channel, retention, now, kind, jti, sid, tid, sub, ib, exp)
+  local id = redis.call('XADD', log, 'MINID', '~', string.format('%d', now - retention), '*',
+    'k', kind, 'jti', jti, 'sid', sid, 'tid', tid, 'sub', sub, 'at', string.format('%d', now),
+    'ib', string.format('%d', ib), 'exp', string.format('%d', exp))
+  redis.call('PUBLISH', channel, id)
+  return id
+end
