@@ -203,7 +203,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     let cpu_before = args.server_pid.and_then(cpu_ticks);
     let started = Instant::now();
     let deadline = started + duration;
-    let run_id = crate::service::random_b64(6);
+    let run_id = crate::service::random_b64::<6>();
     let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {

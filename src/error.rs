@@ -16,7 +16,7 @@ pub const ERROR_DOMAIN: &str = "tessera";
 
 /// A storage failure. The message is for logs only; clients see
 /// `STORE_UNAVAILABLE`.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store did not answer (connection refused, timeout, failover).
     #[error("store unavailable: {0}")]

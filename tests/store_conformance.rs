@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Map;
 use support::{Backend, RedisServer};
 use tessera::store::memory::MemoryStore;
-use tessera::store::redis::RedisStore;
+use tessera::store::redis::{RedisStore, KEY_PREFIX};
 use tessera::store::*;
 
 const FEED: FeedPolicy = FeedPolicy {
@@ -495,3 +495,85 @@ conformance!(
     concurrent_rotations_rotate_once,
     rate_limits_are_gcra,
 );
+
+/// Redis only: Issue's and Refresh's scripts go to Redis in batches (group
+/// commit, `store/batch.rs`). Concurrent calls share EVALSHAs, every caller
+/// gets its own reply, and a call that fails inside a batch fails alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_batches_calls_and_isolates_failures() {
+    use fred::prelude::*;
+    use fred::types::InfoKind;
+
+    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
+        unreachable!("asked for Redis")
+    };
+    let evalsha_calls = || async {
+        let info: String = s.client().info(Some(InfoKind::CommandStats)).await.unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("cmdstat_evalsha:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |n| n.parse::<u64>().unwrap())
+    };
+    let t = now();
+    let sids: Vec<String> = (0..40).map(|i| format!("b{i}")).collect();
+    let sessions: Vec<NewSession> = sids
+        .iter()
+        .map(|sid| session(sid, &format!("u-{sid}"), t))
+        .collect();
+    let created = futures::future::join_all(sessions.iter().map(|new| s.create_session(new))).await;
+    assert!(created.iter().all(|r| matches!(r, Ok(None))), "{created:?}");
+
+    // One session whose stored idle time is not a number: its rotation raises
+    // a Lua error inside the batch.
+    s.create_session(&session("broken", "mallory", t))
+        .await
+        .unwrap();
+    let _: i64 = s
+        .client()
+        .hset(format!("{KEY_PREFIX}s:broken"), ("idle", "not-a-number"))
+        .await
+        .unwrap();
+
+    let before = evalsha_calls().await;
+    let mut calls: Vec<_> = sids
+        .iter()
+        .map(|sid| {
+            rotate(
+                sid,
+                &format!("h0-{sid}"),
+                &format!("h1-{sid}"),
+                t + 1,
+                5_000,
+            )
+        })
+        .collect();
+    calls.insert(20, rotate("broken", "h0-broken", "h1-broken", t + 1, 5_000));
+    let outcomes = futures::future::join_all(calls.iter().map(|r| s.rotate(r))).await;
+    let sent = evalsha_calls().await - before;
+
+    for (request, outcome) in calls.iter().zip(&outcomes) {
+        if request.sid == "broken" {
+            assert!(
+                matches!(outcome, Err(tessera::error::StoreError::Unavailable(_))),
+                "{outcome:?}"
+            );
+            continue;
+        }
+        match outcome {
+            Ok(RotateOutcome::Rotated(r)) => {
+                assert_eq!(r.data.sid, request.sid, "replies must not be mixed up");
+                assert_eq!(r.data.subject, format!("u-{}", request.sid));
+                assert_eq!(r.generation, 1);
+            }
+            other => panic!("{}: {other:?}", request.sid),
+        }
+    }
+    // 41 rotations (plus at most one NOSCRIPT retry) in far fewer EVALSHAs.
+    assert!(sent <= 10, "{sent} EVALSHAs for 41 rotations");
+    // The batcher goes on after a failed call.
+    assert!(matches!(
+        s.rotate(&rotate("b0", "h1-b0", "h2-b0", t + 2, 5_000))
+            .await,
+        Ok(RotateOutcome::Rotated(_))
+    ));
+}

@@ -220,7 +220,7 @@ impl<S: Store> Authority<S> {
             .as_millis() as i64;
         let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
 
-        let sid = random_b64(16);
+        let sid = random_b64::<16>();
         let span = tracing::Span::current();
         span.record("tenant", input.tenant.as_str());
         span.record("session.id", sid.as_str());

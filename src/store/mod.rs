@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::error::StoreError;
 
+mod batch;
 pub mod memory;
 pub mod redis;
 

@@ -9,6 +9,10 @@
 //! reconnect, which every script tolerates (see the scripts' comments); the
 //! pub/sub channel only *wakes* the feed reader, which then reads the durable
 //! log, so a lost or lagged message loses nothing.
+//!
+//! Issue's and Refresh's scripts are sent in batches (group commit, see
+//! [`super::batch`]): fred flushes the socket after every EVALSHA, and under
+//! load that per-call cost was the largest after the signature.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -19,6 +23,7 @@ use fred::types::streams::XReadValue;
 use fred::types::Value as RedisValue;
 use tokio::sync::{broadcast, mpsc};
 
+use super::batch::{script_error, Batcher};
 use super::{
     FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
     RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
@@ -31,15 +36,21 @@ pub const KEY_PREFIX: &str = "tessera:{t}:";
 /// The pub/sub channel that announces new log entries.
 pub const CHANNEL: &str = "tessera:{t}:revocations";
 
-const CREATE_LUA: &str = concat!(
-    include_str!("scripts/gcra.lua"),
-    include_str!("scripts/create.lua")
-);
-const ROTATE_LUA: &str = concat!(
-    include_str!("scripts/common.lua"),
-    include_str!("scripts/gcra.lua"),
-    include_str!("scripts/rotate.lua")
-);
+/// The batch form of a script ([`Batcher`]): its body becomes `run(KEYS, ARGV)`.
+macro_rules! batched {
+    ($($prelude:literal),* ; $body:literal) => {
+        concat!(
+            $(include_str!($prelude),)*
+            "local function run(KEYS, ARGV)\n",
+            include_str!($body),
+            "end\n",
+            include_str!("scripts/batch.lua")
+        )
+    };
+}
+
+const CREATE_LUA: &str = batched!("scripts/gcra.lua"; "scripts/create.lua");
+const ROTATE_LUA: &str = batched!("scripts/common.lua", "scripts/gcra.lua"; "scripts/rotate.lua");
 const REVOKE_LUA: &str = concat!(
     include_str!("scripts/common.lua"),
     include_str!("scripts/revoke.lua")
@@ -67,8 +78,8 @@ pub struct RedisStore {
     client: Client,
     builder_config: Config,
     timeout: Duration,
-    create: Script,
-    rotate: Script,
+    create: Batcher,
+    rotate: Batcher,
     revoke: Script,
     renew: Script,
     rate: Script,
@@ -94,11 +105,11 @@ impl RedisStore {
             tracing::warn!("Redis not reachable yet; serving NOT_SERVING until it is");
         }
         Ok(RedisStore {
+            create: Batcher::spawn(client.clone(), Script::from_lua(CREATE_LUA)),
+            rotate: Batcher::spawn(client.clone(), Script::from_lua(ROTATE_LUA)),
             client,
             builder_config: config,
             timeout,
-            create: Script::from_lua(CREATE_LUA),
-            rotate: Script::from_lua(ROTATE_LUA),
             revoke: Script::from_lua(REVOKE_LUA),
             renew: Script::from_lua(RENEW_LUA),
             rate: Script::from_lua(RATE_LUA),
@@ -130,11 +141,20 @@ impl RedisStore {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<R, StoreError> {
-        match script.evalsha_with_reload(&self.client, keys, args).await {
-            Ok(v) => Ok(v),
-            Err(e) if *e.kind() == ErrorKind::Parse => Err(StoreError::Corrupt(e.to_string())),
-            Err(e) => Err(unavailable(e)),
-        }
+        script
+            .evalsha_with_reload(&self.client, keys, args)
+            .await
+            .map_err(script_error)
+    }
+
+    /// One call of a batched script ([`Batcher`]), its reply as `R`.
+    async fn batched<R: FromValue>(
+        &self,
+        batcher: &Batcher,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<R, StoreError> {
+        R::from_value(batcher.call(keys, args).await?).map_err(script_error)
     }
 
     /// The underlying client, for tests that need raw access.
@@ -186,7 +206,7 @@ impl Store for RedisStore {
             None => (String::new(), 0, 0),
         };
         let reply: Vec<String> = self
-            .script(
+            .batched(
                 &self.create,
                 vec![key(&format!("s:{}", s.data.sid))],
                 vec![
@@ -215,7 +235,7 @@ impl Store for RedisStore {
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
         let reply: Vec<String> = self
-            .script(
+            .batched(
                 &self.rotate,
                 vec![
                     key(&format!("s:{}", r.sid)),
