@@ -55,6 +55,11 @@ pub struct BenchArgs {
     /// PID of the server, to report its CPU time per request (from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// PID of the store (`redis-server`), to report its CPU time per request.
+    /// With the server's and the generator's own, this accounts for the whole
+    /// CPU of a run when all three share one machine.
+    #[arg(long)]
+    pub store_pid: Option<u32>,
     /// API key sent as `x-tessera-key`.
     #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
@@ -200,7 +205,16 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         }));
     }
 
-    let cpu_before = args.server_pid.and_then(cpu_ticks);
+    // CPU of each process that serves the load, the generator's own included.
+    let measured: Vec<(&str, u32)> = [
+        ("server", args.server_pid),
+        ("store", args.store_pid),
+        ("generator", Some(std::process::id())),
+    ]
+    .into_iter()
+    .filter_map(|(name, pid)| Some((name, pid?)))
+    .collect();
+    let cpu_before: Vec<Option<u64>> = measured.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
     let started = Instant::now();
     let deadline = started + duration;
     let run_id = crate::service::random_b64::<6>();
@@ -357,7 +371,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         }
     }
     let elapsed = started.elapsed();
-    let cpu_after = args.server_pid.and_then(cpu_ticks);
+    let cpu_after: Vec<Option<u64>> = measured.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
     if watcher.is_some() {
         // Let the last events arrive.
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -368,10 +382,15 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     all.latencies_us.sort_unstable();
     let ok = all.latencies_us.len() as f64;
     let total = ok + all.errors.values().sum::<u64>() as f64;
-    let cpu_us_per_req = match (cpu_before, cpu_after) {
-        (Some(a), Some(b)) if total > 0.0 => Some((b - a) as f64 / USER_HZ * 1e6 / total),
-        _ => None,
-    };
+    let mut cpu_us_per_req = serde_json::Map::new();
+    for (((name, _), before), after) in measured.iter().zip(cpu_before).zip(cpu_after) {
+        if let (Some(a), Some(b)) = (before, after) {
+            if total > 0.0 {
+                let us = b.saturating_sub(a) as f64 / USER_HZ * 1e6 / total;
+                cpu_us_per_req.insert((*name).to_owned(), json!(us));
+            }
+        }
+    }
     let mut prop: Vec<u32> = {
         let sent = sent.lock().unwrap_or_else(|p| p.into_inner());
         let arrived = arrived.lock().unwrap_or_else(|p| p.into_inner());
@@ -402,7 +421,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
             "p99": percentile(&all.latencies_us, 0.99),
             "p999": percentile(&all.latencies_us, 0.999),
         },
-        "server_cpu_us_per_request": cpu_us_per_req,
+        "cpu_us_per_request": cpu_us_per_req,
         "propagation_ms": (!prop.is_empty()).then(|| json!({
             "events": prop.len(),
             "missing": missing,
@@ -428,8 +447,12 @@ pub fn table(r: &Value) -> String {
         r["latency_ms"]["p999"].as_f64().unwrap_or(0.0),
         r["errors"],
     );
-    if let Some(cpu) = r["server_cpu_us_per_request"].as_f64() {
-        out.push_str(&format!("  server CPU µs/request {cpu:.1}\n"));
+    if let Some(cpu) = r["cpu_us_per_request"].as_object() {
+        let parts: Vec<String> = cpu
+            .iter()
+            .map(|(name, us)| format!("{name} {:.1}", us.as_f64().unwrap_or(0.0)))
+            .collect();
+        out.push_str(&format!("  CPU µs/request  {}\n", parts.join("  ")));
     }
     if r["propagation_ms"].is_object() {
         let p = &r["propagation_ms"];
