@@ -157,6 +157,79 @@ async fn rotation_semantics<S: Store>(s: Arc<S>) {
     );
 }
 
+/// The refresh hash of generation `g` of session `sid` in these tests.
+fn generation_hash(sid: &str, g: u32) -> String {
+    if g == 0 {
+        format!("h0-{sid}")
+    } else {
+        format!("{sid}-h{g}")
+    }
+}
+
+/// Session `sid` rotated 20 times: h0 → … → h20 (current), h19 previous,
+/// h18 … h3 the 16 older generations remembered.
+async fn rotated_20_times<S: Store>(s: &S, sid: &str, t: i64) {
+    s.create_session(&session(sid, "hal", t)).await.unwrap();
+    for g in 1..=20 {
+        let r = rotate(
+            sid,
+            &generation_hash(sid, g - 1),
+            &generation_hash(sid, g),
+            t + g as i64,
+            0,
+        );
+        assert!(
+            matches!(s.rotate(&r).await.unwrap(), RotateOutcome::Rotated(_)),
+            "{g}"
+        );
+    }
+}
+
+/// Reuse detection remembers the previous token and `REUSE_HISTORY` older
+/// ones; anything older is refused as invalid and leaves the session alone.
+async fn reuse_history_is_bounded<S: Store>(s: Arc<S>) {
+    let t = now();
+    assert_eq!(REUSE_HISTORY, 16);
+    for (sid, generation, reused) in [("r18", 18, true), ("r3", 3, true), ("r2", 2, false)] {
+        rotated_20_times(&*s, sid, t).await;
+        let presented = generation_hash(sid, generation);
+        let outcome = s
+            .rotate(&rotate(sid, &presented, "x", t + 100, 0))
+            .await
+            .unwrap();
+        if reused {
+            assert!(
+                matches!(outcome, RotateOutcome::Reused { .. }),
+                "{sid}: {outcome:?}"
+            );
+        } else {
+            assert_eq!(outcome, RotateOutcome::Invalid, "{sid}");
+            let current = generation_hash(sid, 20);
+            assert!(
+                matches!(
+                    s.rotate(&rotate(sid, &current, "h21", t + 101, 0))
+                        .await
+                        .unwrap(),
+                    RotateOutcome::Rotated(_)
+                ),
+                "{sid}: an unknown token must not revoke the session"
+            );
+        }
+    }
+    // Revoke by refresh token accepts the same remembered hashes.
+    rotated_20_times(&*s, "rv", t).await;
+    let revoke = |g: u32| RevokeRequest {
+        target: RevokeTarget::Session {
+            sid: "rv".into(),
+            refresh_hash: Some(generation_hash("rv", g)),
+        },
+        now_ms: t + 200,
+        feed: FEED,
+    };
+    assert_eq!(s.revoke(&revoke(2)).await.unwrap(), None, "too old");
+    assert!(s.revoke(&revoke(3)).await.unwrap().is_some());
+}
+
 async fn grace_expires<S: Store>(s: Arc<S>) {
     let t = now();
     s.create_session(&session("s2", "bob", t)).await.unwrap();
@@ -494,6 +567,7 @@ conformance!(
     renewal_single_flight,
     concurrent_rotations_rotate_once,
     rate_limits_are_gcra,
+    reuse_history_is_bounded,
 );
 
 /// Redis only: Issue's and Refresh's scripts go to Redis in batches (group
@@ -575,5 +649,43 @@ async fn redis_batches_calls_and_isolates_failures() {
         s.rotate(&rotate("b0", "h1-b0", "h2-b0", t + 2, 5_000))
             .await,
         Ok(RotateOutcome::Rotated(_))
+    ));
+}
+
+/// Redis only: sessions last rotated before the history ring kept their
+/// older hashes as a comma list in the field `old`; reuse of one of those is
+/// still detected after an upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_honours_history_written_by_earlier_versions() {
+    use fred::prelude::*;
+
+    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
+        unreachable!("asked for Redis")
+    };
+    let t = now();
+    s.create_session(&session("legacy", "lee", t))
+        .await
+        .unwrap();
+    let r = rotate("legacy", "h0-legacy", "h1", t + 1, 0);
+    assert!(matches!(
+        s.rotate(&r).await.unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    let _: i64 = s
+        .client()
+        .hset(format!("{KEY_PREFIX}s:legacy"), ("old", "old-a,old-b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.rotate(&rotate("legacy", "old-c", "x", t + 2, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Invalid
+    );
+    assert!(matches!(
+        s.rotate(&rotate("legacy", "old-b", "x", t + 3, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Reused { .. }
     ));
 }

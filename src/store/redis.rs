@@ -415,6 +415,7 @@ impl Store for RedisStore {
                     subject,
                     expires.to_string(),
                     hash,
+                    REUSE_HISTORY.to_string(),
                 ],
             )
             .await?;

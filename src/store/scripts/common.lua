@@ -19,3 +19,20 @@ local function log_revocation(log, channel, retention, now, kind, jti, sid, tid,
   redis.call('PUBLISH', channel, id)
   return id
 end
+
+-- Was `h` one of the older refresh hashes of session `s` (before `prev`)?
+-- They sit in a ring of `n` fields o0..o<n-1>, one written per rotation and
+-- read only here; sessions last rotated by versions before the ring keep them
+-- as a comma list in 'old', which is still honoured.
+local function superseded(s, h, n)
+  local fields = {'old'}
+  for i = 0, n - 1 do fields[#fields + 1] = 'o' .. i end
+  local f = redis.call('HMGET', s, unpack(fields))
+  for i = 2, #f do
+    if f[i] == h then return true end
+  end
+  for x in string.gmatch(f[1] or '', '[^,]+') do
+    if x == h then return true end
+  end
+  return false
+end

@@ -12,7 +12,7 @@ if ARGV[11] ~= '' then
   if wait > 0 then return {'limited', string.format('%d', wait)} end
 end
 redis.call('HSET', KEYS[1],
-  'data', ARGV[1], 'cur', ARGV[2], 'prev', '', 'old', '', 'seal', '',
+  'data', ARGV[1], 'cur', ARGV[2], 'prev', '', 'seal', '',
   'gen', '0', 'rot', ARGV[3], 'created', ARGV[3], 'exp', ARGV[4],
   'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9], 'fp', ARGV[10], 'rev', '0')
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])

@@ -8,7 +8,8 @@
 -- KEYS[3] session hash (s) or the marker again
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
---       11 refresh hash that must belong to the session ('' = no check)
+--       11 refresh hash that must belong to the session ('' = no check),
+--       12 reuse history length
 local kind, now = ARGV[1], tonumber(ARGV[2])
 local tid, sub = ARGV[8], ARGV[9]
 local ib = 0
@@ -23,16 +24,12 @@ else
   if existing then return existing end
   if kind == 's' then
     if redis.call('EXISTS', KEYS[3]) == 1 then
-      local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'old', 'tid', 'sub')
+      local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'tid', 'sub')
       local h = ARGV[11]
-      if h ~= '' and h ~= f[1] and h ~= f[2] then
-        local known = false
-        for x in string.gmatch(f[3], '[^,]+') do
-          if x == h then known = true end
-        end
-        if not known then return false end
+      if h ~= '' and h ~= f[1] and h ~= f[2] and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
+        return false
       end
-      tid, sub = f[4], f[5]
+      tid, sub = f[3], f[4]
       redis.call('HSET', KEYS[3], 'rev', '1')
     elseif ARGV[11] ~= '' then
       return false
