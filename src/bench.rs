@@ -40,6 +40,9 @@ pub struct BenchArgs {
     /// Concurrent request streams.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// HTTP/2 connections the streams share (at most one per stream).
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
     /// Stop after this long (at most 10m).
     #[arg(long, default_value = "10s")]
     pub duration: Dur,
@@ -159,7 +162,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     let duration = args.duration.0.min(Duration::from_secs(600));
     let max_requests = args.requests.min(10_000_000);
     // A few connections, shared by the streams, like a real client pool.
-    let connections = args.concurrency.clamp(1, 8);
+    let connections = args.connections.clamp(1, args.concurrency.max(1));
     let mut channels = Vec::new();
     for _ in 0..connections {
         channels.push(connect(args.addr).await?);

@@ -218,6 +218,8 @@ async fn load_generator_reports_every_scenario() {
             "200",
             "--concurrency",
             "4",
+            "--connections",
+            "2",
             "--duration",
             "60s",
             "--json",
