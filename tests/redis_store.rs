@@ -159,3 +159,89 @@ async fn every_key_written_has_a_ttl() {
         assert!(ms > 0, "{name} has no TTL ({ttl})");
     }
 }
+
+/// Records the commands clients send to a Redis (MONITOR), without the ones
+/// scripts run inside Redis.
+struct Monitor {
+    lines: std::sync::Arc<std::sync::Mutex<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Monitor {
+    async fn start(redis: &RedisServer) -> Monitor {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(redis.url().trim_start_matches("redis://"))
+            .await
+            .expect("connect redis");
+        s.write_all(b"MONITOR\r\n").await.expect("monitor");
+        let mut ok = [0u8; 5];
+        s.read_exact(&mut ok).await.expect("+OK");
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = lines.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = vec![0u8; 65536];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Monitor { lines, task }
+    }
+
+    /// Upper-case names of the commands clients sent, in order; what runs on
+    /// timers, not per call, left out: health checks (PING) and the feed's
+    /// once-a-second safety-net read of the log (XRANGE).
+    async fn stop(self) -> Vec<String> {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.task.abort();
+        let text = self.lines.lock().unwrap().clone();
+        text.lines()
+            .filter(|l| !l.contains(" lua] "))
+            .filter_map(|l| l.split("] \"").nth(1))
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_ascii_uppercase)
+            .filter(|c| c != "PING" && c != "XRANGE")
+            .collect()
+    }
+}
+
+/// Redis round trips per RPC (issue 8), as Redis sees them: default Verify
+/// none, strong Verify one read, Issue and Refresh one script call each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_per_rpc() {
+    let env = Env::new(Backend::Redis).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let redis = env.redis.as_ref().unwrap();
+    let pair = issue(&mut c, "trips").await;
+
+    let m = Monitor::start(redis).await;
+    for _ in 0..20 {
+        c.verify(verify_request(&pair.access_token)).await.unwrap();
+    }
+    assert_eq!(m.stop().await, Vec::<String>::new(), "default Verify");
+
+    let m = Monitor::start(redis).await;
+    for _ in 0..5 {
+        c.verify(strong(&pair.access_token)).await.unwrap();
+    }
+    assert_eq!(m.stop().await, vec!["MGET"; 5], "strong Verify");
+
+    let m = Monitor::start(redis).await;
+    for i in 0..5 {
+        issue(&mut c, &format!("trips-{i}")).await;
+    }
+    assert_eq!(m.stop().await, vec!["EVALSHA"; 5], "Issue");
+
+    // The first Refresh loads its script (NOSCRIPT, SCRIPT LOAD, EVALSHA).
+    let mut token = refreshed(&mut c, &pair.refresh_token).await.refresh_token;
+    let m = Monitor::start(redis).await;
+    for _ in 0..5 {
+        token = refreshed(&mut c, &token).await.refresh_token;
+    }
+    assert_eq!(m.stop().await, vec!["EVALSHA"; 5], "Refresh");
+}
