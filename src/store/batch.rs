@@ -122,24 +122,22 @@ async fn send(client: &Client, script: &Script, calls: Vec<Call>) {
         .evalsha_with_reload::<RedisValue, _, _>(client, keys, args)
         .await
     {
-        Ok(RedisValue::Array(replies)) if replies.len() == waiting.len() => replies,
-        Ok(_) => {
-            let e = StoreError::Corrupt("unexpected batch reply".into());
-            for done in waiting {
-                let _ = done.send(Err(e.clone()));
-            }
-            return;
-        }
-        Err(e) => {
-            let e = script_error(e);
-            for done in waiting {
-                let _ = done.send(Err(e.clone()));
-            }
-            return;
-        }
+        Ok(RedisValue::Array(replies)) if replies.len() == waiting.len() => Ok(replies),
+        Ok(_) => Err(StoreError::Corrupt("unexpected batch reply".into())),
+        Err(e) => Err(script_error(e)),
     };
-    for (done, reply) in waiting.into_iter().zip(replies) {
-        let _ = done.send(call_result(reply));
+    match replies {
+        Ok(replies) => {
+            for (done, reply) in waiting.into_iter().zip(replies) {
+                let _ = done.send(call_result(reply));
+            }
+        }
+        // The whole batch failed (timeout, lost connection): every call in it.
+        Err(e) => {
+            for done in waiting {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
     }
 }
 
