@@ -27,9 +27,10 @@ use crate::error::StoreError;
 /// runs, well under a millisecond).
 pub const MAX_BATCH: usize = 32;
 /// Batches outstanding at once. One measured best on loopback (Issue 29.2 k/s
-/// against 27.1 k/s with two: larger batches, fewer system calls); at most
-/// [`MAX_BATCH`] calls per round trip still leaves a replica far more Redis
-/// throughput than its CPU can use, even with a millisecond to Redis.
+/// against 27.1 k/s with two: larger batches, fewer system calls). It caps a
+/// replica at [`MAX_BATCH`] calls of each script per Redis round trip: with
+/// Redis a millisecond away, ~32 k Issues/s, about what one core of a replica
+/// serves. A replica with many cores far from its Redis would want two.
 pub const IN_FLIGHT: usize = 1;
 /// The tag of a call that raised an error inside a batch (`batch.lua`).
 const ERROR_TAG: &[u8] = b"!error";
