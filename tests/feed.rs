@@ -10,13 +10,6 @@ use support::*;
 use tessera::pb;
 use tonic::Streaming;
 
-fn revoke_session(sid: String) -> pb::RevokeRequest {
-    pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::SessionId(sid)),
-        reason: "feed test".into(),
-    }
-}
-
 async fn watch(c: &mut Client, after: &str, snapshot: bool) -> Streaming<pb::RevocationEvent> {
     c.watch_revocations(pb::WatchRevocationsRequest {
         after_cursor: after.into(),
@@ -75,7 +68,7 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
             let mut cursors = Vec::new();
             for i in (worker..REVOCATIONS).step_by(8) {
                 let r = c
-                    .revoke(revoke_session(format!("sess-{i}")))
+                    .revoke(revoke_session_id(&format!("sess-{i}")))
                     .await
                     .expect("revoke");
                 cursors.push(r.into_inner().cursor);
@@ -137,12 +130,16 @@ async fn watcher_resumes_from_its_last_cursor(backend: Backend) {
     let mut c = server.client().await;
     let mut first = watch(&mut c, "", false).await;
     for i in 0..50 {
-        c.revoke(revoke_session(format!("a-{i}"))).await.unwrap();
+        c.revoke(revoke_session_id(&format!("a-{i}")))
+            .await
+            .unwrap();
     }
     let seen = take(&mut first, 20).await;
     drop(first); // disconnected mid-stream
     for i in 0..30 {
-        c.revoke(revoke_session(format!("b-{i}"))).await.unwrap();
+        c.revoke(revoke_session_id(&format!("b-{i}")))
+            .await
+            .unwrap();
     }
     let last = seen.last().unwrap().cursor.clone();
     let mut resumed = watch(&mut c, &last, false).await;
@@ -155,7 +152,7 @@ async fn watcher_resumes_from_its_last_cursor(backend: Backend) {
     assert_eq!(sids, want, "exactly what it missed, in order");
     assert_quiet(&mut resumed).await;
     // Live events keep coming on the resumed stream.
-    c.revoke(revoke_session("c-0".into())).await.unwrap();
+    c.revoke(revoke_session_id("c-0")).await.unwrap();
     assert_eq!(take(&mut resumed, 1).await[0].session_id, "c-0");
 }
 
@@ -165,16 +162,8 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
     let mut c = server.client().await;
     let pair = issue(&mut c, "alice").await;
     c.revoke(revoke_token(&pair.access_token)).await.unwrap();
-    c.revoke(revoke_session("s-1".into())).await.unwrap();
-    c.revoke(pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
-            tenant: "acme".into(),
-            subject: "bob".into(),
-        })),
-        reason: String::new(),
-    })
-    .await
-    .unwrap();
+    c.revoke(revoke_session_id("s-1")).await.unwrap();
+    c.revoke(revoke_subject("acme", "bob")).await.unwrap();
     // A late starter with an empty cursor and no snapshot sees only new events.
     let mut late = watch(&mut c, "", false).await;
     let mut snap = watch(&mut c, "", true).await;
@@ -190,7 +179,7 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
     );
     assert_eq!(events[2].subject, "bob");
     assert!(events[2].issued_before.is_some());
-    c.revoke(revoke_session("s-2".into())).await.unwrap();
+    c.revoke(revoke_session_id("s-2")).await.unwrap();
     assert_eq!(take(&mut snap, 1).await[0].session_id, "s-2");
     assert_eq!(take(&mut late, 1).await[0].session_id, "s-2");
     // Garbage cursors are refused.
@@ -224,7 +213,7 @@ async fn slow_watcher_is_cut_off(backend: Backend) {
         let mut c = c.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..1000 {
-                c.revoke(revoke_session(format!("slow-{w}-{i}")))
+                c.revoke(revoke_session_id(&format!("slow-{w}-{i}")))
                     .await
                     .unwrap();
             }

@@ -130,21 +130,12 @@ async fn every_key_written_has_a_ttl() {
     let mut v = verify_request(&p.access_token);
     v.renew = true;
     c.verify(v).await.unwrap();
-    use pb::revoke_request::Target;
-    for t in [
-        Target::Token(q.access_token.clone()),
-        Target::SessionId(r.session_id.clone()),
-        Target::Subject(pb::SubjectRef {
-            tenant: "acme".into(),
-            subject: "alice".into(),
-        }),
+    for revoke in [
+        revoke_token(&q.access_token),
+        revoke_session_id(&r.session_id),
+        revoke_subject("acme", "alice"),
     ] {
-        c.revoke(pb::RevokeRequest {
-            target: Some(t),
-            reason: String::new(),
-        })
-        .await
-        .unwrap();
+        c.revoke(revoke).await.unwrap();
     }
     let redis = env.redis.as_ref().unwrap();
     let keys = redis.command("KEYS *").await;

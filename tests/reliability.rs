@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use support::*;
-use tessera::pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 async fn durability_with(fsync: &str) {
@@ -39,15 +38,7 @@ async fn durability_with(fsync: &str) {
     }
     // A subject revocation, too.
     let carol = issue(&mut c, "carol").await;
-    c.revoke(pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
-            tenant: "acme".into(),
-            subject: "carol".into(),
-        })),
-        reason: String::new(),
-    })
-    .await
-    .unwrap();
+    c.revoke(revoke_subject("acme", "carol")).await.unwrap();
     // Crash (SIGKILL) and restart Redis on the same AOF.
     redis.kill();
     redis.restart().await;

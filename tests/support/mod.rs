@@ -610,20 +610,30 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
         .and_then(|v| v.parse().ok())
 }
 
-/// `Revoke` of an access or refresh token.
-pub fn revoke_token(token: &str) -> pb::RevokeRequest {
+/// `Revoke` of `target`, without a reason.
+pub fn revoke_target(target: pb::revoke_request::Target) -> pb::RevokeRequest {
     pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::Token(token.to_owned())),
+        target: Some(target),
         reason: String::new(),
     }
 }
 
+/// `Revoke` of an access or refresh token.
+pub fn revoke_token(token: &str) -> pb::RevokeRequest {
+    revoke_target(pb::revoke_request::Target::Token(token.to_owned()))
+}
+
 /// `Revoke` of a session id.
 pub fn revoke_session_id(sid: &str) -> pb::RevokeRequest {
-    pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::SessionId(sid.to_owned())),
-        reason: String::new(),
-    }
+    revoke_target(pb::revoke_request::Target::SessionId(sid.to_owned()))
+}
+
+/// `Revoke` of every session of a subject ("log out everywhere").
+pub fn revoke_subject(tenant: &str, subject: &str) -> pb::RevokeRequest {
+    revoke_target(pb::revoke_request::Target::Subject(pb::SubjectRef {
+        tenant: tenant.to_owned(),
+        subject: subject.to_owned(),
+    }))
 }
 
 /// `Refresh` of a refresh token.
