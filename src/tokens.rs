@@ -146,6 +146,18 @@ pub struct VerifyPolicy {
     pub leeway: i64,
 }
 
+/// The first instant (Unix ms) at which [`verify`] refuses, as expired, a
+/// token whose `exp` is `exp` with `leeway` seconds of tolerance. `verify`
+/// compares whole seconds (`now_s > exp + leeway`), so it still accepts
+/// during the whole second `exp + leeway`: anything that must outlive the
+/// token (a revocation marker, a cache entry) must reach this instant, not
+/// `(exp + leeway) * 1000`.
+pub fn refused_from_ms(exp: i64, leeway: i64) -> i64 {
+    exp.saturating_add(leeway)
+        .saturating_add(1)
+        .saturating_mul(1000)
+}
+
 /// base64url SHA-256: how fingerprints and refresh secrets are stored.
 pub fn sha256_b64(data: &[u8]) -> String {
     B64.encode(Sha256::digest(data))
@@ -255,6 +267,7 @@ pub fn verify(
     if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
         return Err(Error::TokenMalformed);
     }
+    // Keep in step with `refused_from_ms`.
     if now > claims.exp.saturating_add(policy.leeway) {
         return Err(Error::TokenExpired);
     }
@@ -343,6 +356,18 @@ mod tests {
             verify(&keys, &token, now - 31, &policy()),
             Err(Error::TokenNotYetValid)
         ));
+    }
+
+    #[test]
+    fn refused_from_ms_is_the_first_refused_instant() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let token = mint(&keys, &claims(now)).unwrap();
+        let exp = now + 900;
+        let first_refused = refused_from_ms(exp, policy().leeway);
+        let at = |ms: i64| verify(&keys, &token, ms.div_euclid(1000), &policy());
+        assert!(at(first_refused - 1).is_ok());
+        assert!(matches!(at(first_refused), Err(Error::TokenExpired)));
     }
 
     #[test]

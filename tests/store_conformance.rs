@@ -14,7 +14,7 @@ use tessera::store::*;
 const FEED: FeedPolicy = FeedPolicy {
     retention_ms: 60_000,
     access_horizon_ms: 30_000,
-    session_horizon_ms: 3_600_000,
+    subject_horizon_ms: 3_600_000,
 };
 
 fn now() -> i64 {

@@ -91,16 +91,38 @@ impl Policy {
         }
     }
 
-    /// Lifetimes of revocation state (DESIGN.md §6: TTL = remaining life of
-    /// what it kills).
+    /// Until when (Unix ms) a revocation of a token whose `exp` is `exp`
+    /// must be remembered: past the last instant `Verify` still accepts the
+    /// token ([`tokens::refused_from_ms`]), plus one more leeway for the skew
+    /// between the clocks of the replica that revoked and the one that
+    /// verifies (the skew the leeway exists to tolerate).
+    pub fn token_horizon_ms(&self, exp: i64) -> i64 {
+        let leeway = self.leeway.as_secs() as i64;
+        tokens::refused_from_ms(exp, leeway).saturating_add(leeway * 1000)
+    }
+
+    /// The longest lifetime of a token minted now, seconds: a session keeps
+    /// the `access_ttl` it was issued with, but a lowered `--max-access-ttl`
+    /// caps every token minted afterwards (refresh and renewal included), so
+    /// none outlives the revocation horizon of [`Policy::feed`].
+    pub fn access_lifetime(&self, requested_s: i64) -> i64 {
+        requested_s.min(self.max_access_ttl.as_secs() as i64).max(1)
+    }
+
+    /// Lifetimes of revocation state (the remaining life of what it kills),
+    /// computed once here so that both stores only persist them.
     pub fn feed(&self) -> FeedPolicy {
-        let access_horizon_ms = (self.max_access_ttl + self.leeway).as_millis() as i64;
+        // A token minted at or before now (iat = now in whole seconds, at
+        // most) is refused from `token_horizon_ms(iat + max_access_ttl)`;
+        // relative to now that is at most `token_horizon_ms(max_access_ttl)`.
+        let access_horizon_ms = self.token_horizon_ms(self.max_access_ttl.as_secs() as i64);
+        let session_horizon_ms = self.session_lifetime.as_millis() as i64;
         FeedPolicy {
             // A minute of slack so a verifier that reconnects late still
             // finds every event whose token could be alive.
             retention_ms: access_horizon_ms + 60_000,
             access_horizon_ms,
-            session_horizon_ms: self.session_lifetime.as_millis() as i64,
+            subject_horizon_ms: session_horizon_ms.max(access_horizon_ms),
         }
     }
 }
@@ -271,7 +293,8 @@ pub(crate) fn session_claims(
 ) -> AccessClaims {
     let iat = iat_ms.div_euclid(1000);
     // No token outlives its session's absolute lifetime.
-    let exp = (iat + data.access_ttl).min(data.absolute_exp_ms.div_euclid(1000));
+    let exp =
+        (iat + policy.access_lifetime(data.access_ttl)).min(data.absolute_exp_ms.div_euclid(1000));
     AccessClaims {
         iss: policy.issuer.clone(),
         sub: data.subject.clone(),

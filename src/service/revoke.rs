@@ -104,13 +104,12 @@ impl<S: Store> Authority<S> {
             &self.verify_policy,
         )
         .ok()?;
-        let leeway = self.policy.leeway.as_secs() as i64;
         Some(RevokeTarget::Token {
+            exp_ms: self.policy.token_horizon_ms(claims.exp),
             jti: claims.jti,
             sid: claims.sid,
             tenant: claims.tid,
             subject: claims.sub,
-            exp_ms: (claims.exp + leeway) * 1000,
         })
     }
 

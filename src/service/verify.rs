@@ -249,7 +249,8 @@ impl<S: Store> Authority<S> {
                 absolute_exp_ms,
             } => {
                 let iat = iat_ms.div_euclid(1000);
-                let lifetime = (claims.exp - claims.iat).max(1);
+                // The presented token's lifetime, capped by today's policy.
+                let lifetime = p.access_lifetime(claims.exp - claims.iat);
                 let mut next = claims.clone();
                 next.jti = super::derive_jti(&claims.sid, 0, &format!("renew:{}", claims.jti));
                 next.iat = iat;

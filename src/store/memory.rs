@@ -382,7 +382,7 @@ impl Store for MemoryStore {
                 let key = super::subject_key(tenant, subject);
                 let cutoff = st.cutoff(&key, now).map_or(now, |c| c.max(now));
                 st.cutoffs
-                    .insert(key, (cutoff, now + r.feed.session_horizon_ms));
+                    .insert(key, (cutoff, now + r.feed.subject_horizon_ms));
                 st.append(
                     RevocationEvent {
                         cursor: String::new(),

@@ -175,9 +175,11 @@ pub struct FeedPolicy {
     /// Longest life of any access token plus leeway, milliseconds: how long a
     /// session or subject revocation must be remembered by verifiers.
     pub access_horizon_ms: i64,
-    /// How long a subject cut-off must be kept so that no session created
-    /// before it can be refreshed (the absolute session lifetime), ms.
-    pub session_horizon_ms: i64,
+    /// How long a subject cut-off is kept, ms: so long that no session
+    /// created before it can be refreshed (the absolute session lifetime)
+    /// and, as strong Verify reads it, no access token issued before it
+    /// verifies (the access horizon), whichever is longer.
+    pub subject_horizon_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

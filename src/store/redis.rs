@@ -389,7 +389,7 @@ impl Store for RedisStore {
                     RevocationKind::Subject,
                     marker.clone(),
                     marker,
-                    r.feed.session_horizon_ms.max(horizon),
+                    r.feed.subject_horizon_ms,
                     String::new(),
                     String::new(),
                     tenant.clone(),

@@ -1,0 +1,137 @@
+//! Defects found by the outside red-team pass (issue "Hardening"), each
+//! guarded by a test that failed before its fix, on both stores where a
+//! store is involved.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use support::*;
+
+/// Poll default and strong `Verify` of a revoked token until both say
+/// `TOKEN_EXPIRED`; every answer before that must be `TOKEN_REVOKED`.
+/// Before the fix the revocation marker died one second before the token
+/// check stopped accepting, and the token verified again in that second.
+async fn never_verifies_again(c: &mut Client, token: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut expired = [false, false];
+    while expired != [true, true] {
+        assert!(Instant::now() < deadline, "{what}: never expired");
+        for (i, req) in [verify_request(token), strong(token)]
+            .into_iter()
+            .enumerate()
+        {
+            match c.verify(req).await {
+                Ok(r) => panic!(
+                    "{what}: a revoked token verified again ({} consistency) at {:?}",
+                    if i == 0 { "default" } else { "strong" },
+                    r.into_inner().server_time
+                ),
+                Err(s) => match reason(&s).as_str() {
+                    "TOKEN_REVOKED" => {}
+                    "TOKEN_EXPIRED" => expired[i] = true,
+                    other => panic!("{what}: unexpected {other}"),
+                },
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+}
+
+async fn revoked_token_stays_revoked_to_its_last_instant(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env
+        .server(&[
+            "--access-ttl=1s",
+            "--max-access-ttl=1s",
+            "--leeway=0s",
+            "--issue-rate=off",
+        ])
+        .await;
+    let mut c = server.client().await;
+    let subjects = ["walk-token", "walk-session", "walk-subject"];
+    let mut tokens = Vec::new();
+    for subject in subjects {
+        tokens.push(issue(&mut c, subject).await);
+    }
+    c.revoke(revoke_token(&tokens[0].access_token))
+        .await
+        .expect("revoke token");
+    c.revoke(revoke_session_id(&tokens[1].session_id))
+        .await
+        .expect("revoke session");
+    c.revoke(revoke_subject("acme", subjects[2]))
+        .await
+        .expect("revoke subject");
+    for (pair, what) in tokens.iter().zip(["token", "session", "subject"]) {
+        never_verifies_again(&mut c, &pair.access_token, what).await;
+    }
+}
+
+#[tokio::test]
+async fn revoked_token_stays_revoked_to_its_last_instant_memory() {
+    revoked_token_stays_revoked_to_its_last_instant(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn revoked_token_stays_revoked_to_its_last_instant_redis() {
+    revoked_token_stays_revoked_to_its_last_instant(Backend::Redis).await;
+}
+
+/// A lowered `--max-access-ttl` caps renewed (and refreshed) tokens, so none
+/// outlives the revocation horizon the new setting computes.
+#[tokio::test]
+async fn lowered_max_access_ttl_caps_renewal_and_refresh() {
+    let env = Env::new(Backend::Redis).await;
+    let before = env
+        .server(&["--access-ttl=1h", "--max-access-ttl=1h"])
+        .await;
+    let mut c = before.client().await;
+    let pair = issue(&mut c, "capped").await;
+    let after = env
+        .server(&[
+            "--access-ttl=5m",
+            "--max-access-ttl=10m",
+            "--renewal-warning=2h",
+            "--renewal-critical=2h",
+        ])
+        .await;
+    let mut c2 = after.client().await;
+    // A token of that session minted 55 minutes ago with the old 1 h
+    // lifetime: 5 minutes left, so renewal has something to gain.
+    let keys = env.key.keyset();
+    let now = tessera::clock::now_ms() / 1000;
+    let policy = tessera::tokens::VerifyPolicy {
+        issuer: "tessera-test".into(),
+        leeway: 30,
+    };
+    let mut claims =
+        tessera::tokens::verify(&keys, &pair.access_token, now, &policy).expect("claims");
+    claims.iat = now - 55 * 60;
+    claims.nbf = claims.iat;
+    claims.exp = now + 5 * 60;
+    claims.jti = "old-lifetime".into();
+    let old = tessera::tokens::mint(&keys, &claims).expect("mint");
+    let mut req = verify_request(&old);
+    req.renew = true;
+    let renewed = c2.verify(req).await.expect("verify").into_inner();
+    assert!(
+        !renewed.renewed_access_token.is_empty(),
+        "renewal minted nothing"
+    );
+    assert!(lifetime(&mut c2, &renewed.renewed_access_token).await <= 600);
+    let next = refreshed(&mut c2, &pair.refresh_token).await;
+    assert!(lifetime(&mut c2, &next.access_token).await <= 600);
+}
+
+/// `exp - iat` of a token, as `Verify` reports them.
+async fn lifetime(c: &mut Client, token: &str) -> i64 {
+    let claims = c
+        .verify(verify_request(token))
+        .await
+        .expect("verify")
+        .into_inner()
+        .claims
+        .expect("claims");
+    claims.expires_at.expect("exp").seconds - claims.issued_at.expect("iat").seconds
+}
