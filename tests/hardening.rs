@@ -135,3 +135,44 @@ async fn lifetime(c: &mut Client, token: &str) -> i64 {
         .expect("claims");
     claims.expires_at.expect("exp").seconds - claims.issued_at.expect("iat").seconds
 }
+
+/// The session id is public (in every access token and in the feed): a
+/// guessed secret for a bound session must answer exactly as one for an
+/// unknown session (the theft warning and the mismatch metric sit on the
+/// `FINGERPRINT_MISMATCH` path only, so they stay quiet too).
+async fn guessed_secret_is_no_binding_oracle(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let mut req = issue_request("bound-user");
+    req.device_fingerprint = "device-1".into();
+    let bound = c
+        .issue(req)
+        .await
+        .expect("issue")
+        .into_inner()
+        .tokens
+        .unwrap();
+    let garbage = "A".repeat(43);
+    for sid in [bound.session_id.as_str(), "AAAAAAAAAAAAAAAAAAAAAA"] {
+        expect_reason(
+            c.refresh(refresh_req(&format!("{sid}.{garbage}"))).await,
+            "REFRESH_TOKEN_INVALID",
+        );
+    }
+    // The holder of the real secret on another device is told.
+    expect_reason(
+        c.refresh(refresh_req(&bound.refresh_token)).await,
+        "FINGERPRINT_MISMATCH",
+    );
+}
+
+#[tokio::test]
+async fn guessed_secret_is_no_binding_oracle_memory() {
+    guessed_secret_is_no_binding_oracle(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn guessed_secret_is_no_binding_oracle_redis() {
+    guessed_secret_is_no_binding_oracle(Backend::Redis).await;
+}

@@ -291,10 +291,33 @@ async fn fingerprint_binding<S: Store>(s: Arc<S>) {
         s.rotate(&r).await.unwrap(),
         RotateOutcome::FingerprintMismatch
     );
+    // Only a holder of the real secret learns that the session is bound:
+    // a guessed secret is invalid, with or without a fingerprint.
+    let mut guess = rotate("s4", "guessed", "hx", t, 0);
+    assert_eq!(s.rotate(&guess).await.unwrap(), RotateOutcome::Invalid);
+    guess.fingerprint_hash = Some("other".into());
+    assert_eq!(s.rotate(&guess).await.unwrap(), RotateOutcome::Invalid);
     r.fingerprint_hash = Some("fp".into());
     assert!(matches!(
         s.rotate(&r).await.unwrap(),
         RotateOutcome::Rotated(_)
+    ));
+    // A grace-window retry is bound too; a replay after the window is reuse
+    // whatever device presents it.
+    let mut retry = rotate("s4", "h0-s4", "h9", t + 1, 5_000);
+    assert_eq!(
+        s.rotate(&retry).await.unwrap(),
+        RotateOutcome::FingerprintMismatch
+    );
+    retry.fingerprint_hash = Some("fp".into());
+    assert!(matches!(
+        s.rotate(&retry).await.unwrap(),
+        RotateOutcome::Grace { .. }
+    ));
+    let replay = rotate("s4", "h0-s4", "h9", t + 10_000, 5_000);
+    assert!(matches!(
+        s.rotate(&replay).await.unwrap(),
+        RotateOutcome::Reused { .. }
     ));
 }
 

@@ -245,12 +245,17 @@ impl Store for MemoryStore {
         let Some(s) = st.usable_session(&r.sid, now) else {
             return Ok(RotateOutcome::Invalid);
         };
-        if let Some(bound) = &s.data.fingerprint_hash {
-            if r.fingerprint_hash.as_ref() != Some(bound) {
+        // Checked only for a holder of the current (or, in the grace window,
+        // the previous) secret: the same order as rotate.lua.
+        let foreign_device = s
+            .data
+            .fingerprint_hash
+            .as_ref()
+            .is_some_and(|bound| r.fingerprint_hash.as_ref() != Some(bound));
+        if r.presented_hash == s.current {
+            if foreign_device {
                 return Ok(RotateOutcome::FingerprintMismatch);
             }
-        }
-        if r.presented_hash == s.current {
             // Only real rotations count against the subject's budget.
             if let Some(limit) = r.rate_limit {
                 let key = format!("refresh:{}", s.subject_key);
@@ -275,6 +280,9 @@ impl Store for MemoryStore {
         }
         let replay = r.presented_hash == s.previous;
         if replay && now - s.rotated_at_ms <= r.grace_ms {
+            if foreign_device {
+                return Ok(RotateOutcome::FingerprintMismatch);
+            }
             return Ok(RotateOutcome::Grace {
                 rotation: rotation(s),
                 sealed: s.sealed.clone(),

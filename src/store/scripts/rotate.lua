@@ -26,10 +26,15 @@ local cur, prev, rot, gen, exp, abs, idle, created, uk, rev, data, tid, sub =
 if not cur then return {'invalid'} end
 if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then return {'invalid'} end
 -- A bound session rotates only for its device; nothing changes otherwise.
-if f[14] and f[14] ~= '' and f[14] ~= ARGV[12] then return {'fingerprint'} end
+-- Checked only for a holder of the current secret (or of its predecessor in
+-- the grace window): the session id is public, and answering a guessed
+-- secret with 'fingerprint' would tell which sessions are bound and raise
+-- false theft alarms.
+local foreign_device = f[14] and f[14] ~= '' and f[14] ~= ARGV[12]
 
 local presented = ARGV[1]
 if presented == cur then
+  if foreign_device then return {'fingerprint'} end
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
   if ARGV[13] ~= '0' then
@@ -55,6 +60,7 @@ if prev ~= '' and presented == prev then
   -- Only the immediate predecessor, and only within the window, gets the
   -- successor (django-oauth-toolkit#1617: never older generations).
   if now - tonumber(rot) <= tonumber(ARGV[5]) then
+    if foreign_device then return {'fingerprint'} end
     return {'grace', data, gen, rot, exp, redis.call('HGET', s, 'seal')}
   end
 elseif not superseded(s, presented, tonumber(ARGV[9])) then
@@ -63,7 +69,8 @@ elseif not superseded(s, presented, tonumber(ARGV[9])) then
   return {'invalid'}
 end
 
--- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3).
+-- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3),
+-- whatever device presents it: an old secret in any hands means theft.
 local horizon = tonumber(ARGV[8])
 redis.call('HSET', s, 'rev', '1')
 local id = log_revocation(KEYS[3], ARGV[6], tonumber(ARGV[7]), now, 's', '', ARGV[11], tid, sub, 0, now + horizon)
