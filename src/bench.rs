@@ -238,6 +238,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
             let mut health = HealthClient::new(channel);
             let mut stats = Stats::default();
             let mut refresh_token = String::new();
+            let mut revoke_ready = false;
             let mut seq: u64 = 0;
             let mut next_at = Instant::now();
             loop {
@@ -327,10 +328,24 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                         continue;
                     }
                     Scenario::Revoke => {
-                        // Unique per run: an id revoked before returns the old event.
-                        let target = pb::revoke_request::Target::SessionId(format!(
-                            "bench-{run_id}-{worker}-{seq}"
-                        ));
+                        // "Log out everywhere" of a subject with a live
+                        // session: every call is a new event (revoking an id
+                        // that was never issued is a no-op without one).
+                        let subject = format!("bench-rv-{run_id}-{worker}");
+                        if !revoke_ready {
+                            if let Err(e) = client
+                                .issue(with_key(issue_req(subject.clone()), &api_key))
+                                .await
+                            {
+                                *stats.errors.entry(format!("{:?}", e.code())).or_default() += 1;
+                                continue;
+                            }
+                            revoke_ready = true;
+                        }
+                        let target = pb::revoke_request::Target::Subject(pb::SubjectRef {
+                            tenant: "bench".into(),
+                            subject,
+                        });
                         match client
                             .revoke(with_key(
                                 pb::RevokeRequest {

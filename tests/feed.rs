@@ -60,17 +60,29 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
     for i in 0..WATCHERS {
         watchers.push(watch(&mut clients[i % 3], "", false).await);
     }
-    // 1,000 revocations made across all replicas, 8 at a time.
+    // 1,000 sessions, then their revocations made across all replicas, 8 at a time.
     let mut tasks = Vec::new();
     for worker in 0..8 {
         let mut c = clients[worker % 3].clone();
         tasks.push(tokio::spawn(async move {
+            let subjects = (worker..REVOCATIONS)
+                .step_by(8)
+                .map(|i| format!("sess-{i}"));
+            session_ids(&mut c, subjects).await
+        }));
+    }
+    let mut sids = Vec::new();
+    for t in tasks {
+        sids.push(t.await.unwrap());
+    }
+    let expected: HashSet<String> = sids.iter().flatten().cloned().collect();
+    let mut tasks = Vec::new();
+    for (worker, sids) in sids.into_iter().enumerate() {
+        let mut c = clients[worker % 3].clone();
+        tasks.push(tokio::spawn(async move {
             let mut cursors = Vec::new();
-            for i in (worker..REVOCATIONS).step_by(8) {
-                let r = c
-                    .revoke(revoke_session_id(&format!("sess-{i}")))
-                    .await
-                    .expect("revoke");
+            for sid in sids {
+                let r = c.revoke(revoke_session_id(&sid)).await.expect("revoke");
                 cursors.push(r.into_inner().cursor);
             }
             cursors
@@ -82,7 +94,6 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
     }
     assert_eq!(returned.len(), REVOCATIONS);
 
-    let expected: HashSet<String> = (0..REVOCATIONS).map(|i| format!("sess-{i}")).collect();
     let mut reference: Option<Vec<pb::RevocationEvent>> = None;
     for (i, w) in watchers.iter_mut().enumerate() {
         let events = take(w, REVOCATIONS).await;
@@ -128,32 +139,28 @@ async fn watcher_resumes_from_its_last_cursor(backend: Backend) {
     let env = Env::new(backend).await;
     let server = env.server(&[]).await;
     let mut c = server.client().await;
+    let a = session_ids(&mut c, (0..50).map(|i| format!("a-{i}"))).await;
+    let b = session_ids(&mut c, (0..30).map(|i| format!("b-{i}"))).await;
     let mut first = watch(&mut c, "", false).await;
-    for i in 0..50 {
-        c.revoke(revoke_session_id(&format!("a-{i}")))
-            .await
-            .unwrap();
+    for sid in &a {
+        c.revoke(revoke_session_id(sid)).await.unwrap();
     }
     let seen = take(&mut first, 20).await;
     drop(first); // disconnected mid-stream
-    for i in 0..30 {
-        c.revoke(revoke_session_id(&format!("b-{i}")))
-            .await
-            .unwrap();
+    for sid in &b {
+        c.revoke(revoke_session_id(sid)).await.unwrap();
     }
     let last = seen.last().unwrap().cursor.clone();
     let mut resumed = watch(&mut c, &last, false).await;
     let missed = take(&mut resumed, 60).await;
     let sids: Vec<String> = missed.iter().map(|e| e.session_id.clone()).collect();
-    let want: Vec<String> = (20..50)
-        .map(|i| format!("a-{i}"))
-        .chain((0..30).map(|i| format!("b-{i}")))
-        .collect();
+    let want: Vec<String> = a[20..].iter().chain(&b).cloned().collect();
     assert_eq!(sids, want, "exactly what it missed, in order");
     assert_quiet(&mut resumed).await;
     // Live events keep coming on the resumed stream.
-    c.revoke(revoke_session_id("c-0")).await.unwrap();
-    assert_eq!(take(&mut resumed, 1).await[0].session_id, "c-0");
+    let c0 = issue(&mut c, "c-0").await.session_id;
+    c.revoke(revoke_session_id(&c0)).await.unwrap();
+    assert_eq!(take(&mut resumed, 1).await[0].session_id, c0);
 }
 
 async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
@@ -161,8 +168,9 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
     let server = env.server(&[]).await;
     let mut c = server.client().await;
     let pair = issue(&mut c, "alice").await;
+    let s = session_ids(&mut c, ["s-1", "s-2", "bob"].map(String::from)).await;
     c.revoke(revoke_token(&pair.access_token)).await.unwrap();
-    c.revoke(revoke_session_id("s-1")).await.unwrap();
+    c.revoke(revoke_session_id(&s[0])).await.unwrap();
     c.revoke(revoke_subject("acme", "bob")).await.unwrap();
     // A late starter with an empty cursor and no snapshot sees only new events.
     let mut late = watch(&mut c, "", false).await;
@@ -179,9 +187,9 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
     );
     assert_eq!(events[2].subject, "bob");
     assert!(events[2].issued_before.is_some());
-    c.revoke(revoke_session_id("s-2")).await.unwrap();
-    assert_eq!(take(&mut snap, 1).await[0].session_id, "s-2");
-    assert_eq!(take(&mut late, 1).await[0].session_id, "s-2");
+    c.revoke(revoke_session_id(&s[1])).await.unwrap();
+    assert_eq!(take(&mut snap, 1).await[0].session_id, s[1]);
+    assert_eq!(take(&mut late, 1).await[0].session_id, s[1]);
     // Garbage cursors are refused.
     let bad = c
         .watch_revocations(pb::WatchRevocationsRequest {
@@ -207,15 +215,15 @@ async fn slow_watcher_is_cut_off(backend: Backend) {
         .await
         .unwrap();
     let mut idle = watch(&mut Client::new(channel), "", false).await;
-    // Far more than the per-watcher buffer and the HTTP/2 window hold.
+    // Far more than the per-watcher buffer and the HTTP/2 window hold: each
+    // "log out everywhere" of a subject with a session is a new event.
+    issue(&mut c, "slow").await;
     let mut tasks = Vec::new();
-    for w in 0..4 {
+    for _ in 0..4 {
         let mut c = c.clone();
         tasks.push(tokio::spawn(async move {
-            for i in 0..1000 {
-                c.revoke(revoke_session_id(&format!("slow-{w}-{i}")))
-                    .await
-                    .unwrap();
+            for _ in 0..1000 {
+                c.revoke(revoke_subject("acme", "slow")).await.unwrap();
             }
         }));
     }

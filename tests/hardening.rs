@@ -176,3 +176,76 @@ async fn guessed_secret_is_no_binding_oracle_memory() {
 async fn guessed_secret_is_no_binding_oracle_redis() {
     guessed_secret_is_no_binding_oracle(Backend::Redis).await;
 }
+
+/// Revoking session ids that were never issued, or a subject with no
+/// session, is a no-op: an empty cursor, no event to any watcher, nothing
+/// held in the replicas' caches or in Redis.
+async fn unknown_targets_hold_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    // A process of its own: the cache gauge is not shared with other tests.
+    let process = Process::start(&env.flags(&[])).await;
+    let server = process.server();
+    let mut c = server.client().await;
+    let mut watcher = c
+        .watch_revocations(tessera::pb::WatchRevocationsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    for i in 0..200 {
+        let sid = format!("{i:0>22}");
+        let cursor = c.revoke(revoke_session_id(&sid)).await.expect("revoke");
+        assert_eq!(cursor.into_inner().cursor, "", "unknown session {sid}");
+        let subject = revoke_subject("acme", &format!("nobody-{i}"));
+        let cursor = c.revoke(subject).await.expect("revoke");
+        assert_eq!(cursor.into_inner().cursor, "", "subject with no session");
+    }
+    // The first real revocation is the first event any watcher sees.
+    let real = issue(&mut c, "somebody").await;
+    let cursor = c
+        .revoke(revoke_session_id(&real.session_id))
+        .await
+        .expect("revoke")
+        .into_inner()
+        .cursor;
+    assert!(!cursor.is_empty());
+    let first = tokio::time::timeout(Duration::from_secs(5), watcher.message())
+        .await
+        .expect("an event")
+        .expect("stream")
+        .expect("open");
+    assert_eq!(first.session_id, real.session_id);
+    // The cache gauge is refreshed every second: it reaches the one real
+    // entry and never counts the no-ops.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = server.admin_get("/metrics").await;
+        let cached = metric_with(&metrics, "tessera_revocation_cache_entries", &[]);
+        assert!(
+            cached.unwrap_or(0.0) <= 1.0,
+            "{cached:?} cached revocations"
+        );
+        if cached == Some(1.0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gauge never showed the entry");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if let Some(redis) = &env.redis {
+        for pattern in ["rs:0*", "ru:*"] {
+            let keys = redis
+                .command(&format!("KEYS tessera:{{t}}:{pattern}"))
+                .await;
+            assert!(keys.starts_with("*0"), "{pattern} keys written: {keys}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn unknown_targets_hold_nothing_memory() {
+    unknown_targets_hold_nothing(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn unknown_targets_hold_nothing_redis() {
+    unknown_targets_hold_nothing(Backend::Redis).await;
+}

@@ -39,6 +39,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
         },
         refresh_hash: format!("h0-{sid}"),
         refresh_exp_ms: now + 600_000,
+        keep_until_ms: keep_until_ms(now + 600_000, now, &FEED),
         subject_key: subject_key("acme", subject),
         rate_limit: None,
     }
@@ -55,6 +56,7 @@ fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> Rot
         fingerprint_hash: None,
         rate_limit: None,
         feed: FEED,
+        keep_until_ms: now + FEED.access_horizon_ms,
     }
 }
 
@@ -324,6 +326,7 @@ async fn fingerprint_binding<S: Store>(s: Arc<S>) {
 async fn revocation_and_log<S: Store>(s: Arc<S>) {
     let t = now();
     s.create_session(&session("s5", "erin", t)).await.unwrap();
+    s.create_session(&session("s5f", "frank", t)).await.unwrap();
     let req = |target: RevokeTarget, now_ms: i64| RevokeRequest {
         target,
         now_ms,
@@ -412,6 +415,57 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
     assert_eq!(s.read_log("", 1).await.unwrap(), all[..1].to_vec());
 }
 
+/// Revoking what never existed, or what nothing alive is left of, writes
+/// nothing and publishes nothing (RFC 7009 success with no cursor).
+async fn unknown_targets_are_no_ops<S: Store>(s: Arc<S>) {
+    let t = now();
+    let req = |target: RevokeTarget, now_ms: i64| RevokeRequest {
+        target,
+        now_ms,
+        feed: FEED,
+    };
+    let session_target = |sid: &str| RevokeTarget::Session {
+        sid: sid.into(),
+        refresh_hash: None,
+    };
+    let subject_target = |subject: &str| RevokeTarget::Subject {
+        tenant: "acme".into(),
+        subject: subject.into(),
+    };
+    let before = s.read_log("", 1000).await.unwrap().len();
+    assert_eq!(
+        s.revoke(&req(session_target("never"), t)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        s.revoke(&req(subject_target("nobody"), t)).await.unwrap(),
+        None
+    );
+    // A session is kept past its refresh expiry until its access token's
+    // horizon; after that nothing of it is alive and revoking it is a no-op.
+    let mut short = session("s-gone", "gone", t);
+    short.refresh_exp_ms = t + 100;
+    short.keep_until_ms = t + 5_000;
+    s.create_session(&short).await.unwrap();
+    let alive = s
+        .revoke(&req(session_target("s-gone"), t + 150))
+        .await
+        .unwrap();
+    assert!(alive.is_some(), "kept past its refresh expiry");
+    let mut other = session("s-gone2", "gone2", t);
+    other.refresh_exp_ms = t + 100;
+    other.keep_until_ms = t + 5_000;
+    s.create_session(&other).await.unwrap();
+    assert_eq!(
+        s.revoke(&req(subject_target("gone2"), t + 6_000))
+            .await
+            .unwrap(),
+        None,
+        "a subject whose sessions are all past keeping"
+    );
+    assert_eq!(s.read_log("", 1000).await.unwrap().len(), before + 1);
+}
+
 async fn subject_cutoff_kills_older_sessions_only<S: Store>(s: Arc<S>) {
     let t = now();
     s.create_session(&session("s7", "gina", t)).await.unwrap();
@@ -451,6 +505,7 @@ async fn renewal_single_flight<S: Store>(s: Arc<S>) {
         mint,
         now_ms,
         marker_ttl_ms: 60_000,
+        keep_until_ms: now_ms + FEED.access_horizon_ms,
     };
     assert_eq!(
         s.renew(&renew(false, t)).await.unwrap(),
@@ -587,6 +642,7 @@ conformance!(
     fingerprint_binding,
     revocation_and_log,
     subject_cutoff_kills_older_sessions_only,
+    unknown_targets_are_no_ops,
     renewal_single_flight,
     concurrent_rotations_rotate_once,
     rate_limits_are_gcra,

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::error::{Error, Violation};
 use crate::pb;
-use crate::store::{subject_key, NewSession, SessionData, Store};
+use crate::store::{keep_until_ms, subject_key, NewSession, SessionData, Store};
 use crate::tokens::{self, RESERVED_CLAIMS};
 
 /// Longest subject, tenant, audience, role or scope (bytes).
@@ -256,6 +256,7 @@ impl<S: Store> Authority<S> {
             data,
             refresh_hash: refresh.hash(),
             refresh_exp_ms,
+            keep_until_ms: keep_until_ms(refresh_exp_ms, now_ms, &p.feed()),
             rate_limit: p.issue_rate,
         };
         let limited =

@@ -34,6 +34,7 @@ impl<S: Store> Authority<S> {
 
         let now_ms = crate::clock::now_ms();
         let successor = RefreshToken::new(&presented.sid);
+        let feed = self.policy.feed();
         let rotate = RotateRequest {
             sid: presented.sid.clone(),
             presented_hash: presented.hash(),
@@ -43,7 +44,8 @@ impl<S: Store> Authority<S> {
             grace_ms: self.policy.refresh_grace.as_millis() as i64,
             fingerprint_hash: fingerprint_hash(&request.device_fingerprint),
             rate_limit: self.policy.refresh_rate,
-            feed: self.policy.feed(),
+            feed,
+            keep_until_ms: now_ms + feed.access_horizon_ms,
         };
         let (rotation, refresh, outcome) = match telemetry::store_op(
             "rotate",

@@ -234,6 +234,7 @@ impl<S: Store> Authority<S> {
             mint,
             now_ms,
             marker_ttl_ms: (remaining.max(0) + p.leeway.as_secs() as i64 + 1) * 1000,
+            keep_until_ms: now_ms + p.feed().access_horizon_ms,
         };
         let outcome = crate::telemetry::store_op("renew", self.store.renew(&request)).await?;
         let band = match outcome {

@@ -5,7 +5,7 @@
 //! `<ms>-<seq>` cursors — so the same conformance tests run on both. Expired
 //! entries are dropped lazily and by a sweep every [`SWEEP_EVERY`] writes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc};
@@ -33,6 +33,8 @@ struct Session {
     generation: u64,
     sealed: String,
     refresh_exp_ms: i64,
+    /// Kept (and revocable, and counted for its subject) until then.
+    keep_until_ms: i64,
     revoked: bool,
 }
 
@@ -47,6 +49,8 @@ struct State {
     renewals: HashMap<String, (i64, i64)>,
     /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
     cutoffs: HashMap<String, (i64, i64)>,
+    /// Subject key → its sessions (the `ss:` index of the Redis store).
+    by_subject: HashMap<String, HashSet<String>>,
     log: VecDeque<RevocationEvent>,
     last_id: (u64, u64),
     writes: u64,
@@ -98,7 +102,17 @@ impl State {
     }
 
     fn sweep(&mut self, now_ms: i64) {
-        self.sessions.retain(|_, s| s.refresh_exp_ms > now_ms);
+        let by_subject = &mut self.by_subject;
+        self.sessions.retain(|sid, s| {
+            let keep = s.keep_until_ms > now_ms;
+            if !keep {
+                if let Some(set) = by_subject.get_mut(&s.subject_key) {
+                    set.remove(sid);
+                }
+            }
+            keep
+        });
+        self.by_subject.retain(|_, set| !set.is_empty());
         self.markers.retain(|_, (_, exp)| *exp > now_ms);
         self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
         self.renewals.retain(|_, (_, exp)| *exp > now_ms);
@@ -125,6 +139,19 @@ impl State {
             && now_ms < s.refresh_exp_ms
             && now_ms < s.data.absolute_exp_ms;
         usable.then_some(s)
+    }
+
+    /// The session, if it is still kept at `now_ms` (usable or not).
+    fn kept_session(&self, sid: &str, now_ms: i64) -> Option<&Session> {
+        self.sessions.get(sid).filter(|s| s.keep_until_ms > now_ms)
+    }
+
+    /// Does the subject have a session that is still kept?
+    fn subject_has_sessions(&self, subject_key: &str, now_ms: i64) -> bool {
+        self.by_subject.get(subject_key).is_some_and(|sids| {
+            sids.iter()
+                .any(|sid| self.kept_session(sid, now_ms).is_some())
+        })
     }
 
     fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
@@ -232,9 +259,14 @@ impl Store for MemoryStore {
                 generation: 0,
                 sealed: String::new(),
                 refresh_exp_ms: s.refresh_exp_ms,
+                keep_until_ms: s.keep_until_ms,
                 revoked: false,
             },
         );
+        st.by_subject
+            .entry(s.subject_key.clone())
+            .or_default()
+            .insert(s.data.sid.clone());
         Ok(None)
     }
 
@@ -276,6 +308,7 @@ impl Store for MemoryStore {
             s.generation += 1;
             s.rotated_at_ms = now;
             s.refresh_exp_ms = (now + s.data.idle_ms).min(s.data.absolute_exp_ms);
+            s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
             return Ok(RotateOutcome::Rotated(rotation(s)));
         }
         let replay = r.presented_hash == s.previous;
@@ -308,6 +341,7 @@ impl Store for MemoryStore {
         let new_exp = (now + s.data.idle_ms).min(absolute_exp_ms);
         if let Some(s) = st.sessions.get_mut(&r.sid) {
             s.refresh_exp_ms = s.refresh_exp_ms.max(new_exp);
+            s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
         }
         if !r.mint {
             return Ok(RenewOutcome::Extended);
@@ -376,10 +410,15 @@ impl Store for MemoryStore {
                 cursor
             }
             RevokeTarget::Session { sid, refresh_hash } => {
+                if let Some(c) = st.marker(&format!("rs:{sid}"), now) {
+                    return Ok(Some(c.clone()));
+                }
+                // Nothing of a session that is not kept can be alive.
+                let Some(s) = st.kept_session(sid, now) else {
+                    return Ok(None);
+                };
                 if let Some(hash) = refresh_hash {
-                    let known = st.sessions.get(sid).is_some_and(|s| {
-                        &s.current == hash || &s.previous == hash || s.older.contains(hash)
-                    });
+                    let known = &s.current == hash || &s.previous == hash || s.older.contains(hash);
                     if !known {
                         return Ok(None);
                     }
@@ -388,6 +427,9 @@ impl Store for MemoryStore {
             }
             RevokeTarget::Subject { tenant, subject } => {
                 let key = super::subject_key(tenant, subject);
+                if !st.subject_has_sessions(&key, now) {
+                    return Ok(None); // nobody to log out
+                }
                 let cutoff = st.cutoff(&key, now).map_or(now, |c| c.max(now));
                 st.cutoffs
                     .insert(key, (cutoff, now + r.feed.subject_horizon_ms));

@@ -54,6 +54,11 @@ pub struct NewSession {
     pub refresh_hash: String,
     /// When the first refresh token expires, Unix milliseconds.
     pub refresh_exp_ms: i64,
+    /// Until when the session is kept (Unix ms): the later of its refresh
+    /// expiry and the revocation horizon of the access token minted with it,
+    /// so that a session whose refresh token has expired can still be
+    /// revoked while its access tokens live. See [`keep_until_ms`].
+    pub keep_until_ms: i64,
     /// Key of the subject's revocation cut-off (see [`subject_key`]).
     pub subject_key: String,
     /// Per-subject Issue budget, counted in the same atomic step.
@@ -76,6 +81,9 @@ pub struct RotateRequest {
     /// Per-subject Refresh budget, counted in the same atomic step.
     pub rate_limit: Option<RateLimit>,
     pub feed: FeedPolicy,
+    /// A rotation keeps the session at least until this instant (Unix ms):
+    /// the revocation horizon of the access token it mints.
+    pub keep_until_ms: i64,
 }
 
 /// Session state returned by a rotation.
@@ -155,6 +163,9 @@ pub struct RenewRequest {
     /// How long the single-flight marker must live (the presented token's
     /// remaining life plus leeway), ms.
     pub marker_ttl_ms: i64,
+    /// A renewal keeps the session at least until this instant (Unix ms):
+    /// the revocation horizon of the access token it may mint.
+    pub keep_until_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,6 +282,14 @@ impl RevocationState {
     }
 }
 
+/// Until when a session must be kept after a write at `now_ms` that leaves
+/// its refresh token valid until `refresh_exp_ms`: a session is also the
+/// handle by which its live access tokens are revoked, and the subject index
+/// says whether a subject has anything alive to revoke.
+pub fn keep_until_ms(refresh_exp_ms: i64, now_ms: i64, feed: &FeedPolicy) -> i64 {
+    refresh_exp_ms.max(now_ms.saturating_add(feed.access_horizon_ms))
+}
+
 /// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
 /// seconds)? Every token issued before the cut-off is dead; one issued in
 /// the same second, even just after it, is too (see `service::revoke`).
@@ -344,7 +363,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revoke and append to the log. Returns the event's cursor, the cursor of
     /// the earlier event when it was already revoked, or `None` when there
-    /// was nothing to revoke.
+    /// was nothing to revoke: a session that is not kept (never existed, or
+    /// nothing of it can be alive), or a subject with no kept session. Such
+    /// calls write nothing and publish no event.
     fn revoke(
         &self,
         r: &RevokeRequest,

@@ -49,7 +49,7 @@ macro_rules! batched {
     };
 }
 
-const CREATE_LUA: &str = batched!("scripts/gcra.lua"; "scripts/create.lua");
+const CREATE_LUA: &str = batched!("scripts/common.lua", "scripts/gcra.lua"; "scripts/create.lua");
 const ROTATE_LUA: &str = batched!("scripts/common.lua", "scripts/gcra.lua"; "scripts/rotate.lua");
 const REVOKE_LUA: &str = concat!(
     include_str!("scripts/common.lua"),
@@ -208,7 +208,10 @@ impl Store for RedisStore {
         let reply: Vec<String> = self
             .batched(
                 &self.create,
-                vec![key(&format!("s:{}", s.data.sid))],
+                vec![
+                    key(&format!("s:{}", s.data.sid)),
+                    key(&format!("ss:{}", s.subject_key)),
+                ],
                 vec![
                     data,
                     s.refresh_hash.clone(),
@@ -223,6 +226,8 @@ impl Store for RedisStore {
                     rate_key,
                     interval.to_string(),
                     burst.to_string(),
+                    s.keep_until_ms.to_string(),
+                    s.data.sid.clone(),
                 ],
             )
             .await?;
@@ -257,6 +262,7 @@ impl Store for RedisStore {
                     r.fingerprint_hash.clone().unwrap_or_default(),
                     r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
                     r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
+                    r.keep_until_ms.to_string(),
                 ],
             )
             .await?;
@@ -304,6 +310,8 @@ impl Store for RedisStore {
                     if r.mint { "1" } else { "0" }.to_owned(),
                     r.marker_ttl_ms.max(1).to_string(),
                     KEY_PREFIX.to_owned(),
+                    r.keep_until_ms.to_string(),
+                    r.sid.clone(),
                 ],
             )
             .await?;
@@ -384,11 +392,11 @@ impl Store for RedisStore {
                 refresh_hash.clone().unwrap_or_default(),
             ),
             RevokeTarget::Subject { tenant, subject } => {
-                let marker = key(&format!("ru:{}", super::subject_key(tenant, subject)));
+                let skey = super::subject_key(tenant, subject);
                 (
                     RevocationKind::Subject,
-                    marker.clone(),
-                    marker,
+                    key(&format!("ru:{skey}")),
+                    key(&format!("ss:{skey}")),
                     r.feed.subject_horizon_ms,
                     String::new(),
                     String::new(),

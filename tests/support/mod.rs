@@ -666,3 +666,17 @@ pub async fn wait_revoked(c: &mut Client, token: &str) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// Issue one session for each subject and return the session ids, in order.
+/// Revoking a session id that was never issued is a no-op without an event,
+/// so tests that need revocation events revoke real sessions.
+pub async fn session_ids(
+    c: &mut Client,
+    subjects: impl IntoIterator<Item = String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for subject in subjects {
+        out.push(issue(c, &subject).await.session_id);
+    }
+    out
+}

@@ -10,6 +10,19 @@ local function session_usable(rev, created, uk, exp, abs, marker, prefix, now)
   return now < tonumber(exp) and now < tonumber(abs)
 end
 
+-- Keep session `sid` (and its hash `s`) until `keep` ms, and list it in its
+-- subject's index `idx` with that score: the index tells whether a subject
+-- has anything alive to revoke (a subject revocation of nobody is a no-op).
+-- Members past their score are dropped here, and the index expires with its
+-- last member, so it holds live sessions only.
+local function keep_session(s, idx, sid, keep, now)
+  redis.call('PEXPIREAT', s, keep)
+  redis.call('ZADD', idx, 'GT', keep, sid)
+  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if top[2] then redis.call('PEXPIREAT', idx, top[2]) end
+end
+
 -- Append a revocation event to the log (trimmed by age) and announce its id
 -- on the channel; returns the id, which is the event's cursor.
 local function log_revocation(log, channel, retention, now, kind, jti, sid, tid, sub, ib, exp)

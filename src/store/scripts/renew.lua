@@ -5,17 +5,22 @@
 -- reads the same instant and so mints the same token.
 --
 -- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] renewal marker of the presented jti
--- ARGV: 1 now ms, 2 mint ('1' or '0'), 3 renewal marker TTL ms, 4 key prefix
+-- ARGV: 1 now ms, 2 mint ('1' or '0'), 3 renewal marker TTL ms, 4 key prefix,
+--       5 keep the session at least until (ms; see keep_session), 6 session id
 local s = KEYS[1]
 local now = tonumber(ARGV[1])
 local f = redis.call('HMGET', s, 'exp', 'abs', 'idle', 'rev', 'created', 'uk')
+-- Kept until whatever it may mint below is dead.
+local keep = tonumber(ARGV[5])
 if not f[1] then return {'invalid'} end
 if not session_usable(f[4], f[5], f[6], f[1], f[2], KEYS[2], ARGV[4], now) then return {'invalid'} end
 local exp, abs = tonumber(f[1]), tonumber(f[2])
 local newexp = math.min(now + tonumber(f[3]), abs)
 if newexp > exp then
   redis.call('HSET', s, 'exp', string.format('%d', newexp))
-  redis.call('PEXPIREAT', s, string.format('%d', newexp))
+end
+if redis.call('PEXPIRETIME', s) < math.max(newexp, keep) then
+  keep_session(s, ARGV[4] .. 'ss:' .. f[6], ARGV[6], string.format('%d', math.max(newexp, keep)), now)
 end
 if ARGV[2] == '1' then
   local iat = redis.call('GET', KEYS[3])

@@ -4,8 +4,13 @@
 -- Idempotent for tokens and sessions: a second call returns the first event's
 -- id and appends nothing (RFC 7009: revoking twice succeeds).
 --
+-- A session that is no longer kept (never existed, or nothing of it can be
+-- alive) and a subject with no kept session are no-ops: nothing is written
+-- and no event is published, so revoking made-up ids holds no state and
+-- reaches no watcher. Returns false then.
+--
 -- KEYS[1] marker (rt:<jti> | rs:<sid> | ru:<subject key>), KEYS[2] log,
--- KEYS[3] session hash (s) or the marker again
+-- KEYS[3] session hash (s), the subject's session index (u), or the marker (t)
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
@@ -14,6 +19,8 @@ local kind, now = ARGV[1], tonumber(ARGV[2])
 local tid, sub = ARGV[8], ARGV[9]
 local ib = 0
 if kind == 'u' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  if redis.call('ZCARD', KEYS[3]) == 0 then return false end
   -- The cut-off only moves forward.
   local cur = redis.call('GET', KEYS[1])
   ib = now
@@ -23,17 +30,14 @@ else
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end
   if kind == 's' then
-    if redis.call('EXISTS', KEYS[3]) == 1 then
-      local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'tid', 'sub')
-      local h = ARGV[11]
-      if h ~= '' and h ~= f[1] and h ~= f[2] and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
-        return false
-      end
-      tid, sub = f[3], f[4]
-      redis.call('HSET', KEYS[3], 'rev', '1')
-    elseif ARGV[11] ~= '' then
+    if redis.call('EXISTS', KEYS[3]) == 0 then return false end
+    local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'tid', 'sub')
+    local h = ARGV[11]
+    if h ~= '' and h ~= f[1] and h ~= f[2] and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
       return false
     end
+    tid, sub = f[3], f[4]
+    redis.call('HSET', KEYS[3], 'rev', '1')
   end
 end
 local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]))

@@ -11,7 +11,8 @@
 --       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
 --       9 reuse history length, 10 key prefix, 11 session id,
 --       12 presented device fingerprint hash ('' = none),
---       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms
+--       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
+--       15 keep the session at least until (ms; see keep_session)
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 -- Only what every rotation needs: the older hashes and the sealed successor
@@ -52,7 +53,7 @@ if presented == cur then
     fields[#fields + 1] = prev
   end
   redis.call('HSET', s, unpack(fields))
-  redis.call('PEXPIREAT', s, string.format('%d', newexp))
+  keep_session(s, ARGV[10] .. 'ss:' .. uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now)
   return {'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)}
 end
 
