@@ -73,6 +73,10 @@ pub enum Error {
     CallerNotAllowed,
     #[error("invalid argument")]
     InvalidArgument(Vec<Violation>),
+    /// A `WatchRevocations` cursor that is malformed, from another
+    /// deployment, or ahead of the log: accepting it would silence the feed.
+    #[error("after_cursor is not a position of this revocation feed; resume with an empty cursor and include_snapshot")]
+    CursorInvalid,
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
     #[error(transparent)]
@@ -104,6 +108,7 @@ impl Error {
             Error::ScopeMissing => "SCOPE_MISSING",
             Error::CallerNotAllowed => "CALLER_NOT_ALLOWED",
             Error::InvalidArgument(_) => "FIELD_INVALID",
+            Error::CursorInvalid => "CURSOR_INVALID",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Store(_) => "STORE_UNAVAILABLE",
             Error::Internal(_) => "INTERNAL",
@@ -124,7 +129,7 @@ impl Error {
             | Error::RefreshTokenReused
             | Error::CallerUnauthenticated => Code::Unauthenticated,
             Error::ScopeMissing | Error::CallerNotAllowed => Code::PermissionDenied,
-            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
             Error::RateLimited { .. } => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
@@ -156,6 +161,12 @@ pub fn to_status(err: &Error) -> Status {
             )));
             let fields: Vec<&str> = violations.iter().map(|v| v.field).collect();
             format!("invalid argument: {}", fields.join(", "))
+        }
+        Error::CursorInvalid => {
+            details.push(ErrorDetail::BadRequest(BadRequest::new(vec![
+                FieldViolation::new("after_cursor", "not a position of this revocation feed"),
+            ])));
+            err.to_string()
         }
         Error::RateLimited { retry_after } => {
             details.push(ErrorDetail::RetryInfo(RetryInfo::new(Some(*retry_after))));

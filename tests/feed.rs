@@ -199,7 +199,7 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
         })
         .await
         .unwrap_err();
-    assert_eq!(reason(&bad), "FIELD_INVALID");
+    assert_eq!(reason(&bad), "CURSOR_INVALID");
 }
 
 async fn slow_watcher_is_cut_off(backend: Backend) {

@@ -249,3 +249,51 @@ async fn unknown_targets_hold_nothing_memory() {
 async fn unknown_targets_hold_nothing_redis() {
     unknown_targets_hold_nothing(Backend::Redis).await;
 }
+
+/// A cursor beyond the log (made up, from another deployment) or malformed
+/// is refused with `CURSOR_INVALID`; before the fix a cursor far ahead got
+/// the caught-up marker at once and then silence, so a local verifier
+/// failed open. Any cursor the log really gave out still resumes.
+async fn cursor_ahead_of_the_log_is_refused(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let sid = issue(&mut c, "cursor").await.session_id;
+    let head = c
+        .revoke(revoke_session_id(&sid))
+        .await
+        .expect("revoke")
+        .into_inner()
+        .cursor;
+    let (ms, seq) = head.split_once('-').expect("ms-seq");
+    let next = format!("{ms}-{}", seq.parse::<u64>().unwrap() + 1);
+    let watch = |after: &str| tessera::pb::WatchRevocationsRequest {
+        after_cursor: after.to_owned(),
+        include_snapshot: false,
+        mark_caught_up: true,
+    };
+    for bad in ["99999999999999-0", next.as_str(), "nonsense", "1-x"] {
+        let status = expect_reason(c.watch_revocations(watch(bad)).await, "CURSOR_INVALID");
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(violations(&status), vec!["after_cursor"], "{bad}");
+    }
+    for good in ["", head.as_str()] {
+        let mut stream = c
+            .watch_revocations(watch(good))
+            .await
+            .expect("a cursor the log gave out")
+            .into_inner();
+        let marker = stream.message().await.expect("stream").expect("marker");
+        assert_eq!(marker.kind, tessera::pb::RevocationKind::Unspecified as i32);
+    }
+}
+
+#[tokio::test]
+async fn cursor_ahead_of_the_log_is_refused_memory() {
+    cursor_ahead_of_the_log_is_refused(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn cursor_ahead_of_the_log_is_refused_redis() {
+    cursor_ahead_of_the_log_is_refused(Backend::Redis).await;
+}

@@ -447,7 +447,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         self.limit_caller(request.extensions(), "WatchRevocations")
             .await?;
-        Ok(Response::new(self.watch(request.into_inner())?))
+        Ok(Response::new(self.watch(request.into_inner()).await?))
     }
 
     async fn get_jwks(

@@ -56,13 +56,28 @@ impl Drop for WatcherGauge {
 }
 
 impl<S: Store> Authority<S> {
-    pub(crate) fn watch(&self, request: pb::WatchRevocationsRequest) -> Result<WatchStream, Error> {
-        if parse_cursor(&request.after_cursor).is_none() {
-            return Err(Error::invalid(
-                "after_cursor",
-                "not a cursor returned by Tessera",
-            ));
+    /// Refuse a cursor that is malformed or beyond the last event the log
+    /// ever had (from another deployment, or made up): a watcher resuming
+    /// from it would be told it is caught up and then hear nothing until
+    /// the log passed it, a local verifier failing open meanwhile.
+    async fn check_cursor(&self, cursor: &str) -> Result<(), Error> {
+        let after = parse_cursor(cursor).ok_or(Error::CursorInvalid)?;
+        if parse_cursor(&self.feed.head()).is_some_and(|head| after <= head) {
+            return Ok(());
         }
+        // This replica's feed may lag the store: the store decides.
+        let head = crate::telemetry::store_op("log_head", self.store.log_head()).await?;
+        match parse_cursor(&head) {
+            Some(head) if after <= head => Ok(()),
+            _ => Err(Error::CursorInvalid),
+        }
+    }
+
+    pub(crate) async fn watch(
+        &self,
+        request: pb::WatchRevocationsRequest,
+    ) -> Result<WatchStream, Error> {
+        self.check_cursor(&request.after_cursor).await?;
         // Empty cursor: only new events, unless a snapshot was asked for, in
         // which case the whole retained log is every revocation in force.
         let snapshot = request.include_snapshot && request.after_cursor.is_empty();

@@ -485,6 +485,14 @@ impl Store for MemoryStore {
         Ok(st.log.iter().skip(start).take(limit).cloned().collect())
     }
 
+    async fn log_head(&self) -> Result<String, StoreError> {
+        let st = self.lock();
+        Ok(match st.last_id {
+            (0, 0) => String::new(),
+            (ms, seq) => format!("{ms}-{seq}"),
+        })
+    }
+
     async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
         let mut rx = self.notify.subscribe();
         let (tx, out) = mpsc::channel(16);

@@ -386,6 +386,10 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send;
 
+    /// The cursor of the last event ever appended to the log ("" for none),
+    /// even if it has since been trimmed: no valid cursor is beyond it.
+    fn log_head(&self) -> impl Future<Output = Result<String, StoreError>> + Send;
+
     /// Subscribe to change notifications of the log.
     fn subscribe(
         &self,

@@ -59,6 +59,13 @@ const RENEW_LUA: &str = concat!(
     include_str!("scripts/common.lua"),
     include_str!("scripts/renew.lua")
 );
+/// The last id ever generated in the log (XINFO STREAM), "" without a log.
+const LOG_HEAD_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for i = 1, #info, 2 do
+  if info[i] == 'last-generated-id' then return info[i + 1] end
+end
+return ''";
 const RATE_LUA: &str = concat!(
     include_str!("scripts/gcra.lua"),
     include_str!("scripts/rate.lua")
@@ -83,6 +90,7 @@ pub struct RedisStore {
     revoke: Script,
     renew: Script,
     rate: Script,
+    log_head: Script,
 }
 
 impl RedisStore {
@@ -113,6 +121,7 @@ impl RedisStore {
             revoke: Script::from_lua(REVOKE_LUA),
             renew: Script::from_lua(RENEW_LUA),
             rate: Script::from_lua(RATE_LUA),
+            log_head: Script::from_lua(LOG_HEAD_LUA),
         })
     }
 
@@ -472,6 +481,10 @@ impl Store for RedisStore {
             .into_iter()
             .map(|(id, fields)| event_from(id, fields))
             .collect()
+    }
+
+    async fn log_head(&self) -> Result<String, StoreError> {
+        self.script(&self.log_head, vec![key("log")], vec![]).await
     }
 
     async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {

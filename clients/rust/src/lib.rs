@@ -376,6 +376,11 @@ pub struct VerifierOptions {
     pub leeway: i64,
     /// An unknown `kid` refetches the JWK set at most this often.
     pub min_refetch: Duration,
+    /// Resume the feed after this cursor (one saved from an earlier run)
+    /// instead of starting from a snapshot. A cursor the server refuses
+    /// (`CURSOR_INVALID`: from another deployment, or ahead of its log) is
+    /// dropped and the verifier resynchronises from a snapshot.
+    pub resume_cursor: String,
 }
 
 impl Default for VerifierOptions {
@@ -384,6 +389,7 @@ impl Default for VerifierOptions {
             issuer: "tessera".into(),
             leeway: 30,
             min_refetch: Duration::from_secs(30),
+            resume_cursor: String::new(),
         }
     }
 }
@@ -423,6 +429,7 @@ impl LocalVerifier {
     ) -> Result<Self, ClientError> {
         let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let cursor = Mutex::new(options.resume_cursor.clone());
         let state = Arc::new(VerifierState {
             client,
             options,
@@ -430,7 +437,7 @@ impl LocalVerifier {
             last_fetch: Mutex::new(Instant::now()),
             feed: Feed::new(),
             connected: AtomicBool::new(false),
-            cursor: Mutex::new(String::new()),
+            cursor,
             last_event: Mutex::new(None),
         });
         let task = tokio::spawn(follow(state.clone()));
@@ -625,6 +632,19 @@ async fn follow(state: Arc<VerifierState>) {
                         _ = expire.tick() => state.feed.expire(tessera::clock::now_ms()),
                     }
                 }
+            }
+            Err(e) if status_reason(&e).as_deref() == Some("CURSOR_INVALID") => {
+                // Never trust a cursor the server does not know: start over
+                // from a snapshot of everything in force.
+                tracing::warn!(
+                    "revocation feed refused our cursor; resynchronising from a snapshot"
+                );
+                state
+                    .cursor
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                continue;
             }
             Err(e) => tracing::warn!(error = %e, "revocation feed unavailable"),
         }

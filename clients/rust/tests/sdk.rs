@@ -238,6 +238,7 @@ async fn local_verifier_agrees_with_the_server() {
         issuer: "tessera-test".into(),
         leeway: 0,
         min_refetch: Duration::from_secs(30),
+        ..Default::default()
     };
     let verifier = LocalVerifier::start(c.clone(), options).await.unwrap();
     assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
@@ -369,4 +370,53 @@ async fn local_verifier_fails_closed_when_the_feed_is_gone() {
         local_reason(&verifier, "garbage", "", "", &[]).await,
         "TOKEN_MALFORMED"
     );
+}
+
+/// A cursor the server refuses (ahead of its log, or from another
+/// deployment) is dropped: the verifier resynchronises from a snapshot
+/// instead of waiting, caught up in name only, for events past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_resyncs_when_its_cursor_is_refused() {
+    let server = start(&[]).await;
+    let c = client(&server).await;
+    let before = c.issue(issue_req("alice")).await.unwrap();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(
+            before.access_token.clone(),
+        )),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let verifier = LocalVerifier::start(
+        c.clone(),
+        VerifierOptions {
+            issuer: "tessera-test".into(),
+            leeway: 0,
+            resume_cursor: "99999999999999-0".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    assert_eq!(
+        local_reason(&verifier, &before.access_token, "", "", &[]).await,
+        "TOKEN_REVOKED",
+        "the snapshot carried the revocation made before the verifier started"
+    );
+    let after = c.issue(issue_req("bob")).await.unwrap();
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(
+            after.session_id.clone(),
+        )),
+        reason: String::new(),
+    })
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while local_reason(&verifier, &after.access_token, "", "", &[]).await != "TOKEN_REVOKED" {
+        assert!(Instant::now() < deadline, "live revocation never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
