@@ -196,3 +196,103 @@ pub fn to_status(err: &Error) -> Status {
 pub fn status_reason(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|i| i.reason)
 }
+
+// === tonic's own decode failures ===
+
+/// Largest request message accepted on the gRPC port (bytes). The largest
+/// valid request (an Issue with every list full) is well under it; a larger
+/// one is refused from its 5-byte length prefix, before it is buffered.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+/// The request failures tonic answers itself, before a handler runs, with
+/// no `ErrorInfo`: a message that is not valid protobuf (invalid UTF-8 in a
+/// string field answers `INTERNAL` from prost) or one over
+/// [`MAX_REQUEST_BYTES`] (`OUT_OF_RANGE`). Mapped here onto
+/// `INVALID_ARGUMENT` / `FIELD_INVALID` like every other bad request.
+fn decode_failure(headers: &http::HeaderMap) -> Option<Error> {
+    let code = headers.get("grpc-status")?.to_str().ok()?;
+    let message = headers.get("grpc-message")?.to_str().ok()?;
+    let message = percent_decode(message);
+    match tonic::Code::from_bytes(code.as_bytes()) {
+        Code::Internal if message.starts_with("failed to decode Protobuf message") => {
+            Some(Error::invalid(
+                "request",
+                "not a valid protobuf message (strings must be UTF-8)",
+            ))
+        }
+        Code::OutOfRange if message.starts_with("Error, decoded message length too large") => {
+            Some(Error::invalid(
+                "request",
+                format!("messages must be at most {MAX_REQUEST_BYTES} bytes"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// `grpc-message` is percent-encoded (gRPC over HTTP/2 spec); only the
+/// prefixes above are compared, so bytes that do not decode are dropped.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Tower layer that rewrites tonic's decode failures (see [`decode_failure`]).
+#[derive(Clone, Copy, Default)]
+pub struct DecodeErrorLayer;
+
+impl<S> tower::Layer<S> for DecodeErrorLayer {
+    type Service = DecodeErrors<S>;
+    fn layer(&self, inner: S) -> DecodeErrors<S> {
+        DecodeErrors { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct DecodeErrors<S> {
+    inner: S,
+}
+
+impl<S, B> tower::Service<http::Request<B>> for DecodeErrors<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let call = self.inner.call(req);
+        Box::pin(async move {
+            let response = call.await?;
+            Ok(match decode_failure(response.headers()) {
+                Some(error) => to_status(&error).into_http(),
+                None => response,
+            })
+        })
+    }
+}

@@ -330,7 +330,8 @@ async fn run<S: Store>(
 
     let policy = Policy::from_args(&args);
     let authority = Authority::new(store, keys, feed, policy, drain_rx);
-    let service = pb::token_authority_server::TokenAuthorityServer::new(authority);
+    let service = pb::token_authority_server::TokenAuthorityServer::new(authority)
+        .max_decoding_message_size(error::MAX_REQUEST_BYTES);
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
@@ -352,6 +353,7 @@ async fn run<S: Store>(
     let server = builder
         .layer(telemetry::MetricsLayer)
         .layer(AuthLayer::new(callers))
+        .layer(error::DecodeErrorLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(service)

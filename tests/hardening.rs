@@ -297,3 +297,186 @@ async fn cursor_ahead_of_the_log_is_refused_memory() {
 async fn cursor_ahead_of_the_log_is_refused_redis() {
     cursor_ahead_of_the_log_is_refused(Backend::Redis).await;
 }
+
+/// Puts a value into one field of an Issue request.
+type SetField = Box<dyn Fn(&mut tessera::pb::IssueRequest)>;
+
+/// Unicode format and bidi characters, separators and controls are refused
+/// in every name, list and reason; so are controls in custom claims and
+/// custom names that equal a reserved claim in any case. Nothing is stored.
+#[tokio::test]
+async fn hidden_characters_and_reserved_names_are_refused() {
+    let env = Env::new(Backend::Memory).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let hidden = [
+        "\u{202E}", "\u{200B}", "\u{2028}", "\u{FEFF}", "\u{0}", "\u{85}",
+    ];
+    for h in hidden {
+        let cases: Vec<(&str, SetField)> = vec![
+            (
+                "subject",
+                Box::new(move |r| r.subject = format!("adm{h}in")),
+            ),
+            ("tenant", Box::new(move |r| r.tenant = format!("ac{h}me"))),
+            (
+                "audience",
+                Box::new(move |r| r.audience = vec![format!("api{h}")]),
+            ),
+            (
+                "roles",
+                Box::new(move |r| r.roles = vec![format!("{h}admin")]),
+            ),
+            (
+                "scopes",
+                Box::new(move |r| r.scopes = vec![format!("re{h}ad")]),
+            ),
+        ];
+        for (field, set) in cases {
+            let mut req = issue_request("victim");
+            set(&mut req);
+            let status = expect_reason(c.issue(req).await, "FIELD_INVALID");
+            assert_eq!(violations(&status), vec![field], "{h:?}");
+        }
+        let mut revoke = revoke_subject("acme", "victim");
+        revoke.reason = format!("lost {h} laptop");
+        let status = expect_reason(c.revoke(revoke).await, "FIELD_INVALID");
+        assert_eq!(violations(&status), vec!["reason"], "{h:?}");
+    }
+    let claims = |pairs: &[(&str, prost_types::Value)]| prost_types::Struct {
+        fields: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    };
+    let string = |s: &str| prost_types::Value {
+        kind: Some(prost_types::value::Kind::StringValue(s.into())),
+    };
+    let nested = |k: &str, v: prost_types::Value| prost_types::Value {
+        kind: Some(prost_types::value::Kind::StructValue(claims(&[(k, v)]))),
+    };
+    for bad in [
+        claims(&[
+            ("Sub", string("admin")),
+            ("EXP", string("1")),
+            ("Iss", string("evil")),
+        ]),
+        claims(&[("CNF", string("x"))]),
+        claims(&[("de\u{0}pt", string("x"))]),
+        claims(&[("dept", string("a\u{0}b"))]),
+        claims(&[("dept", string("line\nbreak"))]),
+        claims(&[("org", nested("na\u{7}me", string("x")))]),
+        claims(&[("org", nested("name", string("\u{1b}[31m")))]),
+        claims(&[("\u{202E}dept", string("x"))]),
+    ] {
+        let mut req = issue_request("victim");
+        req.claims = Some(bad.clone());
+        let status = expect_reason(c.issue(req).await, "FIELD_INVALID");
+        assert_eq!(violations(&status), vec!["claims"], "{bad:?}");
+    }
+    // Many small claims under the message cap: refused by count, before
+    // any JSON is built.
+    let many: Vec<(String, prost_types::Value)> =
+        (0..3000).map(|i| (format!("c{i}"), string("v"))).collect();
+    let mut req = issue_request("victim");
+    req.claims = Some(prost_types::Struct {
+        fields: many.into_iter().collect(),
+    });
+    let status = expect_reason(c.issue(req).await, "FIELD_INVALID");
+    assert_eq!(violations(&status), vec!["claims"]);
+    // Nothing was stored: a revocation of the subject finds no session.
+    let cursor = c
+        .revoke(revoke_subject("acme", "victim"))
+        .await
+        .expect("revoke")
+        .into_inner()
+        .cursor;
+    assert_eq!(cursor, "", "a refused Issue stored a session");
+}
+
+/// Raw request bytes, for messages no generated client would send.
+#[derive(Default)]
+struct RawCodec;
+
+struct RawEncoder;
+struct RawDecoder;
+
+impl tonic::codec::Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        buf: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use prost::bytes::BufMut;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use prost::bytes::Buf;
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+impl tonic::codec::Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+async fn raw_issue(server: &Server, body: Vec<u8>) -> tonic::Status {
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .max_decoding_message_size(usize::MAX);
+    grpc.ready().await.expect("ready");
+    let path = http::uri::PathAndQuery::from_static("/tessera.v1.TokenAuthority/Issue");
+    grpc.unary(tonic::Request::new(body), path, RawCodec)
+        .await
+        .expect_err("a bad message must be refused")
+}
+
+/// A string field that is not UTF-8, and a message over the cap, get
+/// `INVALID_ARGUMENT` with a reason, not tonic's bare `INTERNAL` or
+/// `OUT_OF_RANGE`.
+#[tokio::test]
+async fn undecodable_and_oversized_messages_are_invalid_arguments() {
+    use prost::Message;
+    let env = Env::new(Backend::Memory).await;
+    let server = env.server(&[]).await;
+    let mut body = issue_request("xyz").encode_to_vec();
+    let at = body
+        .windows(3)
+        .position(|w| w == b"xyz")
+        .expect("subject bytes");
+    body[at] = 0xff;
+    let status = raw_issue(&server, body).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "FIELD_INVALID");
+    let mut huge = issue_request("victim");
+    huge.device_fingerprint = "f".repeat(2 * 1024 * 1024);
+    let status = raw_issue(&server, huge.encode_to_vec()).await;
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert_eq!(reason(&status), "FIELD_INVALID");
+    assert_eq!(violations(&status), vec!["request"]);
+}

@@ -22,6 +22,44 @@ pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
 /// Longest device fingerprint (bytes); it is hashed anyway.
 pub const MAX_FINGERPRINT_BYTES: usize = 1024;
 
+/// Characters no name, list entry or reason may hold: controls (C0, C1,
+/// NUL), Unicode format characters (category Cf: bidi overrides such as
+/// U+202E, zero-width U+200B, the BOM) and the line and paragraph
+/// separators U+2028/U+2029. They end up in tokens, logs and audit lines,
+/// where they hide or reorder what a person reads. The Cf ranges are those
+/// of Unicode 15.
+pub fn is_hidden_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
+}
+
+/// Most custom claims (counting nested members and list entries) looked at
+/// before anything is built from them.
+pub const MAX_CUSTOM_CLAIM_NODES: usize = 256;
+
 /// Collects every violation of a request, so a client fixes all at once.
 #[derive(Default)]
 pub(crate) struct Violations(Vec<Violation>);
@@ -36,8 +74,11 @@ impl Violations {
             self.add(field, "must not be empty");
         } else if value.len() > MAX_NAME_BYTES {
             self.add(field, format!("must be at most {MAX_NAME_BYTES} bytes"));
-        } else if value.chars().any(char::is_control) {
-            self.add(field, "must not contain control characters");
+        } else if value.chars().any(is_hidden_char) {
+            self.add(
+                field,
+                "must not contain control or invisible format characters",
+            );
         }
     }
 
@@ -46,7 +87,7 @@ impl Violations {
             self.add(field, format!("must have at most {MAX_LIST_LEN} entries"));
         }
         for v in values {
-            if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(char::is_control) {
+            if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(is_hidden_char) {
                 self.add(
                     field,
                     format!("entries must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
@@ -129,6 +170,88 @@ pub(crate) fn struct_to_json(s: prost_types::Struct) -> Option<Map<String, Value
         .collect()
 }
 
+/// Walk a claim value: count its nodes (stopping once over `budget`) and
+/// tell whether any string or member name in it holds a control character.
+fn scan(value: &prost_types::Value, budget: &mut usize) -> Result<(), &'static str> {
+    use prost_types::value::Kind;
+    *budget = budget.checked_sub(1).ok_or("too many members")?;
+    match &value.kind {
+        Some(Kind::StringValue(s)) if s.chars().any(char::is_control) => {
+            Err("string values must not contain control characters")
+        }
+        Some(Kind::StructValue(st)) => scan_struct(st, budget),
+        Some(Kind::ListValue(l)) => l.values.iter().try_for_each(|v| scan(v, budget)),
+        _ => Ok(()),
+    }
+}
+
+fn scan_struct(st: &prost_types::Struct, budget: &mut usize) -> Result<(), &'static str> {
+    st.fields.iter().try_for_each(|(k, v)| {
+        if k.chars().any(char::is_control) {
+            return Err("member names must not contain control characters");
+        }
+        scan(v, budget)
+    })
+}
+
+/// The custom claims of an Issue, checked before anything is built from
+/// them: first their count and encoded size (cheap walks of what prost
+/// decoded, so a request stuffed with claims costs little to refuse), then
+/// names and strings, and only then the JSON the token will carry.
+fn custom_claims(v: &mut Violations, claims: Option<prost_types::Struct>) -> Map<String, Value> {
+    use prost::Message;
+    let Some(claims) = claims else {
+        return Map::new();
+    };
+    let too_big = format!("must serialize to at most {MAX_CUSTOM_CLAIMS_BYTES} bytes");
+    // The protobuf encoding of a Struct is no larger than twice its JSON.
+    if claims.fields.len() > MAX_CUSTOM_CLAIM_NODES
+        || claims.encoded_len() > 2 * MAX_CUSTOM_CLAIMS_BYTES
+    {
+        v.add("claims", too_big);
+        return Map::new();
+    }
+    let mut budget = MAX_CUSTOM_CLAIM_NODES;
+    if let Err(why) = scan_struct(&claims, &mut budget) {
+        v.add("claims", why);
+        return Map::new();
+    }
+    // RFC 7519 names are case-sensitive, but a verifier or a person that
+    // reads `Sub` or `EXP` beside `sub` and `exp` may not be: refuse any
+    // custom name that equals a reserved one in any case.
+    let mut reserved: Vec<&str> = claims
+        .fields
+        .keys()
+        .filter(|k| RESERVED_CLAIMS.iter().any(|r| r.eq_ignore_ascii_case(k)))
+        .map(String::as_str)
+        .collect();
+    reserved.sort_unstable();
+    if !reserved.is_empty() {
+        v.add(
+            "claims",
+            format!("reserved claim names: {}", reserved.join(", ")),
+        );
+    }
+    if claims
+        .fields
+        .keys()
+        .any(|k| k.is_empty() || k.len() > MAX_NAME_BYTES || k.chars().any(is_hidden_char))
+    {
+        v.add(
+            "claims",
+            format!("claim names must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
+        );
+    }
+    let Some(custom) = struct_to_json(claims) else {
+        v.add("claims", "numbers must be finite");
+        return Map::new();
+    };
+    if serde_json::to_string(&custom).map_or(true, |s| s.len() > MAX_CUSTOM_CLAIMS_BYTES) {
+        v.add("claims", too_big);
+    }
+    custom
+}
+
 impl TryFrom<pb::IssueRequest> for IssueInput {
     type Error = Error;
 
@@ -146,41 +269,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
         );
         let access_ttl = ttl(&mut v, "access_ttl", r.access_ttl);
         let refresh_ttl = ttl(&mut v, "refresh_ttl", r.refresh_ttl);
-        let custom = match r.claims.map(struct_to_json) {
-            None => Map::new(),
-            Some(None) => {
-                v.add("claims", "numbers must be finite");
-                Map::new()
-            }
-            Some(Some(map)) => map,
-        };
-        let mut reserved: Vec<&str> = custom
-            .keys()
-            .filter(|k| RESERVED_CLAIMS.contains(&k.as_str()))
-            .map(String::as_str)
-            .collect();
-        reserved.sort_unstable();
-        if !reserved.is_empty() {
-            v.add(
-                "claims",
-                format!("reserved claim names: {}", reserved.join(", ")),
-            );
-        }
-        if custom
-            .keys()
-            .any(|k| k.is_empty() || k.len() > MAX_NAME_BYTES)
-        {
-            v.add(
-                "claims",
-                format!("claim names must be 1 to {MAX_NAME_BYTES} bytes"),
-            );
-        }
-        if serde_json::to_string(&custom).map_or(true, |s| s.len() > MAX_CUSTOM_CLAIMS_BYTES) {
-            v.add(
-                "claims",
-                format!("must serialize to at most {MAX_CUSTOM_CLAIMS_BYTES} bytes"),
-            );
-        }
+        let custom = custom_claims(&mut v, r.claims);
         v.finish()?;
         Ok(IssueInput {
             subject: r.subject,

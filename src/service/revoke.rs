@@ -45,9 +45,12 @@ impl<S: Store> Authority<S> {
         use pb::revoke_request::Target;
         let mut v = Violations::default();
         v.max_len("reason", &request.reason, MAX_REASON_BYTES);
-        if request.reason.chars().any(char::is_control) {
-            // It goes to the audit log: no line breaks or escapes in it.
-            v.add("reason", "must not contain control characters");
+        if request.reason.chars().any(super::issue::is_hidden_char) {
+            // It goes to the audit log: no line breaks, escapes or bidi tricks in it.
+            v.add(
+                "reason",
+                "must not contain control or invisible format characters",
+            );
         }
         let target = match request.target {
             None => {
