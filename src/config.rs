@@ -157,6 +157,38 @@ impl FromStr for CallerRate {
     }
 }
 
+/// `url` with its credentials replaced by `***`, for logs and errors: the
+/// user and password before `@`, and query parameters whose name mentions a
+/// password (fred's `sentinelPassword`).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((_, hosts)) => format!("***@{hosts}"),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+    };
+    if scheme.is_empty() {
+        format!("{authority}{tail}")
+    } else {
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -223,7 +255,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
     pub admin_listen: SocketAddr,
     /// Redis URL (redis://, rediss://, redis-sentinel://, redis-cluster://). Absent = in-memory store.
-    #[arg(long, env = "TESSERA_REDIS_URL")]
+    /// May carry credentials: `--help` never shows its environment value,
+    /// and logs and errors show it through [`redact_url`].
+    #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
     /// The `iss` of minted tokens, required on verified ones.
     #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
@@ -405,6 +439,25 @@ mod tests {
         assert!("5x".parse::<Dur>().is_err());
         assert!("".parse::<Dur>().is_err());
         assert!("99999999999999999999d".parse::<Dur>().is_err());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        for (url, want) in [
+            (
+                "redis://default:s3cret@10.0.0.1:6379/0",
+                "redis://***@10.0.0.1:6379/0",
+            ),
+            ("rediss://:s3cret@host", "rediss://***@host"),
+            ("redis://host:6379", "redis://host:6379"),
+            (
+                "redis-sentinel://u:s3cret@a:1,b:2/0?sentinelServiceName=m&sentinelPassword=s3cret",
+                "redis-sentinel://***@a:1,b:2/0?sentinelServiceName=m&sentinelPassword=***",
+            ),
+            ("u:s3cret@host", "***@host"),
+        ] {
+            assert_eq!(redact_url(url), want);
+        }
     }
 
     #[test]

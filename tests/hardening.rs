@@ -480,3 +480,41 @@ async fn undecodable_and_oversized_messages_are_invalid_arguments() {
     assert_eq!(reason(&status), "FIELD_INVALID");
     assert_eq!(violations(&status), vec!["request"]);
 }
+
+/// A Redis URL carries credentials: `--help` does not print the value of
+/// `TESSERA_REDIS_URL`, and an error about the URL shows it redacted.
+#[test]
+fn redis_credentials_never_reach_help_or_errors() {
+    let tessera = env!("CARGO_BIN_EXE_tessera");
+    let secret = "pw-s3cret-0451";
+    let help = std::process::Command::new(tessera)
+        .args(["serve", "--help"])
+        .env(
+            "TESSERA_REDIS_URL",
+            format!("redis://default:{secret}@127.0.0.1:6390"),
+        )
+        .output()
+        .expect("run tessera");
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert!(text.contains("--redis-url"), "{text}");
+    assert!(
+        !text.contains(secret),
+        "--help printed the password:\n{text}"
+    );
+    let bad = std::process::Command::new(tessera)
+        .args([
+            "serve",
+            "--listen=127.0.0.1:0",
+            "--admin-listen=127.0.0.1:0",
+            &format!("--redis-url=redis://default:{secret}@127.0.0.1:notaport"),
+        ])
+        .output()
+        .expect("run tessera");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success());
+    assert!(err.contains("Redis URL"), "{err}");
+    assert!(
+        !err.contains(secret),
+        "an error printed the password:\n{err}"
+    );
+}

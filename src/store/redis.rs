@@ -97,8 +97,12 @@ impl RedisStore {
     /// Connect (waiting at most `timeout` for the first connection; after that
     /// the client keeps reconnecting in the background).
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let config = Config::from_url(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let config = Config::from_url(url).map_err(|e| {
+            // fred's message may quote the URL: only the redacted one goes out.
+            let redacted = crate::config::redact_url(url);
+            let why = e.details().replace(url, &redacted);
+            StoreError::Unavailable(format!("invalid Redis URL {redacted}: {why}"))
+        })?;
         let client = Self::builder(&config, timeout)
             .build()
             .map_err(unavailable)?;
