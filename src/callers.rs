@@ -3,9 +3,22 @@
 //! ```toml
 //! [[caller]]
 //! name = "login-service"
-//! api_key_sha256 = "<64 hex chars>"   # or: tls_identity = "spiffe://…"
+//! api_key_sha256 = "<64 hex chars>"   # or a client certificate, below
 //! allow = ["Issue", "Refresh", "Revoke"]  # RPC names, or "*"
+//!
+//! [[caller]]
+//! name = "gateway"
+//! tls_uri = "spiffe://example.org/gateway"  # or tls_dns = "…", tls_cn = "…"
+//! allow = ["Verify"]
 //! ```
+//!
+//! A certificate identity names its type and matches only that part of the
+//! certificate: `tls_uri` a URI SAN, `tls_dns` a DNS SAN, `tls_cn` the
+//! subject common name. (One untyped list once let a certificate with
+//! `CN=spiffe://x/gw` and no URI SAN pass as the caller of that SPIFFE id.)
+//! The older `tls_identity` is still read, with a warning at start-up, as
+//! `tls_uri` when it has a scheme (`spiffe://…`) and as `tls_dns` otherwise;
+//! it never matches the common name.
 //!
 //! A caller presents its API key as metadata `x-tessera-key`; the file holds
 //! only the key's SHA-256, compared in constant time against every caller (so
@@ -52,7 +65,74 @@ struct CallerEntry {
     api_key_sha256: Option<String>,
     #[serde(default)]
     tls_identity: Option<String>,
+    #[serde(default)]
+    tls_uri: Option<String>,
+    #[serde(default)]
+    tls_dns: Option<String>,
+    #[serde(default)]
+    tls_cn: Option<String>,
     allow: Vec<String>,
+}
+
+/// Which part of a client certificate a caller is known by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsIdentity {
+    /// A URI SAN (SPIFFE ids).
+    Uri(String),
+    /// A DNS SAN.
+    Dns(String),
+    /// The subject common name.
+    Cn(String),
+}
+
+/// The identities a verified client certificate proves, by type.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerIdentities {
+    pub uris: Vec<String>,
+    pub dns: Vec<String>,
+    pub cns: Vec<String>,
+}
+
+impl PeerIdentities {
+    /// Does the certificate prove `id`, in the part of it `id` names?
+    pub fn proves(&self, id: &TlsIdentity) -> bool {
+        let (list, want) = match id {
+            TlsIdentity::Uri(u) => (&self.uris, u),
+            TlsIdentity::Dns(d) => (&self.dns, d),
+            TlsIdentity::Cn(c) => (&self.cns, c),
+        };
+        list.iter().any(|have| have == want)
+    }
+}
+
+impl CallerEntry {
+    /// The typed certificate identity of this entry, if any.
+    fn tls(&self) -> Result<Option<TlsIdentity>, String> {
+        let mut ids = Vec::new();
+        if let Some(legacy) = &self.tls_identity {
+            tracing::warn!(
+                caller = %self.name,
+                "callers file: tls_identity is deprecated; write tls_uri, tls_dns or tls_cn (read as {})",
+                if legacy.contains("://") { "tls_uri" } else { "tls_dns" }
+            );
+            ids.push(if legacy.contains("://") {
+                TlsIdentity::Uri(legacy.clone())
+            } else {
+                TlsIdentity::Dns(legacy.clone())
+            });
+        }
+        ids.extend(self.tls_uri.clone().map(TlsIdentity::Uri));
+        ids.extend(self.tls_dns.clone().map(TlsIdentity::Dns));
+        ids.extend(self.tls_cn.clone().map(TlsIdentity::Cn));
+        match ids.len() {
+            0 => Ok(None),
+            1 => Ok(ids.pop()),
+            _ => Err(format!(
+                "caller {:?}: give one of tls_uri, tls_dns, tls_cn (or the older tls_identity)",
+                self.name
+            )),
+        }
+    }
 }
 
 /// One allowed caller.
@@ -60,7 +140,7 @@ struct CallerEntry {
 pub struct Caller {
     pub name: String,
     api_key_sha256: Option<[u8; 32]>,
-    pub tls_identity: Option<String>,
+    pub tls: Option<TlsIdentity>,
     allow_all: bool,
     allow: HashSet<String>,
 }
@@ -107,8 +187,9 @@ impl Callers {
                         Some(out)
                     }
                 };
-                if api_key_sha256.is_none() && c.tls_identity.is_none() {
-                    return Err(format!("caller {:?}: needs api_key_sha256 or tls_identity", c.name));
+                let tls = c.tls()?;
+                if api_key_sha256.is_none() && tls.is_none() {
+                    return Err(format!("caller {:?}: needs api_key_sha256 or a certificate identity (tls_uri, tls_dns, tls_cn)", c.name));
                 }
                 for rpc in &c.allow {
                     if rpc != "*" && !RPC_NAMES.contains(&rpc.as_str()) {
@@ -120,7 +201,7 @@ impl Callers {
                     allow: c.allow.into_iter().collect(),
                     name: c.name,
                     api_key_sha256,
-                    tls_identity: c.tls_identity,
+                    tls,
                 })
             })
             .collect()
@@ -132,7 +213,7 @@ impl Callers {
         &self,
         rpc: &str,
         api_key: Option<&[u8]>,
-        tls_identities: &[String],
+        peer: &PeerIdentities,
     ) -> Result<Option<String>, Error> {
         let callers = match self {
             Callers::Anonymous => return Ok(None),
@@ -146,10 +227,7 @@ impl Callers {
                 (Some(p), Some(h)) => bool::from(p.as_slice().ct_eq(h)),
                 _ => false,
             };
-            let tls_match = caller
-                .tls_identity
-                .as_ref()
-                .is_some_and(|id| tls_identities.iter().any(|t| t == id));
+            let tls_match = caller.tls.as_ref().is_some_and(|id| peer.proves(id));
             if (key_match || tls_match) && found.is_none() {
                 found = Some(caller);
             }
@@ -162,34 +240,34 @@ impl Callers {
     }
 }
 
-/// The identities a client certificate proves: its URI SANs (SPIFFE ids),
-/// DNS SANs and subject common name. A caller's `tls_identity` must equal
-/// one of them. The certificate chain was already verified against
-/// `--tls-client-ca` by the TLS handshake.
-pub fn certificate_identities(der: &[u8]) -> Vec<String> {
+/// The identities a client certificate proves, each kept with its type:
+/// URI SANs (SPIFFE ids), DNS SANs and subject common names. The
+/// certificate chain was already verified against `--tls-client-ca` by the
+/// TLS handshake.
+pub fn certificate_identities(der: &[u8]) -> PeerIdentities {
     use x509_parser::extensions::GeneralName;
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
-        return Vec::new();
+        return PeerIdentities::default();
     };
-    let mut ids = Vec::new();
+    let mut ids = PeerIdentities::default();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for name in &san.value.general_names {
             match name {
-                GeneralName::URI(uri) => ids.push((*uri).to_owned()),
-                GeneralName::DNSName(dns) => ids.push((*dns).to_owned()),
+                GeneralName::URI(uri) => ids.uris.push((*uri).to_owned()),
+                GeneralName::DNSName(dns) => ids.dns.push((*dns).to_owned()),
                 _ => {}
             }
         }
     }
     for cn in cert.subject().iter_common_name() {
         if let Ok(cn) = cn.as_str() {
-            ids.push(cn.to_owned());
+            ids.cns.push(cn.to_owned());
         }
     }
     ids
 }
 
-fn peer_identities<B>(req: &http::Request<B>) -> Vec<String> {
+fn peer_identities<B>(req: &http::Request<B>) -> PeerIdentities {
     use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
     req.extensions()
         .get::<TlsConnectInfo<TcpConnectInfo>>()
@@ -296,28 +374,64 @@ mod tests {
     fn keys_and_allow_lists_decide() {
         let c = callers();
         assert_eq!(
-            c.authorize("Issue", Some(b"login-key"), &[])
+            c.authorize("Issue", Some(b"login-key"), &PeerIdentities::default())
                 .unwrap()
                 .as_deref(),
             Some("login")
         );
         assert!(matches!(
-            c.authorize("Revoke", Some(b"login-key"), &[]),
+            c.authorize("Revoke", Some(b"login-key"), &PeerIdentities::default()),
             Err(Error::CallerNotAllowed)
         ));
-        assert!(c.authorize("Revoke", Some(b"ops-key"), &[]).is_ok());
+        assert!(c
+            .authorize("Revoke", Some(b"ops-key"), &PeerIdentities::default())
+            .is_ok());
         assert!(matches!(
-            c.authorize("Issue", Some(b"wrong"), &[]),
+            c.authorize("Issue", Some(b"wrong"), &PeerIdentities::default()),
             Err(Error::CallerUnauthenticated)
         ));
         assert!(matches!(
-            c.authorize("Issue", None, &[]),
+            c.authorize("Issue", None, &PeerIdentities::default()),
             Err(Error::CallerUnauthenticated)
         ));
         assert!(Callers::Anonymous
-            .authorize("Issue", None, &[])
+            .authorize("Issue", None, &PeerIdentities::default())
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn certificate_identities_match_only_their_own_type() {
+        let text = "[[caller]]\nname = \"gw\"\ntls_uri = \"spiffe://x/gw\"\nallow = [\"*\"]\n\n[[caller]]\nname = \"host\"\ntls_dns = \"gw.internal\"\nallow = [\"*\"]\n\n[[caller]]\nname = \"cn\"\ntls_cn = \"legacy-client\"\nallow = [\"*\"]\n\n[[caller]]\nname = \"old\"\ntls_identity = \"spiffe://x/old\"\nallow = [\"*\"]\n";
+        let c = Callers::Listed(Arc::new(Callers::parse(text).unwrap()));
+        let who = |peer: PeerIdentities| c.authorize("Issue", None, &peer).ok().flatten();
+        let cn = |v: &str| PeerIdentities {
+            cns: vec![v.into()],
+            ..Default::default()
+        };
+        let uri = |v: &str| PeerIdentities {
+            uris: vec![v.into()],
+            ..Default::default()
+        };
+        let dns = |v: &str| PeerIdentities {
+            dns: vec![v.into()],
+            ..Default::default()
+        };
+        assert_eq!(who(uri("spiffe://x/gw")).as_deref(), Some("gw"));
+        assert_eq!(who(cn("spiffe://x/gw")), None, "a CN is not a URI SAN");
+        assert_eq!(who(dns("spiffe://x/gw")), None);
+        assert_eq!(who(dns("gw.internal")).as_deref(), Some("host"));
+        assert_eq!(who(cn("gw.internal")), None, "a CN is not a DNS SAN");
+        assert_eq!(who(cn("legacy-client")).as_deref(), Some("cn"));
+        assert_eq!(who(uri("legacy-client")), None);
+        // The older key: a URI SAN when it has a scheme, never the CN.
+        assert_eq!(who(uri("spiffe://x/old")).as_deref(), Some("old"));
+        assert_eq!(who(cn("spiffe://x/old")), None);
+        // One identity per entry.
+        assert!(Callers::parse(
+            "[[caller]]\nname = \"x\"\ntls_uri = \"a://b\"\ntls_cn = \"b\"\nallow = [\"*\"]\n"
+        )
+        .is_err());
     }
 
     #[test]

@@ -293,7 +293,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
     /// CA bundle (PEM) that client certificates must chain to; makes client
-    /// certificates (mTLS) mandatory. Callers match by `tls_identity`.
+    /// certificates (mTLS) mandatory. Callers match by `tls_uri`, `tls_dns` or `tls_cn`.
     #[arg(long, env = "TESSERA_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
     /// TOML file of allowed callers (`[[caller]]` with `api_key_sha256` and `allow`).

@@ -125,7 +125,7 @@ async fn mtls_identifies_callers_by_certificate() {
     let callers = write(
         &dir,
         "callers.toml",
-        "[[caller]]\nname = \"login\"\ntls_identity = \"spiffe://example.org/login\"\nallow = [\"Issue\", \"Refresh\"]\n",
+        "[[caller]]\nname = \"login\"\ntls_identity = \"spiffe://example.org/login\"\nallow = [\"Issue\", \"Refresh\"]\n\n[[caller]]\nname = \"legacy\"\ntls_cn = \"legacy-client\"\nallow = [\"Issue\"]\n",
     );
     let env = Env::new(Backend::Memory).await;
     // Health is probed over plaintext by the harness: spawn without waiting.
@@ -151,6 +151,20 @@ async fn mtls_identifies_callers_by_certificate() {
         .await
         .expect("a valid cert of an unknown caller");
     expect_reason(s.issue(issue_request("x")).await, "CALLER_UNAUTHENTICATED");
+
+    // Red-team finding: the SPIFFE id in the common name, no URI SAN. A CN
+    // is not a URI SAN: refused (it was accepted as `login` before).
+    let cn_only = pki.leaf("spiffe://example.org/login", &[], &[]);
+    let mut s = tls_client(&server, &pki, Some(&cn_only))
+        .await
+        .expect("a valid cert of an unknown caller");
+    expect_reason(s.issue(issue_request("x")).await, "CALLER_UNAUTHENTICATED");
+    // A caller known by its common name, explicitly typed, is accepted.
+    let legacy = pki.leaf("legacy-client", &[], &[]);
+    let mut l = tls_client(&server, &pki, Some(&legacy))
+        .await
+        .expect("mTLS handshake");
+    issue(&mut l, "bob").await;
 
     // No client certificate, or one from another CA: no handshake, no call.
     for identity in [None, Some(&forged)] {
