@@ -4,6 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -65,19 +66,65 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// Serve the admin endpoints until `shutdown` resolves.
+/// Connection limits of the admin port (docs/security.md).
+#[derive(Debug, Clone, Copy)]
+pub struct AdminLimits {
+    pub max_connections: usize,
+    pub idle_timeout: Duration,
+    pub header_read_timeout: Duration,
+}
+
+/// How long a shutdown waits for admin requests in flight.
+const ADMIN_DRAIN: Duration = Duration::from_secs(5);
+
+/// Serve the admin endpoints until `shutdown` resolves: HTTP/1 with a
+/// header-read timeout, an idle timeout and a connection cap (the port is
+/// reachable by probes and scrapers, so by anyone who can reach those).
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
+    limits: AdminLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) {
+    use futures::StreamExt;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))
         .with_state(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let incoming = crate::limits::incoming(
+        listener,
+        limits.max_connections,
+        limits.idle_timeout,
+        "admin",
+    );
+    tokio::pin!(incoming, shutdown);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let io = tokio::select! {
+            io = incoming.next() => match io {
+                Some(Ok(io)) => io,
+                _ => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "admin connection ended");
+            }
+        });
+    }
+    if tokio::time::timeout(ADMIN_DRAIN, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("admin connections still open at shutdown");
+    }
 }

@@ -47,6 +47,35 @@ pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
 /// Deadline for every store command: fail fast instead of hanging RPCs.
 pub const DEFAULT_STORE_TIMEOUT: &str = "1s";
+/// Open connections on the gRPC port: far above what a fleet of services
+/// with pooled channels opens, well below common descriptor limits.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Open connections on the admin port: probes and a Prometheus scraper.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+/// A connection that sends nothing for this long is closed, handshake or
+/// not (slowloris). Above the keep-alive interval plus its timeout, so a
+/// quiet but live HTTP/2 peer, which answers the pings, is never cut.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "30s";
+/// HTTP/2 keep-alive: ping a connection quiet for this long ...
+pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: &str = "10s";
+/// ... and close it when the ping is not answered within this.
+pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: &str = "10s";
+/// Admin HTTP/1: the request head must arrive within this.
+pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+/// Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS):
+/// a client pool needs more connections past this, not more memory per one.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+/// Open `WatchRevocations` streams on a replica, all callers together
+/// (each holds a buffer of up to 256 events).
+pub const DEFAULT_MAX_WATCHERS: usize = 4096;
+/// Open `grpc.health.v1.Health/Watch` streams (health needs no credentials).
+pub const DEFAULT_MAX_HEALTH_WATCHES: usize = 256;
+/// A unary call, request body included, must finish within this.
+pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+/// Streams an HTTP/2 peer may make the server reset (protocol errors)
+/// before it is sent GOAWAY: hyper's own default, which tonic turns off
+/// unless it is set ("MadeYouReset", CVE-2025-8671).
+pub const DEFAULT_HTTP2_MAX_RESETS: usize = 1024;
 
 /// A duration written like `500ms`, `30s`, `15m`, `2h`, `7d` (a bare number is seconds).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -343,6 +372,40 @@ pub struct ServeArgs {
     /// or comma-separated. Counted in the store (one round trip per limited call).
     #[arg(long, env = "TESSERA_CALLER_RATE", value_delimiter = ',')]
     pub caller_rate: Vec<CallerRate>,
+    /// Most open connections on the gRPC port; at the cap, new ones wait to be accepted.
+    #[arg(long, env = "TESSERA_MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+    /// Most open connections on the admin port.
+    #[arg(long, env = "TESSERA_ADMIN_MAX_CONNECTIONS", default_value_t = DEFAULT_ADMIN_MAX_CONNECTIONS)]
+    pub admin_max_connections: usize,
+    /// Close a connection (either port) that sends nothing for this long:
+    /// also the bound on TLS and HTTP/2 handshakes.
+    #[arg(long, env = "TESSERA_IDLE_TIMEOUT", default_value = DEFAULT_IDLE_TIMEOUT)]
+    pub idle_timeout: Dur,
+    /// Ping an HTTP/2 connection that has been quiet this long.
+    #[arg(long, env = "TESSERA_HTTP2_KEEPALIVE_INTERVAL", default_value = DEFAULT_HTTP2_KEEPALIVE_INTERVAL)]
+    pub http2_keepalive_interval: Dur,
+    /// Close an HTTP/2 connection whose ping is not answered within this.
+    #[arg(long, env = "TESSERA_HTTP2_KEEPALIVE_TIMEOUT", default_value = DEFAULT_HTTP2_KEEPALIVE_TIMEOUT)]
+    pub http2_keepalive_timeout: Dur,
+    /// Admin HTTP: the request head must arrive within this.
+    #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT)]
+    pub header_read_timeout: Dur,
+    /// Concurrent streams per HTTP/2 connection (advertised in SETTINGS).
+    #[arg(long, env = "TESSERA_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS)]
+    pub max_concurrent_streams: u32,
+    /// Most open WatchRevocations streams on this replica; over it: RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TESSERA_MAX_WATCHERS", default_value_t = DEFAULT_MAX_WATCHERS)]
+    pub max_watchers: usize,
+    /// Most open grpc.health.v1 Watch streams; over it: RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TESSERA_MAX_HEALTH_WATCHES", default_value_t = DEFAULT_MAX_HEALTH_WATCHES)]
+    pub max_health_watches: usize,
+    /// Deadline of a unary call, reading its request body included.
+    #[arg(long, env = "TESSERA_REQUEST_TIMEOUT", default_value = DEFAULT_REQUEST_TIMEOUT)]
+    pub request_timeout: Dur,
+    /// Streams an HTTP/2 peer may cause the server to reset before GOAWAY.
+    #[arg(long, env = "TESSERA_HTTP2_MAX_RESETS", default_value_t = DEFAULT_HTTP2_MAX_RESETS)]
+    pub http2_max_resets: usize,
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
@@ -413,6 +476,15 @@ impl ServeArgs {
         }
         if self.issuer.is_empty() {
             return Err("--issuer must not be empty".into());
+        }
+        if self.idle_timeout.0 <= self.http2_keepalive_interval.0 + self.http2_keepalive_timeout.0 {
+            return Err("--idle-timeout must exceed --http2-keepalive-interval plus --http2-keepalive-timeout, or quiet but live connections are cut".into());
+        }
+        if self.max_connections == 0
+            || self.admin_max_connections == 0
+            || self.max_concurrent_streams == 0
+        {
+            return Err("--max-connections, --admin-max-connections and --max-concurrent-streams must be at least 1".into());
         }
         Ok(())
     }
