@@ -518,3 +518,227 @@ fn redis_credentials_never_reach_help_or_errors() {
         "an error printed the password:\n{err}"
     );
 }
+
+// === Denial of service: connections, handshakes, streams ===
+
+/// Wait until the server closes `socket` (EOF or an error), or panic.
+async fn closed_by_server(socket: &mut tokio::net::TcpStream, what: &str, within: Duration) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, socket.read(&mut buf)).await {
+            Err(_) => panic!("{what}: still open after {within:?}"),
+            Ok(Ok(0)) | Ok(Err(_)) => return,
+            Ok(Ok(_)) => {} // the server's SETTINGS, a 408, …: keep reading
+        }
+    }
+}
+
+/// The server keeps serving a well-behaved client: health and Verify.
+async fn still_serving(server: &Server, c: &mut Client, token: &str) {
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        assert_eq!(
+            server.health().await,
+            Some(tonic_health::pb::health_check_response::ServingStatus::Serving)
+        );
+        c.verify(verify_request(token)).await.expect("verify");
+        let (status, _) = server.admin_get("/readyz").await;
+        assert_eq!(status, 200);
+    });
+    answer
+        .await
+        .expect("the server stopped answering under attack");
+}
+
+/// Slowloris on both ports: idle sockets, a half-sent HTTP/2 preface,
+/// headers that never end, a request body that stalls, an HTTP/1 head that
+/// never ends. Every one is closed by the server; a well-behaved client is
+/// served throughout; the server's RSS stays under 200 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_on_both_ports_is_cut_off() {
+    use tokio::io::AsyncWriteExt;
+    const RSS_BOUND_KIB: u64 = 200 * 1024;
+    let env = Env::new(Backend::Memory).await;
+    let mut process = Process::start(&env.flags(&[
+        "--idle-timeout=2s",
+        "--http2-keepalive-interval=500ms",
+        "--http2-keepalive-timeout=500ms",
+        "--header-read-timeout=1s",
+        "--request-timeout=2s",
+    ]))
+    .await;
+    let pid = process.child.id().expect("pid");
+    let server = process.server();
+    let mut c = server.client().await;
+    let pair = issue(&mut c, "bystander").await;
+    still_serving(&server, &mut c, &pair.access_token).await;
+
+    let connect =
+        |addr| async move { tokio::net::TcpStream::connect(addr).await.expect("connect") };
+    let mut attackers = Vec::new();
+    for _ in 0..100 {
+        attackers.push(("idle gRPC socket", connect(server.addr).await));
+    }
+    for _ in 0..40 {
+        let mut s = connect(server.addr).await;
+        s.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
+        attackers.push(("half-sent preface", s));
+    }
+    for _ in 0..20 {
+        let mut s = connect(server.addr).await;
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .await
+            .unwrap();
+        s.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap(); // empty SETTINGS
+                                                                  // HEADERS on stream 1 announcing 100 bytes, END_HEADERS unset, 3 sent.
+        s.write_all(&[0, 0, 100, 1, 0, 0, 0, 0, 1, 0x82, 0x86, 0x84])
+            .await
+            .unwrap();
+        attackers.push(("headers that never end", s));
+    }
+    for _ in 0..20 {
+        attackers.push(("idle admin socket", connect(server.admin).await));
+    }
+    for _ in 0..20 {
+        let mut s = connect(server.admin).await;
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow:")
+            .await
+            .unwrap();
+        attackers.push(("HTTP/1 head that never ends", s));
+    }
+    // A gRPC request whose body announces 1,000 bytes and sends 10: a real
+    // HTTP/2 client, which answers pings, so only the request timeout ends it.
+    let tcp = connect(server.addr).await;
+    let (h2, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    tokio::spawn(connection);
+    let mut h2 = h2.ready().await.expect("ready");
+    let request = http::Request::post(format!("{}/tessera.v1.TokenAuthority/Issue", server.url()))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (response, mut body) = h2.send_request(request, false).expect("send");
+    let mut prefix = vec![0u8, 0, 0, 0x03, 0xe8];
+    prefix.extend_from_slice(b"0123456789");
+    body.send_data(bytes::Bytes::from(prefix), false)
+        .expect("data");
+
+    still_serving(&server, &mut c, &pair.access_token).await;
+    let stalled = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("a stalled body is answered within the request timeout")
+        .expect("response");
+    let status = stalled
+        .headers()
+        .get("grpc-status")
+        .map(|v| v.to_str().unwrap_or("").to_owned());
+    let status = match status {
+        Some(s) => s,
+        None => {
+            let mut stream = stalled.into_body();
+            let trailers = tokio::time::timeout(Duration::from_secs(5), stream.trailers())
+                .await
+                .expect("trailers")
+                .expect("trailers frame")
+                .unwrap_or_default();
+            trailers
+                .get("grpc-status")
+                .map(|v| v.to_str().unwrap_or("").to_owned())
+                .unwrap_or_default()
+        }
+    };
+    assert_ne!(status, "0", "a stalled request must fail");
+    assert!(!status.is_empty(), "no grpc-status for the stalled request");
+
+    for (what, socket) in attackers.iter_mut() {
+        closed_by_server(socket, what, Duration::from_secs(10)).await;
+    }
+    still_serving(&server, &mut c, &pair.access_token).await;
+    let rss = rss_kib(pid);
+    assert!(rss > 0 && rss < RSS_BOUND_KIB, "RSS {rss} KiB");
+    process.signal("TERM");
+    process.wait_exit(Duration::from_secs(10)).await;
+}
+
+/// More watchers and health watches than the caps get RESOURCE_EXHAUSTED;
+/// a slot comes back when a stream ends; the advertised per-connection
+/// stream limit is the configured one; RSS stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_floods_are_capped() {
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::HealthCheckRequest;
+    const RSS_BOUND_KIB: u64 = 200 * 1024;
+    let env = Env::new(Backend::Memory).await;
+    let process = Process::start(&env.flags(&[
+        "--max-watchers=50",
+        "--max-health-watches=20",
+        "--max-concurrent-streams=100",
+    ]))
+    .await;
+    let pid = process.child.id().expect("pid");
+    let server = process.server();
+    let mut c = server.client().await;
+
+    let watch = tessera::pb::WatchRevocationsRequest::default;
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..200 {
+        match c.watch_revocations(watch()).await {
+            Ok(stream) => open.push(stream.into_inner()),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+                assert_eq!(reason(&status), "RATE_LIMITED");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((open.len(), refused), (50, 150));
+    open.pop();
+    // The slot is released when the stream's body is gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match c.watch_revocations(watch()).await {
+            Ok(stream) => {
+                open.push(stream.into_inner());
+                break;
+            }
+            Err(_) => assert!(Instant::now() < deadline, "slot never came back"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = HealthClient::new(channel);
+    let mut watches = Vec::new();
+    let mut refused = 0;
+    for _ in 0..60 {
+        let request = HealthCheckRequest {
+            service: String::new(),
+        };
+        match health.watch(request).await {
+            Ok(stream) => watches.push(stream.into_inner()),
+            Err(status) => {
+                assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((watches.len(), refused), (20, 40));
+
+    // SETTINGS_MAX_CONCURRENT_STREAMS as configured.
+    let tcp = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (h2, mut connection) = h2::client::handshake(tcp).await.expect("h2");
+    let settle = tokio::time::timeout(Duration::from_millis(300), &mut connection).await;
+    assert!(settle.is_err(), "connection ended: {settle:?}");
+    assert_eq!(connection.max_concurrent_send_streams(), 100);
+    drop(h2);
+
+    let rss = rss_kib(pid);
+    assert!(rss > 0 && rss < RSS_BOUND_KIB, "RSS {rss} KiB");
+}
