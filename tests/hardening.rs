@@ -742,3 +742,44 @@ async fn stream_floods_are_capped() {
     let rss = rss_kib(pid);
     assert!(rss > 0 && rss < RSS_BOUND_KIB, "RSS {rss} KiB");
 }
+
+/// The sealed successor kept for the grace window lives in Redis no longer
+/// than the window (plus a second of clock slack): before the fix it stayed
+/// in the session hash until the next rotation.
+#[tokio::test]
+async fn sealed_successor_expires_with_the_grace_window() {
+    let env = Env::new(Backend::Redis).await;
+    let server = env.server(&["--refresh-grace=1s"]).await;
+    let mut c = server.client().await;
+    let pair = issue(&mut c, "sealed").await;
+    let first = refreshed(&mut c, &pair.refresh_token).await;
+    // A retry inside the window gets the same pair.
+    let retry = refreshed(&mut c, &pair.refresh_token).await;
+    assert_eq!(retry.refresh_token, first.refresh_token);
+    let redis = env.redis.as_ref().unwrap();
+    let session = format!("tessera:{{t}}:s:{}", pair.session_id);
+    let seal = redis.command(&format!("HEXISTS {session} seal")).await;
+    assert_eq!(seal.trim(), ":0", "sealed successor in the session hash");
+    let sealed = format!("tessera:{{t}}:sl:{}", pair.session_id);
+    let ttl: i64 = redis
+        .command(&format!("PTTL {sealed}"))
+        .await
+        .trim()
+        .trim_start_matches(':')
+        .parse()
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 2_000, "sealed successor TTL {ttl} ms");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis.command(&format!("EXISTS {sealed}")).await.trim() != ":0" {
+        assert!(
+            Instant::now() < deadline,
+            "sealed successor outlived the window"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // After the window the old token is reuse, as before.
+    expect_reason(
+        c.refresh(refresh_req(&pair.refresh_token)).await,
+        "REFRESH_TOKEN_REUSED",
+    );
+}

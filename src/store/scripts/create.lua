@@ -14,7 +14,7 @@ if ARGV[11] ~= '' then
   if wait > 0 then return {'limited', string.format('%d', wait)} end
 end
 redis.call('HSET', KEYS[1],
-  'data', ARGV[1], 'cur', ARGV[2], 'prev', '', 'seal', '',
+  'data', ARGV[1], 'cur', ARGV[2], 'prev', '',
   'gen', '0', 'rot', ARGV[3], 'created', ARGV[3], 'exp', ARGV[4],
   'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9], 'fp', ARGV[10], 'rev', '0')
 keep_session(KEYS[1], KEYS[2], ARGV[15], ARGV[14], ARGV[3])

@@ -45,7 +45,7 @@ if presented == cur then
   -- Idle expiry moves forward; the absolute lifetime never does.
   local newexp = math.min(now + tonumber(idle), tonumber(abs))
   local g = tonumber(gen) + 1
-  local fields = {'cur', ARGV[2], 'prev', cur, 'seal', ARGV[3], 'gen', string.format('%d', g),
+  local fields = {'cur', ARGV[2], 'prev', cur, 'gen', string.format('%d', g),
     'rot', ARGV[4], 'exp', string.format('%d', newexp)}
   -- The superseded `prev` joins the history ring (reuse detection).
   if prev ~= '' then
@@ -53,6 +53,12 @@ if presented == cur then
     fields[#fields + 1] = prev
   end
   redis.call('HSET', s, unpack(fields))
+  -- The sealed successor is kept only for the grace window (plus a second
+  -- for the clocks of replica and Redis to disagree), in a key of its own
+  -- that expires with it: after the window nothing at rest can open into a
+  -- usable refresh token. ('seal' in the hash is where versions before kept it.)
+  redis.call('SET', ARGV[10] .. 'sl:' .. ARGV[11], ARGV[3], 'PX', string.format('%d', tonumber(ARGV[5]) + 1000))
+  redis.call('HDEL', s, 'seal')
   keep_session(s, ARGV[10] .. 'ss:' .. uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now)
   return {'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)}
 end
@@ -62,7 +68,9 @@ if prev ~= '' and presented == prev then
   -- successor (django-oauth-toolkit#1617: never older generations).
   if now - tonumber(rot) <= tonumber(ARGV[5]) then
     if foreign_device then return {'fingerprint'} end
-    return {'grace', data, gen, rot, exp, redis.call('HGET', s, 'seal')}
+    local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
+    if not sealed then return {'invalid'} end
+    return {'grace', data, gen, rot, exp, sealed}
   end
 elseif not superseded(s, presented, tonumber(ARGV[9])) then
   -- Not a token of this session at all: refuse, but do not let a guess
