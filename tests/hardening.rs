@@ -783,3 +783,39 @@ async fn sealed_successor_expires_with_the_grace_window() {
         "REFRESH_TOKEN_REUSED",
     );
 }
+
+/// A failed call leaves one log line with its RPC and reason, at the level
+/// its cause deserves: a store failure during Issue logged nothing before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_calls_are_logged_once_with_their_reason() {
+    let mut env = Env::new(Backend::Redis).await;
+    let process = Process::start_logging(&env.flags(&[]), "info").await;
+    let mut c = process.server().client().await;
+    let pair = issue(&mut c, "logged").await;
+    env.redis.as_mut().unwrap().kill();
+    let status = c.issue(issue_request("logged")).await.unwrap_err();
+    assert_eq!(reason(&status), "STORE_UNAVAILABLE");
+    let status = c.verify(strong(&pair.access_token)).await.unwrap_err();
+    assert_eq!(reason(&status), "STORE_UNAVAILABLE");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let failures = |log: &str, rpc: &str| {
+        log.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| {
+                v["fields"]["message"] == "call failed"
+                    && v["fields"]["rpc"] == rpc
+                    && v["fields"]["reason"] == "STORE_UNAVAILABLE"
+                    && v["level"] == "WARN"
+            })
+            .count()
+    };
+    loop {
+        let log = process.log_text();
+        if failures(&log, "Issue") == 1 && failures(&log, "Verify") == 1 {
+            assert!(!log.contains(&pair.access_token), "a token in the log");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failure lines:\n{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

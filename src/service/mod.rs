@@ -379,14 +379,46 @@ pub fn struct_to_json_lossy(s: &prost_types::Struct) -> serde_json::Value {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
+/// Log a failed call once, at the level its cause deserves (store and
+/// internal failures are the operator's business; a client's bad token is
+/// not), and map it onto its status. Never logs a request field.
+fn failed(rpc: &'static str, err: Error) -> Status {
+    let reason = err.reason();
+    match &err {
+        Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
+        Error::Internal(why) => tracing::error!(rpc, reason, error = %why, "call failed"),
+        Error::RateLimited { .. } | Error::RefreshTokenReused | Error::FingerprintMismatch => {
+            tracing::info!(rpc, reason, "call failed")
+        }
+        Error::TokenMalformed
+        | Error::TokenSignatureInvalid
+        | Error::TokenExpired
+        | Error::TokenNotYetValid
+        | Error::TokenRevoked
+        | Error::IssuerMismatch
+        | Error::AudienceMismatch
+        | Error::RefreshTokenInvalid
+        | Error::CallerUnauthenticated
+        | Error::ScopeMissing
+        | Error::CallerNotAllowed
+        | Error::InvalidArgument(_)
+        | Error::CursorInvalid => tracing::debug!(rpc, reason, "call failed"),
+    }
+    Status::from(err)
+}
+
 #[tonic::async_trait]
 impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     async fn issue(
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        self.limit_caller(request.extensions(), "Issue").await?;
-        let response = self.issue(request.into_inner()).await?;
+        let result = async move {
+            self.limit_caller(request.extensions(), "Issue").await?;
+            self.issue(request.into_inner()).await
+        }
+        .await;
+        let response = result.map_err(|e| failed("Issue", e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
     }
@@ -395,8 +427,11 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        self.limit_caller(request.extensions(), "Refresh").await?;
-        let result = self.refresh(request.into_inner()).await;
+        let result = async move {
+            self.limit_caller(request.extensions(), "Refresh").await?;
+            self.refresh(request.into_inner()).await
+        }
+        .await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(Error::RefreshTokenReused) => "reused",
@@ -407,23 +442,27 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         };
         metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
         metrics::counter!(telemetry::TOKEN_REFRESH).increment(1);
-        Ok(Response::new(result?.0))
+        let (response, _) = result.map_err(|e| failed("Refresh", e))?;
+        Ok(Response::new(response))
     }
 
     async fn verify(
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        self.limit_caller(request.extensions(), "Verify").await?;
-        let result = self.verify(request.into_inner()).await;
+        let result = async move {
+            self.limit_caller(request.extensions(), "Verify").await?;
+            self.verify(request.into_inner()).await
+        }
+        .await;
         match &result {
             Ok(_) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "ok", "reason" => "").increment(1),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
         }
-        let (response, new_token) = result?;
+        let (response, new_token) = result.map_err(|e| failed("Verify", e))?;
         let mut response = Response::new(response);
         if let Some(token) = new_token {
-            // DESIGN.md §5: the renewed token also travels as `x-new-token`.
+            // Sliding renewal: the renewed token also travels as `x-new-token`.
             if let Ok(value) = token.parse() {
                 response.metadata_mut().insert("x-new-token", value);
             }
@@ -435,8 +474,12 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        self.limit_caller(request.extensions(), "Revoke").await?;
-        Ok(Response::new(self.revoke(request.into_inner()).await?))
+        let result = async move {
+            self.limit_caller(request.extensions(), "Revoke").await?;
+            self.revoke(request.into_inner()).await
+        }
+        .await;
+        Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
     }
 
     type WatchRevocationsStream = WatchStream;
@@ -445,16 +488,24 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        self.limit_caller(request.extensions(), "WatchRevocations")
-            .await?;
-        Ok(Response::new(self.watch(request.into_inner()).await?))
+        let result = async move {
+            self.limit_caller(request.extensions(), "WatchRevocations")
+                .await?;
+            self.watch(request.into_inner()).await
+        }
+        .await;
+        Ok(Response::new(
+            result.map_err(|e| failed("WatchRevocations", e))?,
+        ))
     }
 
     async fn get_jwks(
         &self,
         request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        self.limit_caller(request.extensions(), "GetJwks").await?;
+        self.limit_caller(request.extensions(), "GetJwks")
+            .await
+            .map_err(|e| failed("GetJwks", e))?;
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: self.keys.current().jwks_json().to_owned(),
         }))
