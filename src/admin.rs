@@ -23,6 +23,8 @@ pub struct AdminState {
     pub feed: Arc<Feed>,
     /// Latest store health, kept by the health task.
     pub store_ok: tokio::sync::watch::Receiver<bool>,
+    /// `Cache-Control` of the JWK set (`--jwks-max-age`).
+    pub jwks_cache_control: String,
 }
 
 async fn healthz() -> &'static str {
@@ -50,8 +52,8 @@ async fn readyz(State(s): State<AdminState>) -> Response {
 async fn jwks(State(s): State<AdminState>) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "application/jwk-set+json"),
-            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::CONTENT_TYPE, "application/jwk-set+json".to_owned()),
+            (header::CACHE_CONTROL, s.jwks_cache_control.clone()),
         ],
         s.keys.current().jwks_json().to_owned(),
     )

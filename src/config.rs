@@ -47,6 +47,10 @@ pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
 /// Deadline for every store command: fail fast instead of hanging RPCs.
 pub const DEFAULT_STORE_TIMEOUT: &str = "1s";
+/// `Cache-Control: max-age` of `/.well-known/jwks.json`: how long offline
+/// verifiers may keep a copy, and so how long a key must be published
+/// before it signs (README, key rotation).
+pub const DEFAULT_JWKS_MAX_AGE: &str = "5m";
 /// Open connections on the gRPC port: far above what a fleet of services
 /// with pooled channels opens, well below common descriptor limits.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
@@ -307,11 +311,16 @@ pub struct ServeArgs {
     /// Absent: an ephemeral EdDSA key (with a warning; tokens die with the process).
     #[arg(long, env = "TESSERA_SIGNING_KEY")]
     pub signing_key: Option<PathBuf>,
-    /// Older keys that still verify (PKCS#8 PEM files, comma-separated or
-    /// repeated) after a rotation, until their tokens have expired. All keys
-    /// are re-read on SIGHUP.
+    /// Keys that verify but do not sign (PKCS#8 PEM files, comma-separated
+    /// or repeated): the previous key after a rotation, until its tokens have
+    /// expired, and the next key before it signs. With `--signing-alg hs256`
+    /// a file that is not PEM is an HS256 secret. All keys are re-read on SIGHUP.
     #[arg(long, env = "TESSERA_VERIFY_KEYS", value_delimiter = ',')]
     pub verify_key: Vec<PathBuf>,
+    /// `Cache-Control: max-age` of /.well-known/jwks.json. A new key must be
+    /// published (as a --verify-key) at least this long before it signs.
+    #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = DEFAULT_JWKS_MAX_AGE)]
+    pub jwks_max_age: Dur,
     /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_enum)]
     pub signing_alg: Option<KeyAlg>,

@@ -112,6 +112,18 @@ impl KeySet {
     }
 
     /// Build from key material (PEM, or the raw secret for HS256).
+    /// Load a `--verify-key`: a PEM key of any supported algorithm, or, when
+    /// HS256 is configured (`hs256`), an HS256 secret in a file that is not PEM.
+    pub fn load_verifying(path: &Path, hs256: bool) -> Result<Self, KeyError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let alg = (hs256 && pem::parse(&bytes).is_err()).then_some(KeyAlg::Hs256);
+        Self::from_bytes(&bytes, alg, &name)
+    }
+
     pub fn from_bytes(bytes: &[u8], alg: Option<KeyAlg>, name: &str) -> Result<Self, KeyError> {
         if alg == Some(KeyAlg::Hs256) {
             let secret = trim_ascii(bytes);

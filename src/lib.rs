@@ -79,10 +79,13 @@ pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {
         Some(path) => {
             let active = KeySet::load(path, args.signing_alg)?;
+            // HS256 only when explicitly configured: then a verify key that
+            // is not PEM is the previous (or next) HS256 secret.
+            let hs256 = args.signing_alg == Some(config::KeyAlg::Hs256);
             let older = args
                 .verify_key
                 .iter()
-                .map(|p| KeySet::load(p, None))
+                .map(|p| KeySet::load_verifying(p, hs256))
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(active.with_older(older))
         }
@@ -317,6 +320,7 @@ async fn run<S: Store>(
             keys: keys.clone(),
             feed: feed.clone(),
             store_ok,
+            jwks_cache_control: format!("public, max-age={}", args.jwks_max_age.0.as_secs()),
         };
         let mut drain = drain_rx.clone();
         let limits = admin::AdminLimits {

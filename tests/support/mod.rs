@@ -449,6 +449,12 @@ macro_rules! on_both_stores {
 
 /// A minimal HTTP/1.1 GET over loopback: (status, body).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_get_with_head(addr, path).await;
+    (status, body)
+}
+
+/// `GET path` over HTTP/1.1: (status, response head, body).
+pub async fn http_get_with_head(addr: SocketAddr, path: &str) -> (u16, String, String) {
     let mut s = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect admin");
@@ -468,11 +474,8 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// A real `tessera serve` process (for signals, metrics and multi-process tests).
