@@ -226,7 +226,7 @@ async fn two_phase_rotation_never_outpaces_cached_jwks() {
     // The one-step swap, for contrast: a fresh key C signs at once, and a
     // copy fetched just before does not know it.
     let key_c = generate_pem(KeyAlg::Eddsa).unwrap();
-    let mut stale = CachingVerifier::new(process.admin).await;
+    let stale = CachingVerifier::new(process.admin).await;
     std::fs::write(&signing, &key_c).unwrap();
     std::fs::write(&verify, &key_b).unwrap();
     process.signal("HUP");
