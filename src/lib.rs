@@ -194,6 +194,25 @@ fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Caller
     }
 }
 
+/// Ping the store and, when it has a clock, adopt its time (see
+/// [`clock`]): the health task does this every tick. Returns whether the
+/// store answered.
+async fn ping_and_sync_clock<S: Store>(store: &S, timeout: Duration) -> bool {
+    let sent = clock::local_ms();
+    let answer = tokio::time::timeout(timeout, store.ping()).await;
+    let received = clock::local_ms();
+    match answer {
+        Ok(Ok(Some(server_ms))) => {
+            if let Some(offset) = clock::sync(sent, server_ms, received) {
+                metrics::gauge!(telemetry::CLOCK_OFFSET).set(offset as f64 / 1000.0);
+            }
+            true
+        }
+        Ok(Ok(None)) => true,
+        Ok(Err(_)) | Err(_) => false,
+    }
+}
+
 async fn run<S: Store>(
     store: Arc<S>,
     parts: Parts,
@@ -224,6 +243,17 @@ async fn run<S: Store>(
         ephemeral_key = keys.current().ephemeral,
         "tessera serving"
     );
+    // Before anything is minted: take the store's clock (a replica whose own
+    // clock is off must not issue sessions that outlive a logout).
+    if !ping_and_sync_clock(store.as_ref(), args.store_timeout.0).await {
+        tracing::warn!("store does not answer yet; using this host's clock until it does");
+    }
+    if clock::offset_ms().abs() > 1_000 {
+        tracing::warn!(
+            offset_ms = clock::offset_ms(),
+            "this host's clock differs from the store's by over a second; using the store's"
+        );
+    }
     let (drain_tx, drain_rx) = watch::channel(false);
     let feed = Feed::new();
     tokio::spawn(feed.clone().run(store.clone(), drain_rx.clone()));
@@ -250,10 +280,7 @@ async fn run<S: Store>(
                     _ = tick.tick() => {}
                     _ = drain.changed() => return,
                 }
-                let store_ok = matches!(
-                    tokio::time::timeout(timeout, store.ping()).await,
-                    Ok(Ok(()))
-                );
+                let store_ok = ping_and_sync_clock(store.as_ref(), timeout).await;
                 store_ok_tx.send_replace(store_ok);
                 // SERVING needs the store and a revocation cache in sync with
                 // the feed (an out-of-sync replica would put every Verify on

@@ -27,6 +27,8 @@ pub const WATCHERS: &str = "tessera_watchers";
 pub const CACHE_ENTRIES: &str = "tessera_revocation_cache_entries";
 pub const FEED_IN_SYNC: &str = "tessera_feed_in_sync";
 /// Possible theft: a refresh presented with another device's fingerprint.
+/// How far this host's clock is corrected to the store's (seconds).
+pub const CLOCK_OFFSET: &str = "tessera_clock_offset_seconds";
 pub const FINGERPRINT_MISMATCHES: &str = "tessera_fingerprint_mismatch_total";
 
 /// Latency buckets in seconds, from 50 µs (cache hits) to 5 s (timeouts).

@@ -819,3 +819,42 @@ async fn failed_calls_are_logged_once_with_their_reason() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Replica clocks: a replica whose clock runs 20 s ahead (`faketime`, less
+/// than the leeway, so its tokens verify) issued sessions and tokens that
+/// survived a "log out everywhere" made through a replica on time — the
+/// cut-off and the session's creation came from two clocks. Every replica
+/// now takes the store's clock (Redis TIME) before it mints anything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_with_a_fast_clock_cannot_outlive_a_logout() {
+    let env = Env::new(Backend::Redis).await;
+    let on_time = Process::start(&env.flags(&[])).await;
+    let ahead = Process::start_under(
+        &["faketime", "-f", "+20s"],
+        &env.flags(&["--issue-rate=off"]),
+        "info",
+    )
+    .await;
+    let mut a = on_time.server().client().await;
+    let mut b = ahead.server().client().await;
+    let pair = issue(&mut b, "skewed").await;
+    let (_, metrics) = ahead.server().admin_get("/metrics").await;
+    let offset = metric_with(&metrics, "tessera_clock_offset_seconds", &[]).expect("offset gauge");
+    assert!(
+        (-21.0..=-19.0).contains(&offset),
+        "measured offset {offset}"
+    );
+    a.revoke(revoke_subject("acme", "skewed"))
+        .await
+        .expect("log out everywhere");
+    expect_reason(
+        a.refresh(refresh_req(&pair.refresh_token)).await,
+        "REFRESH_TOKEN_INVALID",
+    );
+    expect_reason(a.verify(strong(&pair.access_token)).await, "TOKEN_REVOKED");
+    wait_revoked(&mut b, &pair.access_token).await;
+    // A session issued after the logout, on either replica, lives.
+    tokio::time::sleep(Duration::from_millis(1100)).await; // the next second
+    let later = issue(&mut b, "skewed").await;
+    refreshed(&mut a, &later.refresh_token).await;
+}

@@ -516,7 +516,7 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+    async fn ping(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None) // this process's clock is the only one
     }
 }

@@ -395,6 +395,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<mpsc::Receiver<FeedSignal>, StoreError>> + Send;
 
-    /// Does the store answer?
-    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Does the store answer? With its clock (Unix ms) when it has one of
+    /// its own, which replicas then share (see `crate::clock`).
+    fn ping(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 }

@@ -20,7 +20,6 @@ use std::time::Duration;
 use fred::prelude::*;
 use fred::types::scripts::Script;
 use fred::types::streams::XReadValue;
-use fred::types::Value as RedisValue;
 use tokio::sync::{broadcast, mpsc};
 
 use super::batch::{script_error, Batcher};
@@ -558,8 +557,14 @@ impl Store for RedisStore {
         Ok(rx)
     }
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        let _: RedisValue = self.client.ping(None).await.map_err(unavailable)?;
-        Ok(())
+    async fn ping(&self) -> Result<Option<i64>, StoreError> {
+        use fred::types::{ClusterHash, CustomCommand};
+        let time = CustomCommand::new_static("TIME", ClusterHash::Random, false);
+        let (secs, micros): (i64, i64) = self
+            .client
+            .custom(time, Vec::<String>::new())
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(secs * 1000 + micros / 1000))
     }
 }

@@ -495,8 +495,22 @@ impl Process {
 
     /// Start with `TESSERA_LOG` set to `filter`.
     pub async fn start_logging(flags: &[String], filter: &str) -> Process {
+        Self::start_under(&[], flags, filter).await
+    }
+
+    /// Start the binary under `wrapper` (e.g. `faketime -f +20s`).
+    pub async fn start_under(wrapper: &[&str], flags: &[String], filter: &str) -> Process {
         use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        let tessera = env!("CARGO_BIN_EXE_tessera");
+        let mut command = match wrapper.split_first() {
+            None => tokio::process::Command::new(tessera),
+            Some((program, args)) => {
+                let mut c = tokio::process::Command::new(program);
+                c.args(args).arg(tessera);
+                c
+            }
+        };
+        let mut child = command
             .arg("serve")
             .args([
                 "--listen=127.0.0.1:0",
