@@ -42,6 +42,11 @@ pub const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
 /// Per-subject Issue and Refresh budget: 10 per second, bursts of 20 (the
 /// seeds' defaults) — generous for people, tight for credential stuffing.
 pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
+/// Per-caller Issue budget when `--caller-rate` names none for Issue (nor
+/// `*`): every session is held for up to its refresh TTL, so a caller's
+/// budget bounds the state it can make Tessera hold (rate × TTL). Far above
+/// a login service's peak; `--caller-rate Issue=off` lifts it.
+pub const DEFAULT_CALLER_ISSUE_RATE: &str = "1000:2000";
 /// How long a shutdown waits for in-flight calls before exiting anyway;
 /// below Kubernetes' default 30 s grace period so the exit is ours.
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
@@ -378,7 +383,9 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_REFRESH_RATE", default_value = DEFAULT_SUBJECT_RATE)]
     pub refresh_rate: RateSpec,
     /// Per-caller budget of an RPC, `RPC=RATE:BURST` (`*=…` for all), repeatable
-    /// or comma-separated. Counted in the store (one round trip per limited call).
+    /// or comma-separated. Counted in the store (one round trip per limited
+    /// call; Issue's is counted in its own script). Issue has a budget of
+    /// 1000:2000 unless one is given here (`Issue=off` lifts it).
     #[arg(long, env = "TESSERA_CALLER_RATE", value_delimiter = ',')]
     pub caller_rate: Vec<CallerRate>,
     /// Most open connections on the gRPC port; at the cap, new ones wait to be accepted.

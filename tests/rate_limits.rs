@@ -101,4 +101,28 @@ async fn caller_budget_per_rpc(backend: Backend) {
     expect_reason(c.verify(verify_request("garbage")).await, "TOKEN_MALFORMED");
 }
 
-on_both_stores!(refresh_budget_per_subject, caller_budget_per_rpc);
+/// Issue has a per-caller budget by default (bounding the sessions a caller
+/// can make Tessera hold), across subjects; `--caller-rate Issue=…` sets it.
+async fn caller_issue_budget(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&["--caller-rate=Issue=1:2"]).await;
+    let mut c = server.client().await;
+    issue(&mut c, "first").await;
+    issue(&mut c, "second").await;
+    let s = c.issue(issue_request("third")).await.unwrap_err();
+    assert_rate_limited(&s);
+    // Nothing of the refused call is stored.
+    let cursor = c
+        .revoke(revoke_subject("acme", "third"))
+        .await
+        .unwrap()
+        .into_inner()
+        .cursor;
+    assert_eq!(cursor, "");
+}
+
+on_both_stores!(
+    refresh_budget_per_subject,
+    caller_budget_per_rpc,
+    caller_issue_budget
+);

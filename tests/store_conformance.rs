@@ -42,6 +42,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
         keep_until_ms: keep_until_ms(now + 600_000, now, &FEED),
         subject_key: subject_key("acme", subject),
         rate_limit: None,
+        caller_rate: None,
     }
 }
 
@@ -620,6 +621,24 @@ async fn rate_limits_are_gcra<S: Store>(s: Arc<S>) {
         RotateOutcome::Invalid,
         "not stored"
     );
+    // The caller's budget spans subjects, in the same step as the write.
+    let caller = Some((
+        "caller:test:Issue".to_owned(),
+        RateLimit::new(1, 2).unwrap(),
+    ));
+    for (sid, subject, limited) in [
+        ("s13", "kim", false),
+        ("s14", "lee", false),
+        ("s15", "max", true),
+    ] {
+        let mut new = session(sid, subject, t);
+        new.caller_rate = caller.clone();
+        assert_eq!(
+            s.create_session(&new).await.unwrap().is_some(),
+            limited,
+            "{sid}"
+        );
+    }
 }
 
 macro_rules! conformance {

@@ -287,9 +287,11 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
 
 impl<S: Store> Authority<S> {
     #[instrument(level = "debug", skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
+    /// `caller_key` names the caller's Issue budget (`Policy::caller_issue_rate`).
     pub(crate) async fn issue(
         &self,
         request: pb::IssueRequest,
+        caller_key: String,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
         let p = &self.policy;
@@ -347,6 +349,7 @@ impl<S: Store> Authority<S> {
             refresh_exp_ms,
             keep_until_ms: keep_until_ms(refresh_exp_ms, now_ms, &p.feed()),
             rate_limit: p.issue_rate,
+            caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
         };
         let limited =
             crate::telemetry::store_op("create_session", self.store.create_session(&new_session))

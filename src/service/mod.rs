@@ -53,8 +53,11 @@ pub struct Policy {
     pub watch_send_timeout: Duration,
     pub issue_rate: Option<crate::store::RateLimit>,
     pub refresh_rate: Option<crate::store::RateLimit>,
-    /// Per-caller limits by RPC name (`*` = any).
+    /// Per-caller limits by RPC name (`*` = any); Issue's is `caller_issue_rate`.
     pub caller_rates: Vec<(String, crate::store::RateLimit)>,
+    /// Per-caller Issue budget, counted in the same atomic step as the
+    /// session is written (`None` = off).
+    pub caller_issue_rate: Option<crate::store::RateLimit>,
 }
 
 impl Policy {
@@ -81,6 +84,15 @@ impl Policy {
                 .iter()
                 .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
                 .collect(),
+            caller_issue_rate: caller_rate_for(&a.caller_rate, "Issue").map_or_else(
+                || {
+                    crate::config::DEFAULT_CALLER_ISSUE_RATE
+                        .parse::<crate::config::RateSpec>()
+                        .ok()
+                        .and_then(|r| r.limit())
+                },
+                |r| r.limit(),
+            ),
         }
     }
 
@@ -157,9 +169,37 @@ impl<S: Store> Authority<S> {
     }
 }
 
+/// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
+fn caller_rate_for(
+    rates: &[crate::config::CallerRate],
+    rpc: &str,
+) -> Option<crate::config::RateSpec> {
+    rates
+        .iter()
+        .find(|c| c.rpc == rpc)
+        .or_else(|| rates.iter().find(|c| c.rpc == "*"))
+        .map(|c| c.rate)
+}
+
+/// The name of the authorized caller of a request (`anonymous` without callers).
+fn caller_name(extensions: &tonic::Extensions) -> &str {
+    extensions
+        .get::<crate::callers::CallerName>()
+        .map_or("anonymous", |c| c.0.as_str())
+}
+
+/// The store key of a caller's budget for `rpc`.
+fn caller_rate_key(caller: &str, rpc: &str) -> String {
+    format!("caller:{}:{rpc}", tokens::sha256_b64(caller.as_bytes()))
+}
+
 impl<S: Store> Authority<S> {
     /// Per-caller budget of `rpc`, when one is configured (`--caller-rate`).
+    /// Issue's is counted by the store in the same step as the session.
     async fn limit_caller(&self, extensions: &tonic::Extensions, rpc: &str) -> Result<(), Error> {
+        if rpc == "Issue" {
+            return Ok(());
+        }
         let rates = &self.policy.caller_rates;
         let Some((_, limit)) = rates
             .iter()
@@ -168,10 +208,7 @@ impl<S: Store> Authority<S> {
         else {
             return Ok(());
         };
-        let caller = extensions
-            .get::<crate::callers::CallerName>()
-            .map_or("anonymous", |c| c.0.as_str());
-        let key = format!("caller:{}:{rpc}", tokens::sha256_b64(caller.as_bytes()));
+        let key = caller_rate_key(caller_name(extensions), rpc);
         let now_ms = crate::clock::now_ms();
         match telemetry::store_op("rate_limit", self.store.rate_limit(&key, *limit, now_ms)).await?
         {
@@ -413,11 +450,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let result = async move {
-            self.limit_caller(request.extensions(), "Issue").await?;
-            self.issue(request.into_inner()).await
-        }
-        .await;
+        let caller_key = caller_rate_key(caller_name(request.extensions()), "Issue");
+        let result = self.issue(request.into_inner(), caller_key).await;
         let response = result.map_err(|e| failed("Issue", e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
@@ -535,6 +569,29 @@ mod tests {
         assert_eq!(old.open(&sealed).unwrap().secret, new.secret);
         assert!(RefreshToken::new(&sid).open(&sealed).is_none());
         assert!(!sealed.contains(&new.secret));
+    }
+
+    #[test]
+    fn issue_has_a_caller_budget_unless_lifted() {
+        let policy = |flags: &[&str]| {
+            let args =
+                ServeArgs::parse_with_file(flags.iter().map(|f| f.to_string()).collect()).unwrap();
+            Policy::from_args(&args).caller_issue_rate
+        };
+        assert_eq!(policy(&[]), crate::store::RateLimit::new(1000, 2000));
+        assert_eq!(
+            policy(&["--caller-rate=Issue=5:10"]),
+            crate::store::RateLimit::new(5, 10)
+        );
+        assert_eq!(
+            policy(&["--caller-rate=*=7:7"]),
+            crate::store::RateLimit::new(7, 7)
+        );
+        assert_eq!(policy(&["--caller-rate=Issue=off"]), None);
+        assert_eq!(
+            policy(&["--caller-rate=Verify=1:1"]),
+            crate::store::RateLimit::new(1000, 2000)
+        );
     }
 
     #[test]

@@ -238,6 +238,11 @@ impl Store for MemoryStore {
     async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
         let mut st = self.lock();
         st.tick(s.data.created_ms);
+        if let Some((key, limit)) = &s.caller_rate {
+            if let Err(retry) = st.gcra(key, *limit, s.data.created_ms) {
+                return Ok(Some(retry));
+            }
+        }
         if let Some(limit) = s.rate_limit {
             if let Err(retry) = st.gcra(
                 &format!("issue:{}", s.subject_key),

@@ -63,6 +63,9 @@ pub struct NewSession {
     pub subject_key: String,
     /// Per-subject Issue budget, counted in the same atomic step.
     pub rate_limit: Option<RateLimit>,
+    /// Per-caller Issue budget and its key, counted in the same step (before
+    /// the subject's: a refused call still counts against its caller).
+    pub caller_rate: Option<(String, RateLimit)>,
 }
 
 /// One atomic rotation attempt.

@@ -217,6 +217,10 @@ impl Store for RedisStore {
             ),
             None => (String::new(), 0, 0),
         };
+        let (caller_key, caller_interval, caller_burst) = match &s.caller_rate {
+            Some((name, l)) => (key(&format!("rl:{name}")), l.interval_ms, l.burst_ms),
+            None => (String::new(), 0, 0),
+        };
         let reply: Vec<String> = self
             .batched(
                 &self.create,
@@ -240,6 +244,9 @@ impl Store for RedisStore {
                     burst.to_string(),
                     s.keep_until_ms.to_string(),
                     s.data.sid.clone(),
+                    caller_key,
+                    caller_interval.to_string(),
+                    caller_burst.to_string(),
                 ],
             )
             .await?;
