@@ -89,7 +89,20 @@ fn service_and_disruption_budget() {
         .iter()
         .map(|p| p["port"].as_i64().unwrap())
         .collect();
-    assert_eq!(ports, vec![50051, 9090]);
+    assert_eq!(ports, vec![50051], "the admin port is not a Service");
+    // The admin port is reachable from the monitoring namespace only.
+    let np = &docs("deploy/kubernetes/networkpolicy.yaml")[0];
+    assert_eq!(np["kind"], "NetworkPolicy");
+    let rules = np["spec"]["ingress"].as_array().unwrap();
+    let admin = rules
+        .iter()
+        .find(|r| r["ports"][0]["port"] == 9090)
+        .expect("a rule for the admin port");
+    assert!(admin["from"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["namespaceSelector"]["matchLabels"].is_object()));
     let p = &docs("deploy/kubernetes/pdb.yaml")[0];
     assert_eq!(p["kind"], "PodDisruptionBudget");
     assert!(p["spec"]["minAvailable"].as_i64().unwrap() >= 2);
