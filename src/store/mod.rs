@@ -1,6 +1,6 @@
 //! The `Store` abstraction: sessions, rotation, revocation state and the
 //! revocation log. Two implementations pass the same conformance tests
-//! (`tests/store_conformance.rs`): [`memory::MemoryStore`], the embedded
+//! (`tests/it/store_conformance.rs`): [`memory::MemoryStore`], the embedded
 //! default, and [`redis::RedisStore`] through fred.
 //!
 //! Every operation that decides something is atomic in the store (one Lua

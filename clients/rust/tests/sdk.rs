@@ -2,7 +2,7 @@
 //! concurrency, silent refresh, typed session ends, and a LocalVerifier that
 //! agrees with the server's `Verify` case by case.
 
-#[path = "../../../tests/hostile_cases/mod.rs"]
+#[path = "../../../tests/it/hostile_cases/mod.rs"]
 mod hostile_cases;
 
 use std::net::SocketAddr;

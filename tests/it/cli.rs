@@ -1,12 +1,10 @@
 //! The `tessera` binary driven from a shell, as a person would: two server
 //! processes on one Redis, and every client subcommand printing JSON.
 
-mod support;
-
 use std::process::Command;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn tessera(args: &[&str]) -> (bool, Value, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tessera"))

@@ -4,14 +4,12 @@
 //! memory is flat. Redis runs with `appendfsync always` (see below). `TESSERA_SOAK_SECS` sets the length (default 15 s in the
 //! suite; `scripts/soak` runs 600 s in release mode).
 
-mod support;
-
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 #[derive(Default)]
 struct World {

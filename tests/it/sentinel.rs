@@ -2,12 +2,10 @@
 //! loopback. The master dies; Sentinel promotes the replica; Tessera, which
 //! found the master through the sentinels, keeps issuing and verifying.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 struct Sentinel {
     port: u16,

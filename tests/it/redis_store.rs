@@ -1,11 +1,9 @@
 //! Redis-specific behaviour: outages, several replicas on one Redis, and
 //! housekeeping (every key has a TTL).
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 

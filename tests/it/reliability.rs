@@ -3,14 +3,12 @@
 //! network stalls to Redis. Each test prints its figures (`--nocapture`);
 //! docs/reliability.md records the last ones.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 async fn durability_with(fsync: &str) {

@@ -1,9 +1,7 @@
 //! Caller authorization over real gRPC: API keys, allow lists per RPC,
 //! open health, and the refusal to run anonymously on a public address.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use tessera::callers::api_key_sha256;
 use tessera::pb;
 use tonic::Request;

@@ -1,12 +1,10 @@
 //! Session lifecycle: sliding renewal, absolute lifetime, clock skew,
 //! device binding.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tessera::tokens::{self, AccessClaims};
 

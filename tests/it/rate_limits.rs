@@ -1,9 +1,7 @@
 //! Rate limits: GCRA per subject on Issue and Refresh (held across
 //! replicas by the store), per caller on any RPC, with RetryInfo.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tonic_types::StatusExt;
 

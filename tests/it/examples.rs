@@ -2,13 +2,11 @@
 //! their JSON-lines output is checked step by step. `scripts/test` installs
 //! their dependencies (a venv for Python, `npm ci` for Node).
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn check_output(lang: &str, stdout: &[u8]) {
     let steps: Vec<Value> = String::from_utf8_lossy(stdout)

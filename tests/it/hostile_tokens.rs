@@ -6,15 +6,12 @@
 //! CVE-2022-21449 ("psychic signatures", all-zero ECDSA), CVE-2018-0114
 //! (embedded `jwk`), jwt_tool (ticarpi/jwt_tool) attack modes (-X a, k, i, s, n).
 
-mod hostile_cases;
-mod support;
+use crate::hostile_cases::{b64, cases, header, now, payload, sign_raw};
 
-use hostile_cases::{b64, cases, header, now, payload, sign_raw};
-
+use crate::support::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use serde_json::json;
-use support::*;
 use tessera::config::KeyAlg;
 use tessera::keys::KeySet;
 

@@ -1,12 +1,10 @@
 //! The revocation feed: fan-out across replicas, resumable watchers,
 //! resynchronisation after a lost subscription, slow watchers.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tonic::Streaming;
 

@@ -1,12 +1,10 @@
 //! TLS and mTLS on the gRPC port, with certificates made in the test:
 //! handshakes, callers identified by their certificate (SPIFFE URI SAN).
 
-mod support;
-
+use crate::support::*;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair, SanType,
 };
-use support::*;
 use tessera::pb;
 use tessera::pb::token_authority_client::TokenAuthorityClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};

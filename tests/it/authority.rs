@@ -2,12 +2,10 @@
 //! refresh with rotation, grace window and reuse detection, revocation, and
 //! argument validation.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::*;
 use serde_json::json;
-use support::*;
 use tessera::pb;
 use tessera::tokens::{self, AccessClaims};
 

@@ -1,11 +1,9 @@
 //! Key rotation without downtime: older keys keep verifying after SIGHUP
 //! until they are dropped; new tokens carry the new `kid`.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tessera::config::KeyAlg;
 use tessera::keys::generate_pem;
 use tessera::pb;

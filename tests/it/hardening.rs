@@ -2,11 +2,9 @@
 //! guarded by a test that failed before its fix, on both stores where a
 //! store is involved.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// Poll default and strong `Verify` of a revoked token until both say
 /// `TOKEN_EXPIRED`; every answer before that must be `TOKEN_REVOKED`.

@@ -1,9 +1,7 @@
 //! No secret ever reaches a log: a full flow at `trace` level, every line
 //! captured, searched for tokens, refresh secrets, API keys and the key.
 
-mod support;
-
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tonic::Request;
 

@@ -1,12 +1,10 @@
 //! Operations: admin HTTP, health tied to the store, metrics, graceful shutdown.
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 use tessera::pb;
 use tonic_health::pb::health_check_response::ServingStatus;
 

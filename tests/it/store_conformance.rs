@@ -1,12 +1,10 @@
 //! One conformance suite, two stores: the in-memory store must keep the same
 //! semantics as the Redis scripts (STYLE.md §2).
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::{Backend, RedisServer};
 use serde_json::Map;
-use support::{Backend, RedisServer};
 use tessera::store::memory::MemoryStore;
 use tessera::store::redis::{RedisStore, KEY_PREFIX};
 use tessera::store::*;
