@@ -432,7 +432,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::support::Backend::Memory).await
+                    super::$name($crate::support::Backend::Memory).await
                 }
             )*
         }
@@ -440,7 +440,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(crate::support::Backend::Redis).await
+                    super::$name($crate::support::Backend::Redis).await
                 }
             )*
         }
