@@ -115,10 +115,10 @@ fn verify_path(c: &mut Criterion) {
     c.bench_function("verify_path/eddsa", |b| {
         b.iter(|| {
             let claims = tokens::verify(&keys, &token, now, &policy).unwrap();
-            tessera::service::check_audience_and_binding(&claims, "api", "").unwrap();
+            tessera_core::checks::check_audience_and_binding(&claims, "api", "").unwrap();
             let skey = subject_key(&claims.tid, &claims.sub);
             let answer = feed.check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms);
-            tessera::service::check_scopes(&claims, &scopes).unwrap();
+            tessera_core::checks::check_scopes(&claims, &scopes).unwrap();
             answer
         })
     });

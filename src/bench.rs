@@ -126,7 +126,8 @@ fn with_key<T>(msg: T, key: &Option<String>) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     if let Some(k) = key {
         if let Ok(v) = k.parse() {
-            r.metadata_mut().insert("x-tessera-key", v);
+            r.metadata_mut()
+                .insert(tessera_core::wire::API_KEY_HEADER, v);
         }
     }
     r

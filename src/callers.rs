@@ -37,17 +37,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{to_status, Error};
 
-/// The metadata key that carries an API key.
-pub const API_KEY_HEADER: &str = "x-tessera-key";
-/// The RPC names a caller may be allowed.
-pub const RPC_NAMES: &[&str] = &[
-    "Issue",
-    "Refresh",
-    "Verify",
-    "Revoke",
-    "WatchRevocations",
-    "GetJwks",
-];
+pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
 const SERVICE_PREFIX: &str = "/tessera.v1.TokenAuthority/";
 
 #[derive(Debug, Deserialize)]

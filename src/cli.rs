@@ -123,7 +123,7 @@ pub struct WatchArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct KeygenArgs {
-    #[arg(long, value_enum, default_value = "eddsa")]
+    #[arg(long, value_parser = crate::config::key_alg_parser(), default_value = "eddsa")]
     pub alg: KeyAlg,
     /// Write the private key here (mode 0600) instead of stdout.
     #[arg(long)]
@@ -162,7 +162,8 @@ fn request<T>(c: &ConnectArgs, msg: T) -> Result<Request<T>, CliError> {
     let mut req = Request::new(msg);
     if let Some(key) = &c.api_key {
         let value: MetadataValue<_> = key.parse().map_err(|_| fail("invalid --api-key"))?;
-        req.metadata_mut().insert("x-tessera-key", value);
+        req.metadata_mut()
+            .insert(tessera_core::wire::API_KEY_HEADER, value);
     }
     Ok(req)
 }

@@ -234,14 +234,14 @@ pub enum LogFormat {
     Json,
 }
 
-/// Signing algorithm of a key (`--signing-alg`, `keygen --alg`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum KeyAlg {
-    Eddsa,
-    Es256,
-    Rs256,
-    /// Symmetric: only when explicitly configured; the key file holds the secret (≥ 32 bytes).
-    Hs256,
+pub use tessera_core::keys::KeyAlg;
+
+/// clap's parser of a [`KeyAlg`] (the token core knows no clap): the names
+/// are listed in `--help` as a value enum would be.
+pub fn key_alg_parser() -> impl clap::builder::TypedValueParser<Value = KeyAlg> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(KeyAlg::NAMES.map(|(name, _)| name))
+        .try_map(|s| s.parse::<KeyAlg>())
 }
 
 #[derive(Debug, Parser)]
@@ -327,7 +327,7 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = DEFAULT_JWKS_MAX_AGE)]
     pub jwks_max_age: Dur,
     /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
-    #[arg(long, env = "TESSERA_SIGNING_ALG", value_enum)]
+    #[arg(long, env = "TESSERA_SIGNING_ALG", value_parser = key_alg_parser())]
     pub signing_alg: Option<KeyAlg>,
     /// TLS certificate chain (PEM) for the gRPC port; with --tls-key enables TLS.
     #[arg(long, env = "TESSERA_TLS_CERT", requires = "tls_key")]

@@ -11,8 +11,10 @@ use std::time::Duration;
 use tonic::{Code, Status};
 use tonic_types::{BadRequest, ErrorDetail, ErrorInfo, FieldViolation, RetryInfo, StatusExt};
 
+pub use tessera_core::error::TokenError;
+use tessera_core::wire::reason;
 /// The `ErrorInfo.domain` of every error Tessera returns.
-pub const ERROR_DOMAIN: &str = "tessera";
+pub use tessera_core::wire::ERROR_DOMAIN;
 
 /// A storage failure. The message is for logs only; clients see
 /// `STORE_UNAVAILABLE`.
@@ -94,24 +96,24 @@ impl Error {
     /// The `ErrorInfo.reason` of DESIGN.md §3 (or `INTERNAL`).
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::TokenMalformed => "TOKEN_MALFORMED",
-            Error::TokenSignatureInvalid => "TOKEN_SIGNATURE_INVALID",
-            Error::TokenExpired => "TOKEN_EXPIRED",
-            Error::TokenNotYetValid => "TOKEN_NOT_YET_VALID",
-            Error::TokenRevoked => "TOKEN_REVOKED",
-            Error::IssuerMismatch => "ISSUER_MISMATCH",
-            Error::AudienceMismatch => "AUDIENCE_MISMATCH",
-            Error::FingerprintMismatch => "FINGERPRINT_MISMATCH",
-            Error::RefreshTokenInvalid => "REFRESH_TOKEN_INVALID",
-            Error::RefreshTokenReused => "REFRESH_TOKEN_REUSED",
-            Error::CallerUnauthenticated => "CALLER_UNAUTHENTICATED",
-            Error::ScopeMissing => "SCOPE_MISSING",
-            Error::CallerNotAllowed => "CALLER_NOT_ALLOWED",
-            Error::InvalidArgument(_) => "FIELD_INVALID",
-            Error::CursorInvalid => "CURSOR_INVALID",
-            Error::RateLimited { .. } => "RATE_LIMITED",
-            Error::Store(_) => "STORE_UNAVAILABLE",
-            Error::Internal(_) => "INTERNAL",
+            Error::TokenMalformed => reason::TOKEN_MALFORMED,
+            Error::TokenSignatureInvalid => reason::TOKEN_SIGNATURE_INVALID,
+            Error::TokenExpired => reason::TOKEN_EXPIRED,
+            Error::TokenNotYetValid => reason::TOKEN_NOT_YET_VALID,
+            Error::TokenRevoked => reason::TOKEN_REVOKED,
+            Error::IssuerMismatch => reason::ISSUER_MISMATCH,
+            Error::AudienceMismatch => reason::AUDIENCE_MISMATCH,
+            Error::FingerprintMismatch => reason::FINGERPRINT_MISMATCH,
+            Error::RefreshTokenInvalid => reason::REFRESH_TOKEN_INVALID,
+            Error::RefreshTokenReused => reason::REFRESH_TOKEN_REUSED,
+            Error::CallerUnauthenticated => reason::CALLER_UNAUTHENTICATED,
+            Error::ScopeMissing => reason::SCOPE_MISSING,
+            Error::CallerNotAllowed => reason::CALLER_NOT_ALLOWED,
+            Error::InvalidArgument(_) => reason::FIELD_INVALID,
+            Error::CursorInvalid => reason::CURSOR_INVALID,
+            Error::RateLimited { .. } => reason::RATE_LIMITED,
+            Error::Store(_) => reason::STORE_UNAVAILABLE,
+            Error::Internal(_) => reason::INTERNAL,
         }
     }
 
@@ -133,6 +135,23 @@ impl Error {
             Error::RateLimited { .. } => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<TokenError> for Error {
+    fn from(e: TokenError) -> Error {
+        match e {
+            TokenError::TokenMalformed => Error::TokenMalformed,
+            TokenError::TokenSignatureInvalid => Error::TokenSignatureInvalid,
+            TokenError::TokenExpired => Error::TokenExpired,
+            TokenError::TokenNotYetValid => Error::TokenNotYetValid,
+            TokenError::TokenRevoked => Error::TokenRevoked,
+            TokenError::IssuerMismatch => Error::IssuerMismatch,
+            TokenError::AudienceMismatch => Error::AudienceMismatch,
+            TokenError::FingerprintMismatch => Error::FingerprintMismatch,
+            TokenError::ScopeMissing => Error::ScopeMissing,
+            TokenError::Internal(why) => Error::Internal(why),
         }
     }
 }

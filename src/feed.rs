@@ -9,16 +9,14 @@
 //! While the subscription is down the cache is marked out of sync and the
 //! default `Verify` reads the store instead (fail closed).
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{
-    cutoff_kills, parse_cursor, subject_key, FeedSignal, RevocationEvent, RevocationKind, Store,
-};
+use crate::store::{parse_cursor, FeedSignal, RevocationEvent, Store};
+pub use tessera_core::revocation::{CacheAnswer, RevocationCache};
 
 /// Events kept in memory for watchers; older positions are read from the store.
 pub const RING_CAPACITY: usize = 65_536;
@@ -26,43 +24,6 @@ pub const RING_CAPACITY: usize = 65_536;
 const READ_BATCH: usize = 1_000;
 /// Safety net: read the log this often even without a notification.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Revocations still in force, by what they kill.
-#[derive(Default)]
-struct Cache {
-    /// jti → expires at (ms)
-    tokens: HashMap<String, i64>,
-    /// sid → expires at (ms)
-    sessions: HashMap<String, i64>,
-    /// subject key → (cut-off ms, expires at ms)
-    subjects: HashMap<String, (i64, i64)>,
-}
-
-impl Cache {
-    fn apply(&mut self, ev: &RevocationEvent) {
-        match ev.kind {
-            RevocationKind::Token => {
-                self.tokens.insert(ev.token_id.clone(), ev.expires_at_ms);
-            }
-            RevocationKind::Session => {
-                self.sessions
-                    .insert(ev.session_id.clone(), ev.expires_at_ms);
-            }
-            RevocationKind::Subject => {
-                let key = subject_key(&ev.tenant, &ev.subject);
-                let entry = self.subjects.entry(key).or_insert((0, 0));
-                entry.0 = entry.0.max(ev.issued_before_ms);
-                entry.1 = entry.1.max(ev.expires_at_ms);
-            }
-        }
-    }
-
-    fn expire(&mut self, now_ms: i64) {
-        self.tokens.retain(|_, exp| *exp > now_ms);
-        self.sessions.retain(|_, exp| *exp > now_ms);
-        self.subjects.retain(|_, (_, exp)| *exp > now_ms);
-    }
-}
 
 struct Ring {
     events: VecDeque<RevocationEvent>,
@@ -72,39 +33,28 @@ struct Ring {
 
 /// One replica's view of the revocation feed.
 pub struct Feed {
-    cache: RwLock<Cache>,
+    cache: RevocationCache,
     ring: RwLock<Ring>,
     /// The cursor of the last event applied; watchers wait on changes.
     head: watch::Sender<String>,
-    in_sync: AtomicBool,
-}
-
-/// Answer of the cache for one token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheAnswer {
-    Revoked,
-    NotRevoked,
-    /// The cache is out of sync: ask the store.
-    Unknown,
 }
 
 impl Feed {
     pub fn new() -> Arc<Self> {
         let (head, _) = watch::channel(String::new());
         Arc::new(Feed {
-            cache: RwLock::new(Cache::default()),
+            cache: RevocationCache::default(),
             ring: RwLock::new(Ring {
                 events: VecDeque::new(),
                 base: (0, 0),
             }),
             head,
-            in_sync: AtomicBool::new(false),
         })
     }
 
     /// Is the cache complete up to the latest notification?
     pub fn in_sync(&self) -> bool {
-        self.in_sync.load(Ordering::Acquire)
+        self.cache.in_sync()
     }
 
     /// The cursor of the last event applied ("" before any).
@@ -121,15 +71,12 @@ impl Feed {
     /// this itself; a local verifier fed by `WatchRevocations` calls it when
     /// the stream has caught up, and with `false` when the stream breaks.
     pub fn set_in_sync(&self, in_sync: bool) {
-        self.in_sync.store(in_sync, Ordering::Release);
+        self.cache.set_in_sync(in_sync);
     }
 
     /// Drop entries whose tokens have expired.
     pub fn expire(&self, now_ms: i64) {
-        self.cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .expire(now_ms);
+        self.cache.expire(now_ms);
     }
 
     /// Wait (at most `timeout`) until the cache has applied `cursor`, so a
@@ -154,26 +101,12 @@ impl Feed {
         iat: i64,
         now_ms: i64,
     ) -> CacheAnswer {
-        if !self.in_sync() {
-            return CacheAnswer::Unknown;
-        }
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        let live = |exp: Option<&i64>| exp.is_some_and(|e| *e > now_ms);
-        let by_subject = cache
-            .subjects
-            .get(subject_key)
-            .is_some_and(|(cut, exp)| *exp > now_ms && cutoff_kills(iat, *cut));
-        if live(cache.tokens.get(jti)) || live(cache.sessions.get(sid)) || by_subject {
-            CacheAnswer::Revoked
-        } else {
-            CacheAnswer::NotRevoked
-        }
+        self.cache.check(jti, sid, subject_key, iat, now_ms)
     }
 
     /// Number of cached revocations (for tests and metrics).
     pub fn cached_entries(&self) -> usize {
-        let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
-        cache.tokens.len() + cache.sessions.len() + cache.subjects.len()
+        self.cache.len()
     }
 
     /// Up to `limit` events after `after` if the ring covers that position;
@@ -203,12 +136,7 @@ impl Feed {
         if events.is_empty() {
             return;
         }
-        {
-            let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
-            for ev in events {
-                cache.apply(ev);
-            }
-        }
+        self.cache.apply(events);
         {
             let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
             for ev in events {
@@ -251,7 +179,7 @@ impl Feed {
     ) {
         let mut expire = tokio::time::interval(Duration::from_secs(1));
         'outer: loop {
-            self.in_sync.store(false, Ordering::Release);
+            self.set_in_sync(false);
             let mut signals = match store.subscribe().await {
                 Ok(rx) => rx,
                 Err(e) => {
@@ -271,7 +199,7 @@ impl Feed {
                         Some(FeedSignal::Restored) => subscribed = true,
                         Some(FeedSignal::Lost) => {
                             subscribed = false;
-                            self.in_sync.store(false, Ordering::Release);
+                            self.set_in_sync(false);
                             tracing::warn!("revocation feed: subscription lost; verifying against the store until resynchronised");
                             continue;
                         }
@@ -280,7 +208,7 @@ impl Feed {
                     _ = poll.tick() => {}
                     _ = expire.tick() => {
                         let now = crate::clock::now_ms();
-                        self.cache.write().unwrap_or_else(|p| p.into_inner()).expire(now);
+                        self.cache.expire(now);
                         metrics::gauge!(crate::telemetry::CACHE_ENTRIES).set(self.cached_entries() as f64);
                         metrics::gauge!(crate::telemetry::FEED_IN_SYNC).set(if self.in_sync() { 1.0 } else { 0.0 });
                         continue;
@@ -293,15 +221,15 @@ impl Feed {
                         if subscribed && !self.in_sync() {
                             tracing::info!(cursor = %self.head(), "revocation feed: in sync");
                         }
-                        self.in_sync.store(subscribed, Ordering::Release);
+                        self.set_in_sync(subscribed);
                     }
                     Err(e) => {
-                        self.in_sync.store(false, Ordering::Release);
+                        self.set_in_sync(false);
                         tracing::warn!(error = %e, "revocation feed: cannot read the log");
                     }
                 }
             }
         }
-        self.in_sync.store(false, Ordering::Release);
+        self.set_in_sync(false);
     }
 }

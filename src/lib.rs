@@ -20,13 +20,14 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod feed;
-pub mod keys;
 pub mod limits;
 pub mod service;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
-pub mod tokens;
+
+/// The token core (claims, minting, verification, keys), shared with the SDK.
+pub use tessera_core::{keys, tokens};
 
 /// Generated protobuf and gRPC code of `proto/tessera/v1/tessera.proto`.
 pub mod pb {
@@ -47,7 +48,7 @@ use store::redis::RedisStore;
 use store::Store;
 
 /// The fully qualified gRPC service name, as health checks know it.
-pub const SERVICE_NAME: &str = "tessera.v1.TokenAuthority";
+pub use tessera_core::wire::SERVICE_NAME;
 /// How often the store is pinged for the health status.
 const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -64,14 +65,6 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(String),
-}
-
-/// The `kid` of a token's header (for clients deciding whether to refetch keys).
-pub fn tokens_header_kid(token: &str) -> Result<String, error::Error> {
-    jsonwebtoken::decode_header(token)
-        .ok()
-        .and_then(|h| h.kid)
-        .ok_or(error::Error::TokenMalformed)
 }
 
 /// Load the signing keys the configuration names, or make an ephemeral one.

@@ -158,13 +158,14 @@ where
 }
 
 fn method_label(path: &str) -> &'static str {
-    match path.rsplit('/').next().unwrap_or("") {
-        "Issue" => "Issue",
-        "Refresh" => "Refresh",
-        "Verify" => "Verify",
-        "Revoke" => "Revoke",
-        "WatchRevocations" => "WatchRevocations",
-        "GetJwks" => "GetJwks",
+    let name = path.rsplit('/').next().unwrap_or("");
+    if let Some(rpc) = tessera_core::wire::RPC_NAMES
+        .iter()
+        .find(|rpc| **rpc == name)
+    {
+        return rpc;
+    }
+    match name {
         "Check" => "HealthCheck",
         "Watch" => "HealthWatch",
         _ => "other",

@@ -31,7 +31,6 @@ mod refresh;
 mod revoke;
 mod verify;
 
-pub use verify::{check_audience_and_binding, check_scopes};
 mod watch_feed;
 
 /// Settings the RPCs need, derived once from the configuration.
@@ -386,11 +385,7 @@ pub(crate) fn token_pair(
     }
 }
 
-/// Hash of a device fingerprint as stored and embedded; `None` when empty.
-pub(crate) fn fingerprint_hash(fingerprint: &str) -> Option<String> {
-    (!fingerprint.is_empty())
-        .then(|| tokens::sha256_b64(format!("tessera-dfp\0{fingerprint}").as_bytes()))
-}
+pub(crate) use tessera_core::checks::fingerprint_hash;
 
 /// Validate an `IssueRequest` as the server does (for fuzzing and clients).
 pub fn check_issue_request(r: pb::IssueRequest) -> Result<(), Error> {
@@ -498,7 +493,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         if let Some(token) = new_token {
             // Sliding renewal: the renewed token also travels as `x-new-token`.
             if let Ok(value) = token.parse() {
-                response.metadata_mut().insert("x-new-token", value);
+                response
+                    .metadata_mut()
+                    .insert(tessera_core::wire::NEW_TOKEN_HEADER, value);
             }
         }
         Ok(response)

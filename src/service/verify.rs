@@ -4,12 +4,13 @@
 use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
-use super::{fingerprint_hash, timestamp_ms, timestamp_s, Authority};
+use super::{timestamp_ms, timestamp_s, Authority};
 use crate::error::Error;
 use crate::feed::CacheAnswer;
 use crate::pb;
 use crate::store::{subject_key, Store};
 use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+use tessera_core::checks::{check_audience_and_binding, check_scopes};
 
 /// A validated Verify request.
 pub(crate) struct VerifyInput {
@@ -165,43 +166,6 @@ impl<S: Store> Authority<S> {
         };
         Ok((response, renewed.map(|r| r.token)))
     }
-}
-
-/// Audience and device binding, as `Verify` checks them after the
-/// signature (shared with local verifiers so they agree with the server).
-pub fn check_audience_and_binding(
-    claims: &AccessClaims,
-    audience: &str,
-    fingerprint: &str,
-) -> Result<(), Error> {
-    if !audience.is_empty() && !claims.aud.iter().any(|a| a == audience) {
-        return Err(Error::AudienceMismatch);
-    }
-    if let Some(bound) = &claims.cnf {
-        // Constant time: the hash is not secret, but the habit costs nothing.
-        let presented = fingerprint_hash(fingerprint).unwrap_or_default();
-        if !constant_time_eq(
-            presented.as_bytes(),
-            bound.device_fingerprint_sha256.as_bytes(),
-        ) {
-            return Err(Error::FingerprintMismatch);
-        }
-    }
-    Ok(())
-}
-
-/// Required scopes, checked after revocation (shared with local verifiers).
-pub fn check_scopes(claims: &AccessClaims, required: &[String]) -> Result<(), Error> {
-    if required.iter().all(|req| claims.scopes().any(|s| s == req)) {
-        Ok(())
-    } else {
-        Err(Error::ScopeMissing)
-    }
-}
-
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
 /// A token minted by sliding renewal.

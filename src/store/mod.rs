@@ -19,6 +19,10 @@ mod batch;
 pub mod memory;
 pub mod redis;
 
+pub use tessera_core::revocation::{
+    cutoff_kills, parse_cursor, subject_key, RevocationEvent, RevocationKind,
+};
+
 /// How many older refresh-token generations a session remembers for reuse
 /// detection; a token older than that is refused as invalid without
 /// revoking the session.
@@ -196,48 +200,6 @@ pub struct FeedPolicy {
     pub subject_horizon_ms: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RevocationKind {
-    Token,
-    Session,
-    Subject,
-}
-
-impl RevocationKind {
-    pub fn code(self) -> &'static str {
-        match self {
-            RevocationKind::Token => "t",
-            RevocationKind::Session => "s",
-            RevocationKind::Subject => "u",
-        }
-    }
-    pub fn from_code(code: &str) -> Option<Self> {
-        match code {
-            "t" => Some(RevocationKind::Token),
-            "s" => Some(RevocationKind::Session),
-            "u" => Some(RevocationKind::Subject),
-            _ => None,
-        }
-    }
-}
-
-/// An entry of the revocation log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RevocationEvent {
-    /// Position in the log (`<ms>-<seq>`, ordered).
-    pub cursor: String,
-    pub kind: RevocationKind,
-    pub token_id: String,
-    pub session_id: String,
-    pub tenant: String,
-    pub subject: String,
-    pub revoked_at_ms: i64,
-    /// Subject kind: access tokens issued before this are dead (Unix ms).
-    pub issued_before_ms: i64,
-    /// After this the entry can be forgotten (Unix ms).
-    pub expires_at_ms: i64,
-}
-
 /// What to revoke.
 #[derive(Debug, Clone)]
 pub enum RevokeTarget {
@@ -293,13 +255,6 @@ pub fn keep_until_ms(refresh_exp_ms: i64, now_ms: i64, feed: &FeedPolicy) -> i64
     refresh_exp_ms.max(now_ms.saturating_add(feed.access_horizon_ms))
 }
 
-/// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
-/// seconds)? Every token issued before the cut-off is dead; one issued in
-/// the same second, even just after it, is too (see `service::revoke`).
-pub fn cutoff_kills(iat: i64, cutoff_ms: i64) -> bool {
-    iat.saturating_mul(1000) < cutoff_ms
-}
-
 /// Signals from the store's change notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedSignal {
@@ -310,21 +265,6 @@ pub enum FeedSignal {
     Lost,
     /// The subscription is back; read the log from the last cursor.
     Restored,
-}
-
-/// The key of a subject's revocation cut-off: a hash, so tenant and subject
-/// of any bytes cannot collide or inject into key names.
-pub fn subject_key(tenant: &str, subject: &str) -> String {
-    crate::tokens::sha256_b64(format!("{}\u{0}{}", tenant, subject).as_bytes())
-}
-
-/// Parse a cursor `<ms>-<seq>` into a comparable pair. `""` is the beginning.
-pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
-    if cursor.is_empty() {
-        return Some((0, 0));
-    }
-    let (ms, seq) = cursor.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// The storage behind the authority. Implementations keep the real semantics

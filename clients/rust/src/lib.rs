@@ -16,17 +16,26 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tessera::error::{status_reason, Error as TokenError, StoreError};
-use tessera::feed::{CacheAnswer, Feed};
-use tessera::keys::PublicKeys;
-use tessera::store::{subject_key, RevocationEvent, RevocationKind};
-use tessera::tokens::{self, AccessClaims, VerifyPolicy};
+use tessera_core::checks::{check_audience_and_binding, check_scopes};
+pub use tessera_core::error::TokenError;
+use tessera_core::keys::PublicKeys;
+use tessera_core::revocation::{
+    subject_key, CacheAnswer, RevocationCache, RevocationEvent, RevocationKind,
+};
+pub use tessera_core::tokens::AccessClaims;
+use tessera_core::tokens::{self, VerifyPolicy};
+use tessera_core::unix_now_ms;
+use tessera_core::wire::{self, reason as code};
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use pb::token_authority_client::TokenAuthorityClient;
-pub use tessera::pb;
+/// Client stubs of `tessera.v1`, generated from the repository's proto.
+pub mod pb {
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("tessera.v1");
+}
 
 /// What a client call can end in.
 #[derive(Debug, thiserror::Error)]
@@ -45,11 +54,16 @@ pub enum ClientError {
 
 impl From<Status> for ClientError {
     fn from(s: Status) -> Self {
-        match status_reason(&s).as_deref() {
-            Some(r @ ("REFRESH_TOKEN_REUSED" | "REFRESH_TOKEN_INVALID" | "TOKEN_REVOKED")) => {
-                ClientError::SessionEnded {
-                    reason: r.to_owned(),
-                }
+        match reason(&s) {
+            Some(r)
+                if [
+                    code::REFRESH_TOKEN_REUSED,
+                    code::REFRESH_TOKEN_INVALID,
+                    code::TOKEN_REVOKED,
+                ]
+                .contains(&r.as_str()) =>
+            {
+                ClientError::SessionEnded { reason: r }
             }
             _ => ClientError::Rpc(s),
         }
@@ -58,7 +72,36 @@ impl From<Status> for ClientError {
 
 /// The `ErrorInfo.reason` of a status from Tessera.
 pub fn reason(status: &Status) -> Option<String> {
-    status_reason(status)
+    use tonic_types::StatusExt;
+    status.get_details_error_info().map(|i| i.reason)
+}
+
+/// Why [`LocalVerifier::verify`] refused a token, with the reason code the
+/// server's `Verify` gives in the same case.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The token is not good.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The revocation cache is not in sync with the feed: fail closed (ask
+    /// the server instead). The server's reason in that case would be
+    /// `STORE_UNAVAILABLE`.
+    #[error("local verifier is not in sync with the revocation feed")]
+    NotInSync,
+    /// The request itself is bad (e.g. an empty or oversized token).
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+}
+
+impl VerifyError {
+    /// The `ErrorInfo.reason` the server would give.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Token(e) => e.reason(),
+            VerifyError::NotInSync => code::STORE_UNAVAILABLE,
+            VerifyError::Invalid(_) => code::FIELD_INVALID,
+        }
+    }
 }
 
 // === impl TesseraClient ===
@@ -95,7 +138,7 @@ impl TesseraClient {
     fn req<T>(&self, msg: T) -> Request<T> {
         let mut r = Request::new(msg);
         if let Some(k) = &self.api_key {
-            r.metadata_mut().insert("x-tessera-key", k.clone());
+            r.metadata_mut().insert(wire::API_KEY_HEADER, k.clone());
         }
         r
     }
@@ -289,7 +332,10 @@ impl TokenSource {
 
     /// Pick up `x-new-token` from response metadata, if present.
     pub fn observe(&self, metadata: &MetadataMap, expires_in: i64) {
-        if let Some(t) = metadata.get("x-new-token").and_then(|v| v.to_str().ok()) {
+        if let Some(t) = metadata
+            .get(wire::NEW_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
             self.adopt(t, expires_in);
         }
     }
@@ -305,7 +351,7 @@ impl TokenSource {
     {
         let token = self.access_token().await?;
         let response = match f(token.clone()).await {
-            Err(s) if status_reason(&s).as_deref() == Some("TOKEN_EXPIRED") => {
+            Err(s) if reason(&s).as_deref() == Some(code::TOKEN_EXPIRED) => {
                 let fresh = self.refresh_after(&token).await?;
                 f(fresh).await?
             }
@@ -313,7 +359,7 @@ impl TokenSource {
         };
         if let Some(new) = response
             .metadata()
-            .get("x-new-token")
+            .get(wire::NEW_TOKEN_HEADER)
             .and_then(|v| v.to_str().ok())
         {
             // Only for scheduling: the lifetime the authority gave the new
@@ -337,7 +383,7 @@ impl TokenSource {
 /// the signature: it only schedules the next refresh).
 fn token_lifetime(token: &str) -> Option<i64> {
     let payload = token.split('.').nth(1)?;
-    let claims = tessera::tokens::decode_payload_unverified(payload)?;
+    let claims = tokens::decode_payload_unverified(payload)?;
     Some(claims.0 - claims.1)
 }
 
@@ -399,7 +445,7 @@ struct VerifierState {
     options: VerifierOptions,
     keys: RwLock<Arc<PublicKeys>>,
     last_fetch: Mutex<Instant>,
-    feed: Arc<Feed>,
+    feed: RevocationCache,
     connected: AtomicBool,
     cursor: Mutex<String>,
     /// revoked_at of the last applied event, and when it arrived here.
@@ -435,7 +481,7 @@ impl LocalVerifier {
             options,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: Mutex::new(Instant::now()),
-            feed: Feed::new(),
+            feed: RevocationCache::default(),
             connected: AtomicBool::new(false),
             cursor,
             last_event: Mutex::new(None),
@@ -457,7 +503,7 @@ impl LocalVerifier {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         last.map(|(revoked_at_ms, _)| {
-            Duration::from_millis((tessera::clock::now_ms() - revoked_at_ms).max(0) as u64)
+            Duration::from_millis((unix_now_ms() - revoked_at_ms).max(0) as u64)
         })
     }
 
@@ -483,18 +529,15 @@ impl LocalVerifier {
         audience: &str,
         fingerprint: &str,
         required_scopes: &[String],
-    ) -> Result<AccessClaims, TokenError> {
+    ) -> Result<AccessClaims, VerifyError> {
         if token.is_empty() || token.len() > tokens::MAX_TOKEN_BYTES {
-            return Err(TokenError::invalid(
-                "access_token",
-                "must be 1 to 8192 bytes",
-            ));
+            return Err(VerifyError::Invalid("access_token must be 1 to 8192 bytes"));
         }
         let policy = VerifyPolicy {
             issuer: self.state.options.issuer.clone(),
             leeway: self.state.options.leeway,
         };
-        let now_ms = tessera::clock::now_ms();
+        let now_ms = unix_now_ms();
         let keys = self
             .state
             .keys
@@ -513,28 +556,24 @@ impl LocalVerifier {
             }
             other => other?,
         };
-        tessera::service::check_audience_and_binding(&claims, audience, fingerprint)?;
+        check_audience_and_binding(&claims, audience, fingerprint)?;
         let skey = subject_key(&claims.tid, &claims.sub);
         match self
             .state
             .feed
             .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
         {
-            CacheAnswer::Revoked => return Err(TokenError::TokenRevoked),
+            CacheAnswer::Revoked => return Err(TokenError::TokenRevoked.into()),
             CacheAnswer::NotRevoked => {}
-            CacheAnswer::Unknown => {
-                return Err(TokenError::Store(StoreError::Unavailable(
-                    "local verifier is not in sync with the revocation feed".into(),
-                )))
-            }
+            CacheAnswer::Unknown => return Err(VerifyError::NotInSync),
         }
-        tessera::service::check_scopes(&claims, required_scopes)?;
+        check_scopes(&claims, required_scopes)?;
         Ok(claims)
     }
 
     /// On an unknown `kid`, refetch the JWK set (at most every `min_refetch`).
     async fn refetch_for(&self, token: &str) -> bool {
-        let Ok(header) = tessera::tokens_header_kid(token) else {
+        let Some(header) = tokens::header_kid(token) else {
             return false;
         };
         if self
@@ -629,11 +668,11 @@ async fn follow(state: Arc<VerifierState>) {
                             },
                             Ok(None) | Err(_) => break,
                         },
-                        _ = expire.tick() => state.feed.expire(tessera::clock::now_ms()),
+                        _ = expire.tick() => state.feed.expire(unix_now_ms()),
                     }
                 }
             }
-            Err(e) if status_reason(&e).as_deref() == Some("CURSOR_INVALID") => {
+            Err(e) if reason(&e).as_deref() == Some(code::CURSOR_INVALID) => {
                 // Never trust a cursor the server does not know: start over
                 // from a snapshot of everything in force.
                 tracing::warn!(

@@ -18,7 +18,36 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::config::KeyAlg;
+/// Signing algorithm of a key (`--signing-alg`, `keygen --alg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyAlg {
+    Eddsa,
+    Es256,
+    Rs256,
+    /// Symmetric: only when explicitly configured; the key file holds the secret (≥ 32 bytes).
+    Hs256,
+}
+
+impl KeyAlg {
+    /// Every algorithm, by its name on the command line.
+    pub const NAMES: [(&'static str, KeyAlg); 4] = [
+        ("eddsa", KeyAlg::Eddsa),
+        ("es256", KeyAlg::Es256),
+        ("rs256", KeyAlg::Rs256),
+        ("hs256", KeyAlg::Hs256),
+    ];
+}
+
+impl std::str::FromStr for KeyAlg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(s))
+            .map(|(_, alg)| *alg)
+            .ok_or_else(|| format!("unknown algorithm {s:?} (eddsa, es256, rs256, hs256)"))
+    }
+}
 
 /// The shortest HMAC secret accepted: jsonwebtoken accepts an empty one (PITFALLS.md).
 pub const MIN_HMAC_SECRET: usize = 32;
@@ -475,7 +504,7 @@ pub fn generate_pem(alg: KeyAlg) -> Result<String, KeyError> {
         }
         KeyAlg::Hs256 => {
             let mut secret = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+            aws_lc_rs::rand::fill(&mut secret).map_err(|_| KeyError::Generate)?;
             return Ok(format!("{}\n", B64.encode(secret)));
         }
     };

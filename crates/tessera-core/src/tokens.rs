@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::error::Error;
+use crate::error::TokenError as Error;
 use crate::keys::{alg_name, KeyLookup, KeySet};
 
 /// Longest token accepted anywhere; longer input is refused before parsing.
@@ -158,6 +158,12 @@ pub fn refused_from_ms(exp: i64, leeway: i64) -> i64 {
         .saturating_mul(1000)
 }
 
+/// The `kid` of a token's header, unverified (for clients deciding whether
+/// to refetch the JWK set).
+pub fn header_kid(token: &str) -> Option<String> {
+    jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid)
+}
+
 /// base64url SHA-256: how fingerprints and refresh secrets are stored.
 pub fn sha256_b64(data: &[u8]) -> String {
     B64.encode(Sha256::digest(data))
@@ -282,8 +288,7 @@ pub fn verify(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::KeyAlg;
-    use crate::keys::generate_pem;
+    use crate::keys::{generate_pem, KeyAlg};
 
     fn policy() -> VerifyPolicy {
         VerifyPolicy {

@@ -1,0 +1,180 @@
+//! Revocation events, the position of an event in the feed (its cursor),
+//! and the in-memory cache of revocations in force that the server's
+//! replicas and the SDK's local verifier keep.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::RwLock;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RevocationKind {
+    Token,
+    Session,
+    Subject,
+}
+
+impl RevocationKind {
+    pub fn code(self) -> &'static str {
+        match self {
+            RevocationKind::Token => "t",
+            RevocationKind::Session => "s",
+            RevocationKind::Subject => "u",
+        }
+    }
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code {
+            "t" => Some(RevocationKind::Token),
+            "s" => Some(RevocationKind::Session),
+            "u" => Some(RevocationKind::Subject),
+            _ => None,
+        }
+    }
+}
+
+/// An entry of the revocation log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationEvent {
+    /// Position in the log (`<ms>-<seq>`, ordered).
+    pub cursor: String,
+    pub kind: RevocationKind,
+    pub token_id: String,
+    pub session_id: String,
+    pub tenant: String,
+    pub subject: String,
+    pub revoked_at_ms: i64,
+    /// Subject kind: access tokens issued before this are dead (Unix ms).
+    pub issued_before_ms: i64,
+    /// After this the entry can be forgotten (Unix ms).
+    pub expires_at_ms: i64,
+}
+
+/// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
+/// seconds)? Every token issued before the cut-off is dead; one issued in
+/// the same second, even just after it, is too (`Revoke` documents it).
+pub fn cutoff_kills(iat: i64, cutoff_ms: i64) -> bool {
+    iat.saturating_mul(1000) < cutoff_ms
+}
+
+/// The key of a subject's revocation cut-off: a hash, so tenant and subject
+/// of any bytes cannot collide or inject into key names.
+pub fn subject_key(tenant: &str, subject: &str) -> String {
+    crate::tokens::sha256_b64(format!("{}\u{0}{}", tenant, subject).as_bytes())
+}
+
+/// Parse a cursor `<ms>-<seq>` into a comparable pair. `""` is the beginning.
+pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
+    if cursor.is_empty() {
+        return Some((0, 0));
+    }
+    let (ms, seq) = cursor.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// Answer of the cache for one token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheAnswer {
+    Revoked,
+    NotRevoked,
+    /// The cache is out of sync: ask the store (or the server).
+    Unknown,
+}
+
+/// Revocations still in force, by what they kill.
+#[derive(Default)]
+struct Entries {
+    /// jti → expires at (ms)
+    tokens: HashMap<String, i64>,
+    /// sid → expires at (ms)
+    sessions: HashMap<String, i64>,
+    /// subject key → (cut-off ms, expires at ms)
+    subjects: HashMap<String, (i64, i64)>,
+}
+
+/// The revocations in force, fed in log order from the revocation feed, and
+/// whether they are complete. Entries are dropped once what they kill has
+/// expired ([`RevocationCache::expire`]).
+#[derive(Default)]
+pub struct RevocationCache {
+    entries: RwLock<Entries>,
+    in_sync: AtomicBool,
+}
+
+impl RevocationCache {
+    /// Is the cache complete up to the feed's head? Until it is, every
+    /// answer is [`CacheAnswer::Unknown`] (fail closed).
+    pub fn in_sync(&self) -> bool {
+        self.in_sync.load(Ordering::Acquire)
+    }
+
+    /// Declare the cache complete (or not).
+    pub fn set_in_sync(&self, in_sync: bool) {
+        self.in_sync.store(in_sync, Ordering::Release);
+    }
+
+    /// Apply events, in log order.
+    pub fn apply(&self, events: &[RevocationEvent]) {
+        let mut e = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        for ev in events {
+            match ev.kind {
+                RevocationKind::Token => {
+                    e.tokens.insert(ev.token_id.clone(), ev.expires_at_ms);
+                }
+                RevocationKind::Session => {
+                    e.sessions.insert(ev.session_id.clone(), ev.expires_at_ms);
+                }
+                RevocationKind::Subject => {
+                    let key = subject_key(&ev.tenant, &ev.subject);
+                    let entry = e.subjects.entry(key).or_insert((0, 0));
+                    entry.0 = entry.0.max(ev.issued_before_ms);
+                    entry.1 = entry.1.max(ev.expires_at_ms);
+                }
+            }
+        }
+    }
+
+    /// Drop entries whose tokens have expired by `now_ms`.
+    pub fn expire(&self, now_ms: i64) {
+        let mut e = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        e.tokens.retain(|_, exp| *exp > now_ms);
+        e.sessions.retain(|_, exp| *exp > now_ms);
+        e.subjects.retain(|_, (_, exp)| *exp > now_ms);
+    }
+
+    /// Is a token (`jti`, session, subject key, `iat` in seconds) revoked at `now_ms`?
+    pub fn check(
+        &self,
+        jti: &str,
+        sid: &str,
+        subject_key: &str,
+        iat: i64,
+        now_ms: i64,
+    ) -> CacheAnswer {
+        if !self.in_sync() {
+            return CacheAnswer::Unknown;
+        }
+        let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let live = |exp: Option<&i64>| exp.is_some_and(|x| *x > now_ms);
+        let by_subject = e
+            .subjects
+            .get(subject_key)
+            .is_some_and(|(cut, exp)| *exp > now_ms && cutoff_kills(iat, *cut));
+        if live(e.tokens.get(jti)) || live(e.sessions.get(sid)) || by_subject {
+            CacheAnswer::Revoked
+        } else {
+            CacheAnswer::NotRevoked
+        }
+    }
+
+    /// Number of cached revocations.
+    pub fn len(&self) -> usize {
+        let e = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        e.tokens.len() + e.sessions.len() + e.subjects.len()
+    }
+
+    /// Is nothing cached?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

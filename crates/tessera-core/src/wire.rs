@@ -1,0 +1,47 @@
+//! The names of the wire contract, defined once: the gRPC service and its
+//! methods, the metadata headers, and the `ErrorInfo` reason codes.
+
+/// The fully qualified gRPC service name (health checks know it by this).
+pub const SERVICE_NAME: &str = "tessera.v1.TokenAuthority";
+
+/// The `ErrorInfo.domain` of every error Tessera returns.
+pub const ERROR_DOMAIN: &str = "tessera";
+
+/// Metadata that carries a caller's API key.
+pub const API_KEY_HEADER: &str = "x-tessera-key";
+
+/// Response metadata that carries a token minted by sliding renewal.
+pub const NEW_TOKEN_HEADER: &str = "x-new-token";
+
+/// The RPC names a caller may be allowed (`allow` in the callers file).
+pub const RPC_NAMES: &[&str] = &[
+    "Issue",
+    "Refresh",
+    "Verify",
+    "Revoke",
+    "WatchRevocations",
+    "GetJwks",
+];
+
+/// `ErrorInfo.reason` codes.
+pub mod reason {
+    pub const TOKEN_MALFORMED: &str = "TOKEN_MALFORMED";
+    pub const TOKEN_SIGNATURE_INVALID: &str = "TOKEN_SIGNATURE_INVALID";
+    pub const TOKEN_EXPIRED: &str = "TOKEN_EXPIRED";
+    pub const TOKEN_NOT_YET_VALID: &str = "TOKEN_NOT_YET_VALID";
+    pub const TOKEN_REVOKED: &str = "TOKEN_REVOKED";
+    pub const ISSUER_MISMATCH: &str = "ISSUER_MISMATCH";
+    pub const AUDIENCE_MISMATCH: &str = "AUDIENCE_MISMATCH";
+    pub const FINGERPRINT_MISMATCH: &str = "FINGERPRINT_MISMATCH";
+    pub const REFRESH_TOKEN_INVALID: &str = "REFRESH_TOKEN_INVALID";
+    pub const REFRESH_TOKEN_REUSED: &str = "REFRESH_TOKEN_REUSED";
+    pub const CALLER_UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";
+    pub const SCOPE_MISSING: &str = "SCOPE_MISSING";
+    pub const CALLER_NOT_ALLOWED: &str = "CALLER_NOT_ALLOWED";
+    pub const FIELD_INVALID: &str = "FIELD_INVALID";
+    pub const CURSOR_INVALID: &str = "CURSOR_INVALID";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const STORE_UNAVAILABLE: &str = "STORE_UNAVAILABLE";
+    /// Not a contract code: a bug, reported as `INTERNAL`.
+    pub const INTERNAL: &str = "INTERNAL";
+}
