@@ -1,4 +1,4 @@
-//! Caller authorization (DESIGN.md §8): who may call which RPC.
+//! Caller authorization (docs/design.md §8): who may call which RPC.
 //!
 //! ```toml
 //! [[caller]]

@@ -1,5 +1,5 @@
 //! Command line, `TESSERA_*` environment variables and the TOML file of
-//! `--config`, with the defaults of DESIGN.md §8.
+//! `--config`, with the defaults of docs/design.md §8.
 //!
 //! Precedence, highest first: command-line flag, environment variable, TOML
 //! file, built-in default. The TOML file uses the flag names as keys

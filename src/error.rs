@@ -1,5 +1,5 @@
 //! Errors, one enum per layer, and the one exhaustive mapping onto
-//! `tonic::Status` with a `google.rpc.ErrorInfo` detail (DESIGN.md §3).
+//! `tonic::Status` with a `google.rpc.ErrorInfo` detail (docs/design.md §3).
 //!
 //! The `match` in [`to_status`] has no `_` arm on purpose: a new variant does
 //! not compile until it has a code and a reason. Messages are short, English,
@@ -93,7 +93,7 @@ impl Error {
         Error::InvalidArgument(vec![Violation::new(field, description)])
     }
 
-    /// The `ErrorInfo.reason` of DESIGN.md §3 (or `INTERNAL`).
+    /// The `ErrorInfo.reason` of docs/design.md §3 (or `INTERNAL`).
     pub fn reason(&self) -> &'static str {
         match self {
             Error::TokenMalformed => reason::TOKEN_MALFORMED,

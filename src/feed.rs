@@ -5,7 +5,7 @@
 //! The store's pub/sub message only says "the log grew"; the reader then
 //! reads the log from its last cursor. So the cache is exactly the log, in
 //! order, with no gap and no duplicate, however many notifications are lost
-//! (fred drops pub/sub messages while disconnected and on lag: PITFALLS.md).
+//! (fred drops pub/sub messages while disconnected and on lag: docs/pitfalls.md).
 //! While the subscription is down the cache is marked out of sync and the
 //! default `Verify` reads the store instead (fail closed).
 

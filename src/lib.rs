@@ -169,7 +169,7 @@ fn tls_config(args: &ServeArgs) -> Result<Option<tonic::transport::ServerTlsConf
     Ok(Some(tls))
 }
 
-/// DESIGN.md §8: with no callers configured, anonymous calls only on a
+/// docs/design.md §8: with no callers configured, anonymous calls only on a
 /// loopback address or with `--allow-anonymous`; otherwise refuse to start.
 fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Callers, ServeError> {
     match &args.callers {

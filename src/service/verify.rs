@@ -175,7 +175,7 @@ pub(crate) struct Renewed {
 }
 
 impl<S: Store> Authority<S> {
-    /// DESIGN.md §5 sliding renewal, by remaining lifetime: above the warning
+    /// docs/design.md §5 sliding renewal, by remaining lifetime: above the warning
     /// threshold nothing; between the thresholds the session's idle expiry
     /// moves; below critical a successor token, the same on every replica.
     pub(crate) async fn renew(

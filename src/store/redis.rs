@@ -4,7 +4,7 @@
 //! Every key carries the hash tag `{t}`, so in a Cluster all of Tessera's
 //! keys live in one slot and every script stays atomic across them.
 //!
-//! fred pitfalls handled here (PITFALLS.md): a reconnect policy and a command
+//! fred pitfalls handled here (docs/pitfalls.md): a reconnect policy and a command
 //! timeout are set explicitly; in-flight commands may be re-sent after a
 //! reconnect, which every script tolerates (see the scripts' comments); the
 //! pub/sub channel only *wakes* the feed reader, which then reads the durable

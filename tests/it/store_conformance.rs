@@ -1,5 +1,5 @@
 //! One conformance suite, two stores: the in-memory store must keep the same
-//! semantics as the Redis scripts (STYLE.md §2).
+//! semantics as the Redis scripts (docs/conventions.md §2).
 
 use std::sync::Arc;
 

@@ -49,7 +49,7 @@ impl std::str::FromStr for KeyAlg {
     }
 }
 
-/// The shortest HMAC secret accepted: jsonwebtoken accepts an empty one (PITFALLS.md).
+/// The shortest HMAC secret accepted: jsonwebtoken accepts an empty one (docs/pitfalls.md).
 pub const MIN_HMAC_SECRET: usize = 32;
 
 #[derive(Debug, thiserror::Error)]

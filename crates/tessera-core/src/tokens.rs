@@ -1,7 +1,7 @@
 //! Access-token claims, minting and verification: pure functions of
 //! (keys, claims, clock). No I/O; revocation is checked by the caller.
 //!
-//! jsonwebtoken's `Validation` defaults are not ours (PITFALLS.md): its exp
+//! jsonwebtoken's `Validation` defaults are not ours (docs/pitfalls.md): its exp
 //! and nbf checks read the system clock, nbf is off by default, and `aud`/`iss`
 //! of the wrong JSON type slip through. So the library only checks the
 //! signature here, with the algorithm pinned by the key; every claim is

@@ -280,7 +280,7 @@ pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
         p[field] = value;
         case(
             "claim of the wrong type or value",
-            "RFC 7519 §2, §4.1; PITFALLS.md",
+            "RFC 7519 §2, §4.1; docs/pitfalls.md",
             with_payload(p),
             reason,
         );
