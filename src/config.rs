@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, ValueEnum};
 
 /// Default gRPC listen address: loopback, so a fresh `tessera serve` is never
 /// reachable from the network by accident.
@@ -242,41 +242,6 @@ pub fn key_alg_parser() -> impl clap::builder::TypedValueParser<Value = KeyAlg> 
     use clap::builder::TypedValueParser;
     clap::builder::PossibleValuesParser::new(KeyAlg::NAMES.map(|(name, _)| name))
         .try_map(|s| s.parse::<KeyAlg>())
-}
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "tessera",
-    version,
-    about = "A gRPC token authority: issue, rotate, verify and revoke JWT sessions"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the token authority.
-    Serve(Box<ServeArgs>),
-    /// Mint a session (prints the token pair as JSON).
-    Issue(crate::cli::IssueArgs),
-    /// Rotate a refresh token.
-    Refresh(crate::cli::RefreshArgs),
-    /// Verify an access token.
-    Verify(crate::cli::VerifyArgs),
-    /// Revoke a token, a session or a subject.
-    Revoke(crate::cli::RevokeArgs),
-    /// Follow the revocation feed (JSON lines).
-    Watch(crate::cli::WatchArgs),
-    /// Print the public JWK set.
-    Jwks(crate::cli::ConnectArgs),
-    /// Write a new signing key pair (PKCS#8 PEM).
-    Keygen(crate::cli::KeygenArgs),
-    /// Bounded load generator against a server on this machine.
-    Bench(crate::bench::BenchArgs),
-    /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
-    BenchEcho(crate::bench::EchoArgs),
 }
 
 /// `tessera serve`. Every flag is also `TESSERA_<FLAG>` and a key of `--config`.

@@ -13,7 +13,6 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
 pub mod admin;
-pub mod bench;
 pub mod callers;
 pub mod cli;
 pub mod clock;

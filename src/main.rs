@@ -10,7 +10,8 @@ use clap::Parser;
 /// request-scoped buffers on every call (see BENCHMARKS.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use tessera::config::{Cli, Command, LogFormat, ServeArgs};
+use tessera::cli::{Cli, Command};
+use tessera::config::{LogFormat, ServeArgs};
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")

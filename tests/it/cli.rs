@@ -7,10 +7,15 @@ use crate::support::*;
 use serde_json::Value;
 
 fn tessera(args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    run(env!("CARGO_BIN_EXE_tessera"), args)
+}
+
+/// Run `program` with `args`: (success, its JSON output, all its output).
+fn run(program: &str, args: &[&str]) -> (bool, Value, String) {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .expect("run tessera");
+        .expect("run the binary");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     let json = serde_json::from_str(&stdout)
@@ -173,8 +178,8 @@ async fn reflection_lists_the_services() {
     );
 }
 
-/// The load generator (issue 8) against a real server process and the
-/// built-in echo server: bounded runs of every scenario, each a JSON report
+/// The load generator (`tessera-bench load`) against a real server process
+/// and `tessera-bench echo`: bounded runs of every scenario, each a JSON report
 /// with rates, percentiles, errors by code and CPU per request from /proc.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_generator_reports_every_scenario() {
@@ -183,8 +188,8 @@ async fn load_generator_reports_every_scenario() {
     let addr = server.addr.to_string();
     let pid = server.child.id().expect("pid").to_string();
     let echo_addr = format!("127.0.0.1:{}", free_port());
-    let _echo = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(["bench-echo", "--listen", &echo_addr])
+    let _echo = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
+        .args(["echo", "--listen", &echo_addr])
         .kill_on_drop(true)
         .spawn()
         .expect("spawn bench-echo");
@@ -192,7 +197,7 @@ async fn load_generator_reports_every_scenario() {
     while tokio::net::TcpStream::connect(&echo_addr).await.is_err() {
         assert!(
             std::time::Instant::now() < deadline,
-            "bench-echo never listened"
+            "tessera-bench echo never listened"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
@@ -207,7 +212,7 @@ async fn load_generator_reports_every_scenario() {
     ];
     for (scenario, target) in runs {
         let mut args = vec![
-            "bench",
+            "load",
             "--addr",
             target,
             "--scenario",
@@ -228,7 +233,7 @@ async fn load_generator_reports_every_scenario() {
         if scenario == "revoke" {
             args.extend(["--watch-addr", &addr]);
         }
-        let (ok, r, text) = tessera(&args);
+        let (ok, r, text) = run(env!("CARGO_BIN_EXE_tessera-bench"), &args);
         assert!(ok, "{scenario}: {text}");
         assert_eq!(r["scenario"], scenario);
         assert_eq!(r["requests_ok"], 200.0, "{scenario}: {r}");
@@ -255,7 +260,13 @@ async fn load_generator_reports_every_scenario() {
     }
 
     // Load only ever targets this machine.
-    let (ok, _, text) = tessera(&["bench", "--addr", "192.0.2.1:50051", "--requests", "1"]);
+    let (ok, _, text) = run(
+        env!("CARGO_BIN_EXE_tessera-bench"),
+        &["load", "--addr", "192.0.2.1:50051", "--requests", "1"],
+    );
     assert!(!ok);
     assert!(text.contains("not a loopback address"), "{text}");
+    // The production binary carries no load generator.
+    let (ok, _, text) = tessera(&["bench", "--requests", "1"]);
+    assert!(!ok && text.contains("unrecognized subcommand"), "{text}");
 }

@@ -16,9 +16,9 @@ use tonic::transport::Channel;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-use crate::config::Dur;
-use crate::pb;
-use crate::pb::token_authority_client::TokenAuthorityClient;
+use tessera::config::Dur;
+use tessera::pb;
+use tessera::pb::token_authority_client::TokenAuthorityClient;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -81,16 +81,16 @@ pub struct EchoArgs {
 /// Run the trivial echo server until SIGTERM/SIGINT.
 pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
     if !args.listen.ip().is_loopback() {
-        return Err("bench-echo listens on loopback only".into());
+        return Err("echo listens on loopback only".into());
     }
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    eprintln!("bench-echo listening on {}", args.listen);
+    eprintln!("tessera-bench echo listening on {}", args.listen);
     tonic::transport::Server::builder()
         .add_service(health)
-        .serve_with_shutdown(args.listen, crate::signals::shutdown())
+        .serve_with_shutdown(args.listen, tessera::signals::shutdown())
         .await
         .map_err(|e| e.to_string())
 }
@@ -221,7 +221,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     let cpu_before: Vec<Option<u64>> = measured.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
     let started = Instant::now();
     let deadline = started + duration;
-    let run_id = crate::service::random_b64::<6>();
+    let run_id = tessera::service::random_b64::<6>();
     let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, Parser, Subcommand};
 use serde_json::{json, Value};
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
@@ -185,25 +185,43 @@ fn pair_json(p: Option<pb::TokenPair>) -> Value {
     })
 }
 
+/// The `tessera` command line: `serve`, and the client subcommands for
+/// people at a shell. The server's modules never import this tree.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "A gRPC token authority: issue, rotate, verify and revoke JWT sessions"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the token authority.
+    Serve(Box<crate::config::ServeArgs>),
+    /// Mint a session (prints the token pair as JSON).
+    Issue(IssueArgs),
+    /// Rotate a refresh token.
+    Refresh(RefreshArgs),
+    /// Verify an access token.
+    Verify(VerifyArgs),
+    /// Revoke a token, a session or a subject.
+    Revoke(RevokeArgs),
+    /// Follow the revocation feed (JSON lines).
+    Watch(WatchArgs),
+    /// Print the public JWK set.
+    Jwks(ConnectArgs),
+    /// Write a new signing key pair (PKCS#8 PEM).
+    Keygen(KeygenArgs),
+}
+
 /// Run a client subcommand; returns what to print.
-pub async fn run(command: crate::config::Command) -> Result<Value, CliError> {
-    use crate::config::Command;
+pub async fn run(command: Command) -> Result<Value, CliError> {
     match command {
         Command::Serve(_) => Err(fail("serve is not a client command")),
-        Command::Bench(a) => {
-            let json_out = a.json;
-            let report = crate::bench::run(a).await.map_err(fail)?;
-            if json_out {
-                Ok(report)
-            } else {
-                print!("{}", crate::bench::table(&report));
-                Ok(Value::Null)
-            }
-        }
-        Command::BenchEcho(a) => {
-            crate::bench::echo_server(a).await.map_err(fail)?;
-            Ok(Value::Null)
-        }
         Command::Issue(a) => {
             let claims = match &a.claims {
                 None => None,

@@ -1,0 +1,63 @@
+//! `tessera-bench`: the load generator and the echo server, dev tools kept
+//! out of the production binary (`tessera`). Loads only ever target this
+//! machine (loopback), with bounded request counts and durations.
+//!
+//! - `tessera-bench load --addr 127.0.0.1:50051 --scenario verify …`: a
+//!   bounded run, reported as a table or JSON (rates, percentiles, errors by
+//!   code, CPU per request of the server, the store and itself).
+//! - `tessera-bench echo --listen 127.0.0.1:50052`: a trivial gRPC server
+//!   (health only), the machine's gRPC ceiling to compare against.
+#![forbid(unsafe_code)]
+
+mod load;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tessera-bench",
+    version,
+    about = "Load generator and echo server for Tessera (loopback only)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Bounded load generator against a server on this machine.
+    Load(load::BenchArgs),
+    /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
+    Echo(load::EchoArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Load(a) => {
+            let json_out = a.json;
+            load::run(a).await.map(|report| {
+                if json_out {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&report).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", load::table(&report));
+                }
+            })
+        }
+        Command::Echo(a) => load::echo_server(a).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tessera-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
