@@ -393,11 +393,6 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
-    /// The effective idle timeout of a session.
-    pub fn session_idle(&self) -> Duration {
-        self.session_idle.map(|d| d.0).unwrap_or(self.refresh_ttl.0)
-    }
-
     /// Parse `tessera serve` arguments, merging the `--config` TOML file in
     /// below flags and environment variables.
     pub fn parse_with_file(args: Vec<String>) -> Result<ServeArgs, String> {
@@ -521,7 +516,10 @@ mod tests {
         assert_eq!(a.refresh_grace.0, Duration::from_secs(5));
         assert!(a.renewal);
         assert!(!a.allow_anonymous);
-        assert_eq!(a.session_idle(), a.refresh_ttl.0);
+        assert!(
+            a.session_idle.is_none(),
+            "idle = each session's refresh TTL"
+        );
         assert!(a.redis_url.is_none());
     }
 

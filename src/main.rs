@@ -44,18 +44,23 @@ async fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Serve(_) => {
-            // Parse again with the TOML file merged in below flags and env.
-            let raw: Vec<String> = std::env::args()
-                .skip_while(|a| a != "serve")
-                .skip(1)
-                .collect();
-            let args = match ServeArgs::parse_with_file(raw).and_then(|a| a.validate().map(|()| a))
-            {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("tessera: {e}");
-                    return ExitCode::from(64);
+        Command::Serve(args) => {
+            // With --config, parse once more with the file merged in below
+            // flags and environment; without, the arguments are complete.
+            // (`serve` validates relations between settings.)
+            let args = if args.config.is_none() {
+                *args
+            } else {
+                let raw: Vec<String> = std::env::args()
+                    .skip_while(|a| a != "serve")
+                    .skip(1)
+                    .collect();
+                match ServeArgs::parse_with_file(raw) {
+                    Ok(a) => a,
+                    Err(e) => {
+                        eprintln!("tessera: {e}");
+                        return ExitCode::from(64);
+                    }
                 }
             };
             init_tracing(args.log_format);

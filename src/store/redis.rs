@@ -352,17 +352,13 @@ impl Store for RedisStore {
         &self,
         key_name: &str,
         limit: RateLimit,
-        now_ms: i64,
+        _now_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
         let retry: i64 = self
             .script(
                 &self.rate,
                 vec![key(&format!("rl:{key_name}"))],
-                vec![
-                    now_ms.to_string(),
-                    limit.interval_ms.to_string(),
-                    limit.burst_ms.to_string(),
-                ],
+                vec![limit.interval_ms.to_string(), limit.burst_ms.to_string()],
             )
             .await?;
         Ok((retry > 0).then_some(retry))

@@ -12,7 +12,7 @@
 //!   fails closed while its cache is out of sync.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -446,7 +446,6 @@ struct VerifierState {
     keys: RwLock<Arc<PublicKeys>>,
     last_fetch: Mutex<Instant>,
     feed: RevocationCache,
-    connected: AtomicBool,
     cursor: Mutex<String>,
     /// revoked_at of the last applied event, and when it arrived here.
     last_event: Mutex<Option<(i64, Instant)>>,
@@ -482,7 +481,6 @@ impl LocalVerifier {
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: Mutex::new(Instant::now()),
             feed: RevocationCache::default(),
-            connected: AtomicBool::new(false),
             cursor,
             last_event: Mutex::new(None),
         });
@@ -654,7 +652,6 @@ async fn follow(state: Arc<VerifierState>) {
         };
         match state.client.watch(request).await {
             Ok(mut stream) => {
-                state.connected.store(true, Ordering::Release);
                 loop {
                     tokio::select! {
                         msg = stream.message() => match msg {
@@ -689,7 +686,6 @@ async fn follow(state: Arc<VerifierState>) {
         }
         // Out of sync until the resumed stream has caught up again.
         state.feed.set_in_sync(false);
-        state.connected.store(false, Ordering::Release);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

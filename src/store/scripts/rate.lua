@@ -1,3 +1,4 @@
 -- A bare rate-limit check (per-caller limits).
--- KEYS[1] rate key; ARGV: 1 now ms (unused: Redis's clock decides), 2 emission interval ms, 3 burst window ms
-return gcra(KEYS[1], tonumber(ARGV[2]), tonumber(ARGV[3]))
+-- KEYS[1] rate key; ARGV: 1 emission interval ms, 2 burst window ms (the time
+-- is Redis's own: see gcra.lua)
+return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))
