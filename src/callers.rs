@@ -230,6 +230,30 @@ impl Callers {
     }
 }
 
+impl Callers {
+    /// Who may call on `local`, as `args` configure it (docs/design.md §8):
+    /// with no callers configured, anonymous calls only on a loopback address
+    /// or with `--allow-anonymous`; otherwise the server refuses to start.
+    pub fn for_listener(
+        args: &crate::config::ServeArgs,
+        local: std::net::SocketAddr,
+    ) -> Result<Callers, String> {
+        match &args.callers {
+            Some(path) => {
+                let list = Callers::load(path)?;
+                if list.is_empty() {
+                    return Err(format!("callers file {} lists no [[caller]]", path.display()));
+                }
+                Ok(Callers::Listed(Arc::new(list)))
+            }
+            None if local.ip().is_loopback() || args.allow_anonymous => Ok(Callers::Anonymous),
+            None => Err(format!(
+                "refusing to serve anonymous callers on non-loopback address {local}: give --callers FILE, or --allow-anonymous if a proxy in front authenticates callers"
+            )),
+        }
+    }
+}
+
 /// The identities a client certificate proves, each kept with its type:
 /// URI SANs (SPIFFE ids), DNS SANs and subject common names. The
 /// certificate chain was already verified against `--tls-client-ca` by the

@@ -6,7 +6,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -19,11 +18,14 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod feed;
+mod health;
+pub mod keyload;
 pub mod limits;
 pub mod service;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+mod tls;
 
 /// The token core (claims, minting, verification, keys), shared with the SDK.
 pub use tessera_core::{keys, tokens};
@@ -40,7 +42,7 @@ pub mod pb {
 use callers::{AuthLayer, Callers};
 use config::ServeArgs;
 use feed::Feed;
-use keys::{KeyRing, KeySet};
+use keys::KeyRing;
 use service::{Authority, Policy};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
@@ -48,8 +50,6 @@ use store::Store;
 
 /// The fully qualified gRPC service name, as health checks know it.
 pub use tessera_core::wire::SERVICE_NAME;
-/// How often the store is pinged for the health status.
-const HEALTH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -64,30 +64,6 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]
     Reflection(String),
-}
-
-/// Load the signing keys the configuration names, or make an ephemeral one.
-pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
-    match &args.signing_key {
-        Some(path) => {
-            let active = KeySet::load(path, args.signing_alg)?;
-            // HS256 only when explicitly configured: then a verify key that
-            // is not PEM is the previous (or next) HS256 secret.
-            let hs256 = args.signing_alg == Some(config::KeyAlg::Hs256);
-            let older = args
-                .verify_key
-                .iter()
-                .map(|p| KeySet::load_verifying(p, hs256))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(active.with_older(older))
-        }
-        None => {
-            if args.signing_alg == Some(config::KeyAlg::Hs256) {
-                return Err(keys::KeyError::ShortSecret("(no --signing-key)".into()));
-            }
-            KeySet::ephemeral()
-        }
-    }
 }
 
 /// Run the authority on `listener` until `shutdown` resolves, then drain:
@@ -118,8 +94,8 @@ pub async fn serve_with_admin(
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
-    let callers = caller_policy(&args, local)?;
-    let keys = Arc::new(KeyRing::new(load_keys(&args)?));
+    let callers = Callers::for_listener(&args, local).map_err(ServeError::Config)?;
+    let keys = Arc::new(KeyRing::new(keyload::load_keys(&args)?));
     if keys.current().ephemeral {
         tracing::warn!(kid = %keys.current().signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
     }
@@ -146,63 +122,6 @@ struct Parts {
     args: ServeArgs,
     listener: TcpListener,
     admin: TcpListener,
-}
-
-/// TLS on the gRPC port (rustls), with client certificates required when
-/// `--tls-client-ca` is given.
-fn tls_config(args: &ServeArgs) -> Result<Option<tonic::transport::ServerTlsConfig>, ServeError> {
-    use tonic::transport::{Certificate, Identity, ServerTlsConfig};
-    let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) else {
-        return Ok(None);
-    };
-    let read = |p: &std::path::Path| {
-        std::fs::read(p)
-            .map_err(|e| ServeError::Config(format!("cannot read {}: {e}", p.display())))
-    };
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
-    if let Some(ca) = &args.tls_client_ca {
-        tls = tls
-            .client_ca_root(Certificate::from_pem(read(ca)?))
-            .client_auth_optional(false);
-    }
-    Ok(Some(tls))
-}
-
-/// docs/design.md §8: with no callers configured, anonymous calls only on a
-/// loopback address or with `--allow-anonymous`; otherwise refuse to start.
-fn caller_policy(args: &ServeArgs, local: std::net::SocketAddr) -> Result<Callers, ServeError> {
-    match &args.callers {
-        Some(path) => {
-            let list = Callers::load(path).map_err(ServeError::Config)?;
-            if list.is_empty() {
-                return Err(ServeError::Config(format!("callers file {} lists no [[caller]]", path.display())));
-            }
-            Ok(Callers::Listed(Arc::new(list)))
-        }
-        None if local.ip().is_loopback() || args.allow_anonymous => Ok(Callers::Anonymous),
-        None => Err(ServeError::Config(format!(
-            "refusing to serve anonymous callers on non-loopback address {local}: give --callers FILE, or --allow-anonymous if a proxy in front authenticates callers"
-        ))),
-    }
-}
-
-/// Ping the store and, when it has a clock, adopt its time (see
-/// [`clock`]): the health task does this every tick. Returns whether the
-/// store answered.
-async fn ping_and_sync_clock<S: Store>(store: &S, timeout: Duration) -> bool {
-    let sent = clock::local_ms();
-    let answer = tokio::time::timeout(timeout, store.ping()).await;
-    let received = clock::local_ms();
-    match answer {
-        Ok(Ok(Some(server_ms))) => {
-            if let Some(offset) = clock::sync(sent, server_ms, received) {
-                metrics::gauge!(telemetry::CLOCK_OFFSET).set(offset as f64 / 1000.0);
-            }
-            true
-        }
-        Ok(Ok(None)) => true,
-        Ok(Err(_)) | Err(_) => false,
-    }
 }
 
 async fn run<S: Store>(
@@ -237,7 +156,7 @@ async fn run<S: Store>(
     );
     // Before anything is minted: take the store's clock (a replica whose own
     // clock is off must not issue sessions that outlive a logout).
-    if !ping_and_sync_clock(store.as_ref(), args.store_timeout.0).await {
+    if !health::ping_and_sync_clock(store.as_ref(), args.store_timeout.0).await {
         tracing::warn!("store does not answer yet; using this host's clock until it does");
     }
     if clock::offset_ms().abs() > 1_000 {
@@ -258,75 +177,16 @@ async fn run<S: Store>(
     reporter
         .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
         .await;
-    {
-        let store = store.clone();
-        let feed = feed.clone();
-        let reporter = reporter.clone();
-        let mut drain = drain_rx.clone();
-        let timeout = args.store_timeout.0;
-        tokio::spawn(async move {
-            let mut last = None;
-            let mut tick = tokio::time::interval(HEALTH_INTERVAL);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = drain.changed() => return,
-                }
-                let store_ok = ping_and_sync_clock(store.as_ref(), timeout).await;
-                store_ok_tx.send_replace(store_ok);
-                // SERVING needs the store and a revocation cache in sync with
-                // the feed (an out-of-sync replica would put every Verify on
-                // the store, so it takes itself out of rotation until resynced).
-                let ok = store_ok && feed.in_sync();
-                if last != Some(ok) {
-                    let status = if ok {
-                        ServingStatus::Serving
-                    } else {
-                        ServingStatus::NotServing
-                    };
-                    if ok {
-                        tracing::info!("store answers: SERVING");
-                    } else {
-                        tracing::warn!("store does not answer: NOT_SERVING");
-                    }
-                    reporter.set_service_status("", status).await;
-                    reporter.set_service_status(SERVICE_NAME, status).await;
-                    last = Some(ok);
-                }
-            }
-        });
-    }
+    health::spawn(
+        store.clone(),
+        feed.clone(),
+        reporter.clone(),
+        store_ok_tx,
+        drain_rx.clone(),
+        args.store_timeout.0,
+    );
 
-    // SIGHUP: re-read every key file; a bad file keeps the old set.
-    #[cfg(unix)]
-    {
-        let keys = keys.clone();
-        let args = args.clone();
-        let mut drain = drain_rx.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = hup.recv() => {}
-                        _ = drain.changed() => return,
-                    }
-                    match load_keys(&args) {
-                        Ok(set) if !set.ephemeral => {
-                            tracing::info!(kid = %set.signer.kid, verifying = ?set.kids(), "keys reloaded");
-                            keys.replace(set);
-                        }
-                        Ok(_) => tracing::warn!(
-                            "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
-                        ),
-                        Err(e) => {
-                            tracing::error!(error = %e, "key reload failed; keeping the current keys")
-                        }
-                    }
-                }
-            });
-        }
-    }
+    keyload::reload_on_sighup(keys.clone(), args.clone(), drain_rx.clone());
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -380,7 +240,7 @@ async fn run<S: Store>(
         .http2_keepalive_timeout(Some(args.http2_keepalive_timeout.0))
         .http2_max_local_error_reset_streams(Some(args.http2_max_resets))
         .timeout(args.request_timeout.0);
-    if let Some(tls) = tls_config(&args)? {
+    if let Some(tls) = tls::server_config(&args)? {
         builder = builder.tls_config(tls)?;
     }
     let stream_caps = limits::StreamCapLayer::default()
