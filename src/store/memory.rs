@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::schema;
 use super::{
     FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
     RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
@@ -134,7 +135,7 @@ impl State {
             .cutoff(&s.subject_key, now_ms)
             .is_some_and(|c| c >= s.data.created_ms);
         let usable = !s.revoked
-            && self.marker(&format!("rs:{sid}"), now_ms).is_none()
+            && self.marker(&schema::session_marker(sid), now_ms).is_none()
             && !killed_by_subject
             && now_ms < s.refresh_exp_ms
             && now_ms < s.data.absolute_exp_ms;
@@ -189,7 +190,7 @@ impl State {
     }
 
     fn revoke_session(&mut self, sid: &str, now_ms: i64, feed: &super::FeedPolicy) -> String {
-        let key = format!("rs:{sid}");
+        let key = schema::session_marker(sid);
         if let Some(c) = self.marker(&key, now_ms) {
             return c.clone();
         }
@@ -245,7 +246,7 @@ impl Store for MemoryStore {
         }
         if let Some(limit) = s.rate_limit {
             if let Err(retry) = st.gcra(
-                &format!("issue:{}", s.subject_key),
+                &schema::issue_budget(&s.subject_key),
                 limit,
                 s.data.created_ms,
             ) {
@@ -295,7 +296,7 @@ impl Store for MemoryStore {
             }
             // Only real rotations count against the subject's budget.
             if let Some(limit) = r.rate_limit {
-                let key = format!("refresh:{}", s.subject_key);
+                let key = schema::refresh_budget(&s.subject_key);
                 if let Err(retry_after_ms) = st.gcra(&key, limit, now) {
                     return Ok(RotateOutcome::RateLimited { retry_after_ms });
                 }
@@ -388,7 +389,7 @@ impl Store for MemoryStore {
                 subject,
                 exp_ms,
             } => {
-                let key = format!("rt:{jti}");
+                let key = schema::token_marker(jti);
                 if let Some(c) = st.marker(&key, now) {
                     return Ok(Some(c.clone()));
                 }
@@ -415,7 +416,7 @@ impl Store for MemoryStore {
                 cursor
             }
             RevokeTarget::Session { sid, refresh_hash } => {
-                if let Some(c) = st.marker(&format!("rs:{sid}"), now) {
+                if let Some(c) = st.marker(&schema::session_marker(sid), now) {
                     return Ok(Some(c.clone()));
                 }
                 // Nothing of a session that is not kept can be alive.
@@ -469,8 +470,8 @@ impl Store for MemoryStore {
         let st = self.lock();
         let now = crate::clock::now_ms();
         Ok(RevocationState {
-            token: st.marker(&format!("rt:{jti}"), now).is_some(),
-            session: st.marker(&format!("rs:{sid}"), now).is_some(),
+            token: st.marker(&schema::token_marker(jti), now).is_some(),
+            session: st.marker(&schema::session_marker(sid), now).is_some(),
             subject_cutoff_ms: st.cutoff(subject_key, now),
         })
     }

@@ -18,6 +18,7 @@ use crate::error::StoreError;
 mod batch;
 pub mod memory;
 pub mod redis;
+pub mod schema;
 
 pub use tessera_core::revocation::{
     cutoff_kills, parse_cursor, subject_key, RevocationEvent, RevocationKind,

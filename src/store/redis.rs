@@ -30,10 +30,8 @@ use super::{
 };
 use crate::error::StoreError;
 
-/// Prefix of every key; `{t}` is the Cluster hash tag.
-pub const KEY_PREFIX: &str = "tessera:{t}:";
-/// The pub/sub channel that announces new log entries.
-pub const CHANNEL: &str = "tessera:{t}:revocations";
+use super::schema;
+pub use super::schema::{CHANNEL, KEY_PREFIX};
 
 /// The batch form of a script ([`Batcher`]): its body becomes `run(KEYS, ARGV)`.
 macro_rules! batched {
@@ -211,22 +209,22 @@ impl Store for RedisStore {
             .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
         let (rate_key, interval, burst) = match &s.rate_limit {
             Some(l) => (
-                key(&format!("rl:issue:{}", s.subject_key)),
+                key(&schema::rate(&schema::issue_budget(&s.subject_key))),
                 l.interval_ms,
                 l.burst_ms,
             ),
             None => (String::new(), 0, 0),
         };
         let (caller_key, caller_interval, caller_burst) = match &s.caller_rate {
-            Some((name, l)) => (key(&format!("rl:{name}")), l.interval_ms, l.burst_ms),
+            Some((name, l)) => (key(&schema::rate(name)), l.interval_ms, l.burst_ms),
             None => (String::new(), 0, 0),
         };
         let reply: Vec<String> = self
             .batched(
                 &self.create,
                 vec![
-                    key(&format!("s:{}", s.data.sid)),
-                    key(&format!("ss:{}", s.subject_key)),
+                    key(&schema::session(&s.data.sid)),
+                    key(&schema::subject_index(&s.subject_key)),
                 ],
                 vec![
                     data,
@@ -262,9 +260,9 @@ impl Store for RedisStore {
             .batched(
                 &self.rotate,
                 vec![
-                    key(&format!("s:{}", r.sid)),
-                    key(&format!("rs:{}", r.sid)),
-                    key("log"),
+                    key(&schema::session(&r.sid)),
+                    key(&schema::session_marker(&r.sid)),
+                    key(schema::LOG),
                 ],
                 vec![
                     r.presented_hash.clone(),
@@ -320,9 +318,9 @@ impl Store for RedisStore {
             .script(
                 &self.renew,
                 vec![
-                    key(&format!("s:{}", r.sid)),
-                    key(&format!("rs:{}", r.sid)),
-                    key(&format!("rn:{}", r.jti)),
+                    key(&schema::session(&r.sid)),
+                    key(&schema::session_marker(&r.sid)),
+                    key(&schema::renewal(&r.jti)),
                 ],
                 vec![
                     r.now_ms.to_string(),
@@ -357,7 +355,7 @@ impl Store for RedisStore {
         let retry: i64 = self
             .script(
                 &self.rate,
-                vec![key(&format!("rl:{key_name}"))],
+                vec![key(&schema::rate(key_name))],
                 vec![limit.interval_ms.to_string(), limit.burst_ms.to_string()],
             )
             .await?;
@@ -380,7 +378,7 @@ impl Store for RedisStore {
                 if *exp_ms <= now {
                     return Ok(None);
                 }
-                let marker = key(&format!("rt:{jti}"));
+                let marker = key(&schema::token_marker(jti));
                 (
                     RevocationKind::Token,
                     marker.clone(),
@@ -396,8 +394,8 @@ impl Store for RedisStore {
             }
             RevokeTarget::Session { sid, refresh_hash } => (
                 RevocationKind::Session,
-                key(&format!("rs:{sid}")),
-                key(&format!("s:{sid}")),
+                key(&schema::session_marker(sid)),
+                key(&schema::session(sid)),
                 horizon,
                 String::new(),
                 sid.clone(),
@@ -410,8 +408,8 @@ impl Store for RedisStore {
                 let skey = super::subject_key(tenant, subject);
                 (
                     RevocationKind::Subject,
-                    key(&format!("ru:{skey}")),
-                    key(&format!("ss:{skey}")),
+                    key(&schema::subject_cutoff(&skey)),
+                    key(&schema::subject_index(&skey)),
                     r.feed.subject_horizon_ms,
                     String::new(),
                     String::new(),
@@ -425,7 +423,7 @@ impl Store for RedisStore {
         let reply: Option<String> = self
             .script(
                 &self.revoke,
-                vec![marker, key("log"), session],
+                vec![marker, key(schema::LOG), session],
                 vec![
                     kind.code().to_owned(),
                     now.to_string(),
@@ -454,9 +452,9 @@ impl Store for RedisStore {
         let values: Vec<Option<String>> = self
             .client
             .mget(vec![
-                key(&format!("rt:{jti}")),
-                key(&format!("rs:{sid}")),
-                key(&format!("ru:{subject_key}")),
+                key(&schema::token_marker(jti)),
+                key(&schema::session_marker(sid)),
+                key(&schema::subject_cutoff(subject_key)),
             ])
             .await
             .map_err(unavailable)?;
@@ -480,7 +478,7 @@ impl Store for RedisStore {
         };
         let entries: Vec<XReadValue<String, String, String>> = self
             .client
-            .xrange_values(key("log"), start, "+", Some(limit as u64))
+            .xrange_values(key(schema::LOG), start, "+", Some(limit as u64))
             .await
             .map_err(unavailable)?;
         entries
@@ -490,7 +488,8 @@ impl Store for RedisStore {
     }
 
     async fn log_head(&self) -> Result<String, StoreError> {
-        self.script(&self.log_head, vec![key("log")], vec![]).await
+        self.script(&self.log_head, vec![key(schema::LOG)], vec![])
+            .await
     }
 
     async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
