@@ -27,4 +27,5 @@ mod reliability;
 mod sentinel;
 mod soak;
 mod store_conformance;
+mod store_differential;
 mod tls;

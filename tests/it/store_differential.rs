@@ -1,0 +1,246 @@
+//! Differential test of the two stores: the same random sequences of
+//! operations — issue, rotate (current, just-rotated and older tokens,
+//! guesses, wrong devices), renew, revoke by token, session and subject,
+//! revocation-state reads — with the clock stepping forward, run against the
+//! memory store and Redis; every answer must be the same. The rules live in
+//! the Lua scripts and in `memory.rs` twice; this is what keeps them one.
+//!
+//! The virtual clock only moves forward and stays within the horizons, so
+//! nothing Redis expires by its own (real) clock can differ from what the
+//! memory store expires by the virtual one. Rate limits are off: Redis
+//! counts them on its own clock.
+
+use std::sync::Arc;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::Map;
+use tessera::store::memory::MemoryStore;
+use tessera::store::redis::RedisStore;
+use tessera::store::*;
+
+use crate::support::RedisServer;
+
+const FEED: FeedPolicy = FeedPolicy {
+    retention_ms: 600_000,
+    access_horizon_ms: 120_000,
+    subject_horizon_ms: 600_000,
+};
+const SEEDS: u64 = 60;
+const STEPS: usize = 80;
+const IDLE_MS: i64 = 4_000;
+const ABSOLUTE_MS: i64 = 15_000;
+const GRACE_MS: i64 = 1_000;
+
+/// A session as the test knows it: every refresh hash it was given, newest
+/// last, and the tokens (`jti`) minted for it.
+struct Known {
+    sid: String,
+    subject: String,
+    fingerprint: Option<String>,
+    hashes: Vec<String>,
+    jtis: Vec<String>,
+}
+
+/// One answer, with what legitimately differs (cursors' formats) left out.
+fn rotate_answer(o: RotateOutcome) -> String {
+    match o {
+        RotateOutcome::Rotated(r) => format!(
+            "rotated {} gen {} at {} exp {}",
+            r.data.sid, r.generation, r.rotated_at_ms, r.refresh_exp_ms
+        ),
+        RotateOutcome::Grace { rotation, sealed } => format!(
+            "grace gen {} at {} sealed {sealed}",
+            rotation.generation, rotation.rotated_at_ms
+        ),
+        RotateOutcome::Reused { .. } => "reused".into(),
+        RotateOutcome::Invalid => "invalid".into(),
+        RotateOutcome::FingerprintMismatch => "fingerprint".into(),
+        RotateOutcome::RateLimited { .. } => "limited".into(),
+    }
+}
+
+async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut now = tessera::clock::now_ms();
+    let mut known: Vec<Known> = Vec::new();
+    let subjects = ["ada", "bob", "cy"];
+    for step in 0..STEPS {
+        now += rng.gen_range(0..600);
+        let at = |what: &str| format!("seed {seed} step {step}: {what}");
+        let op = if known.is_empty() {
+            0
+        } else {
+            rng.gen_range(0..10)
+        };
+        match op {
+            0 | 1 => {
+                let sid = format!("d{seed}-{step}");
+                let subject = subjects[rng.gen_range(0..subjects.len())].to_owned();
+                let fingerprint = rng.gen_bool(0.3).then(|| "fp".to_owned());
+                let hash = format!("h-{sid}-0");
+                let refresh_exp_ms = now + IDLE_MS;
+                let new = NewSession {
+                    data: SessionData {
+                        sid: sid.clone(),
+                        tenant: "acme".into(),
+                        subject: subject.clone(),
+                        audience: vec!["api".into()],
+                        roles: vec![],
+                        scopes: vec![],
+                        custom: Map::new(),
+                        fingerprint_hash: fingerprint.clone(),
+                        access_ttl: 60,
+                        idle_ms: IDLE_MS,
+                        created_ms: now,
+                        absolute_exp_ms: now + ABSOLUTE_MS,
+                    },
+                    refresh_hash: hash.clone(),
+                    refresh_exp_ms,
+                    keep_until_ms: keep_until_ms(refresh_exp_ms, now, &FEED),
+                    subject_key: subject_key("acme", &subject),
+                    rate_limit: None,
+                    caller_rate: None,
+                };
+                let a = memory.create_session(&new).await.unwrap();
+                let b = redis.create_session(&new).await.unwrap();
+                assert_eq!(a, b, "{}", at("create"));
+                known.push(Known {
+                    sid,
+                    subject,
+                    fingerprint,
+                    hashes: vec![hash],
+                    jtis: vec![format!("j{seed}-{step}")],
+                });
+            }
+            2..=4 => {
+                let k = rng.gen_range(0..known.len());
+                let s = &mut known[k];
+                let n = s.hashes.len();
+                let presented = match rng.gen_range(0..10) {
+                    0..=5 => s.hashes[n - 1].clone(),
+                    6 | 7 if n >= 2 => s.hashes[n - 2].clone(),
+                    8 => s.hashes[rng.gen_range(0..n)].clone(),
+                    _ => format!("guess-{step}"),
+                };
+                let new_hash = format!("h-{}-{step}", s.sid);
+                let fingerprint = if rng.gen_bool(0.8) {
+                    s.fingerprint.clone()
+                } else {
+                    Some("other".into())
+                };
+                let request = RotateRequest {
+                    sid: s.sid.clone(),
+                    presented_hash: presented,
+                    new_hash: new_hash.clone(),
+                    sealed_successor: format!("sealed-{new_hash}"),
+                    now_ms: now,
+                    grace_ms: GRACE_MS,
+                    fingerprint_hash: fingerprint,
+                    rate_limit: None,
+                    feed: FEED,
+                    keep_until_ms: now + FEED.access_horizon_ms,
+                };
+                let a = rotate_answer(memory.rotate(&request).await.unwrap());
+                let b = rotate_answer(redis.rotate(&request).await.unwrap());
+                assert_eq!(a, b, "{}", at("rotate"));
+                if a.starts_with("rotated") {
+                    s.hashes.push(new_hash);
+                    s.jtis.push(format!("j{seed}-{step}"));
+                }
+            }
+            5 => {
+                let s = &known[rng.gen_range(0..known.len())];
+                let request = RenewRequest {
+                    sid: s.sid.clone(),
+                    jti: s.jtis[rng.gen_range(0..s.jtis.len())].clone(),
+                    mint: rng.gen_bool(0.5),
+                    now_ms: now,
+                    // Longer than the run: Redis expires it by its own clock.
+                    marker_ttl_ms: 600_000,
+                    keep_until_ms: now + FEED.access_horizon_ms,
+                };
+                let a = memory.renew(&request).await.unwrap();
+                let b = redis.renew(&request).await.unwrap();
+                assert_eq!(a, b, "{}", at("renew"));
+            }
+            6 | 7 => {
+                let s = &known[rng.gen_range(0..known.len())];
+                let target = match rng.gen_range(0..4) {
+                    0 => RevokeTarget::Token {
+                        jti: s.jtis[rng.gen_range(0..s.jtis.len())].clone(),
+                        sid: s.sid.clone(),
+                        tenant: "acme".into(),
+                        subject: s.subject.clone(),
+                        // Already dead, or alive past the run: a marker
+                        // that Redis would expire by its own clock within
+                        // the run cannot be compared.
+                        exp_ms: if rng.gen_bool(0.2) {
+                            now - rng.gen_range(0..1_000)
+                        } else {
+                            now + rng.gen_range(60_000..120_000)
+                        },
+                    },
+                    1 => RevokeTarget::Session {
+                        sid: s.sid.clone(),
+                        refresh_hash: None,
+                    },
+                    2 => RevokeTarget::Session {
+                        sid: s.sid.clone(),
+                        refresh_hash: Some(s.hashes[rng.gen_range(0..s.hashes.len())].clone()),
+                    },
+                    _ => RevokeTarget::Subject {
+                        tenant: "acme".into(),
+                        subject: if rng.gen_bool(0.9) {
+                            s.subject.clone()
+                        } else {
+                            "nobody".into()
+                        },
+                    },
+                };
+                let request = RevokeRequest {
+                    target,
+                    now_ms: now,
+                    feed: FEED,
+                };
+                let a = memory.revoke(&request).await.unwrap().is_some();
+                let b = redis.revoke(&request).await.unwrap().is_some();
+                assert_eq!(a, b, "{}: {:?}", at("revoke"), request.target);
+            }
+            _ => {
+                let s = &known[rng.gen_range(0..known.len())];
+                let jti = &s.jtis[rng.gen_range(0..s.jtis.len())];
+                let skey = subject_key("acme", &s.subject);
+                let a = memory.revocation_state(jti, &s.sid, &skey).await.unwrap();
+                let b = redis.revocation_state(jti, &s.sid, &skey).await.unwrap();
+                assert_eq!(a, b, "{}", at("revocation state"));
+            }
+        }
+    }
+    // The logs hold the same events in the same order.
+    let a = memory.read_log("", 10_000).await.unwrap();
+    let b = redis.read_log("", 10_000).await.unwrap();
+    let strip = |events: Vec<RevocationEvent>| -> Vec<RevocationEvent> {
+        events
+            .into_iter()
+            .map(|mut e| {
+                e.cursor.clear();
+                e
+            })
+            .collect()
+    };
+    assert_eq!(strip(a), strip(b), "seed {seed}: the logs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_and_redis_answer_alike() {
+    let server = RedisServer::start().await;
+    for seed in 0..SEEDS {
+        server.command("FLUSHALL").await;
+        let redis = RedisStore::connect(&server.url(), std::time::Duration::from_secs(2))
+            .await
+            .expect("connect");
+        let memory = Arc::new(MemoryStore::new());
+        run_seed(seed, &memory, &redis).await;
+    }
+}
