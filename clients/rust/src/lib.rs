@@ -11,6 +11,7 @@
 //!   own checks and reason codes, from the JWK set and the revocation feed;
 //!   fails closed while its cache is out of sync.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -43,11 +44,18 @@ pub enum ClientError {
     /// The session is over (revoked, expired, or its refresh token was
     /// reused): sign the user in again; do not retry.
     #[error("session ended ({reason}); sign in again")]
-    SessionEnded { reason: String },
+    SessionEnded {
+        /// The reason code the server gave.
+        reason: String,
+    },
+    /// Any other failure of a call; see [`reason`] for its code.
     #[error("call failed: {0}")]
     Rpc(Status),
+    /// No connection to the server.
     #[error("cannot connect: {0}")]
     Transport(#[from] tonic::transport::Error),
+    /// The call could not be made as asked (a bad address, a non-ASCII API
+    /// key, a response without tokens).
     #[error("invalid argument: {0}")]
     Invalid(String),
 }
@@ -78,6 +86,13 @@ pub fn reason(status: &Status) -> Option<String> {
 
 /// Why [`LocalVerifier::verify`] refused a token, with the reason code the
 /// server's `Verify` gives in the same case.
+///
+/// ```
+/// use tessera_client::{TokenError, VerifyError};
+/// assert_eq!(VerifyError::NotInSync.reason(), "STORE_UNAVAILABLE");
+/// assert_eq!(VerifyError::from(TokenError::TokenRevoked).reason(), "TOKEN_REVOKED");
+/// assert_eq!(VerifyError::Invalid("access_token").reason(), "FIELD_INVALID");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
     /// The token is not good.
@@ -114,6 +129,8 @@ pub struct TesseraClient {
 }
 
 impl TesseraClient {
+    /// Connect to `addr` (`http://host:port`, or `https://` with TLS),
+    /// sending `api_key` as `x-tessera-key` on every call when given.
     pub async fn connect(addr: &str, api_key: Option<&str>) -> Result<Self, ClientError> {
         let channel = Channel::from_shared(addr.to_owned())
             .map_err(|e| ClientError::Invalid(e.to_string()))?
@@ -122,11 +139,23 @@ impl TesseraClient {
         Self::new(channel, api_key)
     }
 
+    /// A client on an existing channel (no connection is made here).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let channel = tonic::transport::Channel::from_static("http://127.0.0.1:50051").connect_lazy();
+    /// let client = tessera_client::TesseraClient::new(channel, Some("my-api-key"));
+    /// assert!(client.is_ok());
+    /// let bad = tonic::transport::Channel::from_static("http://127.0.0.1:50051").connect_lazy();
+    /// let refused = tessera_client::TesseraClient::new(bad, Some("two\nlines"));
+    /// assert!(refused.is_err(), "an API key must be a valid header value");
+    /// # }
+    /// ```
     pub fn new(channel: Channel, api_key: Option<&str>) -> Result<Self, ClientError> {
         let api_key = api_key
             .map(|k| {
                 k.parse()
-                    .map_err(|_| ClientError::Invalid("API key is not ASCII".into()))
+                    .map_err(|_| ClientError::Invalid("API key is not a valid header value".into()))
             })
             .transpose()?;
         Ok(TesseraClient {
@@ -143,6 +172,7 @@ impl TesseraClient {
         r
     }
 
+    /// `Issue`: open a session (the caller must be allowed `Issue`).
     pub async fn issue(&self, r: pb::IssueRequest) -> Result<pb::TokenPair, ClientError> {
         pair(
             self.inner
@@ -154,6 +184,7 @@ impl TesseraClient {
         )
     }
 
+    /// `Refresh`: rotate `refresh_token`; the presented token dies.
     pub async fn refresh(
         &self,
         refresh_token: &str,
@@ -181,6 +212,7 @@ impl TesseraClient {
         self.inner.clone().verify(self.req(r)).await
     }
 
+    /// `Revoke`; returns the event's cursor (empty when nothing was revoked).
     pub async fn revoke(&self, r: pb::RevokeRequest) -> Result<String, ClientError> {
         Ok(self
             .inner
@@ -191,6 +223,7 @@ impl TesseraClient {
             .cursor)
     }
 
+    /// `GetJwks`: the public keys as RFC 7517 JSON.
     pub async fn jwks(&self) -> Result<String, ClientError> {
         Ok(self
             .inner
@@ -201,6 +234,7 @@ impl TesseraClient {
             .jwks_json)
     }
 
+    /// `WatchRevocations`: the stream of revocation events.
     pub async fn watch(
         &self,
         r: pb::WatchRevocationsRequest,
@@ -248,6 +282,7 @@ impl TokenSource {
         Self::with_margin(client, pair, fingerprint, margin)
     }
 
+    /// Refresh `margin` before the access token expires.
     pub fn with_margin(
         client: TesseraClient,
         pair: pb::TokenPair,
