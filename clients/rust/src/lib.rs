@@ -32,10 +32,11 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
 use pb::token_authority_client::TokenAuthorityClient;
-/// Client stubs of `tessera.v1`, generated from the repository's proto.
+/// Client stubs of `tessera.v1`, generated from the repository's proto and
+/// checked in (`tests/stubs.rs` regenerates and compares them).
 pub mod pb {
     #![allow(clippy::all, missing_docs)]
-    tonic::include_proto!("tessera.v1");
+    include!("pb/tessera.v1.rs");
 }
 
 /// What a client call can end in.
