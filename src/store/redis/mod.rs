@@ -14,59 +14,26 @@
 //! [`super::batch`]): fred flushes the socket after every EVALSHA, and under
 //! load that per-call cost was the largest after the signature.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use fred::prelude::*;
 use fred::types::scripts::Script;
-use fred::types::streams::XReadValue;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
+
+mod log;
+mod scripts;
+
+use scripts::*;
 
 use super::batch::{script_error, Batcher};
+use super::schema;
+pub use super::schema::{CHANNEL, KEY_PREFIX};
 use super::{
     FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
     RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
     SessionData, Store, REUSE_HISTORY,
 };
 use crate::error::StoreError;
-
-use super::schema;
-pub use super::schema::{CHANNEL, KEY_PREFIX};
-
-/// The batch form of a script ([`Batcher`]): its body becomes `run(KEYS, ARGV)`.
-macro_rules! batched {
-    ($($prelude:literal),* ; $body:literal) => {
-        concat!(
-            $(include_str!($prelude),)*
-            "local function run(KEYS, ARGV)\n",
-            include_str!($body),
-            "end\n",
-            include_str!("scripts/batch.lua")
-        )
-    };
-}
-
-const CREATE_LUA: &str = batched!("scripts/common.lua", "scripts/gcra.lua"; "scripts/create.lua");
-const ROTATE_LUA: &str = batched!("scripts/common.lua", "scripts/gcra.lua"; "scripts/rotate.lua");
-const REVOKE_LUA: &str = concat!(
-    include_str!("scripts/common.lua"),
-    include_str!("scripts/revoke.lua")
-);
-const RENEW_LUA: &str = concat!(
-    include_str!("scripts/common.lua"),
-    include_str!("scripts/renew.lua")
-);
-/// The last id ever generated in the log (XINFO STREAM), "" without a log.
-const LOG_HEAD_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
-local info = redis.call('XINFO', 'STREAM', KEYS[1])
-for i = 1, #info, 2 do
-  if info[i] == 'last-generated-id' then return info[i + 1] end
-end
-return ''";
-const RATE_LUA: &str = concat!(
-    include_str!("scripts/gcra.lua"),
-    include_str!("scripts/rate.lua")
-);
 
 fn key(suffix: &str) -> String {
     format!("{KEY_PREFIX}{suffix}")
@@ -180,23 +147,6 @@ fn parse_data(json: &str) -> Result<SessionData, StoreError> {
 fn num(s: &str) -> Result<i64, StoreError> {
     s.parse()
         .map_err(|_| StoreError::Corrupt(format!("expected a number, got {s:?}")))
-}
-
-fn event_from(id: String, fields: HashMap<String, String>) -> Result<RevocationEvent, StoreError> {
-    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
-    let kind = RevocationKind::from_code(&get("k"))
-        .ok_or_else(|| StoreError::Corrupt(format!("log entry {id} has no kind")))?;
-    Ok(RevocationEvent {
-        cursor: id,
-        kind,
-        token_id: get("jti"),
-        session_id: get("sid"),
-        tenant: get("tid"),
-        subject: get("sub"),
-        revoked_at_ms: num(&get("at"))?,
-        issued_before_ms: num(&get("ib"))?,
-        expires_at_ms: num(&get("exp"))?,
-    })
 }
 
 impl Store for RedisStore {
@@ -471,20 +421,7 @@ impl Store for RedisStore {
         after: &str,
         limit: usize,
     ) -> Result<Vec<RevocationEvent>, StoreError> {
-        let start = if after.is_empty() {
-            "-".to_owned()
-        } else {
-            format!("({after}")
-        };
-        let entries: Vec<XReadValue<String, String, String>> = self
-            .client
-            .xrange_values(key(schema::LOG), start, "+", Some(limit as u64))
-            .await
-            .map_err(unavailable)?;
-        entries
-            .into_iter()
-            .map(|(id, fields)| event_from(id, fields))
-            .collect()
+        log::read(&self.client, after, limit).await
     }
 
     async fn log_head(&self) -> Result<String, StoreError> {
@@ -496,67 +433,7 @@ impl Store for RedisStore {
         let subscriber = Self::builder(&self.builder_config, self.timeout)
             .build_subscriber_client()
             .map_err(unavailable)?;
-        let mut messages = subscriber.message_rx();
-        let mut errors = subscriber.error_rx();
-        let mut reconnects = subscriber.reconnect_rx();
-        subscriber.connect();
-        let (tx, rx) = mpsc::channel(16);
-        tokio::spawn(async move {
-            // Until the first SUBSCRIBE succeeds the reader must not trust anything.
-            let mut subscribed = false;
-            let mut poll = tokio::time::interval(Duration::from_millis(200));
-            loop {
-                if !subscribed
-                    && subscriber.is_connected()
-                    && subscriber.subscribe(CHANNEL).await.is_ok()
-                {
-                    subscribed = true;
-                    if tx.send(FeedSignal::Restored).await.is_err() {
-                        break;
-                    }
-                }
-                let signal = tokio::select! {
-                    msg = messages.recv() => match msg {
-                        Ok(_) => Some(FeedSignal::Appended),
-                        // Lagged behind fred's broadcast (capacity 32): notifications
-                        // were dropped, not log entries; re-read the log.
-                        Err(broadcast::error::RecvError::Lagged(_)) => Some(FeedSignal::Appended),
-                        Err(broadcast::error::RecvError::Closed) => break,
-                    },
-                    _ = errors.recv() => {
-                        subscribed = false;
-                        Some(FeedSignal::Lost)
-                    }
-                    _ = reconnects.recv() => {
-                        // Re-subscribe ourselves, then re-read: anything published
-                        // while we were away is in the log.
-                        subscribed = false;
-                        None
-                    }
-                    _ = poll.tick() => {
-                        if subscribed && !subscriber.is_connected() {
-                            subscribed = false;
-                            Some(FeedSignal::Lost)
-                        } else {
-                            None
-                        }
-                    }
-                    _ = tx.closed() => break,
-                };
-                if let Some(signal) = signal {
-                    // Appended signals coalesce; Lost must get through.
-                    let sent = match signal {
-                        FeedSignal::Appended => tx.try_send(signal).is_ok() || !tx.is_closed(),
-                        _ => tx.send(signal).await.is_ok(),
-                    };
-                    if !sent {
-                        break;
-                    }
-                }
-            }
-            let _ = subscriber.quit().await;
-        });
-        Ok(rx)
+        Ok(log::follow(subscriber))
     }
 
     async fn ping(&self) -> Result<Option<i64>, StoreError> {
