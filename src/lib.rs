@@ -46,7 +46,7 @@ use keys::KeyRing;
 use service::{Authority, Policy};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
-use store::Store;
+use store::{Instrumented, Store};
 
 /// The fully qualified gRPC service name, as health checks know it.
 pub use tessera_core::wire::SERVICE_NAME;
@@ -109,9 +109,9 @@ pub async fn serve_with_admin(
     match parts.args.redis_url.clone() {
         Some(url) => {
             let store = RedisStore::connect(&url, parts.args.store_timeout.0).await?;
-            run(Arc::new(store), parts, shutdown).await
+            run(Arc::new(Instrumented(store)), parts, shutdown).await
         }
-        None => run(Arc::new(MemoryStore::new()), parts, shutdown).await,
+        None => run(Arc::new(Instrumented(MemoryStore::new())), parts, shutdown).await,
     }
 }
 

@@ -351,9 +351,7 @@ impl<S: Store> Authority<S> {
             rate_limit: p.issue_rate,
             caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
         };
-        let limited =
-            crate::telemetry::store_op("create_session", self.store.create_session(&new_session))
-                .await?;
+        let limited = self.store.create_session(&new_session).await?;
         if let Some(ms) = limited {
             return Err(Error::RateLimited {
                 retry_after: Duration::from_millis(ms.max(1) as u64),

@@ -209,8 +209,7 @@ impl<S: Store> Authority<S> {
         };
         let key = caller_rate_key(caller_name(extensions), rpc);
         let now_ms = crate::clock::now_ms();
-        match telemetry::store_op("rate_limit", self.store.rate_limit(&key, *limit, now_ms)).await?
-        {
+        match self.store.rate_limit(&key, *limit, now_ms).await? {
             None => Ok(()),
             Some(ms) => Err(Error::RateLimited {
                 retry_after: Duration::from_millis(ms.max(1) as u64),

@@ -47,12 +47,7 @@ impl<S: Store> Authority<S> {
             feed,
             keep_until_ms: now_ms + feed.access_horizon_ms,
         };
-        let (rotation, refresh, outcome) = match telemetry::store_op(
-            "rotate",
-            self.store.rotate(&rotate),
-        )
-        .await?
-        {
+        let (rotation, refresh, outcome) = match self.store.rotate(&rotate).await? {
             RotateOutcome::Rotated(rotation) => (rotation, successor, "rotated"),
             RotateOutcome::Grace { rotation, sealed } => {
                 // The same successor the winner got: opened with the presented

@@ -138,9 +138,7 @@ impl<S: Store> Authority<S> {
             now_ms: crate::clock::now_ms(),
             feed: self.policy.feed(),
         };
-        let cursor = crate::telemetry::store_op("revoke", self.store.revoke(&request))
-            .await?
-            .unwrap_or_default();
+        let cursor = self.store.revoke(&request).await?.unwrap_or_default();
         if !cursor.is_empty() {
             metrics::counter!(crate::telemetry::REVOCATIONS, "kind" => kind).increment(1);
         }

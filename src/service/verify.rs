@@ -121,11 +121,10 @@ impl<S: Store> Authority<S> {
                 CacheAnswer::Unknown => {}
             }
         }
-        let state = crate::telemetry::store_op(
-            "revocation_state",
-            self.store.revocation_state(&claims.jti, &claims.sid, &skey),
-        )
-        .await?;
+        let state = self
+            .store
+            .revocation_state(&claims.jti, &claims.sid, &skey)
+            .await?;
         Ok(state.revokes(claims.iat))
     }
 
@@ -200,7 +199,7 @@ impl<S: Store> Authority<S> {
             marker_ttl_ms: (remaining.max(0) + p.leeway.as_secs() as i64 + 1) * 1000,
             keep_until_ms: now_ms + p.feed().access_horizon_ms,
         };
-        let outcome = crate::telemetry::store_op("renew", self.store.renew(&request)).await?;
+        let outcome = self.store.renew(&request).await?;
         let band = match outcome {
             crate::store::RenewOutcome::Invalid => "refused",
             crate::store::RenewOutcome::Extended => "extend",

@@ -66,7 +66,7 @@ impl<S: Store> Authority<S> {
             return Ok(());
         }
         // This replica's feed may lag the store: the store decides.
-        let head = crate::telemetry::store_op("log_head", self.store.log_head()).await?;
+        let head = self.store.log_head().await?;
         match parse_cursor(&head) {
             Some(head) if after <= head => Ok(()),
             _ => Err(Error::CursorInvalid),

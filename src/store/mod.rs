@@ -16,10 +16,12 @@ use tokio::sync::mpsc;
 use crate::error::StoreError;
 
 mod batch;
+mod instrumented;
 pub mod memory;
 pub mod redis;
 pub mod schema;
 
+pub use instrumented::Instrumented;
 pub use tessera_core::revocation::{
     cutoff_kills, parse_cursor, subject_key, RevocationEvent, RevocationKind,
 };
