@@ -37,8 +37,8 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{to_status, Error};
 
+use tessera_core::wire::SERVICE_PATH_PREFIX as SERVICE_PREFIX;
 pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
-const SERVICE_PREFIX: &str = "/tessera.v1.TokenAuthority/";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

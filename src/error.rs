@@ -216,6 +216,34 @@ pub fn status_reason(status: &Status) -> Option<String> {
     status.get_details_error_info().map(|i| i.reason)
 }
 
+/// Log a failed call once, at the level its cause deserves (store and
+/// internal failures are the operator's business; a client's bad token is
+/// not), and map it onto its status. Never logs a request field.
+pub fn failed(rpc: &str, err: Error) -> Status {
+    let reason = err.reason();
+    match &err {
+        Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
+        Error::Internal(why) => tracing::error!(rpc, reason, error = %why, "call failed"),
+        Error::RateLimited { .. } | Error::RefreshTokenReused | Error::FingerprintMismatch => {
+            tracing::info!(rpc, reason, "call failed")
+        }
+        Error::TokenMalformed
+        | Error::TokenSignatureInvalid
+        | Error::TokenExpired
+        | Error::TokenNotYetValid
+        | Error::TokenRevoked
+        | Error::IssuerMismatch
+        | Error::AudienceMismatch
+        | Error::RefreshTokenInvalid
+        | Error::CallerUnauthenticated
+        | Error::ScopeMissing
+        | Error::CallerNotAllowed
+        | Error::InvalidArgument(_)
+        | Error::CursorInvalid => tracing::debug!(rpc, reason, "call failed"),
+    }
+    Status::from(err)
+}
+
 // === tonic's own decode failures ===
 
 /// Largest request message accepted on the gRPC port (bytes). The largest

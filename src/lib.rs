@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
 pub mod admin;
+pub mod caller_limits;
 pub mod callers;
 pub mod cli;
 pub mod clock;
@@ -216,6 +217,8 @@ async fn run<S: Store>(
     }
 
     let policy = Policy::from_args(&args);
+    let caller_limits =
+        caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());
     let authority = Authority::new(store, keys, feed, policy, drain_rx);
     let service = pb::token_authority_server::TokenAuthorityServer::new(authority)
         .max_decoding_message_size(error::MAX_REQUEST_BYTES);
@@ -253,6 +256,7 @@ async fn run<S: Store>(
     let server = builder
         .layer(telemetry::MetricsLayer)
         .layer(AuthLayer::new(callers))
+        .layer(caller_limits)
         .layer(stream_caps)
         .layer(error::DecodeErrorLayer)
         .add_service(health)

@@ -180,44 +180,6 @@ fn caller_rate_for(
         .map(|c| c.rate)
 }
 
-/// The name of the authorized caller of a request (`anonymous` without callers).
-fn caller_name(extensions: &tonic::Extensions) -> &str {
-    extensions
-        .get::<crate::callers::CallerName>()
-        .map_or("anonymous", |c| c.0.as_str())
-}
-
-/// The store key of a caller's budget for `rpc`.
-fn caller_rate_key(caller: &str, rpc: &str) -> String {
-    format!("caller:{}:{rpc}", tokens::sha256_b64(caller.as_bytes()))
-}
-
-impl<S: Store> Authority<S> {
-    /// Per-caller budget of `rpc`, when one is configured (`--caller-rate`).
-    /// Issue's is counted by the store in the same step as the session.
-    async fn limit_caller(&self, extensions: &tonic::Extensions, rpc: &str) -> Result<(), Error> {
-        if rpc == "Issue" {
-            return Ok(());
-        }
-        let rates = &self.policy.caller_rates;
-        let Some((_, limit)) = rates
-            .iter()
-            .find(|(r, _)| r == rpc)
-            .or_else(|| rates.iter().find(|(r, _)| r == "*"))
-        else {
-            return Ok(());
-        };
-        let key = caller_rate_key(caller_name(extensions), rpc);
-        let now_ms = crate::clock::now_ms();
-        match self.store.rate_limit(&key, *limit, now_ms).await? {
-            None => Ok(()),
-            Some(ms) => Err(Error::RateLimited {
-                retry_after: Duration::from_millis(ms.max(1) as u64),
-            }),
-        }
-    }
-}
-
 // === helpers shared by the RPCs ===
 
 /// `N` random bytes, base64url, from the thread-local CSPRNG (ChaCha12,
@@ -410,33 +372,7 @@ pub fn struct_to_json_lossy(s: &prost_types::Struct) -> serde_json::Value {
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
-/// Log a failed call once, at the level its cause deserves (store and
-/// internal failures are the operator's business; a client's bad token is
-/// not), and map it onto its status. Never logs a request field.
-fn failed(rpc: &'static str, err: Error) -> Status {
-    let reason = err.reason();
-    match &err {
-        Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
-        Error::Internal(why) => tracing::error!(rpc, reason, error = %why, "call failed"),
-        Error::RateLimited { .. } | Error::RefreshTokenReused | Error::FingerprintMismatch => {
-            tracing::info!(rpc, reason, "call failed")
-        }
-        Error::TokenMalformed
-        | Error::TokenSignatureInvalid
-        | Error::TokenExpired
-        | Error::TokenNotYetValid
-        | Error::TokenRevoked
-        | Error::IssuerMismatch
-        | Error::AudienceMismatch
-        | Error::RefreshTokenInvalid
-        | Error::CallerUnauthenticated
-        | Error::ScopeMissing
-        | Error::CallerNotAllowed
-        | Error::InvalidArgument(_)
-        | Error::CursorInvalid => tracing::debug!(rpc, reason, "call failed"),
-    }
-    Status::from(err)
-}
+use crate::error::failed;
 
 #[tonic::async_trait]
 impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
@@ -444,7 +380,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let caller_key = caller_rate_key(caller_name(request.extensions()), "Issue");
+        let caller_key = crate::caller_limits::budget_key(
+            crate::caller_limits::caller_name(request.extensions()),
+            "Issue",
+        );
         let result = self.issue(request.into_inner(), caller_key).await;
         let response = result.map_err(|e| failed("Issue", e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
@@ -455,11 +394,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let result = async move {
-            self.limit_caller(request.extensions(), "Refresh").await?;
-            self.refresh(request.into_inner()).await
-        }
-        .await;
+        let result = self.refresh(request.into_inner()).await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(Error::RefreshTokenReused) => "reused",
@@ -478,11 +413,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let result = async move {
-            self.limit_caller(request.extensions(), "Verify").await?;
-            self.verify(request.into_inner()).await
-        }
-        .await;
+        let result = self.verify(request.into_inner()).await;
         match &result {
             Ok(_) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "ok", "reason" => "").increment(1),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
@@ -504,11 +435,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let result = async move {
-            self.limit_caller(request.extensions(), "Revoke").await?;
-            self.revoke(request.into_inner()).await
-        }
-        .await;
+        let result = self.revoke(request.into_inner()).await;
         Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
     }
 
@@ -518,12 +445,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let result = async move {
-            self.limit_caller(request.extensions(), "WatchRevocations")
-                .await?;
-            self.watch(request.into_inner()).await
-        }
-        .await;
+        let result = self.watch(request.into_inner()).await;
         Ok(Response::new(
             result.map_err(|e| failed("WatchRevocations", e))?,
         ))
@@ -531,11 +453,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
 
     async fn get_jwks(
         &self,
-        request: Request<pb::GetJwksRequest>,
+        _request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        self.limit_caller(request.extensions(), "GetJwks")
-            .await
-            .map_err(|e| failed("GetJwks", e))?;
         Ok(Response::new(pb::GetJwksResponse {
             jwks_json: self.keys.current().jwks_json().to_owned(),
         }))

@@ -1,8 +1,17 @@
 //! The names of the wire contract, defined once: the gRPC service and its
 //! methods, the metadata headers, and the `ErrorInfo` reason codes.
 
+macro_rules! service_name {
+    () => {
+        "tessera.v1.TokenAuthority"
+    };
+}
+
 /// The fully qualified gRPC service name (health checks know it by this).
-pub const SERVICE_NAME: &str = "tessera.v1.TokenAuthority";
+pub const SERVICE_NAME: &str = service_name!();
+
+/// The HTTP/2 path prefix of the service's methods (`/<service>/<method>`).
+pub const SERVICE_PATH_PREFIX: &str = concat!("/", service_name!(), "/");
 
 /// The `ErrorInfo.domain` of every error Tessera returns.
 pub const ERROR_DOMAIN: &str = "tessera";

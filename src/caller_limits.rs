@@ -1,0 +1,140 @@
+//! Per-caller budgets (`--caller-rate`), enforced by a tower layer beside
+//! the authorization layer, before any handler runs.
+
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::callers::CallerName;
+use crate::error::Error;
+
+use tessera_core::wire::SERVICE_PATH_PREFIX as SERVICE_PREFIX;
+
+/// The name of the authorized caller of a request (`anonymous` without callers).
+pub fn caller_name(extensions: &http::Extensions) -> &str {
+    extensions
+        .get::<CallerName>()
+        .map_or("anonymous", |c| c.0.as_str())
+}
+
+/// The store key of a caller's budget for `rpc` (the name is hashed: any
+/// bytes, no injection into key names).
+pub fn budget_key(caller: &str, rpc: &str) -> String {
+    format!(
+        "caller:{}:{rpc}",
+        crate::tokens::sha256_b64(caller.as_bytes())
+    )
+}
+
+// === impl CallerLimitLayer ===
+
+/// Per-caller budgets (`--caller-rate`), a tower layer inside the `AuthLayer`:
+/// a call over its caller's budget for its RPC is refused with
+/// `RESOURCE_EXHAUSTED`/`RATE_LIMITED` before any handler runs. Counted in
+/// the store, so a budget holds across replicas (one round trip per limited
+/// call). Issue's budget is counted by the store in the same step as the
+/// session it writes, so it is not counted here.
+pub struct CallerLimitLayer<S> {
+    store: Arc<S>,
+    rates: Arc<Vec<(String, crate::store::RateLimit)>>,
+}
+
+impl<S> Clone for CallerLimitLayer<S> {
+    fn clone(&self) -> Self {
+        CallerLimitLayer {
+            store: self.store.clone(),
+            rates: self.rates.clone(),
+        }
+    }
+}
+
+impl<S> CallerLimitLayer<S> {
+    /// Budgets by RPC name (`*` = any).
+    pub fn new(store: Arc<S>, rates: Vec<(String, crate::store::RateLimit)>) -> Self {
+        CallerLimitLayer {
+            store,
+            rates: Arc::new(rates),
+        }
+    }
+}
+
+impl<S, Svc> tower::Layer<Svc> for CallerLimitLayer<S> {
+    type Service = CallerLimits<S, Svc>;
+    fn layer(&self, inner: Svc) -> Self::Service {
+        CallerLimits {
+            inner,
+            limits: self.clone(),
+        }
+    }
+}
+
+pub struct CallerLimits<S, Svc> {
+    inner: Svc,
+    limits: CallerLimitLayer<S>,
+}
+
+impl<S, Svc: Clone> Clone for CallerLimits<S, Svc> {
+    fn clone(&self) -> Self {
+        CallerLimits {
+            inner: self.inner.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+impl<S, Svc, B> tower::Service<http::Request<B>> for CallerLimits<S, Svc>
+where
+    S: crate::store::Store,
+    Svc: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    Svc::Future: Send + 'static,
+    Svc::Error: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Svc::Response;
+    type Error = Svc::Error;
+    type Future = futures::future::BoxFuture<'static, Result<Svc::Response, Svc::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let rates = &self.limits.rates;
+        let limit = req
+            .uri()
+            .path()
+            .strip_prefix(SERVICE_PREFIX)
+            .filter(|rpc| *rpc != "Issue")
+            .and_then(|rpc| {
+                rates
+                    .iter()
+                    .find(|(r, _)| r == rpc)
+                    .or_else(|| rates.iter().find(|(r, _)| r == "*"))
+                    .map(|(_, limit)| (rpc.to_owned(), *limit))
+            });
+        let Some((rpc, limit)) = limit else {
+            return Box::pin(self.inner.call(req));
+        };
+        // The service that was polled ready serves this call.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let store = self.limits.store.clone();
+        let key = budget_key(caller_name(req.extensions()), &rpc);
+        Box::pin(async move {
+            let now_ms = crate::clock::now_ms();
+            let refused = match store.rate_limit(&key, limit, now_ms).await {
+                Ok(None) => None,
+                Ok(Some(ms)) => Some(Error::RateLimited {
+                    retry_after: std::time::Duration::from_millis(ms.max(1) as u64),
+                }),
+                Err(e) => Some(Error::Store(e)),
+            };
+            match refused {
+                None => inner.call(req).await,
+                Some(e) => Ok(crate::error::failed(&rpc, e).into_http()),
+            }
+        })
+    }
+}
