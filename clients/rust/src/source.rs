@@ -1,0 +1,205 @@
+//! [`TokenSource`] (a session's pair, refreshed ahead of expiry and on
+//! `TOKEN_EXPIRED`) and [`BearerInterceptor`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tessera_core::tokens;
+use tessera_core::wire::{self, reason as code};
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status};
+
+use crate::{pb, reason, ClientError, TesseraClient};
+
+struct Held {
+    access_token: String,
+    refresh_token: String,
+    /// When the access token expires, on the local monotonic clock: receipt
+    /// time plus the server's `expires_in`, so wall-clock skew is irrelevant.
+    expires: Instant,
+}
+
+/// A session's token pair, refreshed ahead of expiry.
+pub struct TokenSource {
+    client: TesseraClient,
+    fingerprint: String,
+    held: RwLock<Held>,
+    /// Single flight: one refresh at a time; the others wait and reuse it.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Refresh this long before expiry.
+    margin: Duration,
+    refreshes: AtomicU64,
+}
+
+impl TokenSource {
+    /// Refresh `margin` before the access token expires (a fifth of its
+    /// lifetime, at most 60 s, by default).
+    pub fn new(client: TesseraClient, pair: pb::TokenPair, fingerprint: &str) -> Arc<Self> {
+        let margin = Duration::from_secs((pair.expires_in.max(0) as u64 / 5).min(60));
+        Self::with_margin(client, pair, fingerprint, margin)
+    }
+
+    /// Refresh `margin` before the access token expires.
+    pub fn with_margin(
+        client: TesseraClient,
+        pair: pb::TokenPair,
+        fingerprint: &str,
+        margin: Duration,
+    ) -> Arc<Self> {
+        Arc::new(TokenSource {
+            client,
+            fingerprint: fingerprint.to_owned(),
+            held: RwLock::new(held_from(&pair)),
+            refreshing: tokio::sync::Mutex::new(()),
+            margin,
+            refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// How many refreshes this source made.
+    pub fn refreshes(&self) -> u64 {
+        self.refreshes.load(Ordering::Relaxed)
+    }
+
+    /// The current access token, without refreshing (for interceptors).
+    pub fn current(&self) -> String {
+        self.held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .access_token
+            .clone()
+    }
+
+    fn fresh(&self) -> Option<String> {
+        let held = self.held.read().unwrap_or_else(|p| p.into_inner());
+        (Instant::now() + self.margin < held.expires).then(|| held.access_token.clone())
+    }
+
+    /// A valid access token, refreshing first when it is about to expire.
+    pub async fn access_token(&self) -> Result<String, ClientError> {
+        if let Some(t) = self.fresh() {
+            return Ok(t);
+        }
+        let _flight = self.refreshing.lock().await;
+        if let Some(t) = self.fresh() {
+            return Ok(t); // another caller refreshed while we waited
+        }
+        self.refresh_locked().await
+    }
+
+    /// Refresh because the server said `stale` expired; if someone already
+    /// replaced `stale`, use theirs.
+    pub async fn refresh_after(&self, stale: &str) -> Result<String, ClientError> {
+        let _flight = self.refreshing.lock().await;
+        let current = self.current();
+        if current != stale {
+            return Ok(current);
+        }
+        self.refresh_locked().await
+    }
+
+    async fn refresh_locked(&self) -> Result<String, ClientError> {
+        let refresh_token = self
+            .held
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .refresh_token
+            .clone();
+        let pair = self
+            .client
+            .refresh(&refresh_token, &self.fingerprint)
+            .await?;
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let token = pair.access_token.clone();
+        *self.held.write().unwrap_or_else(|p| p.into_inner()) = held_from(&pair);
+        Ok(token)
+    }
+
+    /// Adopt a token renewed by `Verify` (`x-new-token`), valid for `expires_in` seconds.
+    pub fn adopt(&self, token: &str, expires_in: i64) {
+        let mut held = self.held.write().unwrap_or_else(|p| p.into_inner());
+        held.access_token = token.to_owned();
+        held.expires = Instant::now() + Duration::from_secs(expires_in.max(0) as u64);
+    }
+
+    /// Pick up `x-new-token` from response metadata, if present.
+    pub fn observe(&self, metadata: &MetadataMap, expires_in: i64) {
+        if let Some(t) = metadata
+            .get(wire::NEW_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            self.adopt(t, expires_in);
+        }
+    }
+
+    /// Silent refresh: run `f` with a valid token; on `TOKEN_EXPIRED`
+    /// refresh once and retry once. A response carrying `x-new-token`
+    /// (sliding renewal) replaces the held token. Revocation and reuse end
+    /// the session ([`ClientError::SessionEnded`]); they are never retried.
+    pub async fn call<T, F, Fut>(&self, f: F) -> Result<Response<T>, ClientError>
+    where
+        F: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<Response<T>, Status>>,
+    {
+        let token = self.access_token().await?;
+        let response = match f(token.clone()).await {
+            Err(s) if reason(&s).as_deref() == Some(code::TOKEN_EXPIRED) => {
+                let fresh = self.refresh_after(&token).await?;
+                f(fresh).await?
+            }
+            other => other?,
+        };
+        if let Some(new) = response
+            .metadata()
+            .get(wire::NEW_TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            // Only for scheduling: the lifetime the authority gave the new
+            // token (exp − iat), counted from now on the local clock.
+            if let Some(lifetime) = token_lifetime(new) {
+                self.adopt(new, lifetime);
+            }
+        }
+        Ok(response)
+    }
+
+    /// An interceptor that attaches the current token as `authorization: Bearer …`.
+    pub fn interceptor(self: &Arc<Self>) -> BearerInterceptor {
+        BearerInterceptor {
+            source: self.clone(),
+        }
+    }
+}
+
+/// `exp − iat` of a JWT from the authority (payload read without checking
+/// the signature: it only schedules the next refresh).
+fn token_lifetime(token: &str) -> Option<i64> {
+    let payload = token.split('.').nth(1)?;
+    let claims = tokens::decode_payload_unverified(payload)?;
+    Some(claims.0 - claims.1)
+}
+
+fn held_from(pair: &pb::TokenPair) -> Held {
+    Held {
+        access_token: pair.access_token.clone(),
+        refresh_token: pair.refresh_token.clone(),
+        expires: Instant::now() + Duration::from_secs(pair.expires_in.max(0) as u64),
+    }
+}
+
+/// Attaches `authorization: Bearer <access token>` to every request.
+#[derive(Clone)]
+pub struct BearerInterceptor {
+    source: Arc<TokenSource>,
+}
+
+impl tonic::service::Interceptor for BearerInterceptor {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        let value = format!("Bearer {}", self.source.current())
+            .parse()
+            .map_err(|_| Status::internal("token is not a valid header value"))?;
+        req.metadata_mut().insert("authorization", value);
+        Ok(req)
+    }
+}

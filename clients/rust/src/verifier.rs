@@ -1,0 +1,329 @@
+//! [`LocalVerifier`]: verifies access tokens in process, exactly as the
+//! server's default `Verify`, from the JWK set and the revocation feed.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tessera_core::checks::{check_audience_and_binding, check_scopes};
+use tessera_core::error::TokenError;
+use tessera_core::keys::PublicKeys;
+use tessera_core::revocation::{
+    subject_key, CacheAnswer, RevocationCache, RevocationEvent, RevocationKind,
+};
+use tessera_core::tokens::{self, AccessClaims, VerifyPolicy};
+use tessera_core::unix_now_ms;
+use tessera_core::wire::reason as code;
+
+use crate::{pb, reason, ClientError, TesseraClient};
+
+/// Why [`LocalVerifier::verify`] refused a token, with the reason code the
+/// server's `Verify` gives in the same case.
+///
+/// ```
+/// use tessera_client::{TokenError, VerifyError};
+/// assert_eq!(VerifyError::NotInSync.reason(), "STORE_UNAVAILABLE");
+/// assert_eq!(VerifyError::from(TokenError::TokenRevoked).reason(), "TOKEN_REVOKED");
+/// assert_eq!(VerifyError::Invalid("access_token").reason(), "FIELD_INVALID");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The token is not good.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The revocation cache is not in sync with the feed: fail closed (ask
+    /// the server instead). The server's reason in that case would be
+    /// `STORE_UNAVAILABLE`.
+    #[error("local verifier is not in sync with the revocation feed")]
+    NotInSync,
+    /// The request itself is bad (e.g. an empty or oversized token).
+    #[error("invalid argument: {0}")]
+    Invalid(&'static str),
+}
+
+impl VerifyError {
+    /// The `ErrorInfo.reason` the server would give.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerifyError::Token(e) => e.reason(),
+            VerifyError::NotInSync => code::STORE_UNAVAILABLE,
+            VerifyError::Invalid(_) => code::FIELD_INVALID,
+        }
+    }
+}
+
+/// Options of a [`LocalVerifier`].
+#[derive(Debug, Clone)]
+pub struct VerifierOptions {
+    /// The issuer the server mints (`--issuer`).
+    pub issuer: String,
+    /// Clock-skew tolerance, seconds (the server's `--leeway`).
+    pub leeway: i64,
+    /// An unknown `kid` refetches the JWK set at most this often.
+    pub min_refetch: Duration,
+    /// Resume the feed after this cursor (one saved from an earlier run)
+    /// instead of starting from a snapshot. A cursor the server refuses
+    /// (`CURSOR_INVALID`: from another deployment, or ahead of its log) is
+    /// dropped and the verifier resynchronises from a snapshot.
+    pub resume_cursor: String,
+}
+
+impl Default for VerifierOptions {
+    fn default() -> Self {
+        VerifierOptions {
+            issuer: "tessera".into(),
+            leeway: 30,
+            min_refetch: Duration::from_secs(30),
+            resume_cursor: String::new(),
+        }
+    }
+}
+
+struct VerifierState {
+    client: TesseraClient,
+    options: VerifierOptions,
+    keys: RwLock<Arc<PublicKeys>>,
+    last_fetch: Mutex<Instant>,
+    feed: RevocationCache,
+    cursor: Mutex<String>,
+    /// revoked_at of the last applied event, and when it arrived here.
+    last_event: Mutex<Option<(i64, Instant)>>,
+}
+
+/// Verifies access tokens in process, exactly as the server's `Verify`
+/// (default consistency) does, from the JWK set and the revocation feed.
+pub struct LocalVerifier {
+    state: Arc<VerifierState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LocalVerifier {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LocalVerifier {
+    /// Fetch the JWK set and start following the revocation feed (with a
+    /// snapshot of everything in force, then live, resuming from the last
+    /// cursor after a disconnect).
+    pub async fn start(
+        client: TesseraClient,
+        options: VerifierOptions,
+    ) -> Result<Self, ClientError> {
+        let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let cursor = Mutex::new(options.resume_cursor.clone());
+        let state = Arc::new(VerifierState {
+            client,
+            options,
+            keys: RwLock::new(Arc::new(keys)),
+            last_fetch: Mutex::new(Instant::now()),
+            feed: RevocationCache::default(),
+            cursor,
+            last_event: Mutex::new(None),
+        });
+        let task = tokio::spawn(follow(state.clone()));
+        Ok(LocalVerifier { state, task })
+    }
+
+    /// Is the revocation cache complete (stream connected and caught up)?
+    pub fn in_sync(&self) -> bool {
+        self.state.feed.in_sync()
+    }
+
+    /// How far behind the last revocation arrived: its age when it got here.
+    pub fn lag(&self) -> Option<Duration> {
+        let last = *self
+            .state
+            .last_event
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        last.map(|(revoked_at_ms, _)| {
+            Duration::from_millis((unix_now_ms() - revoked_at_ms).max(0) as u64)
+        })
+    }
+
+    /// Wait until in sync (or the timeout passes).
+    pub async fn wait_in_sync(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.in_sync() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
+    }
+
+    /// Verify `token` with the server's checks and reason codes:
+    /// signature and algorithm by `kid`, validity window, issuer, audience,
+    /// device binding, revocation, scopes. Out of sync: fails closed with
+    /// `STORE_UNAVAILABLE` (ask the server instead).
+    pub async fn verify(
+        &self,
+        token: &str,
+        audience: &str,
+        fingerprint: &str,
+        required_scopes: &[String],
+    ) -> Result<AccessClaims, VerifyError> {
+        if token.is_empty() || token.len() > tokens::MAX_TOKEN_BYTES {
+            return Err(VerifyError::Invalid("access_token must be 1 to 8192 bytes"));
+        }
+        let policy = VerifyPolicy {
+            issuer: self.state.options.issuer.clone(),
+            leeway: self.state.options.leeway,
+        };
+        let now_ms = unix_now_ms();
+        let keys = self
+            .state
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let claims = match tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy) {
+            Err(TokenError::TokenSignatureInvalid) if self.refetch_for(token).await => {
+                let keys = self
+                    .state
+                    .keys
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
+                tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy)?
+            }
+            other => other?,
+        };
+        check_audience_and_binding(&claims, audience, fingerprint)?;
+        let skey = subject_key(&claims.tid, &claims.sub);
+        match self
+            .state
+            .feed
+            .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
+        {
+            CacheAnswer::Revoked => return Err(TokenError::TokenRevoked.into()),
+            CacheAnswer::NotRevoked => {}
+            CacheAnswer::Unknown => return Err(VerifyError::NotInSync),
+        }
+        check_scopes(&claims, required_scopes)?;
+        Ok(claims)
+    }
+
+    /// On an unknown `kid`, refetch the JWK set (at most every `min_refetch`).
+    async fn refetch_for(&self, token: &str) -> bool {
+        let Some(header) = tokens::header_kid(token) else {
+            return false;
+        };
+        if self
+            .state
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&header)
+        {
+            return false;
+        }
+        {
+            let mut last = self
+                .state
+                .last_fetch
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.elapsed() < self.state.options.min_refetch {
+                return false;
+            }
+            *last = Instant::now();
+        }
+        match self
+            .state
+            .client
+            .jwks()
+            .await
+            .ok()
+            .and_then(|j| PublicKeys::from_jwks_json(&j).ok())
+        {
+            Some(keys) => {
+                *self.state.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn to_event(e: &pb::RevocationEvent) -> Option<RevocationEvent> {
+    let ms = |t: &Option<prost_types::Timestamp>| {
+        t.as_ref()
+            .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
+    };
+    let kind = match pb::RevocationKind::try_from(e.kind).ok()? {
+        pb::RevocationKind::Token => RevocationKind::Token,
+        pb::RevocationKind::Session => RevocationKind::Session,
+        pb::RevocationKind::Subject => RevocationKind::Subject,
+        pb::RevocationKind::Unspecified => return None,
+    };
+    Some(RevocationEvent {
+        cursor: e.cursor.clone(),
+        kind,
+        token_id: e.token_id.clone(),
+        session_id: e.session_id.clone(),
+        tenant: e.tenant.clone(),
+        subject: e.subject.clone(),
+        revoked_at_ms: ms(&e.revoked_at),
+        issued_before_ms: ms(&e.issued_before),
+        expires_at_ms: ms(&e.expires_at),
+    })
+}
+
+/// Follow the feed forever: snapshot first, then live; on a break, mark the
+/// cache out of sync and resume from the last cursor.
+async fn follow(state: Arc<VerifierState>) {
+    let mut expire = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let cursor = state
+            .cursor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let request = pb::WatchRevocationsRequest {
+            include_snapshot: cursor.is_empty(),
+            after_cursor: cursor,
+            mark_caught_up: true,
+        };
+        match state.client.watch(request).await {
+            Ok(mut stream) => {
+                loop {
+                    tokio::select! {
+                        msg = stream.message() => match msg {
+                            Ok(Some(ev)) => match to_event(&ev) {
+                                None => state.feed.set_in_sync(true), // caught up
+                                Some(event) => {
+                                    state.feed.apply(std::slice::from_ref(&event));
+                                    *state.last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some((event.revoked_at_ms, Instant::now()));
+                                    *state.cursor.lock().unwrap_or_else(|p| p.into_inner()) = event.cursor;
+                                }
+                            },
+                            Ok(None) | Err(_) => break,
+                        },
+                        _ = expire.tick() => state.feed.expire(unix_now_ms()),
+                    }
+                }
+            }
+            Err(e) if reason(&e).as_deref() == Some(code::CURSOR_INVALID) => {
+                // Never trust a cursor the server does not know: start over
+                // from a snapshot of everything in force.
+                tracing::warn!(
+                    "revocation feed refused our cursor; resynchronising from a snapshot"
+                );
+                state
+                    .cursor
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
+                continue;
+            }
+            Err(e) => tracing::warn!(error = %e, "revocation feed unavailable"),
+        }
+        // Out of sync until the resumed stream has caught up again.
+        state.feed.set_in_sync(false);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
