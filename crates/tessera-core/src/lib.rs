@@ -15,6 +15,7 @@
 
 pub mod checks;
 pub mod error;
+pub mod jwks;
 pub mod keys;
 pub mod revocation;
 pub mod tokens;
