@@ -174,21 +174,9 @@ impl LocalVerifier {
             leeway: self.state.options.leeway,
         };
         let now_ms = unix_now_ms();
-        let keys = self
-            .state
-            .keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let claims = match tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy) {
+        let claims = match tokens::verify(self.keys().as_ref(), token, now_ms / 1000, &policy) {
             Err(TokenError::TokenSignatureInvalid) if self.refetch_for(token).await => {
-                let keys = self
-                    .state
-                    .keys
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                tokens::verify(keys.as_ref(), token, now_ms / 1000, &policy)?
+                tokens::verify(self.keys().as_ref(), token, now_ms / 1000, &policy)?
             }
             other => other?,
         };
@@ -207,18 +195,21 @@ impl LocalVerifier {
         Ok(claims)
     }
 
+    /// The JWK set in force.
+    fn keys(&self) -> Arc<PublicKeys> {
+        self.state
+            .keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// On an unknown `kid`, refetch the JWK set (at most every `min_refetch`).
     async fn refetch_for(&self, token: &str) -> bool {
         let Some(header) = tokens::header_kid(token) else {
             return false;
         };
-        if self
-            .state
-            .keys
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(&header)
-        {
+        if self.keys().contains(&header) {
             return false;
         }
         {
