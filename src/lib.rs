@@ -17,6 +17,7 @@ pub mod callers;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod feed;
 mod health;

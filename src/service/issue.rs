@@ -142,34 +142,6 @@ fn ttl(
     Some(Duration::from_secs(d.seconds as u64))
 }
 
-/// Proto `Value` → JSON, refusing NaN and infinities (not JSON).
-fn to_json(value: prost_types::Value) -> Option<Value> {
-    use prost_types::value::Kind;
-    Some(match value.kind? {
-        Kind::NullValue(_) => Value::Null,
-        Kind::NumberValue(n) => {
-            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-                Value::from(n as i64)
-            } else {
-                Value::from(serde_json::Number::from_f64(n)?)
-            }
-        }
-        Kind::StringValue(s) => Value::String(s),
-        Kind::BoolValue(b) => Value::Bool(b),
-        Kind::StructValue(s) => Value::Object(struct_to_json(s)?),
-        Kind::ListValue(l) => {
-            Value::Array(l.values.into_iter().map(to_json).collect::<Option<_>>()?)
-        }
-    })
-}
-
-pub(crate) fn struct_to_json(s: prost_types::Struct) -> Option<Map<String, Value>> {
-    s.fields
-        .into_iter()
-        .map(|(k, v)| Some((k, to_json(v)?)))
-        .collect()
-}
-
 /// Walk a claim value: count its nodes (stopping once over `budget`) and
 /// tell whether any string or member name in it holds a control character.
 fn scan(value: &prost_types::Value, budget: &mut usize) -> Result<(), &'static str> {
@@ -242,7 +214,7 @@ fn custom_claims(v: &mut Violations, claims: Option<prost_types::Struct>) -> Map
             format!("claim names must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
         );
     }
-    let Some(custom) = struct_to_json(claims) else {
+    let Some(custom) = crate::convert::struct_to_json(claims) else {
         v.add("claims", "numbers must be finite");
         return Map::new();
     };

@@ -8,12 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use futures::Stream;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
@@ -29,7 +24,12 @@ use crate::tokens::{self, AccessClaims, Confirmation, VerifyPolicy};
 mod issue;
 mod refresh;
 mod revoke;
+mod secrets;
 mod verify;
+
+pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
+pub use secrets::random_b64;
+pub(crate) use secrets::{derive_jti, RefreshToken};
 
 mod watch_feed;
 
@@ -182,105 +182,6 @@ fn caller_rate_for(
 
 // === helpers shared by the RPCs ===
 
-/// `N` random bytes, base64url, from the thread-local CSPRNG (ChaCha12,
-/// seeded and periodically reseeded from the OS): the same strength as the
-/// OS source for session ids and secrets, without a `getrandom` system call
-/// per draw (two per Issue had cost ~1 µs).
-pub fn random_b64<const N: usize>() -> String {
-    let mut buf = [0u8; N];
-    rand::thread_rng().fill_bytes(&mut buf);
-    B64.encode(buf)
-}
-
-/// The `jti` of generation `generation` of a session (renewals add a salt).
-/// Deterministic so that a grace-window retry re-mints the very same token.
-pub(crate) fn derive_jti(sid: &str, generation: u64, salt: &str) -> String {
-    let digest = Sha256::digest(format!("tessera-jti\0{sid}\0{generation}\0{salt}").as_bytes());
-    B64.encode(&digest[..16])
-}
-
-/// A refresh token is `<session id>.<secret>`: the id finds the session in one
-/// lookup, the secret (256 bits) proves possession and is stored only hashed.
-pub(crate) struct RefreshToken {
-    pub sid: String,
-    pub secret: String,
-}
-
-impl RefreshToken {
-    pub fn new(sid: &str) -> Self {
-        RefreshToken {
-            sid: sid.to_owned(),
-            secret: random_b64::<32>(),
-        }
-    }
-
-    pub fn parse(token: &str) -> Option<Self> {
-        let (sid, secret) = token.split_once('.')?;
-        let ok = |s: &str, len: usize| {
-            s.len() == len
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        };
-        (ok(sid, 22) && ok(secret, 43)).then(|| RefreshToken {
-            sid: sid.to_owned(),
-            secret: secret.to_owned(),
-        })
-    }
-
-    pub fn hash(&self) -> String {
-        tokens::sha256_b64(self.secret.as_bytes())
-    }
-
-    pub fn encode(&self) -> String {
-        format!("{}.{}", self.sid, self.secret)
-    }
-
-    fn seal_key(&self) -> Result<LessSafeKey, Error> {
-        // A different derivation from the stored hash: the store alone cannot
-        // open what it keeps for the grace window.
-        let key = Sha256::digest(format!("tessera-grace-seal\0{}", self.secret).as_bytes());
-        UnboundKey::new(&AES_256_GCM, &key)
-            .map(LessSafeKey::new)
-            .map_err(|_| Error::Internal("seal key".into()))
-    }
-
-    /// Seal the successor's secret under a key derived from this token.
-    pub fn seal(&self, successor: &RefreshToken) -> Result<String, Error> {
-        let key = self.seal_key()?;
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::thread_rng().fill_bytes(&mut nonce);
-        let mut buf = successor.secret.as_bytes().to_vec();
-        key.seal_in_place_append_tag(
-            Nonce::assume_unique_for_key(nonce),
-            Aad::from(self.sid.as_bytes()),
-            &mut buf,
-        )
-        .map_err(|_| Error::Internal("seal".into()))?;
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&buf);
-        Ok(B64.encode(out))
-    }
-
-    /// Open what [`seal`](Self::seal) produced; only the predecessor can.
-    pub fn open(&self, sealed: &str) -> Option<RefreshToken> {
-        let key = self.seal_key().ok()?;
-        let mut raw = B64.decode(sealed).ok()?;
-        if raw.len() < NONCE_LEN {
-            return None;
-        }
-        let mut body = raw.split_off(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(&raw).ok()?;
-        let plain = key
-            .open_in_place(nonce, Aad::from(self.sid.as_bytes()), &mut body)
-            .ok()?;
-        let secret = String::from_utf8(plain.to_vec()).ok()?;
-        Some(RefreshToken {
-            sid: self.sid.clone(),
-            secret,
-        })
-    }
-}
-
 /// The claims of an access token of a session, minted at `iat_ms`.
 pub(crate) fn session_claims(
     policy: &Policy,
@@ -308,20 +209,6 @@ pub(crate) fn session_claims(
             device_fingerprint_sha256: h,
         }),
         custom: data.custom.clone(),
-    }
-}
-
-pub(crate) fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: ms.div_euclid(1000),
-        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
-    }
-}
-
-pub(crate) fn timestamp_s(s: i64) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: s,
-        nanos: 0,
     }
 }
 
@@ -356,18 +243,6 @@ pub fn check_issue_request(r: pb::IssueRequest) -> Result<(), Error> {
 /// Validate a `VerifyRequest` as the server does (for fuzzing and clients).
 pub fn check_verify_request(r: pb::VerifyRequest) -> Result<(), Error> {
     verify::VerifyInput::try_from(r).map(|_| ())
-}
-
-/// JSON object → protobuf `Struct` (for the CLI and responses).
-pub fn json_object_to_struct(
-    m: &serde_json::Map<String, serde_json::Value>,
-) -> prost_types::Struct {
-    verify::json_to_struct(m)
-}
-
-/// Protobuf `Struct` → JSON, with non-finite numbers as null (for display).
-pub fn struct_to_json_lossy(s: &prost_types::Struct) -> serde_json::Value {
-    issue::struct_to_json(s.clone()).map_or(serde_json::Value::Null, serde_json::Value::Object)
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;

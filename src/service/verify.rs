@@ -68,36 +68,9 @@ pub(crate) fn claims_to_proto(c: &AccessClaims) -> pb::Claims {
         scopes: c.scopes().map(str::to_owned).collect(),
         issued_at: Some(timestamp_s(c.iat)),
         expires_at: Some(timestamp_s(c.exp)),
-        custom: Some(json_to_struct(&c.custom)),
+        custom: Some(crate::convert::json_to_struct(&c.custom)),
         issuer: c.iss.clone(),
         not_before: Some(timestamp_s(c.nbf)),
-    }
-}
-
-fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    use serde_json::Value;
-    let kind = match v {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(b) => Kind::BoolValue(*b),
-        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        Value::String(s) => Kind::StringValue(s.clone()),
-        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
-            values: a.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(m) => Kind::StructValue(json_to_struct(m)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-pub(crate) fn json_to_struct(
-    m: &serde_json::Map<String, serde_json::Value>,
-) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: m
-            .iter()
-            .map(|(k, v)| (k.clone(), json_to_value(v)))
-            .collect(),
     }
 }
 

@@ -1,0 +1,81 @@
+//! Conversions between the proto's well-known types and the domain's:
+//! `google.protobuf.Struct` ↔ JSON objects (custom claims), Unix times ↔
+//! `Timestamp`. Used by the service and the client subcommands alike.
+
+use serde_json::{Map, Value};
+
+/// Proto `Value` → JSON, refusing NaN and infinities (not JSON).
+fn to_json(value: prost_types::Value) -> Option<Value> {
+    use prost_types::value::Kind;
+    Some(match value.kind? {
+        Kind::NullValue(_) => Value::Null,
+        Kind::NumberValue(n) => {
+            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
+                Value::from(n as i64)
+            } else {
+                Value::from(serde_json::Number::from_f64(n)?)
+            }
+        }
+        Kind::StringValue(s) => Value::String(s),
+        Kind::BoolValue(b) => Value::Bool(b),
+        Kind::StructValue(s) => Value::Object(struct_to_json(s)?),
+        Kind::ListValue(l) => {
+            Value::Array(l.values.into_iter().map(to_json).collect::<Option<_>>()?)
+        }
+    })
+}
+
+pub fn struct_to_json(s: prost_types::Struct) -> Option<Map<String, Value>> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| Some((k, to_json(v)?)))
+        .collect()
+}
+
+/// JSON value → protobuf `Value`.
+fn json_to_value(v: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value;
+    let kind = match v {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(*b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        Value::String(s) => Kind::StringValue(s.clone()),
+        Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(m) => Kind::StructValue(json_to_struct(m)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// JSON object → protobuf `Struct`.
+pub fn json_to_struct(m: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_value(v)))
+            .collect(),
+    }
+}
+
+/// Protobuf `Struct` → JSON, with non-finite numbers as null (for display).
+pub fn struct_to_json_lossy(s: &prost_types::Struct) -> Value {
+    struct_to_json(s.clone()).map_or(Value::Null, Value::Object)
+}
+
+/// Unix milliseconds → `Timestamp`.
+pub fn timestamp_ms(ms: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: ms.div_euclid(1000),
+        nanos: (ms.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// Unix seconds → `Timestamp`.
+pub fn timestamp_s(s: i64) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: s,
+        nanos: 0,
+    }
+}
