@@ -96,7 +96,7 @@ impl<S: Store> Authority<S> {
         }
         let state = self
             .store
-            .revocation_state(&claims.jti, &claims.sid, &skey)
+            .revocation_state(&claims.jti, &claims.sid, &skey, now_ms)
             .await?;
         Ok(state.revokes(claims.iat))
     }

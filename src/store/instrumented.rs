@@ -64,10 +64,11 @@ impl<S: Store> Store for Instrumented<S> {
         jti: &str,
         sid: &str,
         subject_key: &str,
+        now_ms: i64,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
         store_op(
             "revocation_state",
-            self.0.revocation_state(jti, sid, subject_key),
+            self.0.revocation_state(jti, sid, subject_key, now_ms),
         )
     }
 

@@ -469,9 +469,9 @@ impl Store for MemoryStore {
         jti: &str,
         sid: &str,
         subject_key: &str,
+        now: i64,
     ) -> Result<RevocationState, StoreError> {
         let st = self.lock();
-        let now = crate::clock::now_ms();
         Ok(RevocationState {
             token: st.marker(&schema::token_marker(jti), now).is_some(),
             session: st.marker(&schema::session_marker(sid), now).is_some(),

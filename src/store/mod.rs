@@ -317,12 +317,15 @@ pub trait Store: Send + Sync + 'static {
         r: &RevokeRequest,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Revocation state of a token, read from the store (strong consistency).
+    /// Revocation state of a token at `now_ms`, read from the store (strong
+    /// consistency). Redis answers by its keys' own expiry; the memory store
+    /// by `now_ms`, like every other operation (never its own clock).
     fn revocation_state(
         &self,
         jti: &str,
         sid: &str,
         subject_key: &str,
+        now_ms: i64,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send;
 
     /// Up to `limit` log entries strictly after `after` ("" = from the start), in order.

@@ -146,7 +146,7 @@ async fn rotation_semantics<S: Store>(s: Arc<S>) {
         RotateOutcome::Invalid
     );
     let state = s
-        .revocation_state("any", "s1", &subject_key("acme", "alice"))
+        .revocation_state("any", "s1", &subject_key("acme", "alice"), now())
         .await
         .unwrap();
     assert!(state.session);
@@ -377,14 +377,14 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
         .unwrap();
 
     let state = s
-        .revocation_state("j1", "s5", &subject_key("acme", "frank"))
+        .revocation_state("j1", "s5", &subject_key("acme", "frank"), t + 3)
         .await
         .unwrap();
     assert!(state.token && state.session);
     assert!(state.subject_cutoff_ms.unwrap() >= t + 3);
     assert!(state.revokes((t + 2) / 1000));
     let clean = s
-        .revocation_state("j2", "s6", &subject_key("acme", "erin"))
+        .revocation_state("j2", "s6", &subject_key("acme", "erin"), t + 3)
         .await
         .unwrap();
     assert_eq!(clean, RevocationState::default());

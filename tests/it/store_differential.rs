@@ -211,8 +211,14 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                 let s = &known[rng.gen_range(0..known.len())];
                 let jti = &s.jtis[rng.gen_range(0..s.jtis.len())];
                 let skey = subject_key("acme", &s.subject);
-                let a = memory.revocation_state(jti, &s.sid, &skey).await.unwrap();
-                let b = redis.revocation_state(jti, &s.sid, &skey).await.unwrap();
+                let a = memory
+                    .revocation_state(jti, &s.sid, &skey, now)
+                    .await
+                    .unwrap();
+                let b = redis
+                    .revocation_state(jti, &s.sid, &skey, now)
+                    .await
+                    .unwrap();
                 assert_eq!(a, b, "{}", at("revocation state"));
             }
         }

@@ -398,6 +398,7 @@ impl Store for RedisStore {
         jti: &str,
         sid: &str,
         subject_key: &str,
+        _now_ms: i64,
     ) -> Result<RevocationState, StoreError> {
         let values: Vec<Option<String>> = self
             .client
