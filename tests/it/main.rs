@@ -1,12 +1,14 @@
 //! The integration tests: one binary (it links once), a module per
 //! capability. Each starts real servers — `tessera` on `127.0.0.1:0`, a
-//! `redis-server` on a free port — through the helpers in [`support`].
+//! `redis-server` on a free port — through the shared harness (`crates/tessera-test-support`).
 //! (`tests/cache_memory.rs` stays a binary of its own: it measures the RSS
 //! of its own process, which other tests running beside it would disturb.)
 
-#[macro_use]
-mod support;
-mod hostile_cases;
+/// The shared harness (`crates/tessera-test-support`).
+mod support {
+    pub use tessera_test_support::*;
+}
+use tessera_test_support::hostile_cases;
 
 mod authority;
 mod callers;

@@ -2,75 +2,24 @@
 //! concurrency, silent refresh, typed session ends, and a LocalVerifier that
 //! agrees with the server's `Verify` case by case.
 
-#[path = "../../../tests/it/hostile_cases/mod.rs"]
-mod hostile_cases;
-
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use tessera_client::{pb, ClientError, LocalVerifier, TesseraClient, TokenSource, VerifierOptions};
+use tessera_test_support::{hostile_cases, Backend, Env, Server};
 
-struct Running {
-    addr: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    key: std::path::PathBuf,
-    _dir: tempfile::TempDir,
+/// A server on the in-memory store, with no leeway (the shared harness).
+async fn start(extra: &[&str]) -> (Env, Server) {
+    let env = Env::new(Backend::Memory).await;
+    let mut flags = vec!["--leeway=0s"];
+    flags.extend(extra);
+    let server = env.server(&flags).await;
+    (env, server)
 }
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-async fn start(extra: &[&str]) -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("k.pem");
-    std::fs::write(
-        &key,
-        tessera::keys::generate_pem(tessera::config::KeyAlg::Eddsa).unwrap(),
-    )
-    .unwrap();
-    let mut flags = vec![
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.display()),
-        "--leeway=0s".to_owned(),
-    ];
-    flags.extend(extra.iter().map(|s| s.to_string()));
-    let args = tessera::config::ServeArgs::parse_with_file(flags).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(tessera::serve_with_admin(
-        args,
-        listener,
-        admin,
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    Running {
-        addr,
-        stop: Some(stop),
-        key,
-        _dir: dir,
-    }
-}
-
-async fn client(r: &Running) -> TesseraClient {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(c) = TesseraClient::connect(&format!("http://{}", r.addr), None).await {
-            if c.jwks().await.is_ok() {
-                return c;
-            }
-        }
-        assert!(Instant::now() < deadline, "server did not come up");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+async fn client(server: &Server) -> TesseraClient {
+    TesseraClient::connect(&server.url(), None)
+        .await
+        .expect("connect")
 }
 
 fn issue_req(subject: &str) -> pb::IssueRequest {
@@ -92,7 +41,7 @@ fn verify_req(token: &str) -> pb::VerifyRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn token_source_refreshes_once_for_a_hundred_callers() {
-    let server = start(&["--access-ttl=3s"]).await;
+    let (_env, server) = start(&["--access-ttl=3s"]).await;
     let c = client(&server).await;
     let pair = c.issue(issue_req("alice")).await.unwrap();
     let source = TokenSource::with_margin(c.clone(), pair.clone(), "", Duration::from_secs(2));
@@ -122,7 +71,7 @@ async fn token_source_refreshes_once_for_a_hundred_callers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_refresh_retries_once_on_token_expired() {
-    let server = start(&["--access-ttl=1s"]).await;
+    let (_env, server) = start(&["--access-ttl=1s"]).await;
     let c = client(&server).await;
     let mut pair = c.issue(issue_req("alice")).await.unwrap();
     // A client whose idea of expiry is wrong (as with a skewed scheduler):
@@ -152,7 +101,7 @@ async fn silent_refresh_retries_once_on_token_expired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn renewed_tokens_are_picked_up_and_session_ends_are_typed() {
-    let server = start(&["--access-ttl=4m"]).await; // below the 5 min critical band
+    let (_env, server) = start(&["--access-ttl=4m"]).await; // below the 5 min critical band
     let c = client(&server).await;
     let pair = c.issue(issue_req("alice")).await.unwrap();
     let source = TokenSource::new(c.clone(), pair.clone(), "");
@@ -232,7 +181,7 @@ async fn local_reason(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_verifier_agrees_with_the_server() {
-    let server = start(&[]).await;
+    let (env, server) = start(&[]).await;
     let c = client(&server).await;
     let options = VerifierOptions {
         issuer: "tessera-test".into(),
@@ -286,7 +235,7 @@ async fn local_verifier_agrees_with_the_server() {
         ("garbage".into(), "", "", vec![]),
     ];
     // The hostile suite, signed with the server's key.
-    let pem = std::fs::read_to_string(&server.key).unwrap();
+    let pem = std::fs::read_to_string(&env.key.path).unwrap();
     let keys = tessera::keys::KeySet::from_bytes(pem.as_bytes(), None, "k").unwrap();
     for case in hostile_cases::cases(&keys, &pem, "http://127.0.0.1:9/never") {
         cases.push((case.token, "api", "", vec![]));
@@ -337,7 +286,7 @@ async fn local_verifier_agrees_with_the_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_verifier_fails_closed_when_the_feed_is_gone() {
-    let mut server = start(&[]).await;
+    let (_env, server) = start(&[]).await;
     let c = client(&server).await;
     let verifier = LocalVerifier::start(
         c.clone(),
@@ -355,7 +304,7 @@ async fn local_verifier_fails_closed_when_the_feed_is_gone() {
         local_reason(&verifier, &pair.access_token, "", "", &[]).await,
         "OK"
     );
-    let _ = server.stop.take().unwrap().send(());
+    let _ = server.stop().await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while verifier.in_sync() {
         assert!(Instant::now() < deadline, "never noticed the feed was gone");
@@ -377,7 +326,7 @@ async fn local_verifier_fails_closed_when_the_feed_is_gone() {
 /// instead of waiting, caught up in name only, for events past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_verifier_resyncs_when_its_cursor_is_refused() {
-    let server = start(&[]).await;
+    let (_env, server) = start(&[]).await;
     let c = client(&server).await;
     let before = c.issue(issue_req("alice")).await.unwrap();
     c.revoke(pb::RevokeRequest {

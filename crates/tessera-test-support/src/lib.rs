@@ -3,6 +3,8 @@
 //! to wait for readiness: health is polled.
 #![allow(dead_code)]
 
+pub mod hostile_cases;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +21,27 @@ use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
 pub type Client = TokenAuthorityClient<Channel>;
+
+/// The `tessera` binary a [`Process`] runs: `TESSERA_BIN` if set, else the
+/// one cargo built beside the running test binary (`target/<profile>/`,
+/// the test being in `target/<profile>/deps/`).
+pub fn tessera_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("TESSERA_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current test binary");
+    let candidate = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("tessera"))
+        .expect("target directory");
+    assert!(
+        candidate.is_file(),
+        "no tessera binary at {}: build it (cargo test does for this package) or set TESSERA_BIN",
+        candidate.display()
+    );
+    candidate
+}
 
 /// Where the harness finds `redis-server`. CI installs it (scripts/test); a
 /// missing binary fails the test loudly, it never skips.
@@ -186,6 +209,12 @@ pub enum Backend {
 pub struct TestKey {
     pub path: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl Default for TestKey {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TestKey {
@@ -432,7 +461,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::support::Backend::Memory).await
+                    super::$name($crate::Backend::Memory).await
                 }
             )*
         }
@@ -440,7 +469,7 @@ macro_rules! on_both_stores {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name($crate::support::Backend::Redis).await
+                    super::$name($crate::Backend::Redis).await
                 }
             )*
         }
@@ -501,7 +530,7 @@ impl Process {
     /// Start the binary under `wrapper` (e.g. `faketime -f +20s`).
     pub async fn start_under(wrapper: &[&str], flags: &[String], filter: &str) -> Process {
         use tokio::io::AsyncBufReadExt;
-        let tessera = env!("CARGO_BIN_EXE_tessera");
+        let tessera = tessera_binary();
         let mut command = match wrapper.split_first() {
             None => tokio::process::Command::new(tessera),
             Some((program, args)) => {
