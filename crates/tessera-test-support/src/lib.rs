@@ -738,3 +738,16 @@ pub fn rss_kib(pid: u32) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_free_port_can_be_bound_and_the_test_key_loads() {
+        let port = free_port();
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+        let key = TestKey::new();
+        assert!(!key.keyset().signer.kid.is_empty());
+    }
+}
