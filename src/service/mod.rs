@@ -19,7 +19,7 @@ use crate::keys::KeyRing;
 use crate::pb;
 use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
-use crate::tokens::{self, AccessClaims, Confirmation, VerifyPolicy};
+use crate::tokens::{self, AccessClaims, Confirmation, TokenVerifier, VerifyPolicy};
 
 mod issue;
 mod refresh;
@@ -144,7 +144,7 @@ pub struct Authority<S: Store> {
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) policy: Policy,
-    pub(crate) verify_policy: VerifyPolicy,
+    pub(crate) verifier: TokenVerifier,
     pub(crate) shutdown: watch::Receiver<bool>,
 }
 
@@ -156,13 +156,13 @@ impl<S: Store> Authority<S> {
         policy: Policy,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let verify_policy = policy.verify_policy();
+        let verifier = TokenVerifier::new(policy.verify_policy());
         Authority {
             store,
             keys,
             feed,
             policy,
-            verify_policy,
+            verifier,
             shutdown,
         }
     }

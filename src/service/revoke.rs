@@ -18,7 +18,7 @@ use super::{Authority, RefreshToken};
 use crate::error::Error;
 use crate::pb;
 use crate::store::{RevokeRequest, RevokeTarget, Store};
-use crate::tokens::{self, MAX_TOKEN_BYTES};
+use crate::tokens::MAX_TOKEN_BYTES;
 
 /// Longest accepted revocation reason (bytes).
 pub const MAX_REASON_BYTES: usize = 256;
@@ -100,13 +100,10 @@ impl<S: Store> Authority<S> {
         }
         let now = crate::clock::now_ms().div_euclid(1000);
         // Only tokens we signed and that are still alive need a marker.
-        let claims = tokens::verify(
-            self.keys.current().as_ref(),
-            token,
-            now,
-            &self.verify_policy,
-        )
-        .ok()?;
+        let claims = self
+            .verifier
+            .verify(self.keys.current().as_ref(), token, now)
+            .ok()?;
         Some(RevokeTarget::Token {
             exp_ms: self.policy.token_horizon_ms(claims.exp),
             jti: claims.jti,

@@ -110,12 +110,9 @@ impl<S: Store> Authority<S> {
         tracing::Span::current().record("strong", input.strong);
         let now_ms = crate::clock::now_ms();
         let now = now_ms.div_euclid(1000);
-        let claims = tokens::verify(
-            self.keys.current().as_ref(),
-            &input.token,
-            now,
-            &self.verify_policy,
-        )?;
+        let claims = self
+            .verifier
+            .verify(self.keys.current().as_ref(), &input.token, now)?;
         check_audience_and_binding(&claims, &input.audience, &input.fingerprint)?;
         if self.is_revoked(&claims, input.strong, now_ms).await? {
             return Err(Error::TokenRevoked);

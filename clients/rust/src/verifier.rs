@@ -10,7 +10,7 @@ use tessera_core::keys::PublicKeys;
 use tessera_core::revocation::{
     subject_key, CacheAnswer, RevocationCache, RevocationEvent, RevocationKind,
 };
-use tessera_core::tokens::{self, AccessClaims, VerifyPolicy};
+use tessera_core::tokens::{self, AccessClaims, TokenVerifier, VerifyPolicy};
 use tessera_core::unix_now_ms;
 use tessera_core::wire::reason as code;
 
@@ -81,6 +81,8 @@ impl Default for VerifierOptions {
 struct VerifierState {
     client: TesseraClient,
     options: VerifierOptions,
+    /// The token core's verifier, with the server's issuer and leeway.
+    verifier: TokenVerifier,
     keys: RwLock<Arc<PublicKeys>>,
     last_fetch: Mutex<Instant>,
     feed: RevocationCache,
@@ -113,9 +115,14 @@ impl LocalVerifier {
         let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let cursor = Mutex::new(options.resume_cursor.clone());
+        let verifier = TokenVerifier::new(VerifyPolicy {
+            issuer: options.issuer.clone(),
+            leeway: options.leeway,
+        });
         let state = Arc::new(VerifierState {
             client,
             options,
+            verifier,
             keys: RwLock::new(Arc::new(keys)),
             last_fetch: Mutex::new(Instant::now()),
             feed: RevocationCache::default(),
@@ -169,14 +176,11 @@ impl LocalVerifier {
         if token.is_empty() || token.len() > tokens::MAX_TOKEN_BYTES {
             return Err(VerifyError::Invalid("access_token must be 1 to 8192 bytes"));
         }
-        let policy = VerifyPolicy {
-            issuer: self.state.options.issuer.clone(),
-            leeway: self.state.options.leeway,
-        };
         let now_ms = unix_now_ms();
-        let claims = match tokens::verify(self.keys().as_ref(), token, now_ms / 1000, &policy) {
+        let verifier = &self.state.verifier;
+        let claims = match verifier.verify(self.keys().as_ref(), token, now_ms / 1000) {
             Err(TokenError::TokenSignatureInvalid) if self.refetch_for(token).await => {
-                tokens::verify(self.keys().as_ref(), token, now_ms / 1000, &policy)?
+                verifier.verify(self.keys().as_ref(), token, now_ms / 1000)?
             }
             other => other?,
         };

@@ -201,6 +201,35 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(format!("serializing a token part: {e}")))
 }
 
+/// The one place where access tokens are checked — signature, type, issuer,
+/// validity window — for the server's `Verify` and `Revoke` and for the
+/// SDK's `LocalVerifier` alike, and so the place where a cache of verified
+/// tokens sits in front of the signature check.
+#[derive(Debug, Clone)]
+pub struct TokenVerifier {
+    policy: VerifyPolicy,
+}
+
+impl TokenVerifier {
+    pub fn new(policy: VerifyPolicy) -> Self {
+        TokenVerifier { policy }
+    }
+
+    pub fn policy(&self) -> &VerifyPolicy {
+        &self.policy
+    }
+
+    /// [`verify`] with this verifier's policy, at `now` (Unix seconds).
+    pub fn verify(
+        &self,
+        keys: &impl KeyLookup,
+        token: &str,
+        now: i64,
+    ) -> Result<AccessClaims, Error> {
+        verify(keys, token, now, &self.policy)
+    }
+}
+
 /// Check signature and claims of an access token at time `now` (Unix seconds).
 ///
 /// Audience, fingerprint, scopes and revocation are the caller's business;
