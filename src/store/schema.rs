@@ -61,3 +61,194 @@ pub fn issue_budget(subject_key: &str) -> String {
 pub fn refresh_budget(subject_key: &str) -> String {
     format!("refresh:{subject_key}")
 }
+
+// === Redis script calls ===
+//
+// The keys and arguments of each script, in the order its header comment
+// (src/store/scripts/*.lua) lists them: one place to read beside the key
+// layout above.
+
+use super::{
+    NewSession, RenewRequest, RevocationKind, RevokeRequest, RevokeTarget, RotateRequest,
+    REUSE_HISTORY,
+};
+use crate::error::StoreError;
+
+/// A Redis key: the prefix and a name of the layout above.
+pub fn redis_key(name: &str) -> String {
+    format!("{KEY_PREFIX}{name}")
+}
+
+/// The keys and arguments of one script call.
+pub struct ScriptCall {
+    pub keys: Vec<String>,
+    pub args: Vec<String>,
+}
+
+/// `create.lua`.
+pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
+    let data = serde_json::to_string(&s.data)
+        .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+    let (rate_key, interval, burst) = match &s.rate_limit {
+        Some(l) => (
+            redis_key(&rate(&issue_budget(&s.subject_key))),
+            l.interval_ms,
+            l.burst_ms,
+        ),
+        None => (String::new(), 0, 0),
+    };
+    let (caller_key, caller_interval, caller_burst) = match &s.caller_rate {
+        Some((name, l)) => (redis_key(&rate(name)), l.interval_ms, l.burst_ms),
+        None => (String::new(), 0, 0),
+    };
+    Ok(ScriptCall {
+        keys: vec![
+            redis_key(&session(&s.data.sid)),
+            redis_key(&subject_index(&s.subject_key)),
+        ],
+        args: vec![
+            data,
+            s.refresh_hash.clone(),
+            s.data.created_ms.to_string(),
+            s.refresh_exp_ms.to_string(),
+            s.data.absolute_exp_ms.to_string(),
+            s.data.idle_ms.to_string(),
+            s.subject_key.clone(),
+            s.data.tenant.clone(),
+            s.data.subject.clone(),
+            s.data.fingerprint_hash.clone().unwrap_or_default(),
+            rate_key,
+            interval.to_string(),
+            burst.to_string(),
+            s.keep_until_ms.to_string(),
+            s.data.sid.clone(),
+            caller_key,
+            caller_interval.to_string(),
+            caller_burst.to_string(),
+        ],
+    })
+}
+
+/// `rotate.lua`.
+pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
+    ScriptCall {
+        keys: vec![
+            redis_key(&session(&r.sid)),
+            redis_key(&session_marker(&r.sid)),
+            redis_key(LOG),
+        ],
+        args: vec![
+            r.presented_hash.clone(),
+            r.new_hash.clone(),
+            r.sealed_successor.clone(),
+            r.now_ms.to_string(),
+            r.grace_ms.to_string(),
+            CHANNEL.to_owned(),
+            r.feed.retention_ms.to_string(),
+            r.feed.access_horizon_ms.to_string(),
+            REUSE_HISTORY.to_string(),
+            KEY_PREFIX.to_owned(),
+            r.sid.clone(),
+            r.fingerprint_hash.clone().unwrap_or_default(),
+            r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
+            r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
+            r.keep_until_ms.to_string(),
+        ],
+    }
+}
+
+/// `renew.lua`.
+pub fn renew_call(r: &RenewRequest) -> ScriptCall {
+    ScriptCall {
+        keys: vec![
+            redis_key(&session(&r.sid)),
+            redis_key(&session_marker(&r.sid)),
+            redis_key(&renewal(&r.jti)),
+        ],
+        args: vec![
+            r.now_ms.to_string(),
+            if r.mint { "1" } else { "0" }.to_owned(),
+            r.marker_ttl_ms.max(1).to_string(),
+            KEY_PREFIX.to_owned(),
+            r.keep_until_ms.to_string(),
+            r.sid.clone(),
+        ],
+    }
+}
+
+/// `revoke.lua`; `None` for a token already dead (nothing to revoke).
+pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
+    let now = r.now_ms;
+    let horizon = r.feed.access_horizon_ms;
+    // (kind, marker key, session key, marker ttl, jti, sid, tenant, subject, event expiry, refresh hash)
+    let (kind, marker, session, ttl, jti, sid, tenant, subject, expires, hash) = match &r.target {
+        RevokeTarget::Token {
+            jti,
+            sid,
+            tenant,
+            subject,
+            exp_ms,
+        } => {
+            if *exp_ms <= now {
+                return None;
+            }
+            let marker = redis_key(&token_marker(jti));
+            (
+                RevocationKind::Token,
+                marker.clone(),
+                marker,
+                exp_ms - now,
+                jti.clone(),
+                sid.clone(),
+                tenant.clone(),
+                subject.clone(),
+                *exp_ms,
+                String::new(),
+            )
+        }
+        RevokeTarget::Session { sid, refresh_hash } => (
+            RevocationKind::Session,
+            redis_key(&session_marker(sid)),
+            redis_key(&session(sid)),
+            horizon,
+            String::new(),
+            sid.clone(),
+            String::new(),
+            String::new(),
+            now + horizon,
+            refresh_hash.clone().unwrap_or_default(),
+        ),
+        RevokeTarget::Subject { tenant, subject } => {
+            let skey = super::subject_key(tenant, subject);
+            (
+                RevocationKind::Subject,
+                redis_key(&subject_cutoff(&skey)),
+                redis_key(&subject_index(&skey)),
+                r.feed.subject_horizon_ms,
+                String::new(),
+                String::new(),
+                tenant.clone(),
+                subject.clone(),
+                now + horizon,
+                String::new(),
+            )
+        }
+    };
+    Some(ScriptCall {
+        keys: vec![marker, redis_key(LOG), session],
+        args: vec![
+            kind.code().to_owned(),
+            now.to_string(),
+            ttl.max(1).to_string(),
+            r.feed.retention_ms.to_string(),
+            CHANNEL.to_owned(),
+            jti,
+            sid,
+            tenant,
+            subject,
+            expires.to_string(),
+            hash,
+            REUSE_HISTORY.to_string(),
+        ],
+    })
+}

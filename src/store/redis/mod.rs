@@ -29,15 +29,12 @@ use super::batch::{script_error, Batcher};
 use super::schema;
 pub use super::schema::{CHANNEL, KEY_PREFIX};
 use super::{
-    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
-    RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
-    SessionData, Store, REUSE_HISTORY,
+    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent,
+    RevocationState, RevokeRequest, RotateOutcome, RotateRequest, Rotation, SessionData, Store,
 };
 use crate::error::StoreError;
 
-fn key(suffix: &str) -> String {
-    format!("{KEY_PREFIX}{suffix}")
-}
+use schema::redis_key as key;
 
 fn unavailable(e: Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -155,49 +152,8 @@ impl Store for RedisStore {
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
-        let data = serde_json::to_string(&s.data)
-            .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
-        let (rate_key, interval, burst) = match &s.rate_limit {
-            Some(l) => (
-                key(&schema::rate(&schema::issue_budget(&s.subject_key))),
-                l.interval_ms,
-                l.burst_ms,
-            ),
-            None => (String::new(), 0, 0),
-        };
-        let (caller_key, caller_interval, caller_burst) = match &s.caller_rate {
-            Some((name, l)) => (key(&schema::rate(name)), l.interval_ms, l.burst_ms),
-            None => (String::new(), 0, 0),
-        };
-        let reply: Vec<String> = self
-            .batched(
-                &self.create,
-                vec![
-                    key(&schema::session(&s.data.sid)),
-                    key(&schema::subject_index(&s.subject_key)),
-                ],
-                vec![
-                    data,
-                    s.refresh_hash.clone(),
-                    s.data.created_ms.to_string(),
-                    s.refresh_exp_ms.to_string(),
-                    s.data.absolute_exp_ms.to_string(),
-                    s.data.idle_ms.to_string(),
-                    s.subject_key.clone(),
-                    s.data.tenant.clone(),
-                    s.data.subject.clone(),
-                    s.data.fingerprint_hash.clone().unwrap_or_default(),
-                    rate_key,
-                    interval.to_string(),
-                    burst.to_string(),
-                    s.keep_until_ms.to_string(),
-                    s.data.sid.clone(),
-                    caller_key,
-                    caller_interval.to_string(),
-                    caller_burst.to_string(),
-                ],
-            )
-            .await?;
+        let call = schema::create_call(s)?;
+        let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag] if tag == "ok" => Ok(None),
             [tag, wait] if tag == "limited" => Ok(Some(num(wait)?)),
@@ -206,33 +162,8 @@ impl Store for RedisStore {
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
-        let reply: Vec<String> = self
-            .batched(
-                &self.rotate,
-                vec![
-                    key(&schema::session(&r.sid)),
-                    key(&schema::session_marker(&r.sid)),
-                    key(schema::LOG),
-                ],
-                vec![
-                    r.presented_hash.clone(),
-                    r.new_hash.clone(),
-                    r.sealed_successor.clone(),
-                    r.now_ms.to_string(),
-                    r.grace_ms.to_string(),
-                    CHANNEL.to_owned(),
-                    r.feed.retention_ms.to_string(),
-                    r.feed.access_horizon_ms.to_string(),
-                    REUSE_HISTORY.to_string(),
-                    KEY_PREFIX.to_owned(),
-                    r.sid.clone(),
-                    r.fingerprint_hash.clone().unwrap_or_default(),
-                    r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
-                    r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
-                    r.keep_until_ms.to_string(),
-                ],
-            )
-            .await?;
+        let call = schema::rotate_call(r);
+        let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
         let rotation =
             |data: &str, gen: &str, rot: &str, exp: &str| -> Result<Rotation, StoreError> {
                 Ok(Rotation {
@@ -264,24 +195,8 @@ impl Store for RedisStore {
     }
 
     async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
-        let reply: Vec<String> = self
-            .script(
-                &self.renew,
-                vec![
-                    key(&schema::session(&r.sid)),
-                    key(&schema::session_marker(&r.sid)),
-                    key(&schema::renewal(&r.jti)),
-                ],
-                vec![
-                    r.now_ms.to_string(),
-                    if r.mint { "1" } else { "0" }.to_owned(),
-                    r.marker_ttl_ms.max(1).to_string(),
-                    KEY_PREFIX.to_owned(),
-                    r.keep_until_ms.to_string(),
-                    r.sid.clone(),
-                ],
-            )
-            .await?;
+        let call = schema::renew_call(r);
+        let reply: Vec<String> = self.script(&self.renew, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RenewOutcome::Invalid),
             [tag, _] if tag == "extended" => Ok(RenewOutcome::Extended),
@@ -313,83 +228,10 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
-        let now = r.now_ms;
-        let horizon = r.feed.access_horizon_ms;
-        // (kind, marker key, session key, marker ttl, jti, sid, tenant, subject, event expiry, refresh hash)
-        let (kind, marker, session, ttl, jti, sid, tenant, subject, expires, hash) = match &r.target
-        {
-            RevokeTarget::Token {
-                jti,
-                sid,
-                tenant,
-                subject,
-                exp_ms,
-            } => {
-                if *exp_ms <= now {
-                    return Ok(None);
-                }
-                let marker = key(&schema::token_marker(jti));
-                (
-                    RevocationKind::Token,
-                    marker.clone(),
-                    marker,
-                    exp_ms - now,
-                    jti.clone(),
-                    sid.clone(),
-                    tenant.clone(),
-                    subject.clone(),
-                    *exp_ms,
-                    String::new(),
-                )
-            }
-            RevokeTarget::Session { sid, refresh_hash } => (
-                RevocationKind::Session,
-                key(&schema::session_marker(sid)),
-                key(&schema::session(sid)),
-                horizon,
-                String::new(),
-                sid.clone(),
-                String::new(),
-                String::new(),
-                now + horizon,
-                refresh_hash.clone().unwrap_or_default(),
-            ),
-            RevokeTarget::Subject { tenant, subject } => {
-                let skey = super::subject_key(tenant, subject);
-                (
-                    RevocationKind::Subject,
-                    key(&schema::subject_cutoff(&skey)),
-                    key(&schema::subject_index(&skey)),
-                    r.feed.subject_horizon_ms,
-                    String::new(),
-                    String::new(),
-                    tenant.clone(),
-                    subject.clone(),
-                    now + horizon,
-                    String::new(),
-                )
-            }
+        let Some(call) = schema::revoke_call(r) else {
+            return Ok(None); // a token already dead needs nothing
         };
-        let reply: Option<String> = self
-            .script(
-                &self.revoke,
-                vec![marker, key(schema::LOG), session],
-                vec![
-                    kind.code().to_owned(),
-                    now.to_string(),
-                    ttl.max(1).to_string(),
-                    r.feed.retention_ms.to_string(),
-                    CHANNEL.to_owned(),
-                    jti,
-                    sid,
-                    tenant,
-                    subject,
-                    expires.to_string(),
-                    hash,
-                    REUSE_HISTORY.to_string(),
-                ],
-            )
-            .await?;
+        let reply: Option<String> = self.script(&self.revoke, call.keys, call.args).await?;
         Ok(reply)
     }
 
