@@ -94,7 +94,11 @@ where
 {
     type Response = Svc::Response;
     type Error = Svc::Error;
-    type Future = futures::future::BoxFuture<'static, Result<Svc::Response, Svc::Error>>;
+    // Calls without a budget pass through without an allocation.
+    type Future = futures::future::Either<
+        Svc::Future,
+        futures::future::BoxFuture<'static, Result<Svc::Response, Svc::Error>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -115,14 +119,14 @@ where
                     .map(|(_, limit)| (rpc.to_owned(), *limit))
             });
         let Some((rpc, limit)) = limit else {
-            return Box::pin(self.inner.call(req));
+            return futures::future::Either::Left(self.inner.call(req));
         };
         // The service that was polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
         let key = budget_key(caller_name(req.extensions()), &rpc);
-        Box::pin(async move {
+        futures::future::Either::Right(Box::pin(async move {
             let now_ms = crate::clock::now_ms();
             let refused = match store.rate_limit(&key, limit, now_ms).await {
                 Ok(None) => None,
@@ -135,6 +139,6 @@ where
                 None => inner.call(req).await,
                 Some(e) => Ok(crate::error::failed(&rpc, e).into_http()),
             }
-        })
+        }))
     }
 }

@@ -323,7 +323,8 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+    // No allocation per call: every response passes through here.
+    type Future = futures::future::MapOk<S::Future, fn(S::Response) -> S::Response>;
 
     fn poll_ready(
         &mut self,
@@ -333,13 +334,13 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let call = self.inner.call(req);
-        Box::pin(async move {
-            let response = call.await?;
-            Ok(match decode_failure(response.headers()) {
+        use futures::TryFutureExt;
+        fn map(response: http::Response<tonic::body::Body>) -> http::Response<tonic::body::Body> {
+            match decode_failure(response.headers()) {
                 Some(error) => to_status(&error).into_http(),
                 None => response,
-            })
-        })
+            }
+        }
+        self.inner.call(req).map_ok(map as fn(_) -> _)
     }
 }

@@ -213,7 +213,11 @@ where
 {
     type Response = S::Response;
     type Error = S::Error;
-    type Future = futures::future::BoxFuture<'static, Result<S::Response, S::Error>>;
+    // Calls of other methods pass through without an allocation.
+    type Future = futures::future::Either<
+        S::Future,
+        futures::future::BoxFuture<'static, Result<S::Response, S::Error>>,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -222,17 +226,19 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
         let Some((name, slots)) = self.caps.iter().find(|(p, _)| *p == path) else {
-            return Box::pin(self.inner.call(req));
+            return futures::future::Either::Left(self.inner.call(req));
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::info!(method = name, "stream cap reached; refusing");
             let status = to_status(&Error::RateLimited {
                 retry_after: STREAM_RETRY_AFTER,
             });
-            return Box::pin(futures::future::ready(Ok(status.into_http())));
+            return futures::future::Either::Right(Box::pin(futures::future::ready(Ok(
+                status.into_http()
+            ))));
         };
         let call = self.inner.call(req);
-        Box::pin(async move {
+        futures::future::Either::Right(Box::pin(async move {
             let response = call.await?;
             Ok(response.map(|body| {
                 tonic::body::Body::new(SlotBody {
@@ -240,7 +246,7 @@ where
                     _slot: slot,
                 })
             }))
-        })
+        }))
     }
 }
 
