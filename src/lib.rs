@@ -58,6 +58,10 @@ pub use tessera_core::wire::SERVICE_NAME;
 pub enum ServeError {
     #[error("configuration: {0}")]
     Config(String),
+    /// Settings that contradict each other (`ServeArgs::validate`); the
+    /// message names the flags.
+    #[error("{0}")]
+    Invalid(String),
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
@@ -92,7 +96,7 @@ pub async fn serve_with_admin(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    args.validate().map_err(ServeError::Config)?;
+    args.validate().map_err(ServeError::Invalid)?;
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;

@@ -93,7 +93,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
     };
     match tessera::serve(args, listener, tessera::signals::shutdown()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e @ (tessera::ServeError::Config(_) | tessera::ServeError::Keys(_))) => {
+        Err(
+            e @ (tessera::ServeError::Config(_)
+            | tessera::ServeError::Invalid(_)
+            | tessera::ServeError::Keys(_)),
+        ) => {
             eprintln!("tessera: {e}");
             ExitCode::from(64)
         }
