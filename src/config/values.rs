@@ -105,7 +105,7 @@ impl FromStr for CallerRate {
             .split_once('=')
             .ok_or_else(|| format!("invalid caller rate {s:?}: expected RPC=RATE:BURST"))?;
         let rpc = rpc.trim().to_owned();
-        if rpc != "*" && !crate::callers::RPC_NAMES.contains(&rpc.as_str()) {
+        if rpc != "*" && !tessera_core::wire::RPC_NAMES.contains(&rpc.as_str()) {
             return Err(format!("unknown RPC {rpc:?} in caller rate"));
         }
         Ok(CallerRate {
