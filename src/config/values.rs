@@ -1,6 +1,5 @@
 //! The value types of the command line: durations, rate limits, per-caller
-//! rates, signing algorithms, and the redaction of URLs that carry
-//! credentials.
+//! rates, signing algorithms.
 
 use std::fmt;
 use std::str::FromStr;
@@ -112,38 +111,6 @@ impl FromStr for CallerRate {
             rpc,
             rate: rate.parse()?,
         })
-    }
-}
-
-/// `url` with its credentials replaced by `***`, for logs and errors: the
-/// user and password before `@`, and query parameters whose name mentions a
-/// password (fred's `sentinelPassword`).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((_, hosts)) => format!("***@{hosts}"),
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        None => tail.to_owned(),
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
-                        format!("{k}=***")
-                    }
-                    _ => kv.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-    };
-    if scheme.is_empty() {
-        format!("{authority}{tail}")
-    } else {
-        format!("{scheme}://{authority}{tail}")
     }
 }
 

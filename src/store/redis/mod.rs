@@ -36,6 +36,38 @@ use crate::error::StoreError;
 
 use schema::redis_key as key;
 
+/// `url` with its credentials replaced by `***`, for logs and errors: the
+/// user and password before `@`, and query parameters whose name mentions a
+/// password (fred's `sentinelPassword`).
+pub fn redact_url(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    let authority = match authority.rsplit_once('@') {
+        Some((_, hosts)) => format!("***@{hosts}"),
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        None => tail.to_owned(),
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
+                        format!("{k}=***")
+                    }
+                    _ => kv.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+    };
+    if scheme.is_empty() {
+        format!("{authority}{tail}")
+    } else {
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
 fn unavailable(e: Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -60,7 +92,7 @@ impl RedisStore {
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let config = Config::from_url(url).map_err(|e| {
             // fred's message may quote the URL: only the redacted one goes out.
-            let redacted = crate::config::redact_url(url);
+            let redacted = redact_url(url);
             let why = e.details().replace(url, &redacted);
             StoreError::Unavailable(format!("invalid Redis URL {redacted}: {why}"))
         })?;
@@ -288,5 +320,29 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(Some(secs * 1000 + micros / 1000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        for (url, want) in [
+            (
+                "redis://default:s3cret@10.0.0.1:6379/0",
+                "redis://***@10.0.0.1:6379/0",
+            ),
+            ("rediss://:s3cret@host", "rediss://***@host"),
+            ("redis://host:6379", "redis://host:6379"),
+            (
+                "redis-sentinel://u:s3cret@a:1,b:2/0?sentinelServiceName=m&sentinelPassword=s3cret",
+                "redis-sentinel://***@a:1,b:2/0?sentinelServiceName=m&sentinelPassword=***",
+            ),
+            ("u:s3cret@host", "***@host"),
+        ] {
+            assert_eq!(redact_url(url), want);
+        }
     }
 }
