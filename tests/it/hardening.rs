@@ -229,7 +229,9 @@ async fn unknown_targets_hold_nothing(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if let Some(redis) = &env.redis {
-        for pattern in ["rs:0*", "ru:*"] {
+        // The made-up ids are zero-padded: no real (random) id starts
+        // with sixteen zeros.
+        for pattern in ["rs:0000000000000000*", "ru:*"] {
             let keys = redis
                 .command(&format!("KEYS tessera:{{t}}:{pattern}"))
                 .await;
