@@ -47,30 +47,16 @@ impl Violation {
 /// Everything an RPC can answer with other than success.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("token is malformed")]
-    TokenMalformed,
-    #[error("token signature is invalid")]
-    TokenSignatureInvalid,
-    #[error("token has expired")]
-    TokenExpired,
-    #[error("token is not yet valid")]
-    TokenNotYetValid,
-    #[error("token has been revoked")]
-    TokenRevoked,
-    #[error("token issuer does not match")]
-    IssuerMismatch,
-    #[error("token audience does not match")]
-    AudienceMismatch,
-    #[error("device fingerprint does not match")]
-    FingerprintMismatch,
+    /// What the token core answers (signature, validity, issuer, audience,
+    /// binding, revocation, scopes), its reason code included.
+    #[error(transparent)]
+    Token(TokenError),
     #[error("refresh token is invalid")]
     RefreshTokenInvalid,
     #[error("refresh token was already used; the session has been revoked")]
     RefreshTokenReused,
     #[error("caller is not authenticated")]
     CallerUnauthenticated,
-    #[error("token lacks a required scope")]
-    ScopeMissing,
     #[error("caller is not allowed to call this method")]
     CallerNotAllowed,
     #[error("invalid argument")]
@@ -96,18 +82,10 @@ impl Error {
     /// The `ErrorInfo.reason` of docs/design.md §3 (or `INTERNAL`).
     pub fn reason(&self) -> &'static str {
         match self {
-            Error::TokenMalformed => reason::TOKEN_MALFORMED,
-            Error::TokenSignatureInvalid => reason::TOKEN_SIGNATURE_INVALID,
-            Error::TokenExpired => reason::TOKEN_EXPIRED,
-            Error::TokenNotYetValid => reason::TOKEN_NOT_YET_VALID,
-            Error::TokenRevoked => reason::TOKEN_REVOKED,
-            Error::IssuerMismatch => reason::ISSUER_MISMATCH,
-            Error::AudienceMismatch => reason::AUDIENCE_MISMATCH,
-            Error::FingerprintMismatch => reason::FINGERPRINT_MISMATCH,
+            Error::Token(e) => e.reason(),
             Error::RefreshTokenInvalid => reason::REFRESH_TOKEN_INVALID,
             Error::RefreshTokenReused => reason::REFRESH_TOKEN_REUSED,
             Error::CallerUnauthenticated => reason::CALLER_UNAUTHENTICATED,
-            Error::ScopeMissing => reason::SCOPE_MISSING,
             Error::CallerNotAllowed => reason::CALLER_NOT_ALLOWED,
             Error::InvalidArgument(_) => reason::FIELD_INVALID,
             Error::CursorInvalid => reason::CURSOR_INVALID,
@@ -119,18 +97,22 @@ impl Error {
 
     fn code(&self) -> Code {
         match self {
-            Error::TokenMalformed
-            | Error::TokenSignatureInvalid
-            | Error::TokenExpired
-            | Error::TokenNotYetValid
-            | Error::TokenRevoked
-            | Error::IssuerMismatch
-            | Error::AudienceMismatch
-            | Error::FingerprintMismatch
-            | Error::RefreshTokenInvalid
+            Error::Token(e) => match e {
+                TokenError::TokenMalformed
+                | TokenError::TokenSignatureInvalid
+                | TokenError::TokenExpired
+                | TokenError::TokenNotYetValid
+                | TokenError::TokenRevoked
+                | TokenError::IssuerMismatch
+                | TokenError::AudienceMismatch
+                | TokenError::FingerprintMismatch => Code::Unauthenticated,
+                TokenError::ScopeMissing => Code::PermissionDenied,
+                TokenError::Internal(_) => Code::Internal,
+            },
+            Error::RefreshTokenInvalid
             | Error::RefreshTokenReused
             | Error::CallerUnauthenticated => Code::Unauthenticated,
-            Error::ScopeMissing | Error::CallerNotAllowed => Code::PermissionDenied,
+            Error::CallerNotAllowed => Code::PermissionDenied,
             Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
             Error::RateLimited { .. } => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
@@ -142,16 +124,9 @@ impl Error {
 impl From<TokenError> for Error {
     fn from(e: TokenError) -> Error {
         match e {
-            TokenError::TokenMalformed => Error::TokenMalformed,
-            TokenError::TokenSignatureInvalid => Error::TokenSignatureInvalid,
-            TokenError::TokenExpired => Error::TokenExpired,
-            TokenError::TokenNotYetValid => Error::TokenNotYetValid,
-            TokenError::TokenRevoked => Error::TokenRevoked,
-            TokenError::IssuerMismatch => Error::IssuerMismatch,
-            TokenError::AudienceMismatch => Error::AudienceMismatch,
-            TokenError::FingerprintMismatch => Error::FingerprintMismatch,
-            TokenError::ScopeMissing => Error::ScopeMissing,
+            // A signing failure is the server's own: reported as such.
             TokenError::Internal(why) => Error::Internal(why),
+            other => Error::Token(other),
         }
     }
 }
@@ -193,19 +168,11 @@ pub fn to_status(err: &Error) -> Status {
         }
         // Internals stay in the logs.
         Error::Store(_) => "token store unavailable, retry later".to_owned(),
-        Error::Internal(_) => "internal error".to_owned(),
-        Error::TokenMalformed
-        | Error::TokenSignatureInvalid
-        | Error::TokenExpired
-        | Error::TokenNotYetValid
-        | Error::TokenRevoked
-        | Error::IssuerMismatch
-        | Error::AudienceMismatch
-        | Error::FingerprintMismatch
+        Error::Internal(_) | Error::Token(TokenError::Internal(_)) => "internal error".to_owned(),
+        Error::Token(_)
         | Error::RefreshTokenInvalid
         | Error::RefreshTokenReused
         | Error::CallerUnauthenticated
-        | Error::ScopeMissing
         | Error::CallerNotAllowed => err.to_string(),
     };
     Status::with_error_details_vec(err.code(), message, details)
@@ -223,20 +190,17 @@ pub fn failed(rpc: &str, err: Error) -> Status {
     let reason = err.reason();
     match &err {
         Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
-        Error::Internal(why) => tracing::error!(rpc, reason, error = %why, "call failed"),
-        Error::RateLimited { .. } | Error::RefreshTokenReused | Error::FingerprintMismatch => {
+        Error::Internal(why) | Error::Token(TokenError::Internal(why)) => {
+            tracing::error!(rpc, reason, error = %why, "call failed")
+        }
+        Error::RateLimited { .. }
+        | Error::RefreshTokenReused
+        | Error::Token(TokenError::FingerprintMismatch) => {
             tracing::info!(rpc, reason, "call failed")
         }
-        Error::TokenMalformed
-        | Error::TokenSignatureInvalid
-        | Error::TokenExpired
-        | Error::TokenNotYetValid
-        | Error::TokenRevoked
-        | Error::IssuerMismatch
-        | Error::AudienceMismatch
+        Error::Token(_)
         | Error::RefreshTokenInvalid
         | Error::CallerUnauthenticated
-        | Error::ScopeMissing
         | Error::CallerNotAllowed
         | Error::InvalidArgument(_)
         | Error::CursorInvalid => tracing::debug!(rpc, reason, "call failed"),

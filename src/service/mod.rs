@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
 use crate::config::ServeArgs;
-use crate::error::Error;
+use crate::error::{Error, TokenError};
 use crate::feed::Feed;
 use crate::keys::KeyRing;
 use crate::pb;
@@ -274,7 +274,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
             Ok((_, outcome)) => *outcome,
             Err(Error::RefreshTokenReused) => "reused",
             Err(Error::RefreshTokenInvalid) => "invalid",
-            Err(Error::FingerprintMismatch) => "fingerprint_mismatch",
+            Err(Error::Token(TokenError::FingerprintMismatch)) => "fingerprint_mismatch",
             Err(Error::RateLimited { .. }) => "rate_limited",
             Err(_) => "error",
         };

@@ -4,7 +4,7 @@ use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
-use crate::error::Error;
+use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
 use crate::telemetry;
@@ -64,7 +64,7 @@ impl<S: Store> Authority<S> {
             RotateOutcome::FingerprintMismatch => {
                 tracing::warn!(session.id = %presented.sid, "refresh with a different device fingerprint: possible token theft");
                 metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
-                return Err(Error::FingerprintMismatch);
+                return Err(Error::Token(TokenError::FingerprintMismatch));
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
             RotateOutcome::RateLimited { retry_after_ms } => {

@@ -5,7 +5,7 @@ use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
 use super::{timestamp_ms, timestamp_s, Authority};
-use crate::error::Error;
+use crate::error::{Error, TokenError};
 use crate::feed::CacheAnswer;
 use crate::pb;
 use crate::store::{subject_key, Store};
@@ -115,7 +115,7 @@ impl<S: Store> Authority<S> {
             .verify(self.keys.current().as_ref(), &input.token, now)?;
         check_audience_and_binding(&claims, &input.audience, &input.fingerprint)?;
         if self.is_revoked(&claims, input.strong, now_ms).await? {
-            return Err(Error::TokenRevoked);
+            return Err(Error::Token(TokenError::TokenRevoked));
         }
         check_scopes(&claims, &input.required_scopes)?;
         let renewed = if input.renew {
