@@ -318,7 +318,8 @@ impl Store for MemoryStore {
             return Ok(RotateOutcome::Rotated(rotation(s)));
         }
         let replay = r.presented_hash == s.previous;
-        if replay && now - s.rotated_at_ms <= r.grace_ms {
+        // A window of 0 is no window (the same rule as rotate.lua).
+        if replay && r.grace_ms > 0 && now - s.rotated_at_ms <= r.grace_ms {
             if foreign_device {
                 return Ok(RotateOutcome::FingerprintMismatch);
             }

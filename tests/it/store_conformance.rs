@@ -252,6 +252,19 @@ async fn grace_expires<S: Store>(s: Arc<S>) {
             .unwrap(),
         RotateOutcome::Reused { .. }
     ));
+    // `--refresh-grace 0s` is no window: a replay in the very same
+    // millisecond as the rotation is reuse (the examples' test once raced it).
+    s.create_session(&session("s2b", "bob", t)).await.unwrap();
+    assert!(matches!(
+        s.rotate(&rotate("s2b", "h0-s2b", "h1", t, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        s.rotate(&rotate("s2b", "h0-s2b", "x", t, 0)).await.unwrap(),
+        RotateOutcome::Reused { .. }
+    ));
 }
 
 async fn lifetimes_are_enforced<S: Store>(s: Arc<S>) {

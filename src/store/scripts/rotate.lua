@@ -66,7 +66,9 @@ end
 if prev ~= '' and presented == prev then
   -- Only the immediate predecessor, and only within the window, gets the
   -- successor (django-oauth-toolkit#1617: never older generations).
-  if now - tonumber(rot) <= tonumber(ARGV[5]) then
+  -- A window of 0 is no window: even a replay in the same millisecond is reuse.
+  local grace = tonumber(ARGV[5])
+  if grace > 0 and now - tonumber(rot) <= grace then
     if foreign_device then return {'fingerprint'} end
     local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
     if not sealed then return {'invalid'} end
