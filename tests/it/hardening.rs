@@ -829,8 +829,8 @@ async fn failed_calls_are_logged_once_with_their_reason() {
 async fn a_replica_with_a_fast_clock_cannot_outlive_a_logout() {
     let env = Env::new(Backend::Redis).await;
     let on_time = Process::start(&env.flags(&[])).await;
-    let ahead = Process::start_under(
-        &["faketime", "-f", "+20s"],
+    let ahead = Process::start_with_env(
+        &faketime_env("+20s"),
         &env.flags(&["--issue-rate=off"]),
         "info",
     )

@@ -43,6 +43,23 @@ pub fn tessera_binary() -> PathBuf {
     candidate
 }
 
+/// Environment that runs a process on a clock `offset` from the real one
+/// (`+20s`) through libfaketime, preloaded into the process itself.
+/// `scripts/test` installs it (Debian's `faketime`); missing, the test fails.
+pub fn faketime_env(offset: &str) -> Vec<(&'static str, String)> {
+    let lib = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|dir| dir.path().join("faketime/libfaketime.so.1"))
+        .find(|p| p.is_file())
+        .expect("libfaketime not found: run scripts/test (it installs faketime)");
+    vec![
+        ("LD_PRELOAD", lib.display().to_string()),
+        ("FAKETIME", offset.to_owned()),
+    ]
+}
+
 /// Where the harness finds `redis-server`. CI installs it (scripts/test); a
 /// missing binary fails the test loudly, it never skips.
 pub fn redis_server_binary() -> PathBuf {
@@ -524,22 +541,16 @@ impl Process {
 
     /// Start with `TESSERA_LOG` set to `filter`.
     pub async fn start_logging(flags: &[String], filter: &str) -> Process {
-        Self::start_under(&[], flags, filter).await
+        Self::start_with_env(&[], flags, filter).await
     }
 
-    /// Start the binary under `wrapper` (e.g. `faketime -f +20s`).
-    pub async fn start_under(wrapper: &[&str], flags: &[String], filter: &str) -> Process {
+    /// Start with extra environment variables (e.g. [`faketime_env`]). The
+    /// child is `tessera` itself, so dropping the `Process` ends it (a
+    /// wrapper program would leave it running).
+    pub async fn start_with_env(env: &[(&str, String)], flags: &[String], filter: &str) -> Process {
         use tokio::io::AsyncBufReadExt;
-        let tessera = tessera_binary();
-        let mut command = match wrapper.split_first() {
-            None => tokio::process::Command::new(tessera),
-            Some((program, args)) => {
-                let mut c = tokio::process::Command::new(program);
-                c.args(args).arg(tessera);
-                c
-            }
-        };
-        let mut child = command
+        let mut child = tokio::process::Command::new(tessera_binary())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("serve")
             .args([
                 "--listen=127.0.0.1:0",
