@@ -43,6 +43,24 @@ fn kid_of(token: &str) -> String {
     jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
+/// Issue for `subject` until the token is signed by another key than
+/// `previous` (a SIGHUP reload is asynchronous), or panic after 10 s.
+async fn issue_signed_by_new_key(
+    c: &mut Client,
+    subject: &str,
+    previous: &pb::TokenPair,
+) -> pb::TokenPair {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pair = issue(c, subject).await;
+        if kid_of(&pair.access_token) != kid_of(&previous.access_token) {
+            return pair;
+        }
+        assert!(Instant::now() < deadline, "the new key never signed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_on_sighup() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,15 +222,7 @@ async fn two_phase_rotation_never_outpaces_cached_jwks() {
     std::fs::write(&signing, &key_b).unwrap();
     std::fs::write(&verify, &key_a).unwrap();
     process.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let signed_b = loop {
-        let pair = issue(&mut c, "alice").await;
-        if kid_of(&pair.access_token) != kid_of(&first.access_token) {
-            break pair;
-        }
-        assert!(Instant::now() < deadline, "B never signed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let signed_b = issue_signed_by_new_key(&mut c, "alice", &first).await;
     assert!(
         cached.knows(&signed_b.access_token).await,
         "the cached JWK set already had the new key"
@@ -228,15 +238,7 @@ async fn two_phase_rotation_never_outpaces_cached_jwks() {
     std::fs::write(&signing, &key_c).unwrap();
     std::fs::write(&verify, &key_b).unwrap();
     process.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let signed_c = loop {
-        let pair = issue(&mut c, "alice").await;
-        if kid_of(&pair.access_token) != kid_of(&signed_b.access_token) {
-            break pair;
-        }
-        assert!(Instant::now() < deadline, "C never signed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let signed_c = issue_signed_by_new_key(&mut c, "alice", &signed_b).await;
     if stale.fetched.elapsed() < stale.max_age {
         assert!(!stale.kids.contains(&kid_of(&signed_c.access_token)));
     }
@@ -265,19 +267,7 @@ async fn hs256_secrets_rotate() {
     let before = issue(&mut c, "alice").await;
     std::fs::write(&signing, &new).unwrap();
     process.signal("HUP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let after = loop {
-        let pair = issue(&mut c, "bob").await;
-        if kid_of(&pair.access_token) != kid_of(&before.access_token) {
-            break pair;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new secret never signed: {}",
-            process.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let after = issue_signed_by_new_key(&mut c, "bob", &before).await;
     c.verify(verify_request(&before.access_token))
         .await
         .expect("the previous secret still verifies");
