@@ -225,6 +225,17 @@ async fn run<S: Store>(
     let caller_limits =
         caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());
     let authority = Authority::new(store, keys, feed, policy, drain_rx);
+    if let Some(cache) = authority.verifier.cache() {
+        // Weak: the server (and its cache) may end before the process.
+        let cache = std::sync::Arc::downgrade(cache);
+        telemetry::on_render(move || match cache.upgrade() {
+            Some(cache) => {
+                telemetry::record_verify_cache(&cache.stats());
+                true
+            }
+            None => false,
+        });
+    }
     let service = pb::token_authority_server::TokenAuthorityServer::new(authority)
         .max_decoding_message_size(error::MAX_REQUEST_BYTES);
 

@@ -30,6 +30,16 @@ pub const FEED_IN_SYNC: &str = "tessera_feed_in_sync";
 /// How far this host's clock is corrected to the store's (seconds).
 pub const CLOCK_OFFSET: &str = "tessera_clock_offset_seconds";
 pub const FINGERPRINT_MISMATCHES: &str = "tessera_fingerprint_mismatch_total";
+/// Verified-token cache: lookups answered from it / sent on to full verification.
+pub const VERIFY_CACHE_HITS: &str = "tessera_verify_cache_hits_total";
+pub const VERIFY_CACHE_MISSES: &str = "tessera_verify_cache_misses_total";
+/// Entries dropped, by cause: capacity (to make room), expired (token dead).
+pub const VERIFY_CACHE_EVICTIONS: &str = "tessera_verify_cache_evictions_total";
+/// Whole-cache clears because another key set came into force (SIGHUP).
+pub const VERIFY_CACHE_CLEARS: &str = "tessera_verify_cache_clears_total";
+pub const VERIFY_CACHE_ENTRIES: &str = "tessera_verify_cache_entries";
+/// Bytes counted against `--verify-cache-bytes`.
+pub const VERIFY_CACHE_BYTES: &str = "tessera_verify_cache_bytes";
 
 /// Latency buckets in seconds, from 50 µs (cache hits) to 5 s (timeouts).
 const BUCKETS: &[f64] = &[
@@ -71,10 +81,39 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 /// How often histogram samples are folded into buckets.
 const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
+type Collector = Box<dyn Fn() -> bool + Send + Sync>;
+static COLLECTORS: std::sync::Mutex<Vec<Collector>> = std::sync::Mutex::new(Vec::new());
+
+/// Run `collect` before every scrape: for figures that live in counters of
+/// their own (the verified-token cache) rather than being recorded per call
+/// on the hot path. It answers whether it still has something to collect;
+/// once it says no, it is dropped.
+pub fn on_render(collect: impl Fn() -> bool + Send + Sync + 'static) {
+    COLLECTORS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(collect));
+}
+
+/// Publish the verified-token cache's counters.
+pub fn record_verify_cache(stats: &tessera_core::tokens::CacheStats) {
+    metrics::counter!(VERIFY_CACHE_HITS).absolute(stats.hits);
+    metrics::counter!(VERIFY_CACHE_MISSES).absolute(stats.misses);
+    metrics::counter!(VERIFY_CACHE_EVICTIONS, "cause" => "capacity").absolute(stats.evictions);
+    metrics::counter!(VERIFY_CACHE_EVICTIONS, "cause" => "expired").absolute(stats.expired);
+    metrics::counter!(VERIFY_CACHE_CLEARS).absolute(stats.key_changes);
+    metrics::gauge!(VERIFY_CACHE_ENTRIES).set(stats.entries as f64);
+    metrics::gauge!(VERIFY_CACHE_BYTES).set(stats.bytes as f64);
+}
+
 /// Render the exposition text.
 pub fn render() -> String {
     match handle() {
         Some(h) => {
+            COLLECTORS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|collect| collect());
             h.run_upkeep();
             h.render()
         }

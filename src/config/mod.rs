@@ -142,6 +142,13 @@ pub struct ServeArgs {
     /// published (as a --verify-key) at least this long before it signs.
     #[arg(long, env = "TESSERA_JWKS_MAX_AGE", default_value = DEFAULT_JWKS_MAX_AGE)]
     pub jwks_max_age: Dur,
+    /// Most tokens in the verified-token cache (a token seen before skips
+    /// parsing and the signature; every other check still runs). `0` = off.
+    #[arg(long, env = "TESSERA_VERIFY_CACHE_SIZE", default_value_t = tessera_core::tokens::CacheBounds::DEFAULT_ENTRIES)]
+    pub verify_cache_size: u64,
+    /// Most bytes (estimated) the verified-token cache holds. `0` = off.
+    #[arg(long, env = "TESSERA_VERIFY_CACHE_BYTES", default_value_t = tessera_core::tokens::CacheBounds::DEFAULT_BYTES)]
+    pub verify_cache_bytes: u64,
     /// Algorithm of `--signing-key`; detected from the PEM when absent. `hs256` must be explicit.
     #[arg(long, env = "TESSERA_SIGNING_ALG", value_parser = key_alg_parser())]
     pub signing_alg: Option<KeyAlg>,

@@ -19,7 +19,7 @@ use crate::keys::KeyRing;
 use crate::pb;
 use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
-use crate::tokens::{self, AccessClaims, Confirmation, TokenVerifier, VerifyPolicy};
+use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
 mod issue;
 mod refresh;
@@ -57,6 +57,8 @@ pub struct Policy {
     /// Per-caller Issue budget, counted in the same atomic step as the
     /// session is written (`None` = off).
     pub caller_issue_rate: Option<crate::store::RateLimit>,
+    /// Bounds of the verified-token cache (`--verify-cache-size`/`-bytes`).
+    pub verify_cache: CacheBounds,
 }
 
 impl Policy {
@@ -92,6 +94,10 @@ impl Policy {
                 },
                 |r| r.limit(),
             ),
+            verify_cache: CacheBounds {
+                max_entries: a.verify_cache_size,
+                max_bytes: a.verify_cache_bytes,
+            },
         }
     }
 
@@ -156,7 +162,7 @@ impl<S: Store> Authority<S> {
         policy: Policy,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let verifier = TokenVerifier::new(policy.verify_policy());
+        let verifier = TokenVerifier::with_cache(policy.verify_policy(), policy.verify_cache);
         Authority {
             store,
             keys,

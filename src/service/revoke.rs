@@ -106,10 +106,10 @@ impl<S: Store> Authority<S> {
             .ok()?;
         Some(RevokeTarget::Token {
             exp_ms: self.policy.token_horizon_ms(claims.exp),
-            jti: claims.jti,
-            sid: claims.sid,
-            tenant: claims.tid,
-            subject: claims.sub,
+            jti: claims.jti.clone(),
+            sid: claims.sid.clone(),
+            tenant: claims.tid.clone(),
+            subject: claims.sub.clone(),
         })
     }
 

@@ -14,7 +14,7 @@
 #![deny(missing_docs)]
 
 pub use tessera_core::error::TokenError;
-pub use tessera_core::tokens::AccessClaims;
+pub use tessera_core::tokens::{AccessClaims, CacheBounds, CacheStats};
 use tessera_core::wire::reason as code;
 use tonic::Status;
 

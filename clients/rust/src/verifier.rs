@@ -10,7 +10,9 @@ use tessera_core::keys::PublicKeys;
 use tessera_core::revocation::{
     subject_key, CacheAnswer, RevocationCache, RevocationEvent, RevocationKind,
 };
-use tessera_core::tokens::{self, AccessClaims, TokenVerifier, VerifyPolicy};
+use tessera_core::tokens::{
+    self, AccessClaims, CacheBounds, CacheStats, TokenVerifier, VerifyPolicy,
+};
 use tessera_core::unix_now_ms;
 use tessera_core::wire::reason as code;
 
@@ -65,6 +67,11 @@ pub struct VerifierOptions {
     /// (`CURSOR_INVALID`: from another deployment, or ahead of its log) is
     /// dropped and the verifier resynchronises from a snapshot.
     pub resume_cursor: String,
+    /// Bounds of the cache of verified tokens, the server's
+    /// `--verify-cache-size`/`--verify-cache-bytes` (the same code): a token
+    /// seen before skips parsing and the signature, every other check runs.
+    /// [`CacheBounds::OFF`] turns it off.
+    pub verify_cache: CacheBounds,
 }
 
 impl Default for VerifierOptions {
@@ -74,6 +81,7 @@ impl Default for VerifierOptions {
             leeway: 30,
             min_refetch: Duration::from_secs(30),
             resume_cursor: String::new(),
+            verify_cache: CacheBounds::default(),
         }
     }
 }
@@ -115,10 +123,13 @@ impl LocalVerifier {
         let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
             .map_err(|e| ClientError::Invalid(e.to_string()))?;
         let cursor = Mutex::new(options.resume_cursor.clone());
-        let verifier = TokenVerifier::new(VerifyPolicy {
-            issuer: options.issuer.clone(),
-            leeway: options.leeway,
-        });
+        let verifier = TokenVerifier::with_cache(
+            VerifyPolicy {
+                issuer: options.issuer.clone(),
+                leeway: options.leeway,
+            },
+            options.verify_cache,
+        );
         let state = Arc::new(VerifierState {
             client,
             options,
@@ -196,7 +207,12 @@ impl LocalVerifier {
             CacheAnswer::Unknown => return Err(VerifyError::NotInSync),
         }
         check_scopes(&claims, required_scopes)?;
-        Ok(claims)
+        Ok(Arc::unwrap_or_clone(claims))
+    }
+
+    /// The verified-token cache's counters (`None` when it is off).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.state.verifier.cache_stats()
     }
 
     /// The JWK set in force.

@@ -12,6 +12,7 @@ use crate::keys::{KeyError, KeyLookup, VerifyingKey};
 /// Public keys from an RFC 7517 JWK set (what `GetJwks` returns).
 pub struct PublicKeys {
     keys: HashMap<String, VerifyingKey>,
+    generation: u64,
 }
 
 impl PublicKeys {
@@ -51,7 +52,10 @@ impl PublicKeys {
                 },
             );
         }
-        Ok(PublicKeys { keys })
+        Ok(PublicKeys {
+            keys,
+            generation: crate::keys::next_generation(),
+        })
     }
 
     pub fn contains(&self, kid: &str) -> bool {
@@ -70,5 +74,9 @@ impl PublicKeys {
 impl KeyLookup for PublicKeys {
     fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
         self.keys.get(kid)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }

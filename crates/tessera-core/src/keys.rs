@@ -108,6 +108,7 @@ pub struct KeySet {
     jwks_json: String,
     /// True when the signer was generated at start-up.
     pub ephemeral: bool,
+    generation: u64,
 }
 
 impl KeySet {
@@ -121,6 +122,7 @@ impl KeySet {
             verifiers,
             jwks_json,
             ephemeral,
+            generation: next_generation(),
         }
     }
 
@@ -213,6 +215,7 @@ impl KeySet {
             }
         }
         self.jwks_json = json!({ "keys": jwks }).to_string();
+        self.generation = next_generation();
         self
     }
 
@@ -341,11 +344,25 @@ fn from_pkcs8(
 /// so both verify with the very same [`crate::tokens::verify`].
 pub trait KeyLookup {
     fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey>;
+    /// Which set of keys this is: unique to each set built in this process
+    /// (a reload or a refetch builds a new one). The verified-token cache
+    /// trusts only entries verified by the set in force.
+    fn generation(&self) -> u64;
+}
+
+/// A number no other key set of this process has.
+pub(crate) fn next_generation() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 impl KeyLookup for KeySet {
     fn verifying_key(&self, kid: &str) -> Option<&VerifyingKey> {
         self.verifiers.get(kid).map(|k| k.as_ref())
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation
     }
 }
 

@@ -1,7 +1,8 @@
 //! Tessera's token core, shared by the server and the Rust SDK.
 //!
 //! - [`tokens`]: access-token claims, minting and verification — pure
-//!   functions of (keys, claims, clock).
+//!   functions of (keys, claims, clock) — and [`tokens::TokenVerifier`],
+//!   which puts the [`verified`] cache in front of them.
 //! - [`keys`]: signing keys, `kid`, the public JWK set, algorithm pinning.
 //! - [`checks`]: what `Verify` checks after the signature (audience, device
 //!   binding, scopes), so local verifiers check exactly the same.
@@ -19,6 +20,7 @@ pub mod jwks;
 pub mod keys;
 pub mod revocation;
 pub mod tokens;
+pub mod verified;
 pub mod wire;
 
 /// Unix time in milliseconds on this host's clock.

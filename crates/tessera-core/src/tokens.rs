@@ -15,8 +15,11 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use std::sync::Arc;
+
 use crate::error::TokenError as Error;
 use crate::keys::{alg_name, KeyLookup, KeySet};
+pub use crate::verified::{CacheBounds, CacheStats, VerifiedCache};
 
 /// Longest token accepted anywhere; longer input is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -203,30 +206,78 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
 
 /// The one place where access tokens are checked — signature, type, issuer,
 /// validity window — for the server's `Verify` and `Revoke` and for the
-/// SDK's `LocalVerifier` alike, and so the place where a cache of verified
-/// tokens sits in front of the signature check.
+/// SDK's `LocalVerifier` alike, and so the place where the cache of
+/// verified tokens ([`VerifiedCache`]) sits in front of the signature check.
 #[derive(Debug, Clone)]
 pub struct TokenVerifier {
     policy: VerifyPolicy,
+    cache: Option<Arc<VerifiedCache>>,
 }
 
 impl TokenVerifier {
+    /// A verifier without a cache: every call verifies in full.
     pub fn new(policy: VerifyPolicy) -> Self {
-        TokenVerifier { policy }
+        TokenVerifier {
+            policy,
+            cache: None,
+        }
+    }
+
+    /// A verifier with a cache of verified tokens within `bounds` (none
+    /// when a bound is 0).
+    pub fn with_cache(policy: VerifyPolicy, bounds: CacheBounds) -> Self {
+        TokenVerifier {
+            policy,
+            cache: VerifiedCache::new(bounds).map(Arc::new),
+        }
     }
 
     pub fn policy(&self) -> &VerifyPolicy {
         &self.policy
     }
 
+    /// The cache's counters; `None` when there is no cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|c| c.stats())
+    }
+
+    /// The cache itself (shared by every clone of this verifier).
+    pub fn cache(&self) -> Option<&Arc<VerifiedCache>> {
+        self.cache.as_ref()
+    }
+
     /// [`verify`] with this verifier's policy, at `now` (Unix seconds).
+    ///
+    /// A token cached by an earlier call with the same key set skips the
+    /// parsing and the signature; its validity window is checked again
+    /// against `now` exactly as [`verify`] checks it.
     pub fn verify(
         &self,
         keys: &impl KeyLookup,
         token: &str,
         now: i64,
-    ) -> Result<AccessClaims, Error> {
-        verify(keys, token, now, &self.policy)
+    ) -> Result<Arc<AccessClaims>, Error> {
+        let Some(cache) = &self.cache else {
+            return verify(keys, token, now, &self.policy).map(Arc::new);
+        };
+        let generation = keys.generation();
+        cache.maintain(generation, now, self.policy.leeway);
+        if let Some(claims) = cache.get(token, generation, |kid| keys.verifying_key(kid).is_some())
+        {
+            return match check_window(&claims, now, self.policy.leeway) {
+                Ok(()) => Ok(claims),
+                Err(e) => {
+                    if e == Error::TokenExpired {
+                        cache.remove_expired(token);
+                    }
+                    Err(e)
+                }
+            };
+        }
+        let (claims, kid) = verify_with_kid(keys, token, now, &self.policy)?;
+        let claims = Arc::new(claims);
+        cache.insert(token, claims.clone(), &kid, generation);
+        Ok(claims)
     }
 }
 
@@ -241,6 +292,16 @@ pub fn verify(
     now: i64,
     policy: &VerifyPolicy,
 ) -> Result<AccessClaims, Error> {
+    verify_with_kid(keys, token, now, policy).map(|(claims, _)| claims)
+}
+
+/// [`verify`], also answering the `kid` that verified the token.
+fn verify_with_kid(
+    keys: &impl KeyLookup,
+    token: &str,
+    now: i64,
+    policy: &VerifyPolicy,
+) -> Result<(AccessClaims, String), Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TokenMalformed);
     }
@@ -302,16 +363,21 @@ pub fn verify(
     if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
         return Err(Error::TokenMalformed);
     }
-    // Keep in step with `refused_from_ms`.
-    if now > claims.exp.saturating_add(policy.leeway) {
+    check_window(&claims, now, policy.leeway)?;
+    Ok((claims, kid))
+}
+
+/// The validity window at `now` (Unix seconds) with `leeway`: checked by
+/// every verification, the cached ones included. Keep in step with
+/// [`refused_from_ms`].
+fn check_window(claims: &AccessClaims, now: i64, leeway: i64) -> Result<(), Error> {
+    if now > claims.exp.saturating_add(leeway) {
         return Err(Error::TokenExpired);
     }
-    if claims.nbf > now.saturating_add(policy.leeway)
-        || claims.iat > now.saturating_add(policy.leeway)
-    {
+    if claims.nbf > now.saturating_add(leeway) || claims.iat > now.saturating_add(leeway) {
         return Err(Error::TokenNotYetValid);
     }
-    Ok(claims)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,564 @@
+//! The verified-token cache: a token that passed full verification once is
+//! not parsed or signature-checked again while it stays cached.
+//!
+//! - **Key:** the exact token string. The map hashes it with a hasher keyed
+//!   at random per process (ahash's `RandomState`), so nobody can aim tokens
+//!   at one bucket, and every hit compares the full bytes (`Eq` on the whole
+//!   string): never a prefix, never the signature alone.
+//! - **Value:** the parsed claims, the `kid` that verified them, and the
+//!   [`generation`](crate::keys::KeyLookup::generation) of the key set that
+//!   did. A hit counts only while that same set is in force and still holds
+//!   the `kid`; when another set appears (SIGHUP reload, JWK set refetch)
+//!   the whole map is cleared.
+//! - **Admission:** only tokens that passed [`crate::tokens::verify`];
+//!   a failure is never cached.
+//! - **Eviction:** quick_cache's scan-resistant policy (CLOCK-PRO with a
+//!   ghost list): a new entry enters a small cold queue and reaches the hot
+//!   set only when it is hit again, so a flood of distinct tokens seen once
+//!   cycles through the cold queue and leaves the hot set in place.
+//! - **Bounds:** entries *and* bytes. Each entry weighs its estimated bytes,
+//!   but never less than `max_bytes / max_entries`; the map's weight
+//!   capacity is `max_bytes`, so it holds at most `max_entries` entries and
+//!   at most `max_bytes` estimated bytes, whichever binds first.
+//! - **Expiry:** a hit re-checks `exp`/`nbf`/`iat` against the caller's
+//!   clock, and an expired entry is dropped on the spot; a sweep every
+//!   [`SWEEP_INTERVAL_S`] drops every expired entry, hit or not.
+//!
+//! Everything after the signature (revocation, audience, binding, scopes,
+//! renewal) is the caller's and runs on every call, hit or miss.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+
+use quick_cache::sync::Cache;
+use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
+
+use crate::tokens::AccessClaims;
+
+/// How often (seconds of the callers' clock) expired entries are swept.
+pub const SWEEP_INTERVAL_S: i64 = 10;
+
+/// Bytes an entry costs besides its token and its claims' heap: the claims
+/// struct, the entry, the map slot and the `Arc` headers. The claims' heap
+/// is about the size of the token's decoded payload, so an entry is
+/// estimated at this plus twice the token's length (BENCHMARKS.md compares
+/// the estimate with the RSS the cache really took).
+const ENTRY_OVERHEAD: u64 = (std::mem::size_of::<AccessClaims>() + 160) as u64;
+
+/// The bounds of a [`VerifiedCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheBounds {
+    /// At most this many tokens; `0` turns the cache off.
+    pub max_entries: u64,
+    /// At most this many (estimated) bytes; `0` turns the cache off.
+    pub max_bytes: u64,
+}
+
+impl CacheBounds {
+    /// 64 Ki entries: at ~1 KiB an entry (a default-claims token), about
+    /// [`Self::DEFAULT_BYTES`].
+    pub const DEFAULT_ENTRIES: u64 = 65_536;
+    /// 64 MiB.
+    pub const DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
+    /// No cache.
+    pub const OFF: CacheBounds = CacheBounds {
+        max_entries: 0,
+        max_bytes: 0,
+    };
+}
+
+impl Default for CacheBounds {
+    fn default() -> Self {
+        CacheBounds {
+            max_entries: Self::DEFAULT_ENTRIES,
+            max_bytes: Self::DEFAULT_BYTES,
+        }
+    }
+}
+
+/// What the cache has done so far, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Lookups answered from the cache.
+    pub hits: u64,
+    /// Lookups that went on to full verification.
+    pub misses: u64,
+    /// Entries pushed out to make room.
+    pub evictions: u64,
+    /// Entries dropped because their token expired.
+    pub expired: u64,
+    /// Times the whole cache was cleared for a new key set.
+    pub key_changes: u64,
+    /// Entries held now.
+    pub entries: u64,
+    /// Bytes held now, as counted against `max_bytes`: each entry's
+    /// estimate, or `max_bytes / max_entries` when that is more.
+    pub bytes: u64,
+}
+
+struct Entry {
+    claims: Arc<AccessClaims>,
+    kid: Box<str>,
+    generation: u64,
+    weight: u64,
+}
+
+#[derive(Clone)]
+struct ByWeight;
+
+impl Weighter<Box<str>, Arc<Entry>> for ByWeight {
+    fn weight(&self, _token: &Box<str>, entry: &Arc<Entry>) -> u64 {
+        entry.weight
+    }
+}
+
+/// Counts capacity evictions (quick_cache calls it for nothing else).
+#[derive(Clone)]
+struct CountEvictions(Arc<AtomicU64>);
+
+impl Lifecycle<Box<str>, Arc<Entry>> for CountEvictions {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn on_evict(&self, _state: &mut (), _token: Box<str>, _entry: Arc<Entry>) {
+        self.0.fetch_add(1, Relaxed);
+    }
+}
+
+/// A bounded map from token to the claims it verified to. Shared by the
+/// server's `Verify` and the SDK's `LocalVerifier` through
+/// [`crate::tokens::TokenVerifier`].
+pub struct VerifiedCache {
+    map: Cache<Box<str>, Arc<Entry>, ByWeight, DefaultHashBuilder, CountEvictions>,
+    min_weight: u64,
+    /// The key set whose entries the map holds.
+    generation: AtomicU64,
+    next_sweep_s: AtomicI64,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    expired: AtomicU64,
+    key_changes: AtomicU64,
+    evictions: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for VerifiedCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedCache")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VerifiedCache {
+    /// A cache within `bounds`; `None` when either bound is 0 (off).
+    pub fn new(bounds: CacheBounds) -> Option<Self> {
+        if bounds.max_entries == 0 || bounds.max_bytes == 0 {
+            return None;
+        }
+        let evictions = Arc::new(AtomicU64::new(0));
+        let map = Cache::with(
+            usize::try_from(bounds.max_entries).unwrap_or(usize::MAX),
+            bounds.max_bytes,
+            ByWeight,
+            DefaultHashBuilder::default(),
+            CountEvictions(evictions.clone()),
+        );
+        Some(VerifiedCache {
+            map,
+            min_weight: (bounds.max_bytes / bounds.max_entries).max(1),
+            generation: AtomicU64::new(0),
+            next_sweep_s: AtomicI64::new(i64::MIN),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            expired: AtomicU64::new(0),
+            key_changes: AtomicU64::new(0),
+            evictions,
+        })
+    }
+
+    /// Called before every lookup: clear everything when `generation` (the
+    /// key set in force) is not the one the entries were verified by, and
+    /// sweep expired entries when a sweep is due at `now` (Unix seconds).
+    pub(crate) fn maintain(&self, generation: u64, now: i64, leeway: i64) {
+        let held = self.generation.load(Relaxed);
+        if held != generation
+            && self
+                .generation
+                .compare_exchange(held, generation, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.map.clear();
+            if held != 0 {
+                self.key_changes.fetch_add(1, Relaxed);
+            }
+        }
+        let due = self.next_sweep_s.load(Relaxed);
+        if now >= due
+            && self
+                .next_sweep_s
+                .compare_exchange(due, now.saturating_add(SWEEP_INTERVAL_S), Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.sweep(now, leeway);
+        }
+    }
+
+    /// Drop every entry whose token is expired at `now` (with `leeway`) or
+    /// was verified by another key set than the one in force.
+    fn sweep(&self, now: i64, leeway: i64) {
+        let generation = self.generation.load(Relaxed);
+        let dropped = Cell::new(0u64);
+        self.map.retain(|_, e| {
+            let keep = e.generation == generation && now <= e.claims.exp.saturating_add(leeway);
+            if !keep {
+                dropped.set(dropped.get() + 1);
+            }
+            keep
+        });
+        self.expired.fetch_add(dropped.get(), Relaxed);
+    }
+
+    /// The claims `token` verified to, if it is cached, was verified by the
+    /// key set `generation` and that set still has its `kid`.
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        generation: u64,
+        has_kid: impl FnOnce(&str) -> bool,
+    ) -> Option<Arc<AccessClaims>> {
+        match self.map.get(token) {
+            Some(e) if e.generation == generation && has_kid(&e.kid) => {
+                self.hits.fetch_add(1, Relaxed);
+                Some(e.claims.clone())
+            }
+            Some(_) => {
+                // Verified by a key set no longer in force: verify afresh.
+                self.map.remove(token);
+                self.misses.fetch_add(1, Relaxed);
+                None
+            }
+            None => {
+                self.misses.fetch_add(1, Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Remember that `token` verified to `claims` with `kid` of the key set
+    /// `generation` (read before the verification began, so that a reload
+    /// racing with it leaves an entry no lookup accepts).
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        claims: Arc<AccessClaims>,
+        kid: &str,
+        generation: u64,
+    ) {
+        let estimate = ENTRY_OVERHEAD + 2 * token.len() as u64;
+        self.map.insert(
+            token.into(),
+            Arc::new(Entry {
+                claims,
+                kid: kid.into(),
+                generation,
+                weight: estimate.max(self.min_weight),
+            }),
+        );
+    }
+
+    /// Drop `token` (it expired).
+    pub(crate) fn remove_expired(&self, token: &str) {
+        if self.map.remove(token).is_some() {
+            self.expired.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Counters and sizes, for metrics.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Relaxed),
+            misses: self.misses.load(Relaxed),
+            evictions: self.evictions.load(Relaxed),
+            expired: self.expired.load(Relaxed),
+            key_changes: self.key_changes.load(Relaxed),
+            entries: self.map.len() as u64,
+            bytes: self.map.weight(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::TokenError;
+    use crate::keys::{KeyLookup, KeySet};
+    use crate::tokens::{mint, verify, TokenVerifier, VerifyPolicy};
+    use serde_json::Map;
+
+    const NOW: i64 = 1_800_000_000;
+    const LEEWAY: i64 = 30;
+
+    fn policy() -> VerifyPolicy {
+        VerifyPolicy {
+            issuer: "tessera-test".into(),
+            leeway: LEEWAY,
+        }
+    }
+
+    fn claims(jti: &str, exp: i64) -> AccessClaims {
+        AccessClaims {
+            iss: "tessera-test".into(),
+            sub: "alice".into(),
+            aud: vec!["api".into()],
+            exp,
+            nbf: NOW,
+            iat: NOW,
+            jti: jti.into(),
+            sid: "s1".into(),
+            tid: "acme".into(),
+            roles: vec!["admin".into()],
+            scope: "read write".into(),
+            cnf: None,
+            custom: Map::new(),
+        }
+    }
+
+    fn token(keys: &KeySet, jti: &str) -> String {
+        mint(keys, &claims(jti, NOW + 900)).unwrap()
+    }
+
+    fn cached(bounds: CacheBounds) -> TokenVerifier {
+        TokenVerifier::with_cache(policy(), bounds)
+    }
+
+    fn stats(v: &TokenVerifier) -> CacheStats {
+        v.cache_stats().unwrap()
+    }
+
+    #[test]
+    fn a_second_verification_is_a_hit_with_the_same_claims() {
+        let keys = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds::default());
+        let t = token(&keys, "j1");
+        let first = v.verify(&keys, &t, NOW).unwrap();
+        let second = v.verify(&keys, &t, NOW + 1).unwrap();
+        assert_eq!(*first, *second);
+        assert_eq!(*second, verify(&keys, &t, NOW, &policy()).unwrap());
+        let s = stats(&v);
+        assert_eq!((s.hits, s.misses, s.entries), (1, 1, 1));
+        assert!(s.bytes >= 2 * t.len() as u64, "{s:?}");
+    }
+
+    #[test]
+    fn one_byte_changed_anywhere_never_hits_and_fails_as_without_the_cache() {
+        let keys = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds::default());
+        let t = token(&keys, "j1");
+        v.verify(&keys, &t, NOW).unwrap();
+        let dots: Vec<usize> = t.match_indices('.').map(|(i, _)| i).collect();
+        // A byte of the header, the payload and the signature, at both ends
+        // of each part (the last byte of the signature included).
+        let positions = [
+            0,
+            dots[0] - 1,
+            dots[0] + 1,
+            dots[1] - 1,
+            dots[1] + 1,
+            t.len() - 1,
+        ];
+        for pos in positions {
+            let mut bytes = t.clone().into_bytes();
+            bytes[pos] = if bytes[pos] == b'A' { b'B' } else { b'A' };
+            let tampered = String::from_utf8(bytes).unwrap();
+            let hits = stats(&v).hits;
+            let with_cache = v.verify(&keys, &tampered, NOW);
+            let without = verify(&keys, &tampered, NOW, &policy());
+            assert!(with_cache.is_err(), "byte {pos} verified");
+            assert_eq!(with_cache.err(), without.err(), "byte {pos}");
+            assert_eq!(stats(&v).hits, hits, "byte {pos} hit the cache");
+        }
+        // Nor a prefix or an extension of the cached token.
+        for other in [&t[..t.len() - 1], &format!("{t}A")] {
+            assert!(v.verify(&keys, other, NOW).is_err());
+        }
+        assert_eq!(stats(&v).entries, 1, "no failure was cached");
+    }
+
+    #[test]
+    fn a_cached_token_expires_with_the_leeway_and_leaves_the_cache() {
+        let keys = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds::default());
+        let t = token(&keys, "j1");
+        v.verify(&keys, &t, NOW).unwrap();
+        assert!(v.verify(&keys, &t, NOW + 900 + LEEWAY).is_ok());
+        assert_eq!(
+            v.verify(&keys, &t, NOW + 900 + LEEWAY + 1).err(),
+            Some(TokenError::TokenExpired)
+        );
+        let s = stats(&v);
+        assert_eq!((s.entries, s.expired), (0, 1), "{s:?}");
+        // And a clock gone back before nbf - leeway is refused too.
+        let t2 = token(&keys, "j2");
+        v.verify(&keys, &t2, NOW).unwrap();
+        assert_eq!(
+            v.verify(&keys, &t2, NOW - LEEWAY - 1).err(),
+            Some(TokenError::TokenNotYetValid)
+        );
+    }
+
+    #[test]
+    fn the_sweep_drops_expired_entries_nobody_asks_for() {
+        let keys = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds::default());
+        let short = mint(&keys, &claims("short", NOW + 5)).unwrap();
+        let long = token(&keys, "long");
+        v.verify(&keys, &short, NOW).unwrap();
+        v.verify(&keys, &long, NOW).unwrap();
+        assert_eq!(stats(&v).entries, 2);
+        // The next sweep is due SWEEP_INTERVAL_S after the first call.
+        let later = NOW + 5 + LEEWAY + 1 + SWEEP_INTERVAL_S;
+        v.verify(&keys, &long, later).unwrap();
+        let s = stats(&v);
+        assert_eq!((s.entries, s.expired), (1, 1), "{s:?}");
+    }
+
+    #[test]
+    fn another_key_set_clears_the_cache_and_a_dropped_key_fails_at_once() {
+        let old = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds::default());
+        let t = token(&old, "j1");
+        v.verify(&old, &t, NOW).unwrap();
+        // The reload brings only a new key: the cached token must not verify.
+        let new = KeySet::ephemeral().unwrap();
+        assert_eq!(
+            v.verify(&new, &t, NOW).err(),
+            Some(TokenError::TokenSignatureInvalid)
+        );
+        let s = stats(&v);
+        assert_eq!((s.entries, s.key_changes), (0, 1), "{s:?}");
+        // The same key in a new set (a reload that keeps it) verifies again,
+        // in full (a miss), then from the cache.
+        let pem = crate::keys::generate_pem(crate::keys::KeyAlg::Eddsa).unwrap();
+        let a = KeySet::from_bytes(pem.as_bytes(), None, "a").unwrap();
+        let b = KeySet::from_bytes(pem.as_bytes(), None, "a").unwrap();
+        assert_ne!(a.generation(), b.generation());
+        let t = token(&a, "j2");
+        v.verify(&a, &t, NOW).unwrap();
+        let misses = stats(&v).misses;
+        v.verify(&b, &t, NOW).unwrap();
+        assert_eq!(stats(&v).misses, misses + 1);
+        v.verify(&b, &t, NOW).unwrap();
+        assert_eq!(stats(&v).misses, misses + 1);
+    }
+
+    #[test]
+    fn an_entry_verified_by_a_set_replaced_meanwhile_is_never_a_hit() {
+        // A reload racing with a verification: the entry carries the set the
+        // verification started with, and a lookup under the new set misses.
+        let keys = KeySet::ephemeral().unwrap();
+        let cache = VerifiedCache::new(CacheBounds::default()).unwrap();
+        let t = token(&keys, "j1");
+        let c = Arc::new(verify(&keys, &t, NOW, &policy()).unwrap());
+        cache.insert(&t, c.clone(), &keys.signer.kid, keys.generation());
+        assert!(cache.get(&t, keys.generation(), |_| true).is_some());
+        assert!(cache.get(&t, keys.generation() + 1, |_| true).is_none());
+        cache.insert(&t, c, &keys.signer.kid, keys.generation());
+        assert!(
+            cache.get(&t, keys.generation(), |_| false).is_none(),
+            "a kid the set no longer has"
+        );
+    }
+
+    #[test]
+    fn the_cache_stays_within_its_entry_and_byte_bounds() {
+        let keys = KeySet::ephemeral().unwrap();
+        let sample = token(&keys, "j0");
+        let per_entry = ENTRY_OVERHEAD + 2 * sample.len() as u64;
+        for bounds in [
+            // Entries bind.
+            CacheBounds {
+                max_entries: 64,
+                max_bytes: CacheBounds::DEFAULT_BYTES,
+            },
+            // Bytes bind: room for about 40 entries of this size.
+            CacheBounds {
+                max_entries: 100_000,
+                max_bytes: 40 * per_entry,
+            },
+        ] {
+            let v = cached(bounds);
+            for i in 0..1_000 {
+                v.verify(&keys, &token(&keys, &format!("j{i}")), NOW)
+                    .unwrap();
+                let s = stats(&v);
+                assert!(s.entries <= bounds.max_entries, "{bounds:?}: {s:?}");
+                assert!(s.bytes <= bounds.max_bytes, "{bounds:?}: {s:?}");
+            }
+            let s = stats(&v);
+            assert!(s.entries > 0 && s.evictions > 0, "{bounds:?}: {s:?}");
+            assert_eq!(s.misses, 1_000);
+        }
+    }
+
+    #[test]
+    fn garbage_never_enters_and_a_flood_of_new_tokens_leaves_the_hot_set() {
+        let keys = KeySet::ephemeral().unwrap();
+        let v = cached(CacheBounds {
+            max_entries: 1_000,
+            max_bytes: CacheBounds::DEFAULT_BYTES,
+        });
+        // Half the cache: between two lookups of a hot token come the rest of
+        // the hot set and as many new tokens, more than the cache holds, so a
+        // plain LRU would have evicted it.
+        let hot: Vec<String> = (0..500).map(|i| token(&keys, &format!("hot{i}"))).collect();
+        for _ in 0..3 {
+            for t in &hot {
+                v.verify(&keys, t, NOW).unwrap();
+            }
+        }
+        // 10,000 garbage tokens (a valid token with its signature changed):
+        // every one fails, none is cached.
+        let base = &hot[0];
+        for i in 0..10_000 {
+            let forged = format!("{}{:08}", &base[..base.len() - 8], i);
+            assert!(v.verify(&keys, &forged, NOW).is_err());
+        }
+        assert_eq!(stats(&v).entries, 500);
+        // 10,000 distinct valid tokens, each seen once, mixed 50/50 with the
+        // hot set: the hot set keeps hitting.
+        let before = stats(&v);
+        let mut hot_lookups = 0;
+        let mut hot_hits = 0;
+        for i in 0..10_000 {
+            v.verify(&keys, &token(&keys, &format!("cold{i}")), NOW)
+                .unwrap();
+            let h = stats(&v).hits;
+            v.verify(&keys, &hot[i % hot.len()], NOW).unwrap();
+            hot_lookups += 1;
+            hot_hits += stats(&v).hits - h;
+        }
+        let after = stats(&v);
+        assert!(after.entries <= 1_000, "{after:?}");
+        assert!(after.evictions > before.evictions, "{after:?}");
+        let ratio = hot_hits as f64 / hot_lookups as f64;
+        eprintln!("hot-set hit ratio under the flood: {ratio}");
+        assert!(ratio >= 0.9, "hot-set hit ratio {ratio} under a flood");
+    }
+
+    #[test]
+    fn off_means_no_cache() {
+        assert!(VerifiedCache::new(CacheBounds::OFF).is_none());
+        let v = TokenVerifier::with_cache(
+            policy(),
+            CacheBounds {
+                max_entries: 0,
+                max_bytes: 1 << 20,
+            },
+        );
+        assert!(v.cache_stats().is_none());
+        let keys = KeySet::ephemeral().unwrap();
+        assert!(v.verify(&keys, &token(&keys, "j"), NOW).is_ok());
+    }
+}
