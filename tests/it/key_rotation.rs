@@ -117,7 +117,8 @@ async fn rotation_on_sighup() {
         .await
         .expect("still verifies after a failed reload");
 
-    // Drop A: its tokens no longer verify.
+    // Drop A: its tokens no longer verify, though `before` was verified (and
+    // so cached by the verified-token cache) three times above.
     std::fs::write(&older, &key_b).unwrap();
     process.signal("HUP");
     wait_kids(&mut c, 1).await;

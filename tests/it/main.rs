@@ -31,3 +31,4 @@ mod soak;
 mod store_conformance;
 mod store_differential;
 mod tls;
+mod verify_cache;
