@@ -8,8 +8,8 @@ use super::{timestamp_ms, timestamp_s, Authority};
 use crate::error::{Error, TokenError};
 use crate::feed::CacheAnswer;
 use crate::pb;
-use crate::store::{subject_key, Store};
-use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+use crate::store::Store;
+use crate::tokens::{self, AccessClaims, Verified, MAX_TOKEN_BYTES};
 use tessera_core::checks::{check_audience_and_binding, check_scopes};
 
 /// A validated Verify request.
@@ -79,15 +79,15 @@ impl<S: Store> Authority<S> {
     /// caller did not ask for strong consistency; from the store otherwise.
     pub(crate) async fn is_revoked(
         &self,
-        claims: &AccessClaims,
+        claims: &Verified,
         strong: bool,
         now_ms: i64,
     ) -> Result<bool, Error> {
-        let skey = subject_key(&claims.tid, &claims.sub);
+        let skey = &claims.subject_key;
         if !strong {
             match self
                 .feed
-                .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
+                .check(&claims.jti, &claims.sid, skey, claims.iat, now_ms)
             {
                 CacheAnswer::Revoked => return Ok(true),
                 CacheAnswer::NotRevoked => return Ok(false),
@@ -96,7 +96,7 @@ impl<S: Store> Authority<S> {
         }
         let state = self
             .store
-            .revocation_state(&claims.jti, &claims.sid, &skey, now_ms)
+            .revocation_state(&claims.jti, &claims.sid, skey, now_ms)
             .await?;
         Ok(state.revokes(claims.iat))
     }

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 use tessera_core::checks::{check_audience_and_binding, check_scopes};
 use tessera_core::error::TokenError;
 use tessera_core::keys::PublicKeys;
-use tessera_core::revocation::{
-    subject_key, CacheAnswer, RevocationCache, RevocationEvent, RevocationKind,
-};
+use tessera_core::revocation::{CacheAnswer, RevocationCache, RevocationEvent, RevocationKind};
 use tessera_core::tokens::{
     self, AccessClaims, CacheBounds, CacheStats, TokenVerifier, VerifyPolicy,
 };
@@ -196,18 +194,19 @@ impl LocalVerifier {
             other => other?,
         };
         check_audience_and_binding(&claims, audience, fingerprint)?;
-        let skey = subject_key(&claims.tid, &claims.sub);
-        match self
-            .state
-            .feed
-            .check(&claims.jti, &claims.sid, &skey, claims.iat, now_ms)
-        {
+        match self.state.feed.check(
+            &claims.jti,
+            &claims.sid,
+            &claims.subject_key,
+            claims.iat,
+            now_ms,
+        ) {
             CacheAnswer::Revoked => return Err(TokenError::TokenRevoked.into()),
             CacheAnswer::NotRevoked => {}
             CacheAnswer::Unknown => return Err(VerifyError::NotInSync),
         }
         check_scopes(&claims, required_scopes)?;
-        Ok(Arc::unwrap_or_clone(claims))
+        Ok(Arc::unwrap_or_clone(claims).claims)
     }
 
     /// The verified-token cache's counters (`None` when it is off).

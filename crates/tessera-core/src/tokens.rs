@@ -204,6 +204,33 @@ fn json<T: Serialize>(value: &T) -> Result<Vec<u8>, Error> {
     serde_json::to_vec(value).map_err(|e| Error::Internal(format!("serializing a token part: {e}")))
 }
 
+/// Claims that passed verification, with what the checks after the
+/// signature derive from them, computed once (and cached with them): reads
+/// as the [`AccessClaims`] it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub claims: AccessClaims,
+    /// [`crate::revocation::subject_key`] of the token's tenant and subject.
+    pub subject_key: String,
+}
+
+impl Verified {
+    pub fn new(claims: AccessClaims) -> Self {
+        let subject_key = crate::revocation::subject_key(&claims.tid, &claims.sub);
+        Verified {
+            claims,
+            subject_key,
+        }
+    }
+}
+
+impl std::ops::Deref for Verified {
+    type Target = AccessClaims;
+    fn deref(&self) -> &AccessClaims {
+        &self.claims
+    }
+}
+
 /// The one place where access tokens are checked — signature, type, issuer,
 /// validity window — for the server's `Verify` and `Revoke` and for the
 /// SDK's `LocalVerifier` alike, and so the place where the cache of
@@ -256,9 +283,9 @@ impl TokenVerifier {
         keys: &impl KeyLookup,
         token: &str,
         now: i64,
-    ) -> Result<Arc<AccessClaims>, Error> {
+    ) -> Result<Arc<Verified>, Error> {
         let Some(cache) = &self.cache else {
-            return verify(keys, token, now, &self.policy).map(Arc::new);
+            return verify(keys, token, now, &self.policy).map(|c| Arc::new(Verified::new(c)));
         };
         let generation = keys.generation();
         cache.maintain(generation, now, self.policy.leeway);
@@ -275,7 +302,7 @@ impl TokenVerifier {
             };
         }
         let (claims, kid) = verify_with_kid(keys, token, now, &self.policy)?;
-        let claims = Arc::new(claims);
+        let claims = Arc::new(Verified::new(claims));
         cache.insert(token, claims.clone(), &kid, generation);
         Ok(claims)
     }

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
-use crate::tokens::AccessClaims;
+use crate::tokens::{AccessClaims, Verified};
 
 /// How often (seconds of the callers' clock) expired entries are swept.
 pub const SWEEP_INTERVAL_S: i64 = 10;
@@ -98,7 +98,7 @@ pub struct CacheStats {
 }
 
 struct Entry {
-    claims: Arc<AccessClaims>,
+    claims: Arc<Verified>,
     kid: Box<str>,
     generation: u64,
     weight: u64,
@@ -227,7 +227,7 @@ impl VerifiedCache {
         token: &str,
         generation: u64,
         has_kid: impl FnOnce(&str) -> bool,
-    ) -> Option<Arc<AccessClaims>> {
+    ) -> Option<Arc<Verified>> {
         match self.map.get(token) {
             Some(e) if e.generation == generation && has_kid(&e.kid) => {
                 self.hits.fetch_add(1, Relaxed);
@@ -249,13 +249,7 @@ impl VerifiedCache {
     /// Remember that `token` verified to `claims` with `kid` of the key set
     /// `generation` (read before the verification began, so that a reload
     /// racing with it leaves an entry no lookup accepts).
-    pub(crate) fn insert(
-        &self,
-        token: &str,
-        claims: Arc<AccessClaims>,
-        kid: &str,
-        generation: u64,
-    ) {
+    pub(crate) fn insert(&self, token: &str, claims: Arc<Verified>, kid: &str, generation: u64) {
         let estimate = ENTRY_OVERHEAD + 2 * token.len() as u64;
         self.map.insert(
             token.into(),
@@ -345,7 +339,11 @@ mod tests {
         let first = v.verify(&keys, &t, NOW).unwrap();
         let second = v.verify(&keys, &t, NOW + 1).unwrap();
         assert_eq!(*first, *second);
-        assert_eq!(*second, verify(&keys, &t, NOW, &policy()).unwrap());
+        assert_eq!(second.claims, verify(&keys, &t, NOW, &policy()).unwrap());
+        assert_eq!(
+            second.subject_key,
+            crate::revocation::subject_key("acme", "alice")
+        );
         let s = stats(&v);
         assert_eq!((s.hits, s.misses, s.entries), (1, 1, 1));
         assert!(s.bytes >= 2 * t.len() as u64, "{s:?}");
@@ -460,7 +458,7 @@ mod tests {
         let keys = KeySet::ephemeral().unwrap();
         let cache = VerifiedCache::new(CacheBounds::default()).unwrap();
         let t = token(&keys, "j1");
-        let c = Arc::new(verify(&keys, &t, NOW, &policy()).unwrap());
+        let c = Arc::new(Verified::new(verify(&keys, &t, NOW, &policy()).unwrap()));
         cache.insert(&t, c.clone(), &keys.signer.kid, keys.generation());
         assert!(cache.get(&t, keys.generation(), |_| true).is_some());
         assert!(cache.get(&t, keys.generation() + 1, |_| true).is_none());

@@ -30,6 +30,21 @@ pub enum Scenario {
     Echo,
 }
 
+/// Which access tokens the `verify` scenario presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenMix {
+    /// One token, issued by the server, repeated.
+    Hot,
+    /// `--token-count` distinct valid tokens (default 10,000), cycled.
+    Warm,
+    /// Every request a token not seen before: `--token-count` distinct
+    /// tokens (default 200,000, more than the default cache holds), cycled.
+    Cold,
+    /// A hot set of `--token-count` valid tokens (default 1,000) mixed 50/50
+    /// with distinct garbage (valid tokens with a forged signature).
+    Flood,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
     /// Server to load (loopback only).
@@ -69,6 +84,89 @@ pub struct BenchArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// `verify`: which tokens to present. All but `hot` mint their tokens
+    /// here with `--signing-key` (the server's key) and `--issuer`.
+    #[arg(long, value_enum, default_value = "hot")]
+    pub tokens: TokenMix,
+    /// How many distinct valid tokens `warm`, `cold` and `flood` use.
+    #[arg(long)]
+    pub token_count: Option<usize>,
+    /// The server's signing key, to mint tokens for `--tokens` other than `hot`.
+    #[arg(long)]
+    pub signing_key: Option<std::path::PathBuf>,
+    /// The server's `--issuer`, for minted tokens.
+    #[arg(long, default_value = "tessera")]
+    pub issuer: String,
+    /// The server's admin address (loopback): the verified-token cache's
+    /// hits and misses over the run are read from its /metrics.
+    #[arg(long)]
+    pub admin_addr: Option<SocketAddr>,
+}
+
+/// Valid access tokens minted with the server's key, as `Issue` would
+/// (their sessions do not exist in the store, which the default `Verify`
+/// path never asks).
+fn mint_tokens(args: &BenchArgs, count: usize) -> Result<Vec<String>, String> {
+    let path = args
+        .signing_key
+        .as_ref()
+        .ok_or("--tokens warm, cold and flood need --signing-key (the server's key)")?;
+    let keys = tessera::keys::KeySet::load(path, None).map_err(|e| e.to_string())?;
+    let now = tessera_core::unix_now_ms() / 1000;
+    let run = tessera::service::random_b64::<6>();
+    (0..count)
+        .map(|i| {
+            let claims = tessera::tokens::AccessClaims {
+                iss: args.issuer.clone(),
+                sub: format!("bench-{run}-{i}"),
+                aud: vec!["api".into()],
+                exp: now + 600,
+                nbf: now,
+                iat: now,
+                jti: format!("bench-{run}-{i}"),
+                sid: format!("bench-{run}-{i}"),
+                tid: "bench".into(),
+                roles: vec![],
+                scope: "read".into(),
+                cnf: None,
+                custom: serde_json::Map::new(),
+            };
+            tessera::tokens::mint(&keys, &claims).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The `n`-th garbage token of a flood: `valid` with its signature's
+/// middle replaced by `n`, so that it parses and fails the signature.
+fn garbage(valid: &str, n: u64) -> String {
+    let cut = valid.len() - 20;
+    format!("{}{:010}{}", &valid[..cut], n, &valid[cut + 10..])
+}
+
+/// Sum of the samples of metric `name` in a Prometheus text.
+fn metric_sum(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.starts_with(name) && matches!(l.as_bytes().get(name.len()), Some(b' ' | b'{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// (hits, misses) of the verified-token cache, from the admin port.
+async fn cache_counters(admin: Option<SocketAddr>) -> Option<(f64, f64)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = admin?;
+    let mut s = tokio::net::TcpStream::connect(admin).await.ok()?;
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).await.ok()?;
+    Some((
+        metric_sum(&body, "tessera_verify_cache_hits_total"),
+        metric_sum(&body, "tessera_verify_cache_misses_total"),
+    ))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -99,6 +197,8 @@ pub async fn echo_server(args: EchoArgs) -> Result<(), String> {
 struct Stats {
     latencies_us: Vec<u32>,
     errors: BTreeMap<String, u64>,
+    /// Answers that were meant to be refusals (a flood's garbage).
+    refused: u64,
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {
@@ -169,6 +269,26 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         channels.push(connect(args.addr).await?);
     }
     let mut setup = TokenAuthorityClient::new(channels[0].clone());
+    let minted: Arc<Vec<String>> = Arc::new(match (args.scenario, args.tokens) {
+        (Scenario::Verify, TokenMix::Warm) => {
+            mint_tokens(&args, args.token_count.unwrap_or(10_000))?
+        }
+        (Scenario::Verify, TokenMix::Cold) => {
+            mint_tokens(&args, args.token_count.unwrap_or(200_000))?
+        }
+        (Scenario::Verify, TokenMix::Flood) => {
+            mint_tokens(&args, args.token_count.unwrap_or(1_000))?
+        }
+        _ => Vec::new(),
+    });
+    let next_token = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mix = args.tokens;
+    if let Some(a) = args.admin_addr {
+        if !a.ip().is_loopback() {
+            return Err(format!("{a} is not a loopback address"));
+        }
+    }
+    let cache_before = cache_counters(args.admin_addr).await;
     let token = if args.scenario == Scenario::Echo {
         String::new()
     } else {
@@ -227,6 +347,8 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     for worker in 0..args.concurrency {
         let channel = channels[worker % connections].clone();
         let token = token.clone();
+        let minted = minted.clone();
+        let next_token = next_token.clone();
         let issued = issued.clone();
         let api_key = args.api_key.clone();
         let sent = sent.clone();
@@ -264,16 +386,33 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                 };
                 let t0 = Instant::now();
                 let result: Result<(), tonic::Status> = match op {
-                    Scenario::Verify => client
-                        .verify(with_key(
-                            pb::VerifyRequest {
-                                access_token: token.clone(),
-                                ..Default::default()
-                            },
-                            &api_key,
-                        ))
-                        .await
-                        .map(|_| ()),
+                    Scenario::Verify => {
+                        let n = next_token.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let access_token = match mix {
+                            _ if minted.is_empty() => token.clone(),
+                            TokenMix::Flood if n % 2 == 1 => garbage(&minted[0], n),
+                            TokenMix::Flood => minted[(n / 2) as usize % minted.len()].clone(),
+                            _ => minted[n as usize % minted.len()].clone(),
+                        };
+                        match client
+                            .verify(with_key(
+                                pb::VerifyRequest {
+                                    access_token,
+                                    ..Default::default()
+                                },
+                                &api_key,
+                            ))
+                            .await
+                        {
+                            // A flood's garbage is meant to fail.
+                            Err(_) if mix == TokenMix::Flood && n % 2 == 1 => {
+                                stats.latencies_us.push(t0.elapsed().as_micros() as u32);
+                                stats.refused += 1;
+                                continue;
+                            }
+                            other => other.map(|_| ()),
+                        }
+                    }
                     Scenario::Issue => client
                         .issue(with_key(
                             issue_req(format!("bench-{worker}-{seq}")),
@@ -385,11 +524,13 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     for t in tasks {
         let s = t.await.map_err(|e| e.to_string())?;
         all.latencies_us.extend(s.latencies_us);
+        all.refused += s.refused;
         for (k, v) in s.errors {
             *all.errors.entry(k).or_default() += v;
         }
     }
     let elapsed = started.elapsed();
+    let cache_after = cache_counters(args.admin_addr).await;
     let cpu_after: Vec<Option<u64>> = measured.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
     if watcher.is_some() {
         // Let the last events arrive.
@@ -427,7 +568,26 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         0
     };
     prop.sort_unstable();
+    let ok_total = all.latencies_us.len() as f64;
+    let verify_cache = match (cache_before, cache_after) {
+        (Some((h0, m0)), Some((h1, m1))) => {
+            let (hits, misses) = (h1 - h0, m1 - m0);
+            // In a flood only the hot half can hit: its hit ratio is hits
+            // over the valid tokens presented.
+            let valid = ok_total - all.refused as f64;
+            Some(json!({
+                "hits": hits,
+                "misses": misses,
+                "hit_ratio": if hits + misses > 0.0 { hits / (hits + misses) } else { 0.0 },
+                "valid_token_hit_ratio": if valid > 0.0 { hits / valid } else { 0.0 },
+            }))
+        }
+        _ => None,
+    };
     Ok(json!({
+        "tokens": format!("{:?}", args.tokens).to_lowercase(),
+        "refused_as_meant": all.refused,
+        "verify_cache": verify_cache,
         "scenario": format!("{:?}", args.scenario).to_lowercase(),
         "concurrency": args.concurrency,
         "duration_s": elapsed.as_secs_f64(),
@@ -472,6 +632,17 @@ pub fn table(r: &Value) -> String {
             .map(|(name, us)| format!("{name} {:.1}", us.as_f64().unwrap_or(0.0)))
             .collect();
         out.push_str(&format!("  CPU µs/request  {}\n", parts.join("  ")));
+    }
+    if let Some(c) = r["verify_cache"].as_object() {
+        out.push_str(&format!(
+            "  tokens {}  verify cache: hits {}  misses {}  hit ratio {:.3}  valid-token hit ratio {:.3}  refused as meant {}\n",
+            r["tokens"].as_str().unwrap_or(""),
+            c["hits"],
+            c["misses"],
+            c["hit_ratio"].as_f64().unwrap_or(0.0),
+            c["valid_token_hit_ratio"].as_f64().unwrap_or(0.0),
+            r["refused_as_meant"],
+        ));
     }
     if r["propagation_ms"].is_object() {
         let p = &r["propagation_ms"];

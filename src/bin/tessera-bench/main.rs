@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Bounded load generator against a server on this machine.
-    Load(load::BenchArgs),
+    Load(Box<load::BenchArgs>),
     /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
     Echo(load::EchoArgs),
 }
@@ -40,7 +40,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Load(a) => {
             let json_out = a.json;
-            load::run(a).await.map(|report| {
+            load::run(*a).await.map(|report| {
                 if json_out {
                     println!(
                         "{}",
