@@ -56,8 +56,9 @@ pub struct CacheBounds {
 }
 
 impl CacheBounds {
-    /// 64 Ki entries: at ~1 KiB an entry (a default-claims token), about
-    /// [`Self::DEFAULT_BYTES`].
+    /// 64 Ki entries. An entry with a default-claims token counts ~1.3 KB
+    /// (BENCHMARKS.md), so with such tokens [`Self::DEFAULT_BYTES`] binds
+    /// first, at ~50,000 entries.
     pub const DEFAULT_ENTRIES: u64 = 65_536;
     /// 64 MiB.
     pub const DEFAULT_BYTES: u64 = 64 * 1024 * 1024;
