@@ -222,9 +222,20 @@ impl Callers {
                 found = Some(caller);
             }
         }
-        let caller = found.ok_or(Error::CallerUnauthenticated)?;
+        let denied = |caller: &str, e: Error| {
+            let event = crate::audit::Event {
+                caller,
+                rpc,
+                ..Default::default()
+            };
+            crate::audit::emit(crate::audit::Kind::CallerDenied, e.reason(), &event);
+            e
+        };
+        let Some(caller) = found else {
+            return Err(denied("", Error::CallerUnauthenticated));
+        };
         if !caller.may_call(rpc) {
-            return Err(Error::CallerNotAllowed);
+            return Err(denied(&caller.name, Error::CallerNotAllowed));
         }
         Ok(Some(caller.name.clone()))
     }

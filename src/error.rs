@@ -67,6 +67,10 @@ pub enum Error {
     CursorInvalid,
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
+    /// The subject has as many live sessions as `--max-sessions-per-subject`
+    /// allows, and the cap refuses rather than evicts.
+    #[error("the subject has the most live sessions allowed")]
+    SessionLimit,
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or an impossible state; logged, reported as INTERNAL.
@@ -90,6 +94,7 @@ impl Error {
             Error::InvalidArgument(_) => reason::FIELD_INVALID,
             Error::CursorInvalid => reason::CURSOR_INVALID,
             Error::RateLimited { .. } => reason::RATE_LIMITED,
+            Error::SessionLimit => reason::SESSION_LIMIT,
             Error::Store(_) => reason::STORE_UNAVAILABLE,
             Error::Internal(_) => reason::INTERNAL,
         }
@@ -114,7 +119,7 @@ impl Error {
             | Error::CallerUnauthenticated => Code::Unauthenticated,
             Error::CallerNotAllowed => Code::PermissionDenied,
             Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
-            Error::RateLimited { .. } => Code::ResourceExhausted,
+            Error::RateLimited { .. } | Error::SessionLimit => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
             Error::Internal(_) => Code::Internal,
         }
@@ -173,7 +178,8 @@ pub fn to_status(err: &Error) -> Status {
         | Error::RefreshTokenInvalid
         | Error::RefreshTokenReused
         | Error::CallerUnauthenticated
-        | Error::CallerNotAllowed => err.to_string(),
+        | Error::CallerNotAllowed
+        | Error::SessionLimit => err.to_string(),
     };
     Status::with_error_details_vec(err.code(), message, details)
 }
@@ -194,6 +200,7 @@ pub fn failed(rpc: &str, err: Error) -> Status {
             tracing::error!(rpc, reason, error = %why, "call failed")
         }
         Error::RateLimited { .. }
+        | Error::SessionLimit
         | Error::RefreshTokenReused
         | Error::Token(TokenError::FingerprintMismatch) => {
             tracing::info!(rpc, reason, "call failed")

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
 pub mod admin;
+pub mod audit;
 pub mod caller_limits;
 pub mod callers;
 pub mod cli;
@@ -222,6 +223,7 @@ async fn run<S: Store>(
     }
 
     let policy = Policy::from_args(&args);
+    audit::configure(args.audit);
     let caller_limits =
         caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());
     let authority = Authority::new(store, keys, feed, policy, drain_rx);

@@ -51,6 +51,25 @@ pub struct IssueArgs {
     pub access_ttl: Option<Dur>,
     #[arg(long)]
     pub refresh_ttl: Option<Dur>,
+    /// Shown by `tessera sessions` ("Alice's phone").
+    #[arg(long, default_value = "")]
+    pub device_name: String,
+    #[arg(long, default_value = "")]
+    pub client_id: String,
+    #[arg(long, default_value = "")]
+    pub ip_address: String,
+    #[arg(long, default_value = "")]
+    pub user_agent: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SessionsArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[arg(long)]
+    pub subject: String,
+    #[arg(long, default_value = "")]
+    pub tenant: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -107,6 +126,10 @@ pub struct RevokeArgs {
     pub tenant: String,
     #[arg(long, default_value = "")]
     pub reason: String,
+    /// With `--subject`: revoke every session of the subject but this one
+    /// ("log out my other devices").
+    #[arg(long, requires = "subject")]
+    pub keep_session: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -212,6 +235,8 @@ pub enum Command {
     Revoke(RevokeArgs),
     /// Follow the revocation feed (JSON lines).
     Watch(WatchArgs),
+    /// List a subject's live sessions (every page, as one JSON array).
+    Sessions(SessionsArgs),
     /// Print the public JWK set.
     Jwks(ConnectArgs),
     /// Write a new signing key pair (PKCS#8 PEM).
@@ -250,6 +275,10 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 device_fingerprint: a.device_fingerprint.clone(),
                 access_ttl: dur(a.access_ttl),
                 refresh_ttl: dur(a.refresh_ttl),
+                device_name: a.device_name.clone(),
+                client_id: a.client_id.clone(),
+                ip_address: a.ip_address.clone(),
+                user_agent: a.user_agent.clone(),
             };
             let r = connect(&a.connect)
                 .await?
@@ -261,6 +290,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
             let msg = pb::RefreshRequest {
                 refresh_token: a.refresh_token.clone(),
                 device_fingerprint: a.device_fingerprint.clone(),
+                ..Default::default()
             };
             let r = connect(&a.connect)
                 .await?
@@ -314,6 +344,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
             let msg = pb::RevokeRequest {
                 target: Some(target),
                 reason: a.reason.clone(),
+                keep_session_id: a.keep_session.clone().unwrap_or_default(),
             };
             let r = connect(&a.connect)
                 .await?
@@ -347,6 +378,40 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 );
             }
             Ok(Value::Null)
+        }
+        Command::Sessions(a) => {
+            let mut client = connect(&a.connect).await?;
+            let mut out = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let msg = pb::ListSessionsRequest {
+                    tenant: a.tenant.clone(),
+                    subject: a.subject.clone(),
+                    page_size: 500,
+                    page_token,
+                };
+                let page = client
+                    .list_sessions(request(&a.connect, msg)?)
+                    .await?
+                    .into_inner();
+                out.extend(page.sessions.iter().map(|s| {
+                    json!({
+                        "session_id": s.session_id, "created_at": ts(&s.created_at),
+                        "last_refreshed_at": ts(&s.last_refreshed_at),
+                        "idle_expires_at": ts(&s.idle_expires_at),
+                        "absolute_expires_at": ts(&s.absolute_expires_at),
+                        "device_name": s.device_name, "client_id": s.client_id,
+                        "ip_address": s.ip_address, "user_agent": s.user_agent,
+                        "bound": s.bound, "audience": s.audience, "scopes": s.scopes,
+                        "roles": s.roles,
+                    })
+                }));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            Ok(Value::Array(out))
         }
         Command::Jwks(c) => {
             let r = connect(&c)

@@ -88,6 +88,15 @@ mod values;
 
 pub use values::{key_alg_parser, CallerRate, Dur, KeyAlg, RateSpec};
 
+/// What Issue does when a subject is at `--max-sessions-per-subject`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SessionCapPolicy {
+    /// Revoke the subject's oldest live session(s) to make room.
+    EvictOldest,
+    /// Refuse the Issue with RESOURCE_EXHAUSTED / SESSION_LIMIT.
+    Refuse,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -174,6 +183,22 @@ pub struct ServeArgs {
     /// Window in which a just-rotated refresh token gets the same successor pair.
     #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value = DEFAULT_REFRESH_GRACE)]
     pub refresh_grace: Dur,
+    /// Most live sessions per subject (`0` = no cap).
+    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = 0)]
+    pub max_sessions_per_subject: u32,
+    /// At the cap: `evict-oldest` revokes the oldest live session, `refuse`
+    /// answers RESOURCE_EXHAUSTED / SESSION_LIMIT.
+    #[arg(
+        long,
+        env = "TESSERA_SESSION_CAP_POLICY",
+        value_enum,
+        default_value = "evict-oldest"
+    )]
+    pub session_cap_policy: SessionCapPolicy,
+    /// The audit trail: one JSON event per session event on the tracing
+    /// target `tessera::audit` (docs/audit.md).
+    #[arg(long, env = "TESSERA_AUDIT", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
+    pub audit: bool,
     /// Sliding renewal on `Verify(renew = true)`.
     #[arg(long, env = "TESSERA_RENEWAL", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
     pub renewal: bool,

@@ -8,9 +8,12 @@ use tracing::instrument;
 use super::{
     derive_jti, fingerprint_hash, random_b64, session_claims, token_pair, Authority, RefreshToken,
 };
+use crate::audit;
 use crate::error::{Error, Violation};
 use crate::pb;
-use crate::store::{keep_until_ms, subject_key, NewSession, SessionData, Store};
+use crate::store::{
+    keep_until_ms, subject_key, ClientInfo, CreateOutcome, NewSession, SessionData, Store,
+};
 use crate::tokens::{self, RESERVED_CLAIMS};
 
 /// Longest subject, tenant, audience, role or scope (bytes).
@@ -21,6 +24,8 @@ pub const MAX_LIST_LEN: usize = 64;
 pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
 /// Longest device fingerprint (bytes); it is hashed anyway.
 pub const MAX_FINGERPRINT_BYTES: usize = 1024;
+/// Longest User-Agent kept for ListSessions (bytes).
+pub const MAX_USER_AGENT_BYTES: usize = 512;
 
 /// Characters no name, list entry or reason may hold: controls (C0, C1,
 /// NUL), Unicode format characters (category Cf: bidi overrides such as
@@ -101,6 +106,29 @@ impl Violations {
         }
     }
 
+    /// Optional printable text of at most `max` bytes.
+    pub fn text(&mut self, field: &'static str, value: &str, max: usize) {
+        self.max_len(field, value, max);
+        if value.chars().any(is_hidden_char) {
+            self.add(
+                field,
+                "must not contain control or invisible format characters",
+            );
+        }
+    }
+
+    /// Where the client is, as Issue and Refresh may report it.
+    pub fn client(&mut self, ip_address: String, user_agent: String) -> ClientInfo {
+        if !ip_address.is_empty() && ip_address.parse::<std::net::IpAddr>().is_err() {
+            self.add("ip_address", "must be an IPv4 or IPv6 address");
+        }
+        self.text("user_agent", &user_agent, MAX_USER_AGENT_BYTES);
+        ClientInfo {
+            ip_address,
+            user_agent,
+        }
+    }
+
     pub fn max_len(&mut self, field: &'static str, value: &str, max: usize) {
         if value.len() > max {
             self.add(field, format!("must be at most {max} bytes"));
@@ -127,6 +155,9 @@ pub(crate) struct IssueInput {
     pub fingerprint: String,
     pub access_ttl: Option<Duration>,
     pub refresh_ttl: Option<Duration>,
+    pub device_name: String,
+    pub client_id: String,
+    pub client: ClientInfo,
 }
 
 fn ttl(
@@ -242,6 +273,9 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
         let access_ttl = ttl(&mut v, "access_ttl", r.access_ttl);
         let refresh_ttl = ttl(&mut v, "refresh_ttl", r.refresh_ttl);
         let custom = custom_claims(&mut v, r.claims);
+        v.name("device_name", &r.device_name, false);
+        v.name("client_id", &r.client_id, false);
+        let client = v.client(r.ip_address, r.user_agent);
         v.finish()?;
         Ok(IssueInput {
             subject: r.subject,
@@ -253,17 +287,21 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
             fingerprint: r.device_fingerprint,
             access_ttl,
             refresh_ttl,
+            device_name: r.device_name,
+            client_id: r.client_id,
+            client,
         })
     }
 }
 
 impl<S: Store> Authority<S> {
     #[instrument(level = "debug", skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
-    /// `caller_key` names the caller's Issue budget (`Policy::caller_issue_rate`).
+    /// `caller` is the caller's name (its Issue budget, `Policy::caller_issue_rate`,
+    /// and the audit trail).
     pub(crate) async fn issue(
         &self,
         request: pb::IssueRequest,
-        caller_key: String,
+        caller: &str,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
         let p = &self.policy;
@@ -300,6 +338,8 @@ impl<S: Store> Authority<S> {
             idle_ms,
             created_ms: now_ms,
             absolute_exp_ms,
+            device_name: input.device_name,
+            client_id: input.client_id,
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
         let access_token = tokens::mint(&self.keys.current(), &claims)?;
@@ -314,6 +354,7 @@ impl<S: Store> Authority<S> {
             ));
         }
         let refresh = RefreshToken::new(&sid);
+        let caller_key = crate::caller_limits::budget_key(caller, "Issue");
         let new_session = NewSession {
             subject_key: subject_key(&data.tenant, &data.subject),
             data,
@@ -322,13 +363,46 @@ impl<S: Store> Authority<S> {
             keep_until_ms: keep_until_ms(refresh_exp_ms, now_ms, &p.feed()),
             rate_limit: p.issue_rate,
             caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
+            client: input.client,
+            cap: p.session_cap,
+            feed: p.feed(),
         };
-        let limited = self.store.create_session(&new_session).await?;
-        if let Some(ms) = limited {
-            return Err(Error::RateLimited {
-                retry_after: Duration::from_millis(ms.max(1) as u64),
-            });
+        let outcome = self.store.create_session(&new_session).await?;
+        let data = &new_session.data;
+        let mut event = audit::Event {
+            tenant: &data.tenant,
+            subject: &data.subject,
+            session_id: &sid,
+            caller,
+            client_ip: &new_session.client.ip_address,
+            rpc: "Issue",
+            detail: "",
+        };
+        match outcome {
+            CreateOutcome::RateLimited { retry_after_ms } => {
+                audit::emit(audit::Kind::RateLimited, "refused", &event);
+                return Err(Error::RateLimited {
+                    retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
+                });
+            }
+            CreateOutcome::SessionLimit => {
+                event.detail = "max sessions per subject";
+                audit::emit(audit::Kind::Issued, "refused", &event);
+                return Err(Error::SessionLimit);
+            }
+            CreateOutcome::Created { evicted, cursor } => {
+                for old in &evicted {
+                    let revoked = audit::Event {
+                        session_id: old,
+                        detail: "session: evicted by max sessions per subject",
+                        ..event.clone()
+                    };
+                    audit::emit(audit::Kind::Revoked, "ok", &revoked);
+                }
+                self.read_own_write(&cursor).await;
+            }
         }
+        audit::emit(audit::Kind::Issued, "ok", &event);
         tracing::debug!("session issued");
         Ok(pb::IssueResponse {
             tokens: Some(token_pair(

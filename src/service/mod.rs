@@ -25,6 +25,7 @@ mod issue;
 mod refresh;
 mod revoke;
 mod secrets;
+mod sessions;
 mod verify;
 
 pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
@@ -59,6 +60,8 @@ pub struct Policy {
     pub caller_issue_rate: Option<crate::store::RateLimit>,
     /// Bounds of the verified-token cache (`--verify-cache-size`/`-bytes`).
     pub verify_cache: CacheBounds,
+    /// `--max-sessions-per-subject` (`None` = no cap).
+    pub session_cap: Option<crate::store::SessionCap>,
 }
 
 impl Policy {
@@ -98,6 +101,10 @@ impl Policy {
                 max_entries: a.verify_cache_size,
                 max_bytes: a.verify_cache_bytes,
             },
+            session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
+                max: a.max_sessions_per_subject,
+                evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,
+            }),
         }
     }
 
@@ -261,11 +268,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let caller_key = crate::caller_limits::budget_key(
-            crate::caller_limits::caller_name(request.extensions()),
-            "Issue",
-        );
-        let result = self.issue(request.into_inner(), caller_key).await;
+        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let result = self.issue(request.into_inner(), &caller).await;
         let response = result.map_err(|e| failed("Issue", e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
@@ -275,7 +279,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let result = self.refresh(request.into_inner()).await;
+        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let result = self.refresh(request.into_inner(), &caller).await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(Error::RefreshTokenReused) => "reused",
@@ -294,7 +299,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let result = self.verify(request.into_inner()).await;
+        let (_, extensions, request) = request.into_parts();
+        let caller = crate::caller_limits::caller_name(&extensions);
+        let result = self.verify(request, caller).await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
@@ -316,7 +323,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let result = self.revoke(request.into_inner()).await;
+        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let result = self.revoke(request.into_inner(), &caller).await;
         Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
     }
 
@@ -329,6 +337,16 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let result = self.watch(request.into_inner()).await;
         Ok(Response::new(
             result.map_err(|e| failed("WatchRevocations", e))?,
+        ))
+    }
+
+    async fn list_sessions(
+        &self,
+        request: Request<pb::ListSessionsRequest>,
+    ) -> Result<Response<pb::ListSessionsResponse>, Status> {
+        let result = self.list_sessions(request.into_inner()).await;
+        Ok(Response::new(
+            result.map_err(|e| failed("ListSessions", e))?,
         ))
     }
 

@@ -4,6 +4,7 @@ use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
+use crate::audit;
 use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
@@ -16,6 +17,7 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn refresh(
         &self,
         request: pb::RefreshRequest,
+        caller: &str,
     ) -> Result<(pb::RefreshResponse, &'static str), Error> {
         let mut v = Violations::default();
         if request.refresh_token.is_empty() {
@@ -27,6 +29,7 @@ impl<S: Store> Authority<S> {
             &request.device_fingerprint,
             MAX_FINGERPRINT_BYTES,
         );
+        let client = v.client(request.ip_address, request.user_agent);
         v.finish()?;
         let presented =
             RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
@@ -46,8 +49,17 @@ impl<S: Store> Authority<S> {
             rate_limit: self.policy.refresh_rate,
             feed,
             keep_until_ms: now_ms + feed.access_horizon_ms,
+            client,
         };
-        let (rotation, refresh, outcome) = match self.store.rotate(&rotate).await? {
+        let outcome = self.store.rotate(&rotate).await?;
+        let event = audit::Event {
+            session_id: &presented.sid,
+            caller,
+            client_ip: &rotate.client.ip_address,
+            rpc: "Refresh",
+            ..Default::default()
+        };
+        let (rotation, refresh, outcome) = match outcome {
             RotateOutcome::Rotated(rotation) => (rotation, successor, "rotated"),
             RotateOutcome::Grace { rotation, sealed } => {
                 // The same successor the winner got: opened with the presented
@@ -58,21 +70,39 @@ impl<S: Store> Authority<S> {
             }
             RotateOutcome::Reused { cursor } => {
                 tracing::warn!(session.id = %presented.sid, revocation.cursor = %cursor, "refresh token reused; session revoked");
+                let event = audit::Event {
+                    detail: "session revoked: its whole token family",
+                    ..event
+                };
+                audit::emit(audit::Kind::ReuseDetected, "refused", &event);
                 self.read_own_write(&cursor).await;
                 return Err(Error::RefreshTokenReused);
             }
             RotateOutcome::FingerprintMismatch => {
                 tracing::warn!(session.id = %presented.sid, "refresh with a different device fingerprint: possible token theft");
                 metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
+                audit::emit(audit::Kind::BindingMismatch, "refused", &event);
                 return Err(Error::Token(TokenError::FingerprintMismatch));
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
             RotateOutcome::RateLimited { retry_after_ms } => {
+                audit::emit(audit::Kind::RateLimited, "refused", &event);
                 return Err(Error::RateLimited {
                     retry_after: std::time::Duration::from_millis(retry_after_ms.max(1) as u64),
-                })
+                });
             }
         };
+        let kind = if outcome == "rotated" {
+            audit::Kind::Refreshed
+        } else {
+            audit::Kind::GraceReplay
+        };
+        let event = audit::Event {
+            tenant: &rotation.data.tenant,
+            subject: &rotation.data.subject,
+            ..event
+        };
+        audit::emit(kind, "ok", &event);
         let tokens = self.successor_pair(&rotation, &refresh, now_ms)?;
         Ok((
             pb::RefreshResponse {

@@ -52,6 +52,14 @@ impl<S: Store> Authority<S> {
                 "must not contain control or invisible format characters",
             );
         }
+        let keep = request.keep_session_id;
+        if !keep.is_empty() {
+            if matches!(request.target, Some(Target::Subject(_))) {
+                v.name("keep_session_id", &keep, false);
+            } else {
+                v.add("keep_session_id", "only with a subject target");
+            }
+        }
         let target = match request.target {
             None => {
                 v.add("target", "one of token, session_id or subject is required");
@@ -81,6 +89,11 @@ impl<S: Store> Authority<S> {
             Some(Target::SessionId(sid)) => Some(RevokeTarget::Session {
                 sid,
                 refresh_hash: None,
+            }),
+            Some(Target::Subject(s)) if !keep.is_empty() => Some(RevokeTarget::SubjectExcept {
+                tenant: s.tenant,
+                subject: s.subject,
+                keep_sid: keep,
             }),
             Some(Target::Subject(s)) => Some(RevokeTarget::Subject {
                 tenant: s.tenant,
@@ -117,6 +130,7 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn revoke(
         &self,
         request: pb::RevokeRequest,
+        caller: &str,
     ) -> Result<pb::RevokeResponse, Error> {
         let reason = request.reason.clone();
         let Some(target) = self.revoke_target(request)? else {
@@ -124,10 +138,30 @@ impl<S: Store> Authority<S> {
                 cursor: String::new(),
             });
         };
-        let kind = match &target {
-            RevokeTarget::Token { .. } => "token",
-            RevokeTarget::Session { .. } => "session",
-            RevokeTarget::Subject { .. } => "subject",
+        // (kind, tenant, subject, session) for metrics and the audit trail.
+        let (kind, tenant, subject, session) = match &target {
+            RevokeTarget::Token {
+                tenant,
+                subject,
+                sid,
+                ..
+            } => ("token", tenant.clone(), subject.clone(), sid.clone()),
+            RevokeTarget::Session { sid, .. } => {
+                ("session", String::new(), String::new(), sid.clone())
+            }
+            RevokeTarget::Subject { tenant, subject } => {
+                ("subject", tenant.clone(), subject.clone(), String::new())
+            }
+            RevokeTarget::SubjectExcept {
+                tenant,
+                subject,
+                keep_sid,
+            } => (
+                "other_sessions",
+                tenant.clone(),
+                subject.clone(),
+                keep_sid.clone(),
+            ),
         };
         tracing::Span::current().record("kind", kind);
         let request = RevokeRequest {
@@ -141,6 +175,18 @@ impl<S: Store> Authority<S> {
         }
         self.read_own_write(&cursor).await;
         tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
+        let detail = format!("{kind}; reason: {reason}");
+        let event = crate::audit::Event {
+            tenant: &tenant,
+            subject: &subject,
+            session_id: &session,
+            caller,
+            rpc: "Revoke",
+            detail: &detail,
+            ..Default::default()
+        };
+        let outcome = if cursor.is_empty() { "nothing" } else { "ok" };
+        crate::audit::emit(crate::audit::Kind::Revoked, outcome, &event);
         Ok(pb::RevokeResponse { cursor })
     }
 }

@@ -105,6 +105,7 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
+        caller: &str,
     ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
         let input = VerifyInput::try_from(request)?;
         tracing::Span::current().record("strong", input.strong);
@@ -113,7 +114,20 @@ impl<S: Store> Authority<S> {
         let claims = self
             .verifier
             .verify(self.keys.current().as_ref(), &input.token, now)?;
-        check_audience_and_binding(&claims, &input.audience, &input.fingerprint)?;
+        let event = || crate::audit::Event {
+            tenant: &claims.tid,
+            subject: &claims.sub,
+            session_id: &claims.sid,
+            caller,
+            rpc: "Verify",
+            ..Default::default()
+        };
+        if let Err(e) = check_audience_and_binding(&claims, &input.audience, &input.fingerprint) {
+            if e == TokenError::FingerprintMismatch {
+                crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
+            }
+            return Err(e.into());
+        }
         if self.is_revoked(&claims, input.strong, now_ms).await? {
             return Err(Error::Token(TokenError::TokenRevoked));
         }
@@ -123,6 +137,9 @@ impl<S: Store> Authority<S> {
         } else {
             None
         };
+        if renewed.is_some() {
+            crate::audit::emit(crate::audit::Kind::Renewed, "ok", &event());
+        }
         let response = pb::VerifyResponse {
             claims: Some(claims_to_proto(&claims)),
             renewed_access_token: renewed

@@ -8,8 +8,8 @@ use std::future::Future;
 use tokio::sync::mpsc;
 
 use super::{
-    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent,
-    RevocationState, RevokeRequest, RotateOutcome, RotateRequest, Store,
+    CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent,
+    RevocationState, RevokeRequest, RotateOutcome, RotateRequest, SessionPage, Store,
 };
 use crate::error::StoreError;
 use crate::telemetry::store_op;
@@ -25,8 +25,21 @@ impl<S: Store> Store for Instrumented<S> {
     fn create_session(
         &self,
         s: &NewSession,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
         store_op("create_session", self.0.create_session(s))
+    }
+
+    fn list_sessions(
+        &self,
+        subject_key: &str,
+        after: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<SessionPage, StoreError>> + Send {
+        store_op(
+            "list_sessions",
+            self.0.list_sessions(subject_key, after, limit, now_ms),
+        )
     }
 
     fn rotate(

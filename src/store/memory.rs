@@ -12,9 +12,9 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::schema;
 use super::{
-    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent, RevocationKind,
-    RevocationState, RevokeRequest, RevokeTarget, RotateOutcome, RotateRequest, Rotation,
-    SessionData, Store, REUSE_HISTORY,
+    ClientInfo, CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest,
+    RevocationEvent, RevocationKind, RevocationState, RevokeRequest, RevokeTarget, RotateOutcome,
+    RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store, REUSE_HISTORY,
 };
 use crate::error::StoreError;
 
@@ -37,6 +37,7 @@ struct Session {
     /// Kept (and revocable, and counted for its subject) until then.
     keep_until_ms: i64,
     revoked: bool,
+    client: ClientInfo,
 }
 
 #[derive(Default)]
@@ -155,6 +156,45 @@ impl State {
         })
     }
 
+    /// The subject's usable sessions as (created ms, session id), oldest first.
+    fn usable_of_subject(&self, subject_key: &str, now_ms: i64) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = self
+            .by_subject
+            .get(subject_key)
+            .into_iter()
+            .flatten()
+            .filter_map(|sid| {
+                self.usable_session(sid, now_ms)
+                    .map(|s| (s.data.created_ms, sid.clone()))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The subject's sessions that a revocation would still change: kept,
+    /// not revoked, not killed by the subject's cut-off (the same test as
+    /// revoke.lua's others branch).
+    fn revocable_of_subject(&self, subject_key: &str, now_ms: i64) -> Vec<String> {
+        let cut = self.cutoff(subject_key, now_ms);
+        let mut out: Vec<String> = self
+            .by_subject
+            .get(subject_key)
+            .into_iter()
+            .flatten()
+            .filter(|sid| {
+                self.kept_session(sid, now_ms).is_some_and(|s| {
+                    !s.revoked
+                        && self.marker(&schema::session_marker(sid), now_ms).is_none()
+                        && cut.is_none_or(|c| c < s.data.created_ms)
+                })
+            })
+            .cloned()
+            .collect();
+        out.sort();
+        out
+    }
+
     fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
         self.markers
             .get(key)
@@ -236,21 +276,33 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
+    async fn create_session(&self, s: &NewSession) -> Result<CreateOutcome, StoreError> {
         let mut st = self.lock();
-        st.tick(s.data.created_ms);
+        let now = s.data.created_ms;
+        st.tick(now);
         if let Some((key, limit)) = &s.caller_rate {
-            if let Err(retry) = st.gcra(key, *limit, s.data.created_ms) {
-                return Ok(Some(retry));
+            if let Err(retry_after_ms) = st.gcra(key, *limit, now) {
+                return Ok(CreateOutcome::RateLimited { retry_after_ms });
             }
         }
         if let Some(limit) = s.rate_limit {
-            if let Err(retry) = st.gcra(
-                &schema::issue_budget(&s.subject_key),
-                limit,
-                s.data.created_ms,
-            ) {
-                return Ok(Some(retry));
+            if let Err(retry_after_ms) = st.gcra(&schema::issue_budget(&s.subject_key), limit, now)
+            {
+                return Ok(CreateOutcome::RateLimited { retry_after_ms });
+            }
+        }
+        // The cap: refuse, or revoke the oldest until there is room.
+        let mut evicted = Vec::new();
+        let mut cursor = String::new();
+        if let Some(cap) = s.cap {
+            let live = st.usable_of_subject(&s.subject_key, now);
+            let over = (live.len() + 1).saturating_sub(cap.max as usize);
+            if over > 0 && !cap.evict_oldest {
+                return Ok(CreateOutcome::SessionLimit);
+            }
+            for (_, sid) in live.into_iter().take(over) {
+                cursor = st.revoke_session(&sid, now, &s.feed);
+                evicted.push(sid);
             }
         }
         st.sessions.insert(
@@ -261,19 +313,64 @@ impl Store for MemoryStore {
                 current: s.refresh_hash.clone(),
                 previous: String::new(),
                 older: VecDeque::new(),
-                rotated_at_ms: s.data.created_ms,
+                rotated_at_ms: now,
                 generation: 0,
                 sealed: String::new(),
                 refresh_exp_ms: s.refresh_exp_ms,
                 keep_until_ms: s.keep_until_ms,
                 revoked: false,
+                client: s.client.clone(),
             },
         );
         st.by_subject
             .entry(s.subject_key.clone())
             .or_default()
             .insert(s.data.sid.clone());
-        Ok(None)
+        drop(st);
+        if !evicted.is_empty() {
+            let _ = self.notify.send(());
+        }
+        Ok(CreateOutcome::Created { evicted, cursor })
+    }
+
+    async fn list_sessions(
+        &self,
+        subject_key: &str,
+        after: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<SessionPage, StoreError> {
+        let st = self.lock();
+        let mut sids: Vec<&String> = st
+            .by_subject
+            .get(subject_key)
+            .into_iter()
+            .flatten()
+            .filter(|sid| sid.as_str() > after)
+            .collect();
+        sids.sort();
+        let mut page = SessionPage::default();
+        for sid in sids {
+            let Some(s) = st.usable_session(sid, now_ms) else {
+                continue;
+            };
+            if page.sessions.len() == limit {
+                // One more live session exists: there is a next page.
+                page.next = page
+                    .sessions
+                    .last()
+                    .map(|v| v.data.sid.clone())
+                    .unwrap_or_default();
+                break;
+            }
+            page.sessions.push(SessionView {
+                data: s.data.clone(),
+                last_refreshed_ms: s.rotated_at_ms,
+                idle_exp_ms: s.refresh_exp_ms,
+                client: s.client.clone(),
+            });
+        }
+        Ok(page)
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
@@ -315,6 +412,12 @@ impl Store for MemoryStore {
             s.rotated_at_ms = now;
             s.refresh_exp_ms = (now + s.data.idle_ms).min(s.data.absolute_exp_ms);
             s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
+            if !r.client.ip_address.is_empty() {
+                s.client.ip_address = r.client.ip_address.clone();
+            }
+            if !r.client.user_agent.is_empty() {
+                s.client.user_agent = r.client.user_agent.clone();
+            }
             return Ok(RotateOutcome::Rotated(rotation(s)));
         }
         let replay = r.presented_hash == s.previous;
@@ -447,6 +550,7 @@ impl Store for MemoryStore {
                     RevocationEvent {
                         cursor: String::new(),
                         kind: RevocationKind::Subject,
+
                         token_id: String::new(),
                         session_id: String::new(),
                         tenant: tenant.clone(),
@@ -458,6 +562,23 @@ impl Store for MemoryStore {
                     now,
                     r.feed.retention_ms,
                 )
+            }
+            RevokeTarget::SubjectExcept {
+                tenant,
+                subject,
+                keep_sid,
+            } => {
+                let key = super::subject_key(tenant, subject);
+                let mut last = None;
+                for sid in st.revocable_of_subject(&key, now) {
+                    if &sid != keep_sid {
+                        last = Some(st.revoke_session(&sid, now, &r.feed));
+                    }
+                }
+                match last {
+                    Some(cursor) => cursor,
+                    None => return Ok(None), // nobody else to log out
+                }
             }
         };
         drop(st);

@@ -51,6 +51,76 @@ pub struct SessionData {
     pub created_ms: i64,
     /// Absolute end of the session, Unix milliseconds; nothing extends it.
     pub absolute_exp_ms: i64,
+    /// What the user calls the device (shown by ListSessions); "" = none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub device_name: String,
+    /// The client that logged the user in; "" = none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_id: String,
+}
+
+/// Where a session was last used from, as the caller reports it (Issue,
+/// then each Refresh that gives it). Empty fields are "not given": a
+/// Refresh without them keeps the values already stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    pub ip_address: String,
+    pub user_agent: String,
+}
+
+/// `--max-sessions-per-subject`: at most `max` live sessions per subject;
+/// at the cap, Issue revokes the oldest (`evict_oldest`) or is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionCap {
+    pub max: u32,
+    pub evict_oldest: bool,
+}
+
+/// What `create_session` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateOutcome {
+    /// Stored; `evicted` are the sessions the cap revoked to make room (oldest
+    /// first), `cursor` the last of their events ("" for none).
+    Created {
+        evicted: Vec<String>,
+        cursor: String,
+    },
+    /// A budget is spent; nothing was written.
+    RateLimited { retry_after_ms: i64 },
+    /// The subject is at its session cap and the cap refuses; nothing was written.
+    SessionLimit,
+}
+
+impl CreateOutcome {
+    /// Stored, with nothing evicted.
+    pub const CREATED: CreateOutcome = CreateOutcome::Created {
+        evicted: Vec::new(),
+        cursor: String::new(),
+    };
+
+    /// Refused by a budget?
+    pub fn is_limited(&self) -> bool {
+        matches!(self, CreateOutcome::RateLimited { .. })
+    }
+}
+
+/// A live session as ListSessions shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionView {
+    pub data: SessionData,
+    /// The last rotation (the creation before the first one), Unix ms.
+    pub last_refreshed_ms: i64,
+    /// When the refresh token expires unless used, Unix ms.
+    pub idle_exp_ms: i64,
+    pub client: ClientInfo,
+}
+
+/// One page of a subject's live sessions, in session-id order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SessionPage {
+    pub sessions: Vec<SessionView>,
+    /// The session id to continue after; "" on the last page.
+    pub next: String,
 }
 
 /// What Issue writes.
@@ -73,6 +143,12 @@ pub struct NewSession {
     /// Per-caller Issue budget and its key, counted in the same step (before
     /// the subject's: a refused call still counts against its caller).
     pub caller_rate: Option<(String, RateLimit)>,
+    /// Where the session is used from.
+    pub client: ClientInfo,
+    /// The per-subject cap on live sessions, enforced in the same step.
+    pub cap: Option<SessionCap>,
+    /// For the revocations the cap makes.
+    pub feed: FeedPolicy,
 }
 
 /// One atomic rotation attempt.
@@ -94,6 +170,8 @@ pub struct RotateRequest {
     /// A rotation keeps the session at least until this instant (Unix ms):
     /// the revocation horizon of the access token it mints.
     pub keep_until_ms: i64,
+    /// Where the session is used from now (stored on a real rotation).
+    pub client: ClientInfo,
 }
 
 /// Session state returned by a rotation.
@@ -222,6 +300,14 @@ pub enum RevokeTarget {
     },
     /// Every session and token of a subject issued before now.
     Subject { tenant: String, subject: String },
+    /// Every session of a subject but `keep_sid`, each revoked as a session
+    /// (one event each), so the kept one stays valid. The cursor returned is
+    /// the last event's.
+    SubjectExcept {
+        tenant: String,
+        subject: String,
+        keep_sid: String,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -277,11 +363,23 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs: `memory` or `redis`.
     fn kind(&self) -> &'static str;
 
-    /// Store a new session (Issue). One round trip.
+    /// Store a new session (Issue), counting its budgets and enforcing the
+    /// subject's session cap in the same atomic step. One round trip.
     fn create_session(
         &self,
         s: &NewSession,
-    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
+
+    /// Up to `limit` live sessions of the subject whose id sorts after
+    /// `after` ("" = from the first), in session-id order. Reads the
+    /// subject's index only, never the keyspace.
+    fn list_sessions(
+        &self,
+        subject_key: &str,
+        after: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<SessionPage, StoreError>> + Send;
 
     /// Rotate a refresh token atomically: exactly one concurrent caller
     /// rotates; the others, and retries within the grace window, get the same

@@ -101,10 +101,15 @@ pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
         Some((name, l)) => (redis_key(&rate(name)), l.interval_ms, l.burst_ms),
         None => (String::new(), 0, 0),
     };
+    let (cap, evict) = match s.cap {
+        Some(c) => (c.max, if c.evict_oldest { "1" } else { "0" }),
+        None => (0, "0"),
+    };
     Ok(ScriptCall {
         keys: vec![
             redis_key(&session(&s.data.sid)),
             redis_key(&subject_index(&s.subject_key)),
+            redis_key(LOG),
         ],
         args: vec![
             data,
@@ -125,8 +130,29 @@ pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
             caller_key,
             caller_interval.to_string(),
             caller_burst.to_string(),
+            s.client.ip_address.clone(),
+            s.client.user_agent.clone(),
+            cap.to_string(),
+            evict.to_owned(),
+            KEY_PREFIX.to_owned(),
+            CHANNEL.to_owned(),
+            s.feed.retention_ms.to_string(),
+            s.feed.access_horizon_ms.to_string(),
         ],
     })
+}
+
+/// `list.lua`.
+pub fn list_call(subject_key: &str, after: &str, limit: usize, now_ms: i64) -> ScriptCall {
+    ScriptCall {
+        keys: vec![redis_key(&subject_index(subject_key))],
+        args: vec![
+            KEY_PREFIX.to_owned(),
+            now_ms.to_string(),
+            after.to_owned(),
+            limit.to_string(),
+        ],
+    }
 }
 
 /// `rotate.lua`.
@@ -153,6 +179,8 @@ pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
             r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
             r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
             r.keep_until_ms.to_string(),
+            r.client.ip_address.clone(),
+            r.client.user_agent.clone(),
         ],
     }
 }
@@ -180,6 +208,7 @@ pub fn renew_call(r: &RenewRequest) -> ScriptCall {
 pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
     let now = r.now_ms;
     let horizon = r.feed.access_horizon_ms;
+    let mut subject_key = String::new();
     // (kind, marker key, session key, marker ttl, jti, sid, tenant, subject, event expiry, refresh hash)
     let (kind, marker, session, ttl, jti, sid, tenant, subject, expires, hash) = match &r.target {
         RevokeTarget::Token {
@@ -218,6 +247,26 @@ pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
             now + horizon,
             refresh_hash.clone().unwrap_or_default(),
         ),
+        RevokeTarget::SubjectExcept {
+            tenant,
+            subject,
+            keep_sid,
+        } => {
+            subject_key = super::subject_key(tenant, subject);
+            let index = redis_key(&subject_index(&subject_key));
+            (
+                RevocationKind::Session,
+                index.clone(),
+                index,
+                horizon,
+                String::new(),
+                keep_sid.clone(),
+                tenant.clone(),
+                subject.clone(),
+                now + horizon,
+                String::new(),
+            )
+        }
         RevokeTarget::Subject { tenant, subject } => {
             let skey = super::subject_key(tenant, subject);
             (
@@ -234,10 +283,14 @@ pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
             )
         }
     };
+    let code = match r.target {
+        RevokeTarget::SubjectExcept { .. } => "x",
+        _ => kind.code(),
+    };
     Some(ScriptCall {
         keys: vec![marker, redis_key(LOG), session],
         args: vec![
-            kind.code().to_owned(),
+            code.to_owned(),
             now.to_string(),
             ttl.max(1).to_string(),
             r.feed.retention_ms.to_string(),
@@ -249,6 +302,8 @@ pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
             expires.to_string(),
             hash,
             REUSE_HISTORY.to_string(),
+            KEY_PREFIX.to_owned(),
+            subject_key,
         ],
     })
 }

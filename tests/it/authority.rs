@@ -352,6 +352,7 @@ async fn revoke_by_every_target(backend: Backend) {
     let revoke = |t: Target| pb::RevokeRequest {
         target: Some(t),
         reason: "test".into(),
+        ..Default::default()
     };
 
     // One access token: only that token dies.
@@ -520,6 +521,7 @@ async fn invalid_arguments_are_refused_and_nothing_is_stored(backend: Backend) {
         c.revoke(pb::RevokeRequest {
             target: Some(pb::revoke_request::Target::SessionId("s".into())),
             reason: "line\nbreak".into(),
+            ..Default::default()
         })
         .await,
         "FIELD_INVALID",

@@ -288,6 +288,7 @@ async fn device_binding(backend: Backend) {
     let r = |fp: &str| pb::RefreshRequest {
         refresh_token: bound.refresh_token.clone(),
         device_fingerprint: fp.into(),
+        ..Default::default()
     };
     expect_reason(c.refresh(r("device-2")).await, "FINGERPRINT_MISMATCH");
     expect_reason(c.refresh(r("")).await, "FINGERPRINT_MISMATCH");
@@ -320,6 +321,7 @@ async fn device_binding(backend: Backend) {
     c.refresh(pb::RefreshRequest {
         refresh_token: free.refresh_token,
         device_fingerprint: "x".into(),
+        ..Default::default()
     })
     .await
     .expect("unbound");

@@ -45,6 +45,7 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         .refresh(with_key(pb::RefreshRequest {
             refresh_token: pair.refresh_token.clone(),
             device_fingerprint: "device-fingerprint-secret".into(),
+            ..Default::default()
         }))
         .await
         .unwrap()

@@ -27,6 +27,7 @@ mod rate_limits;
 mod redis_store;
 mod reliability;
 mod sentinel;
+mod sessions;
 mod soak;
 mod store_conformance;
 mod store_differential;

@@ -104,6 +104,7 @@ async fn two_replicas_on_one_redis_act_as_one_authority() {
             rotated.refresh_token.clone(),
         )),
         reason: "test".into(),
+        ..Default::default()
     })
     .await
     .expect("revoke on B");

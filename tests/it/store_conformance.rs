@@ -34,6 +34,8 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
             idle_ms: 600_000,
             created_ms: now,
             absolute_exp_ms: now + 3_600_000,
+            device_name: String::new(),
+            client_id: String::new(),
         },
         refresh_hash: format!("h0-{sid}"),
         refresh_exp_ms: now + 600_000,
@@ -41,6 +43,9 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
         subject_key: subject_key("acme", subject),
         rate_limit: None,
         caller_rate: None,
+        client: ClientInfo::default(),
+        cap: None,
+        feed: FEED,
     }
 }
 
@@ -56,6 +61,7 @@ fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> Rot
         rate_limit: None,
         feed: FEED,
         keep_until_ms: now + FEED.access_horizon_ms,
+        client: ClientInfo::default(),
     }
 }
 
@@ -91,7 +97,7 @@ async fn rotation_semantics<S: Store>(s: Arc<S>) {
     let t = now();
     assert_eq!(
         s.create_session(&session("s1", "alice", t)).await.unwrap(),
-        None
+        CreateOutcome::CREATED
     );
     let RotateOutcome::Rotated(r1) = s
         .rotate(&rotate("s1", "h0-s1", "h1", t, 5_000))
@@ -623,10 +629,13 @@ async fn rate_limits_are_gcra<S: Store>(s: Arc<S>) {
     // Limited Issue writes nothing and says how long to wait.
     let mut new = session("s11", "jo", t);
     new.rate_limit = RateLimit::new(1, 1);
-    assert_eq!(s.create_session(&new).await.unwrap(), None);
+    assert_eq!(
+        s.create_session(&new).await.unwrap(),
+        CreateOutcome::CREATED
+    );
     let mut again = session("s12", "jo", t);
     again.rate_limit = RateLimit::new(1, 1);
-    assert!(s.create_session(&again).await.unwrap().is_some());
+    assert!(s.create_session(&again).await.unwrap().is_limited());
     assert_eq!(
         s.rotate(&rotate("s12", "h0-s12", "x", t, 0)).await.unwrap(),
         RotateOutcome::Invalid,
@@ -645,7 +654,7 @@ async fn rate_limits_are_gcra<S: Store>(s: Arc<S>) {
         let mut new = session(sid, subject, t);
         new.caller_rate = caller.clone();
         assert_eq!(
-            s.create_session(&new).await.unwrap().is_some(),
+            s.create_session(&new).await.unwrap().is_limited(),
             limited,
             "{sid}"
         );
@@ -704,7 +713,12 @@ async fn redis_batches_calls_and_isolates_failures() {
         .map(|sid| session(sid, &format!("u-{sid}"), t))
         .collect();
     let created = futures::future::join_all(sessions.iter().map(|new| s.create_session(new))).await;
-    assert!(created.iter().all(|r| matches!(r, Ok(None))), "{created:?}");
+    assert!(
+        created
+            .iter()
+            .all(|r| matches!(r, Ok(CreateOutcome::Created { .. }))),
+        "{created:?}"
+    );
 
     // One session whose stored idle time is not a number: its rotation raises
     // a Lua error inside the batch.

@@ -80,6 +80,7 @@ impl TesseraClient {
         let r = pb::RefreshRequest {
             refresh_token: refresh_token.into(),
             device_fingerprint: fingerprint.into(),
+            ..Default::default()
         };
         pair(
             self.inner
@@ -108,6 +109,21 @@ impl TesseraClient {
             .await?
             .into_inner()
             .cursor)
+    }
+
+    /// `ListSessions`: one page of a subject's live sessions (the caller
+    /// must be allowed `ListSessions`); pass the response's
+    /// `next_page_token` back for the next page.
+    pub async fn list_sessions(
+        &self,
+        r: pb::ListSessionsRequest,
+    ) -> Result<pb::ListSessionsResponse, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .list_sessions(self.req(r))
+            .await?
+            .into_inner())
     }
 
     /// `GetJwks`: the public keys as RFC 7517 JSON.

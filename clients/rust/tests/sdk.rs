@@ -136,6 +136,7 @@ async fn renewed_tokens_are_picked_up_and_session_ends_are_typed() {
             pair.session_id.clone(),
         )),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();
@@ -208,6 +209,7 @@ async fn local_verifier_agrees_with_the_server() {
             revoked.access_token.clone(),
         )),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();
@@ -217,6 +219,7 @@ async fn local_verifier_agrees_with_the_server() {
             subject: "dave".into(),
         })),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();
@@ -286,6 +289,7 @@ async fn local_verifier_agrees_with_the_server() {
             fresh.session_id.clone(),
         )),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();
@@ -349,6 +353,7 @@ async fn local_verifier_resyncs_when_its_cursor_is_refused() {
             before.access_token.clone(),
         )),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();
@@ -375,6 +380,7 @@ async fn local_verifier_resyncs_when_its_cursor_is_refused() {
             after.session_id.clone(),
         )),
         reason: String::new(),
+        keep_session_id: String::new(),
     })
     .await
     .unwrap();

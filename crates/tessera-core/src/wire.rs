@@ -30,6 +30,7 @@ pub const RPC_NAMES: &[&str] = &[
     "Revoke",
     "WatchRevocations",
     "GetJwks",
+    "ListSessions",
 ];
 
 /// `ErrorInfo.reason` codes.
@@ -50,6 +51,10 @@ pub mod reason {
     pub const FIELD_INVALID: &str = "FIELD_INVALID";
     pub const CURSOR_INVALID: &str = "CURSOR_INVALID";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// `RESOURCE_EXHAUSTED`: the subject has `--max-sessions-per-subject`
+    /// live sessions and the cap refuses new ones (a Tessera addition; DESIGN
+    /// lists only `RATE_LIMITED` under that code).
+    pub const SESSION_LIMIT: &str = "SESSION_LIMIT";
     pub const STORE_UNAVAILABLE: &str = "STORE_UNAVAILABLE";
     /// Not a contract code: a bug, reported as `INTERNAL`.
     pub const INTERNAL: &str = "INTERNAL";

@@ -671,7 +671,7 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
 pub fn revoke_target(target: pb::revoke_request::Target) -> pb::RevokeRequest {
     pb::RevokeRequest {
         target: Some(target),
-        reason: String::new(),
+        ..Default::default()
     }
 }
 

@@ -490,7 +490,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                             .revoke(with_key(
                                 pb::RevokeRequest {
                                     target: Some(target),
-                                    reason: String::new(),
+                                    ..Default::default()
                                 },
                                 &api_key,
                             ))

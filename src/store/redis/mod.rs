@@ -29,8 +29,9 @@ use super::batch::{script_error, Batcher};
 use super::schema;
 pub use super::schema::{CHANNEL, KEY_PREFIX};
 use super::{
-    FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent,
-    RevocationState, RevokeRequest, RotateOutcome, RotateRequest, Rotation, SessionData, Store,
+    ClientInfo, CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest,
+    RevocationEvent, RevocationState, RevokeRequest, RotateOutcome, RotateRequest, Rotation,
+    SessionData, SessionPage, SessionView, Store,
 };
 use crate::error::StoreError;
 
@@ -84,6 +85,7 @@ pub struct RedisStore {
     renew: Script,
     rate: Script,
     log_head: Script,
+    list: Script,
 }
 
 impl RedisStore {
@@ -119,6 +121,7 @@ impl RedisStore {
             renew: Script::from_lua(RENEW_LUA),
             rate: Script::from_lua(RATE_LUA),
             log_head: Script::from_lua(LOG_HEAD_LUA),
+            list: Script::from_lua(LIST_LUA),
         })
     }
 
@@ -183,14 +186,53 @@ impl Store for RedisStore {
         "redis"
     }
 
-    async fn create_session(&self, s: &NewSession) -> Result<Option<i64>, StoreError> {
+    async fn create_session(&self, s: &NewSession) -> Result<CreateOutcome, StoreError> {
         let call = schema::create_call(s)?;
         let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
         match reply.as_slice() {
-            [tag] if tag == "ok" => Ok(None),
-            [tag, wait] if tag == "limited" => Ok(Some(num(wait)?)),
+            [tag, cursor, evicted @ ..] if tag == "ok" => Ok(CreateOutcome::Created {
+                evicted: evicted.to_vec(),
+                cursor: cursor.clone(),
+            }),
+            [tag, wait] if tag == "limited" => Ok(CreateOutcome::RateLimited {
+                retry_after_ms: num(wait)?,
+            }),
+            [tag] if tag == "full" => Ok(CreateOutcome::SessionLimit),
             _ => Err(StoreError::Corrupt("unexpected create reply".into())),
         }
+    }
+
+    async fn list_sessions(
+        &self,
+        subject_key: &str,
+        after: &str,
+        limit: usize,
+        now_ms: i64,
+    ) -> Result<SessionPage, StoreError> {
+        let call = schema::list_call(subject_key, after, limit, now_ms);
+        let reply: Vec<String> = self.script(&self.list, call.keys, call.args).await?;
+        let Some((next, rows)) = reply.split_first() else {
+            return Err(StoreError::Corrupt("empty list reply".into()));
+        };
+        let mut page = SessionPage {
+            sessions: Vec::with_capacity(rows.len() / 7),
+            next: next.clone(),
+        };
+        for row in rows.chunks(7) {
+            let [_sid, data, _created, rot, exp, ip, ua] = row else {
+                return Err(StoreError::Corrupt("short list reply".into()));
+            };
+            page.sessions.push(SessionView {
+                data: parse_data(data)?,
+                last_refreshed_ms: num(rot)?,
+                idle_exp_ms: num(exp)?,
+                client: ClientInfo {
+                    ip_address: ip.clone(),
+                    user_agent: ua.clone(),
+                },
+            });
+        }
+        Ok(page)
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {

@@ -25,6 +25,10 @@ pub(super) const RENEW_LUA: &str = concat!(
     include_str!("../scripts/common.lua"),
     include_str!("../scripts/renew.lua")
 );
+pub(super) const LIST_LUA: &str = concat!(
+    include_str!("../scripts/common.lua"),
+    include_str!("../scripts/list.lua")
+);
 /// The last id ever generated in the log (XINFO STREAM), "" without a log.
 pub(super) const LOG_HEAD_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])

@@ -33,6 +33,47 @@ local function log_revocation(log, channel, retention, now, kind, jti, sid, tid,
   return id
 end
 
+-- Revoke session `sid` (under key prefix `prefix`): flag it, log a session
+-- event, and set its marker for `horizon` ms. Returns the event id.
+local function revoke_session(prefix, sid, log, channel, retention, now, horizon)
+  local s = prefix .. 's:' .. sid
+  local f = redis.call('HMGET', s, 'tid', 'sub')
+  redis.call('HSET', s, 'rev', '1')
+  local id = log_revocation(log, channel, retention, now, 's', '', sid, f[1] or '', f[2] or '', 0, now + horizon)
+  redis.call('SET', prefix .. 'rs:' .. sid, id, 'PX', string.format('%d', horizon))
+  return id
+end
+
+-- Byte order of two strings (Lua's own `<` follows the server's locale).
+local function bytes_before(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+-- The usable sessions of index `idx` at `now`, each as {sid, HMGET of the
+-- given fields after the five usability ones}, in session-id byte order,
+-- starting after `after` ('' = from the first) and stopping after `limit`
+-- of them plus one (`limit` 0 = all).
+local function usable_sessions(idx, prefix, now, after, limit, extra)
+  local members = redis.call('ZRANGEBYSCORE', idx, now, '+inf')
+  table.sort(members, bytes_before)
+  local out = {}
+  for _, sid in ipairs(members) do
+    if after == '' or bytes_before(after, sid) then
+      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'created', 'uk', 'exp', 'abs', unpack(extra))
+      if f[2] and session_usable(f[1], f[2], f[3], f[4], f[5], prefix .. 'rs:' .. sid, prefix, now) then
+        out[#out + 1] = {sid, f}
+        if limit > 0 and #out > limit then break end
+      end
+    end
+  end
+  return out
+end
+
 -- Was `h` one of the older refresh hashes of session `s` (before `prev`)?
 -- They sit in a ring of `n` fields o0..o<n-1>, one written per rotation and
 -- read only here; sessions last rotated by versions before the ring keep them

@@ -1,12 +1,17 @@
 -- Create a session (Issue): one round trip, atomic.
--- KEYS[1] session hash, KEYS[2] the subject's session index
+-- KEYS[1] session hash, KEYS[2] the subject's session index, KEYS[3] revocation log
 -- ARGV: 1 session data (JSON), 2 refresh hash, 3 created ms, 4 refresh expiry ms,
 --       5 absolute expiry ms, 6 idle ms, 7 subject cut-off key, 8 tenant, 9 subject,
 --       10 device fingerprint hash ('' = not bound),
 --       11 subject rate key ('' = no limit), 12 emission interval ms, 13 burst window ms,
 --       14 keep until ms (>= the refresh expiry: see keep_session), 15 session id,
---       16 caller rate key ('' = no limit), 17 emission interval ms, 18 burst window ms
--- Returns {'ok'} or {'limited', retry ms} (then nothing was written).
+--       16 caller rate key ('' = no limit), 17 emission interval ms, 18 burst window ms,
+--       19 client IP ('' = none), 20 user agent ('' = none),
+--       21 live sessions allowed per subject ('0' = no cap), 22 at the cap: '1' evict
+--       the oldest, '0' refuse, 23 key prefix, 24 pub/sub channel, 25 log retention ms,
+--       26 access horizon ms
+-- Returns {'ok', last eviction event id or '', evicted session ids...},
+-- {'limited', retry ms} or {'full'} (then nothing but the budgets was written).
 -- Invariant: the hash lives until its refresh token and the access token
 -- minted with it are dead (PEXPIREAT), and no longer, so no key grows
 -- without bound (ory/hydra#1574).
@@ -20,9 +25,30 @@ if ARGV[11] ~= '' then
   local wait = gcra(ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]))
   if wait > 0 then return {'limited', string.format('%d', wait)} end
 end
-redis.call('HSET', KEYS[1],
-  'data', ARGV[1], 'cur', ARGV[2], 'prev', '',
+local reply = {'ok', ''}
+if ARGV[21] ~= '0' then
+  -- The cap counts usable sessions; the oldest (by creation, then id) go first.
+  local now, prefix = tonumber(ARGV[3]), ARGV[23]
+  local live = usable_sessions(KEYS[2], prefix, now, '', 0, {})
+  local over = #live + 1 - tonumber(ARGV[21])
+  if over > 0 then
+    if ARGV[22] ~= '1' then return {'full'} end
+    table.sort(live, function(a, b)
+      local x, y = tonumber(a[2][2]), tonumber(b[2][2])
+      if x ~= y then return x < y end
+      return bytes_before(a[1], b[1])
+    end)
+    for i = 1, over do
+      reply[2] = revoke_session(prefix, live[i][1], KEYS[3], ARGV[24], tonumber(ARGV[25]), now, tonumber(ARGV[26]))
+      reply[#reply + 1] = live[i][1]
+    end
+  end
+end
+local fields = {'data', ARGV[1], 'cur', ARGV[2], 'prev', '',
   'gen', '0', 'rot', ARGV[3], 'created', ARGV[3], 'exp', ARGV[4],
-  'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9], 'fp', ARGV[10], 'rev', '0')
+  'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9], 'fp', ARGV[10], 'rev', '0'}
+if ARGV[19] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[19] end
+if ARGV[20] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[20] end
+redis.call('HSET', KEYS[1], unpack(fields))
 keep_session(KEYS[1], KEYS[2], ARGV[15], ARGV[14], ARGV[3])
-return {'ok'}
+return reply

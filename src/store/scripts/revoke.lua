@@ -14,8 +14,31 @@
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
---       12 reuse history length
+--       12 reuse history length, 13 key prefix, 14 subject key
+--
+-- Kind 'x' ("log out my other devices"): KEYS[1] and KEYS[3] are the
+-- subject's session index and ARGV[7] the session to keep; every other
+-- session still revocable is revoked as a session (its own event and
+-- marker, for ARGV[3] ms). Returns the last event's id, or false.
 local kind, now = ARGV[1], tonumber(ARGV[2])
+if kind == 'x' then
+  local prefix = ARGV[13]
+  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local cut = redis.call('GET', prefix .. 'ru:' .. ARGV[14])
+  local last = false
+  local members = redis.call('ZRANGE', KEYS[1], 0, -1)
+  table.sort(members, bytes_before)
+  for _, sid in ipairs(members) do
+    if sid ~= ARGV[7] then
+      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'created')
+      if f[2] and f[1] ~= '1' and redis.call('EXISTS', prefix .. 'rs:' .. sid) == 0
+          and not (cut and tonumber(cut) >= tonumber(f[2])) then
+        last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))
+      end
+    end
+  end
+  return last
+end
 local tid, sub = ARGV[8], ARGV[9]
 local ib = 0
 if kind == 'u' then

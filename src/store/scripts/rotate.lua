@@ -12,7 +12,8 @@
 --       9 reuse history length, 10 key prefix, 11 session id,
 --       12 presented device fingerprint hash ('' = none),
 --       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
---       15 keep the session at least until (ms; see keep_session)
+--       15 keep the session at least until (ms; see keep_session),
+--       16 client IP, 17 user agent ('' = keep the stored one)
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 -- Only what every rotation needs: the older hashes and the sealed successor
@@ -52,6 +53,8 @@ if presented == cur then
     fields[#fields + 1] = 'o' .. (g % tonumber(ARGV[9]))
     fields[#fields + 1] = prev
   end
+  if ARGV[16] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[16] end
+  if ARGV[17] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[17] end
   redis.call('HSET', s, unpack(fields))
   -- The sealed successor is kept only for the grace window (plus a second
   -- for the clocks of replica and Redis to disagree), in a key of its own
@@ -82,8 +85,4 @@ end
 
 -- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3),
 -- whatever device presents it: an old secret in any hands means theft.
-local horizon = tonumber(ARGV[8])
-redis.call('HSET', s, 'rev', '1')
-local id = log_revocation(KEYS[3], ARGV[6], tonumber(ARGV[7]), now, 's', '', ARGV[11], tid, sub, 0, now + horizon)
-redis.call('SET', KEYS[2], id, 'PX', string.format('%d', horizon))
-return {'reused', id}
+return {'reused', revoke_session(ARGV[10], ARGV[11], KEYS[3], ARGV[6], tonumber(ARGV[7]), now, tonumber(ARGV[8]))}

@@ -25,6 +25,20 @@ pub struct IssueRequest {
     /// Optional; capped by server policy.
     #[prost(message, optional, tag = "9")]
     pub refresh_ttl: ::core::option::Option<::prost_types::Duration>,
+    /// Optional, shown by ListSessions (at most 256 bytes of printable text):
+    /// a name the user recognises ("Alice's phone").
+    #[prost(string, tag = "10")]
+    pub device_name: ::prost::alloc::string::String,
+    /// Optional: the OAuth client or application that logged the user in.
+    #[prost(string, tag = "11")]
+    pub client_id: ::prost::alloc::string::String,
+    /// Optional: the client's IP address as the login service saw it
+    /// (IPv4 or IPv6 text form).
+    #[prost(string, tag = "12")]
+    pub ip_address: ::prost::alloc::string::String,
+    /// Optional: the client's User-Agent (at most 512 bytes).
+    #[prost(string, tag = "13")]
+    pub user_agent: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -63,6 +77,12 @@ pub struct RefreshRequest {
     pub refresh_token: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub device_fingerprint: ::prost::alloc::string::String,
+    /// Optional: the client's current IP address and User-Agent, so that
+    /// ListSessions shows where the session was last used (same bounds as Issue).
+    #[prost(string, tag = "3")]
+    pub ip_address: ::prost::alloc::string::String,
+    #[prost(string, tag = "4")]
+    pub user_agent: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -148,6 +168,12 @@ pub struct RevokeRequest {
     /// Free text for audit logs (at most 256 bytes).
     #[prost(string, tag = "4")]
     pub reason: ::prost::alloc::string::String,
+    /// With a subject target only: revoke every session of the subject except
+    /// this one ("log out my other devices"). Each session is revoked on its
+    /// own (one event per session), not by a subject cut-off, so the kept
+    /// session and its tokens stay valid.
+    #[prost(string, tag = "5")]
+    pub keep_session_id: ::prost::alloc::string::String,
     #[prost(oneof = "revoke_request::Target", tags = "1, 2, 3")]
     pub target: ::core::option::Option<revoke_request::Target>,
 }
@@ -222,6 +248,68 @@ pub struct GetJwksRequest {}
 pub struct GetJwksResponse {
     #[prost(string, tag = "1")]
     pub jwks_json: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListSessionsRequest {
+    #[prost(string, tag = "1")]
+    pub tenant: ::prost::alloc::string::String,
+    /// Required.
+    #[prost(string, tag = "2")]
+    pub subject: ::prost::alloc::string::String,
+    /// Default 50, at most 500.
+    #[prost(int32, tag = "3")]
+    pub page_size: i32,
+    /// From a previous response's next_page_token; empty = the first page.
+    #[prost(string, tag = "4")]
+    pub page_token: ::prost::alloc::string::String,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListSessionsResponse {
+    /// Live sessions only (not revoked, within their idle and absolute
+    /// expiry), ordered by session id (stable across pages).
+    #[prost(message, repeated, tag = "1")]
+    pub sessions: ::prost::alloc::vec::Vec<Session>,
+    /// Empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// A live session as an account page shows it. Never a secret: no refresh
+/// token, hash or fingerprint.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct Session {
+    #[prost(string, tag = "1")]
+    pub session_id: ::prost::alloc::string::String,
+    #[prost(message, optional, tag = "2")]
+    pub created_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The last rotation (equal to created_at before the first one).
+    #[prost(message, optional, tag = "3")]
+    pub last_refreshed_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the refresh token expires unless the session is used.
+    #[prost(message, optional, tag = "4")]
+    pub idle_expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(message, optional, tag = "5")]
+    pub absolute_expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    #[prost(string, tag = "6")]
+    pub device_name: ::prost::alloc::string::String,
+    #[prost(string, tag = "7")]
+    pub client_id: ::prost::alloc::string::String,
+    /// As of the last Issue or Refresh that gave one.
+    #[prost(string, tag = "8")]
+    pub ip_address: ::prost::alloc::string::String,
+    #[prost(string, tag = "9")]
+    pub user_agent: ::prost::alloc::string::String,
+    /// Bound to a device fingerprint (or, later, a DPoP key or certificate).
+    #[prost(bool, tag = "10")]
+    pub bound: bool,
+    #[prost(string, repeated, tag = "11")]
+    pub audience: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, repeated, tag = "12")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(string, repeated, tag = "13")]
+    pub roles: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -521,6 +609,31 @@ pub mod token_authority_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("tessera.v1.TokenAuthority", "GetJwks"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// A subject's live sessions ("where am I signed in?"), a page at a time.
+        pub async fn list_sessions(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListSessionsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListSessionsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/tessera.v1.TokenAuthority/ListSessions",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("tessera.v1.TokenAuthority", "ListSessions"));
             self.inner.unary(req, path, codec).await
         }
     }
