@@ -270,3 +270,88 @@ async fn load_generator_reports_every_scenario() {
     let (ok, _, text) = tessera(&["bench", "--requests", "1"]);
     assert!(!ok && text.contains("unrecognized subcommand"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_are_listed_and_the_others_logged_out_from_the_cli() {
+    let env = Env::new(Backend::Memory).await;
+    let process = Process::start(&env.flags(&["--issue-rate=off"])).await;
+    let addr = format!("http://{}", process.addr);
+    let mut ids = Vec::new();
+    for device in ["phone", "laptop", "tablet"] {
+        let (ok, pair, text) = tessera(&[
+            "issue",
+            "--addr",
+            &addr,
+            "--subject",
+            "mo",
+            "--tenant",
+            "acme",
+            "--device-name",
+            device,
+            "--ip-address",
+            "192.0.2.1",
+        ]);
+        assert!(ok, "{text}");
+        ids.push(pair["session_id"].as_str().unwrap().to_owned());
+    }
+    let (ok, listed, text) = tessera(&[
+        "sessions",
+        "--addr",
+        &addr,
+        "--subject",
+        "mo",
+        "--tenant",
+        "acme",
+    ]);
+    assert!(ok, "{text}");
+    let mut devices: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["device_name"].as_str().unwrap())
+        .collect();
+    devices.sort_unstable();
+    assert_eq!(devices, vec!["laptop", "phone", "tablet"]);
+    assert_eq!(listed[0]["ip_address"], "192.0.2.1");
+
+    let (ok, revoked, text) = tessera(&[
+        "revoke",
+        "--addr",
+        &addr,
+        "--subject",
+        "mo",
+        "--tenant",
+        "acme",
+        "--keep-session",
+        &ids[1],
+    ]);
+    assert!(ok, "{text}");
+    assert!(!revoked["cursor"].as_str().unwrap().is_empty());
+    let (_, listed, _) = tessera(&[
+        "sessions",
+        "--addr",
+        &addr,
+        "--subject",
+        "mo",
+        "--tenant",
+        "acme",
+    ]);
+    let left: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["session_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec![ids[1].as_str()]);
+    // --keep-session needs --subject.
+    let (ok, _, _) = tessera(&[
+        "revoke",
+        "--addr",
+        &addr,
+        "--session",
+        &ids[1],
+        "--keep-session",
+        &ids[1],
+    ]);
+    assert!(!ok);
+}
