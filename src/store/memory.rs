@@ -237,6 +237,10 @@ impl State {
         let (tenant, subject) = match self.sessions.get_mut(sid) {
             Some(s) => {
                 s.revoked = true;
+                // Nothing of it is alive now: it leaves its subject's index.
+                if let Some(set) = self.by_subject.get_mut(&s.subject_key) {
+                    set.remove(sid);
+                }
                 (s.data.tenant.clone(), s.data.subject.clone())
             }
             None => (String::new(), String::new()),

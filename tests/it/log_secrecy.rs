@@ -76,6 +76,13 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
         log.contains("TRACE") || log.contains("\"level\":\"TRACE\""),
         "trace level was on"
     );
+    // The audit trail is part of what is searched (issued, refreshed,
+    // revoked, caller_denied for the wrong key).
+    let audit_lines = log
+        .lines()
+        .filter(|l| l.contains(tessera::audit::TARGET))
+        .count();
+    assert!(audit_lines >= 4, "audit events in the log: {audit_lines}");
     let pem = std::fs::read_to_string(&env.key.path).unwrap();
     let pem_body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     let secrets = [

@@ -661,6 +661,92 @@ async fn rate_limits_are_gcra<S: Store>(s: Arc<S>) {
     }
 }
 
+/// A subject with 10,000 sessions pages correctly: every one once, in order.
+async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
+    let t = now();
+    let skey = subject_key("acme", "crowd");
+    let news: Vec<NewSession> = (0..10_000)
+        .map(|i| session(&format!("c{i:05}"), "crowd", t))
+        .collect();
+    for chunk in news.chunks(500) {
+        let created = futures::future::join_all(chunk.iter().map(|n| s.create_session(n))).await;
+        assert!(created
+            .iter()
+            .all(|r| r.as_ref().is_ok_and(|o| *o == CreateOutcome::CREATED)));
+    }
+    // One revoked and one rotated: the first leaves, the second stays.
+    s.revoke(&RevokeRequest {
+        target: RevokeTarget::Session {
+            sid: "c00007".into(),
+            refresh_hash: None,
+        },
+        now_ms: t,
+        feed: FEED,
+    })
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.rotate(&rotate("c00008", "h0-c00008", "h1", t, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    let mut listed = Vec::new();
+    let mut after = String::new();
+    let mut pages = 0;
+    loop {
+        let page = s.list_sessions(&skey, &after, 500, t).await.unwrap();
+        pages += 1;
+        listed.extend(page.sessions.into_iter().map(|v| v.data.sid));
+        if page.next.is_empty() {
+            break;
+        }
+        after = page.next;
+    }
+    assert_eq!(pages, 20);
+    let mut want: Vec<String> = (0..10_000)
+        .filter(|i| *i != 7)
+        .map(|i| format!("c{i:05}"))
+        .collect();
+    want.sort();
+    assert_eq!(listed, want, "every live session once, in session-id order");
+}
+
+/// Revoking every session of a subject one by one leaves nothing for a
+/// "log out everywhere" to do: revoked sessions leave the subject's index.
+async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
+    let t = now();
+    for sid in ["r1", "r2"] {
+        s.create_session(&session(sid, "rita", t)).await.unwrap();
+        let cursor = s
+            .revoke(&RevokeRequest {
+                target: RevokeTarget::Session {
+                    sid: sid.into(),
+                    refresh_hash: None,
+                },
+                now_ms: t,
+                feed: FEED,
+            })
+            .await
+            .unwrap();
+        assert!(cursor.is_some());
+    }
+    let subject = RevokeRequest {
+        target: RevokeTarget::Subject {
+            tenant: "acme".into(),
+            subject: "rita".into(),
+        },
+        now_ms: t,
+        feed: FEED,
+    };
+    assert_eq!(s.revoke(&subject).await.unwrap(), None);
+    let page = s
+        .list_sessions(&subject_key("acme", "rita"), "", 10, t)
+        .await
+        .unwrap();
+    assert_eq!(page, SessionPage::default());
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory { $(
@@ -686,6 +772,8 @@ conformance!(
     concurrent_rotations_rotate_once,
     rate_limits_are_gcra,
     reuse_history_is_bounded,
+    ten_thousand_sessions_page,
+    revoked_sessions_leave_the_index,
 );
 
 /// Redis only: Issue's and Refresh's scripts go to Redis in batches (group

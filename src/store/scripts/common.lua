@@ -33,12 +33,15 @@ local function log_revocation(log, channel, retention, now, kind, jti, sid, tid,
   return id
 end
 
--- Revoke session `sid` (under key prefix `prefix`): flag it, log a session
--- event, and set its marker for `horizon` ms. Returns the event id.
+-- Revoke session `sid` (under key prefix `prefix`): flag it, drop it from its
+-- subject's index, log a session event, and set its marker for `horizon` ms.
+-- Returns the event id.
 local function revoke_session(prefix, sid, log, channel, retention, now, horizon)
   local s = prefix .. 's:' .. sid
-  local f = redis.call('HMGET', s, 'tid', 'sub')
+  local f = redis.call('HMGET', s, 'tid', 'sub', 'uk')
   redis.call('HSET', s, 'rev', '1')
+  -- Nothing of it is alive now: it leaves its subject's index.
+  if f[3] then redis.call('ZREM', prefix .. 'ss:' .. f[3], sid) end
   local id = log_revocation(log, channel, retention, now, 's', '', sid, f[1] or '', f[2] or '', 0, now + horizon)
   redis.call('SET', prefix .. 'rs:' .. sid, id, 'PX', string.format('%d', horizon))
   return id

@@ -54,13 +54,12 @@ else
   if existing then return existing end
   if kind == 's' then
     if redis.call('EXISTS', KEYS[3]) == 0 then return false end
-    local f = redis.call('HMGET', KEYS[3], 'cur', 'prev', 'tid', 'sub')
+    local f = redis.call('HMGET', KEYS[3], 'cur', 'prev')
     local h = ARGV[11]
     if h ~= '' and h ~= f[1] and h ~= f[2] and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
       return false
     end
-    tid, sub = f[3], f[4]
-    redis.call('HSET', KEYS[3], 'rev', '1')
+    return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))
   end
 end
 local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]))
