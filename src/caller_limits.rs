@@ -125,7 +125,8 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
-        let key = budget_key(caller_name(req.extensions()), &rpc);
+        let caller = caller_name(req.extensions()).to_owned();
+        let key = budget_key(&caller, &rpc);
         futures::future::Either::Right(Box::pin(async move {
             let now_ms = crate::clock::now_ms();
             let refused = match store.rate_limit(&key, limit, now_ms).await {
@@ -137,7 +138,18 @@ where
             };
             match refused {
                 None => inner.call(req).await,
-                Some(e) => Ok(crate::error::failed(&rpc, e).into_http()),
+                Some(e) => {
+                    if matches!(e, Error::RateLimited { .. }) {
+                        let event = crate::audit::Event {
+                            caller: &caller,
+                            rpc: &rpc,
+                            detail: "per-caller budget",
+                            ..Default::default()
+                        };
+                        crate::audit::emit(crate::audit::Kind::RateLimited, "refused", &event);
+                    }
+                    Ok(crate::error::failed(&rpc, e).into_http())
+                }
             }
         }))
     }

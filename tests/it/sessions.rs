@@ -743,3 +743,28 @@ async fn audit_false_turns_the_trail_off() {
     assert!(audit_events(&process).is_empty());
     assert!(process.log_text().contains("tessera serving"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_per_caller_budget_refusal_is_audited() {
+    let env = Env::new(Backend::Memory).await;
+    let process = Process::start(&env.flags(&["--caller-rate=GetJwks=1:1"])).await;
+    let mut c = process.server().client().await;
+    c.get_jwks(pb::GetJwksRequest {}).await.unwrap();
+    let refused = c.get_jwks(pb::GetJwksRequest {}).await.unwrap_err();
+    assert_eq!(reason(&refused), "RATE_LIMITED");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = audit_events(&process);
+        if let Some(e) = events.iter().find(|e| e["event"] == "rate_limited") {
+            assert_eq!(e["rpc"], "GetJwks");
+            assert_eq!(e["caller"], "anonymous");
+            assert_eq!(e["outcome"], "refused");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no rate_limited event: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
