@@ -13,6 +13,7 @@ use tessera_test_support::hostile_cases;
 mod authority;
 mod callers;
 mod cli;
+mod cluster;
 mod deploy;
 mod examples;
 mod feed;

@@ -757,6 +757,22 @@ macro_rules! conformance {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() { with_store!(super::Backend::Redis, |s| super::$name(s).await) }
         )* use super::*; }
+
+        /// The whole suite on a real Redis Cluster (3 masters, 3 replicas),
+        /// one case after another on one cluster: a cluster of six processes
+        /// per case would not fit two cores.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn on_a_redis_cluster() {
+            let cluster = crate::support::RedisCluster::start(3).await;
+            $(
+                cluster.flushall().await;
+                let store = RedisStore::connect(&cluster.url(), std::time::Duration::from_secs(2))
+                    .await
+                    .expect("connect to the cluster");
+                eprintln!("cluster: {}", stringify!($name));
+                $name(Arc::new(store)).await;
+            )*
+        }
     };
 }
 

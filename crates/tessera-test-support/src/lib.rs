@@ -215,6 +215,111 @@ async fn ping(port: u16) -> bool {
     matches!(tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await, Ok(Ok(n)) if buf[..n].starts_with(b"+PONG"))
 }
 
+/// Where the harness finds `redis-cli` (beside `redis-server`).
+pub fn redis_cli_binary() -> PathBuf {
+    let server = redis_server_binary();
+    let cli = server.with_file_name("redis-cli");
+    assert!(
+        cli.is_file(),
+        "redis-cli not found beside {}: run scripts/test (it installs redis-tools)",
+        server.display()
+    );
+    cli
+}
+
+/// A real Redis Cluster owned by one test: `masters` masters with one
+/// replica each, `redis-server --cluster-enabled yes` on free loopback ports
+/// (the cluster bus on ports of its own), joined by `redis-cli --cluster
+/// create --cluster-replicas 1`. Killed on drop.
+pub struct RedisCluster {
+    /// Masters first (`redis-cli` makes the first `masters` nodes masters).
+    pub nodes: Vec<RedisServer>,
+    pub masters: usize,
+}
+
+impl RedisCluster {
+    pub async fn start(masters: usize) -> Self {
+        let mut nodes = Vec::new();
+        for _ in 0..masters * 2 {
+            let bus = free_port().to_string();
+            nodes.push(
+                RedisServer::start_with(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                    "--cluster-port",
+                    &bus,
+                    "--appendonly",
+                    "no",
+                ])
+                .await,
+            );
+        }
+        let addrs: Vec<String> = nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        let out = Command::new(redis_cli_binary())
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .output()
+            .expect("run redis-cli --cluster create");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let cluster = RedisCluster { nodes, masters };
+        cluster.wait_ok(Duration::from_secs(20)).await;
+        cluster
+    }
+
+    /// Wait until every node says `cluster_state:ok`.
+    pub async fn wait_ok(&self, within: Duration) {
+        let start = Instant::now();
+        loop {
+            let mut ok = true;
+            for n in &self.nodes {
+                if n.child.is_some()
+                    && !n.command("CLUSTER INFO").await.contains("cluster_state:ok")
+                {
+                    ok = false;
+                }
+            }
+            if ok {
+                return;
+            }
+            assert!(
+                start.elapsed() < within,
+                "the cluster never reached cluster_state:ok"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// fred's cluster URL: one node, the others as `node=` parameters.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
+        for (i, n) in self.nodes.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{}", n.port));
+        }
+        url
+    }
+
+    /// FLUSHALL on every node (masters empty themselves, replicas follow
+    /// and refuse the command themselves).
+    pub async fn flushall(&self) {
+        for n in &self.nodes {
+            n.command("FLUSHALL").await;
+        }
+    }
+}
+
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
