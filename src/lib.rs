@@ -115,7 +115,9 @@ pub async fn serve_with_admin(
     };
     match parts.args.redis_url.clone() {
         Some(url) => {
-            let store = RedisStore::connect(&url, parts.args.store_timeout.0).await?;
+            let store = RedisStore::connect(&url, parts.args.store_timeout.0)
+                .await?
+                .wait_for_replicas(parts.args.redis_wait_replicas)?;
             run(Arc::new(Instrumented(store)), parts, shutdown).await
         }
         None => run(Arc::new(Instrumented(MemoryStore::new())), parts, shutdown).await,

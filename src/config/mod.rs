@@ -183,6 +183,13 @@ pub struct ServeArgs {
     /// Window in which a just-rotated refresh token gets the same successor pair.
     #[arg(long, env = "TESSERA_REFRESH_GRACE", default_value = DEFAULT_REFRESH_GRACE)]
     pub refresh_grace: Dur,
+    /// Redis only: Revoke (and the session kill of a detected refresh-token
+    /// reuse) answers only once this many replicas acknowledged the write
+    /// (`WAIT`); fewer within the store timeout: UNAVAILABLE, the revocation
+    /// in force on the master, retry to confirm. `0` = asynchronous
+    /// replication (a failover may lose the last revocations).
+    #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
     /// Most live sessions per subject (`0` = no cap).
     #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = 0)]
     pub max_sessions_per_subject: u32,

@@ -11,6 +11,9 @@ pub const KEY_PREFIX: &str = "tessera:{t}:";
 pub const CHANNEL: &str = "tessera:{t}:revocations";
 /// The revocation log (a Redis stream).
 pub const LOG: &str = "log";
+/// A short-lived marker written after a reuse kill when
+/// `--redis-wait-replicas` is on, so `WAIT` covers the kill.
+pub const DURABLE: &str = "durable";
 
 /// A session's hash: its data, current and previous refresh hashes, expiries.
 pub fn session(sid: &str) -> String {

@@ -63,3 +63,132 @@ async fn two_replicas_on_a_redis_cluster_are_one_authority() {
     assert_eq!(a.server().health().await, Some(ServingStatus::Serving));
     assert_eq!(b.server().health().await, Some(ServingStatus::Serving));
 }
+
+/// The master that serves Tessera's slot (every key carries `{t}`), as an
+/// index into `cluster.nodes`.
+async fn master_of_tesseras_slot(cluster: &RedisCluster) -> usize {
+    let slot: u16 = cluster.nodes[0]
+        .command("CLUSTER KEYSLOT tessera:{t}:x")
+        .await
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("a slot");
+    let nodes = cluster.nodes[0].command("CLUSTER NODES").await;
+    for line in nodes.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 9 || !f[2].contains("master") || f[2].contains("fail") {
+            continue;
+        }
+        let owns = f[8..].iter().any(|range| {
+            let (a, b) = range.split_once('-').unwrap_or((range, range));
+            matches!((a.parse::<u16>(), b.parse::<u16>()), (Ok(a), Ok(b)) if a <= slot && slot <= b)
+        });
+        if owns {
+            let port: u16 = f[1]
+                .split(['@', ':'])
+                .nth(1)
+                .and_then(|p| p.parse().ok())
+                .expect("a port");
+            return cluster
+                .nodes
+                .iter()
+                .position(|n| n.port == port)
+                .expect("a node of ours");
+        }
+    }
+    panic!("no master owns slot {slot}:\n{nodes}");
+}
+
+/// `--redis-wait-replicas 1`: Revoke answers once a replica has the
+/// revocation, so killing the master right after loses none of them; Tessera
+/// answers UNAVAILABLE while the slot is down and serves again once the
+/// replica is promoted, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_revocations_survive_a_master_failover() {
+    let mut cluster = RedisCluster::start(3).await;
+    let key = TestKey::new();
+    let flags = vec![
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.path.display()),
+        format!("--redis-url={}", cluster.url()),
+        "--store-timeout=1s".to_owned(),
+        "--redis-wait-replicas=1".to_owned(),
+        "--refresh-grace=0s".to_owned(),
+        "--issue-rate=off".to_owned(),
+    ];
+    let a = Process::start(&flags).await;
+    let mut c = a.server().client().await;
+    let mut revoked = Vec::new();
+    for i in 0..100 {
+        let pair = issue(&mut c, &format!("user-{i}")).await;
+        let cursor = c
+            .revoke(revoke_session_id(&pair.session_id))
+            .await
+            .unwrap_or_else(|s| panic!("not acknowledged: {s:?}\n{}", a.log_text()))
+            .into_inner()
+            .cursor;
+        assert!(!cursor.is_empty());
+        revoked.push(pair);
+    }
+    // A detected reuse kills its session through the same wait.
+    let stolen = issue(&mut c, "victim").await;
+    refreshed(&mut c, &stolen.refresh_token).await;
+    expect_reason(
+        c.refresh(refresh_req(&stolen.refresh_token)).await,
+        "REFRESH_TOKEN_REUSED",
+    );
+
+    let master = master_of_tesseras_slot(&cluster).await;
+    cluster.nodes[master].kill();
+    // While the slot has no master: UNAVAILABLE, never a wrong answer.
+    match c.verify(strong(&revoked[0].access_token)).await {
+        Err(s) => assert!(
+            ["STORE_UNAVAILABLE", "TOKEN_REVOKED"].contains(&reason(&s).as_str()),
+            "{s:?}"
+        ),
+        Ok(r) => panic!("a revoked token verified during the failover: {r:?}"),
+    }
+    // The replica is promoted (cluster-node-timeout 2 s); Tessera follows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match c.issue(issue_request("after-failover")).await {
+            Ok(_) => break,
+            Err(s) => {
+                assert_eq!(reason(&s), "STORE_UNAVAILABLE", "{s:?}");
+                assert!(std::time::Instant::now() < deadline, "never served again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    for pair in &revoked {
+        expect_reason(c.verify(strong(&pair.access_token)).await, "TOKEN_REVOKED");
+    }
+    expect_reason(
+        c.verify(strong(&stolen.access_token)).await,
+        "TOKEN_REVOKED",
+    );
+}
+
+/// More replicas than the cluster has: Revoke says UNAVAILABLE, and the
+/// revocation is still in force on the master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shortfall_of_replicas_is_unavailable_not_silent() {
+    let redis = RedisServer::start().await; // no replica at all
+    let key = TestKey::new();
+    let a = Process::start(&[
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.path.display()),
+        format!("--redis-url={}", redis.url()),
+        "--store-timeout=400ms".to_owned(),
+        "--redis-wait-replicas=1".to_owned(),
+    ])
+    .await;
+    let mut c = a.server().client().await;
+    let pair = issue(&mut c, "alice").await;
+    expect_reason(
+        c.revoke(revoke_session_id(&pair.session_id)).await,
+        "STORE_UNAVAILABLE",
+    );
+    expect_reason(c.verify(strong(&pair.access_token)).await, "TOKEN_REVOKED");
+}

@@ -278,24 +278,31 @@ impl RedisCluster {
         cluster
     }
 
-    /// Wait until every node says `cluster_state:ok`.
+    /// Wait until every node says `cluster_state:ok`, every replica's link
+    /// to its master is up (its first sync done) and every master counts its
+    /// replica as online (what `WAIT` counts).
     pub async fn wait_ok(&self, within: Duration) {
         let start = Instant::now();
         loop {
             let mut ok = true;
-            for n in &self.nodes {
-                if n.child.is_some()
-                    && !n.command("CLUSTER INFO").await.contains("cluster_state:ok")
-                {
+            let (mut replicas, mut online) = (0, 0);
+            for n in self.nodes.iter().filter(|n| n.child.is_some()) {
+                if !n.command("CLUSTER INFO").await.contains("cluster_state:ok") {
                     ok = false;
                 }
+                let replication = n.command("INFO replication").await;
+                if replication.contains("role:slave") {
+                    replicas += 1;
+                    ok &= replication.contains("master_link_status:up");
+                }
+                online += replication.matches("state=online").count();
             }
-            if ok {
+            if ok && online >= replicas {
                 return;
             }
             assert!(
                 start.elapsed() < within,
-                "the cluster never reached cluster_state:ok"
+                "the cluster never reached cluster_state:ok with its replicas in sync"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

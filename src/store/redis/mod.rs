@@ -86,6 +86,9 @@ pub struct RedisStore {
     rate: Script,
     log_head: Script,
     list: Script,
+    /// `--redis-wait-replicas`: the count and the connection revocations go
+    /// through (see [`RedisStore::wait_for_replicas`]).
+    durable: Option<(u32, Client)>,
 }
 
 impl RedisStore {
@@ -122,7 +125,71 @@ impl RedisStore {
             rate: Script::from_lua(RATE_LUA),
             log_head: Script::from_lua(LOG_HEAD_LUA),
             list: Script::from_lua(LIST_LUA),
+            durable: None,
         })
+    }
+
+    /// With `replicas > 0`, every revocation waits until that many replicas
+    /// acknowledged it. Redis's `WAIT` covers the writes of the connection
+    /// it is sent on, and blocks that connection while it waits; so
+    /// revocations get a client (connections) of their own, where blocking
+    /// stalls no Issue or Refresh. A refresh-token reuse revokes its session
+    /// inside Refresh's script, on the shared connection: the marker that
+    /// [`Self::await_replicas`] writes after it on the revocation connection
+    /// covers it too.
+    pub fn wait_for_replicas(mut self, replicas: u32) -> Result<Self, StoreError> {
+        if replicas > 0 {
+            let client = Self::builder(&self.builder_config, self.timeout)
+                .build()
+                .map_err(unavailable)?;
+            client.connect();
+            self.durable = Some((replicas, client));
+        }
+        Ok(self)
+    }
+
+    /// The client revocations are written through.
+    fn revoker(&self) -> &Client {
+        self.durable.as_ref().map_or(&self.client, |(_, c)| c)
+    }
+
+    /// `WAIT` for the configured replicas on the revocation connection,
+    /// after a small plain write there (`marker`, the event id, for 1 s).
+    /// That write is what `WAIT` measures: Redis 7.0 does not count a
+    /// script's writes for the `WAIT` of the connection that ran it (seen
+    /// here: `EVAL` of a `SET`, then `WAIT 1` answers 0; a plain `SET`, 1),
+    /// and replicas apply the stream in order, so once the marker is on a
+    /// replica, so is every write before it. A shortfall is `Unavailable`:
+    /// the revocation stands on the master.
+    async fn await_replicas(&self, marker: &str) -> Result<(), StoreError> {
+        use fred::types::{ClusterHash, CustomCommand, Expiration};
+        let Some((want, client)) = &self.durable else {
+            return Ok(());
+        };
+        let _: () = client
+            .set(
+                key(schema::DURABLE),
+                marker,
+                Some(Expiration::PX(1_000)),
+                None,
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        // The master of Tessera's slot, half the store timeout at most.
+        let slot = fred::util::redis_keyslot(KEY_PREFIX.as_bytes());
+        let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        let timeout_ms = (self.timeout.as_millis() / 2).max(1) as i64;
+        let acked: i64 = client
+            .custom(wait, vec![i64::from(*want), timeout_ms])
+            .await
+            .map_err(unavailable)?;
+        if acked < i64::from(*want) {
+            return Err(StoreError::Unavailable(format!(
+                "revocation acknowledged by {acked} of {want} replicas (--redis-wait-replicas)"
+            )));
+        }
+        Ok(())
     }
 
     fn builder(config: &Config, timeout: Duration) -> Builder {
@@ -253,7 +320,12 @@ impl Store for RedisStore {
             [tag, wait] if tag == "limited" => Ok(RotateOutcome::RateLimited {
                 retry_after_ms: num(wait)?,
             }),
-            [tag, id] if tag == "reused" => Ok(RotateOutcome::Reused { cursor: id.clone() }),
+            [tag, id] if tag == "reused" => {
+                // The kill ran on the shared connection: the marker written
+                // after it on the revocation connection covers it too.
+                self.await_replicas(id).await?;
+                Ok(RotateOutcome::Reused { cursor: id.clone() })
+            }
             [tag, data, gen, rot, exp] if tag == "rotated" => {
                 Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp)?))
             }
@@ -305,7 +377,14 @@ impl Store for RedisStore {
         let Some(call) = schema::revoke_call(r) else {
             return Ok(None); // a token already dead needs nothing
         };
-        let reply: Option<String> = self.script(&self.revoke, call.keys, call.args).await?;
+        let reply: Option<String> = self
+            .revoke
+            .evalsha_with_reload(self.revoker(), call.keys, call.args)
+            .await
+            .map_err(script_error)?;
+        if let Some(id) = &reply {
+            self.await_replicas(id).await?;
+        }
         Ok(reply)
     }
 
