@@ -73,8 +73,121 @@ pub fn refresh_budget(subject_key: &str) -> String {
 
 use super::{
     NewSession, RenewRequest, RevocationKind, RevokeRequest, RevokeTarget, RotateRequest,
-    REUSE_HISTORY,
+    SessionData, REUSE_HISTORY,
 };
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+// === A session's data in its Redis hash ===
+//
+// The hash holds the fields the scripts read (`tid`, `sub`, `created`, `abs`,
+// `idle`, `fp`, …) and, in `data`, only what no other field holds, with
+// one-letter names and nothing empty: with the default claims every value
+// then stays under Redis's `hash-max-listpack-value` (64 bytes), so the hash
+// is a listpack rather than a hash table (BENCHMARKS.md, memory per
+// session). Sessions written before keep their long `data`; both read back.
+
+/// The `data` field of a session hash.
+#[derive(Serialize, Deserialize, Default)]
+struct StoredData {
+    #[serde(
+        rename = "a",
+        alias = "audience",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    audience: Vec<String>,
+    #[serde(
+        rename = "r",
+        alias = "roles",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    roles: Vec<String>,
+    #[serde(
+        rename = "s",
+        alias = "scopes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    scopes: Vec<String>,
+    #[serde(
+        rename = "c",
+        alias = "custom",
+        default,
+        skip_serializing_if = "Map::is_empty"
+    )]
+    custom: Map<String, Value>,
+    #[serde(rename = "t", alias = "access_ttl")]
+    access_ttl: i64,
+    #[serde(
+        rename = "n",
+        alias = "device_name",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    device_name: String,
+    #[serde(
+        rename = "i",
+        alias = "client_id",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    client_id: String,
+}
+
+/// `data` for a new session hash.
+pub fn encode_data(d: &SessionData) -> Result<String, StoreError> {
+    serde_json::to_string(&StoredData {
+        audience: d.audience.clone(),
+        roles: d.roles.clone(),
+        scopes: d.scopes.clone(),
+        custom: d.custom.clone(),
+        access_ttl: d.access_ttl,
+        device_name: d.device_name.clone(),
+        client_id: d.client_id.clone(),
+    })
+    .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+}
+
+/// The hash fields a session's data is rebuilt from, besides `data`.
+pub struct SessionFields<'a> {
+    pub sid: &'a str,
+    pub data: &'a str,
+    pub tenant: &'a str,
+    pub subject: &'a str,
+    pub created_ms: &'a str,
+    pub absolute_exp_ms: &'a str,
+    pub idle_ms: &'a str,
+    /// "" = not bound.
+    pub fingerprint_hash: &'a str,
+}
+
+/// The session's data from its hash.
+pub fn decode_data(f: &SessionFields<'_>) -> Result<SessionData, StoreError> {
+    let d: StoredData = serde_json::from_str(f.data)
+        .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| StoreError::Corrupt(format!("expected a number, got {s:?}")))
+    };
+    Ok(SessionData {
+        sid: f.sid.to_owned(),
+        tenant: f.tenant.to_owned(),
+        subject: f.subject.to_owned(),
+        audience: d.audience,
+        roles: d.roles,
+        scopes: d.scopes,
+        custom: d.custom,
+        fingerprint_hash: (!f.fingerprint_hash.is_empty()).then(|| f.fingerprint_hash.to_owned()),
+        access_ttl: d.access_ttl,
+        idle_ms: num(f.idle_ms)?,
+        created_ms: num(f.created_ms)?,
+        absolute_exp_ms: num(f.absolute_exp_ms)?,
+        device_name: d.device_name,
+        client_id: d.client_id,
+    })
+}
 use crate::error::StoreError;
 
 /// A Redis key: the prefix and a name of the layout above.
@@ -90,8 +203,7 @@ pub struct ScriptCall {
 
 /// `create.lua`.
 pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
-    let data = serde_json::to_string(&s.data)
-        .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))?;
+    let data = encode_data(&s.data)?;
     let (rate_key, interval, burst) = match &s.rate_limit {
         Some(l) => (
             redis_key(&rate(&issue_budget(&s.subject_key))),

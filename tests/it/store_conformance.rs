@@ -915,4 +915,68 @@ async fn redis_honours_history_written_by_earlier_versions() {
             .unwrap(),
         RotateOutcome::Reused { .. }
     ));
+
+    // A session hash as versions before wrote it: the whole data as JSON,
+    // empty and zero fields written out, whole hashes in the history ring.
+    let mut old = session("old-format", "ola", t);
+    old.data.device_name = "old phone".into();
+    let json = serde_json::to_string(&old.data).unwrap();
+    let skey = subject_key("acme", "ola");
+    let fields: Vec<(&str, String)> = vec![
+        ("data", json),
+        ("cur", "h0-old".into()),
+        ("prev", String::new()),
+        ("gen", "0".into()),
+        ("rot", t.to_string()),
+        ("created", t.to_string()),
+        ("exp", (t + 600_000).to_string()),
+        ("abs", (t + 3_600_000).to_string()),
+        ("idle", "600000".into()),
+        ("uk", skey.clone()),
+        ("tid", "acme".into()),
+        ("sub", "ola".into()),
+        ("fp", String::new()),
+        ("rev", "0".into()),
+        ("o3", "whole-old-hash-of-an-earlier-generation".into()),
+    ];
+    let _: i64 = s
+        .client()
+        .hset(format!("{KEY_PREFIX}s:old-format"), fields)
+        .await
+        .unwrap();
+    let _: i64 = s
+        .client()
+        .zadd(
+            format!("{KEY_PREFIX}ss:{skey}"),
+            None,
+            None,
+            false,
+            false,
+            ((t + 600_000) as f64, "old-format"),
+        )
+        .await
+        .unwrap();
+    let RotateOutcome::Rotated(r) = s
+        .rotate(&rotate("old-format", "h0-old", "h1-old", t + 1, 0))
+        .await
+        .unwrap()
+    else {
+        panic!("an old-format session rotates")
+    };
+    assert_eq!(r.data, old.data, "its data reads back whole");
+    let page = s.list_sessions(&skey, "", 10, t + 2).await.unwrap();
+    assert_eq!(page.sessions.len(), 1);
+    assert_eq!(page.sessions[0].data.device_name, "old phone");
+    assert!(matches!(
+        s.rotate(&rotate(
+            "old-format",
+            "whole-old-hash-of-an-earlier-generation",
+            "x",
+            t + 3,
+            0
+        ))
+        .await
+        .unwrap(),
+        RotateOutcome::Reused { .. }
+    ));
 }

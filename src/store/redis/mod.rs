@@ -239,8 +239,25 @@ impl RedisStore {
     }
 }
 
-fn parse_data(json: &str) -> Result<SessionData, StoreError> {
-    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
+/// A session's data from `data` and the five hash fields the scripts
+/// reply after it: tenant, subject, created, absolute expiry, idle ms,
+/// fingerprint hash (see `schema::decode_data`).
+fn parse_data(sid: &str, data: &str, rest: &[String]) -> Result<SessionData, StoreError> {
+    let [tenant, subject, created, abs, idle, fp] = rest else {
+        return Err(StoreError::Corrupt(
+            "session fields missing from a reply".into(),
+        ));
+    };
+    schema::decode_data(&schema::SessionFields {
+        sid,
+        data,
+        tenant,
+        subject,
+        created_ms: created,
+        absolute_exp_ms: abs,
+        idle_ms: idle,
+        fingerprint_hash: fp,
+    })
 }
 
 fn num(s: &str) -> Result<i64, StoreError> {
@@ -281,16 +298,25 @@ impl Store for RedisStore {
         let Some((next, rows)) = reply.split_first() else {
             return Err(StoreError::Corrupt("empty list reply".into()));
         };
+        const ROW: usize = 12;
         let mut page = SessionPage {
-            sessions: Vec::with_capacity(rows.len() / 7),
+            sessions: Vec::with_capacity(rows.len() / ROW),
             next: next.clone(),
         };
-        for row in rows.chunks(7) {
-            let [_sid, data, _created, rot, exp, ip, ua] = row else {
+        for row in rows.chunks(ROW) {
+            let [sid, data, created, rot, exp, ip, ua, tenant, subject, abs, idle, fp] = row else {
                 return Err(StoreError::Corrupt("short list reply".into()));
             };
+            let rest = [
+                tenant.clone(),
+                subject.clone(),
+                created.clone(),
+                abs.clone(),
+                idle.clone(),
+                fp.clone(),
+            ];
             page.sessions.push(SessionView {
-                data: parse_data(data)?,
+                data: parse_data(sid, data, &rest)?,
                 last_refreshed_ms: num(rot)?,
                 idle_exp_ms: num(exp)?,
                 client: ClientInfo {
@@ -305,15 +331,19 @@ impl Store for RedisStore {
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
         let call = schema::rotate_call(r);
         let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
-        let rotation =
-            |data: &str, gen: &str, rot: &str, exp: &str| -> Result<Rotation, StoreError> {
-                Ok(Rotation {
-                    data: parse_data(data)?,
-                    generation: num(gen)? as u64,
-                    rotated_at_ms: num(rot)?,
-                    refresh_exp_ms: num(exp)?,
-                })
-            };
+        let rotation = |data: &str,
+                        gen: &str,
+                        rot: &str,
+                        exp: &str,
+                        rest: &[String]|
+         -> Result<Rotation, StoreError> {
+            Ok(Rotation {
+                data: parse_data(&r.sid, data, rest)?,
+                generation: num(gen)? as u64,
+                rotated_at_ms: num(rot)?,
+                refresh_exp_ms: num(exp)?,
+            })
+        };
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
             [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
@@ -326,13 +356,15 @@ impl Store for RedisStore {
                 self.await_replicas(id).await?;
                 Ok(RotateOutcome::Reused { cursor: id.clone() })
             }
-            [tag, data, gen, rot, exp] if tag == "rotated" => {
-                Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp)?))
+            [tag, data, gen, rot, exp, rest @ ..] if tag == "rotated" && rest.len() == 6 => {
+                Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp, rest)?))
             }
-            [tag, data, gen, rot, exp, sealed] if tag == "grace" => Ok(RotateOutcome::Grace {
-                rotation: rotation(data, gen, rot, exp)?,
-                sealed: sealed.clone(),
-            }),
+            [tag, data, gen, rot, exp, sealed, rest @ ..] if tag == "grace" && rest.len() == 6 => {
+                Ok(RotateOutcome::Grace {
+                    rotation: rotation(data, gen, rot, exp, rest)?,
+                    sealed: sealed.clone(),
+                })
+            }
             other => Err(StoreError::Corrupt(format!(
                 "unexpected rotate reply with {} fields",
                 other.len()

@@ -44,11 +44,15 @@ if ARGV[21] ~= '0' then
     end
   end
 end
-local fields = {'data', ARGV[1], 'cur', ARGV[2], 'prev', '',
-  'gen', '0', 'rot', ARGV[3], 'created', ARGV[3], 'exp', ARGV[4],
-  'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9], 'fp', ARGV[10], 'rev', '0'}
-if ARGV[19] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[19] end
-if ARGV[20] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[20] end
+-- Nothing empty or zero is written (`prev`, `gen`, `rev`, `fp`, `ip`, `ua`
+-- are absent until they mean something): small hashes stay listpacks.
+-- `rot` is written by the first rotation (until then it is `created`), the
+-- refresh hash as its first 22 characters (see same_hash).
+local fields = {'data', ARGV[1], 'cur', string.sub(ARGV[2], 1, 22), 'created', ARGV[3],
+  'exp', ARGV[4], 'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9]}
+for _, f in ipairs({{'fp', ARGV[10]}, {'ip', ARGV[19]}, {'ua', ARGV[20]}}) do
+  if f[2] ~= '' then fields[#fields + 1] = f[1]; fields[#fields + 1] = f[2] end
+end
 redis.call('HSET', KEYS[1], unpack(fields))
 keep_session(KEYS[1], KEYS[2], ARGV[15], ARGV[14], ARGV[3])
 return reply

@@ -56,7 +56,8 @@ else
     if redis.call('EXISTS', KEYS[3]) == 0 then return false end
     local f = redis.call('HMGET', KEYS[3], 'cur', 'prev')
     local h = ARGV[11]
-    if h ~= '' and h ~= f[1] and h ~= f[2] and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
+    if h ~= '' and not same_hash(f[1], h) and not same_hash(f[2], h)
+        and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
       return false
     end
     return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))

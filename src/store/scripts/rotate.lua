@@ -24,8 +24,14 @@ local now = tonumber(ARGV[4])
 local f = redis.call('HMGET', s, 'cur', 'prev', 'rot', 'gen', 'exp',
   'abs', 'idle', 'created', 'uk', 'rev', 'data', 'tid', 'sub', 'fp')
 local cur, prev, rot, gen, exp, abs, idle, created, uk, rev, data, tid, sub =
-  f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]
+  f[1], f[2] or '', f[3] or f[8], f[4] or '0', f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]
 if not cur then return {'invalid'} end
+-- What the reply carries besides the rotation itself: the rest of the
+-- session's data (see `schema::decode_data`).
+local function session_fields(reply)
+  for _, v in ipairs({tid, sub, created, abs, idle, f[14] or ''}) do reply[#reply + 1] = v end
+  return reply
+end
 if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then return {'invalid'} end
 -- A bound session rotates only for its device; nothing changes otherwise.
 -- Checked only for a holder of the current secret (or of its predecessor in
@@ -35,7 +41,7 @@ if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then r
 local foreign_device = f[14] and f[14] ~= '' and f[14] ~= ARGV[12]
 
 local presented = ARGV[1]
-if presented == cur then
+if same_hash(cur, presented) then
   if foreign_device then return {'fingerprint'} end
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
@@ -46,12 +52,14 @@ if presented == cur then
   -- Idle expiry moves forward; the absolute lifetime never does.
   local newexp = math.min(now + tonumber(idle), tonumber(abs))
   local g = tonumber(gen) + 1
-  local fields = {'cur', ARGV[2], 'prev', cur, 'gen', string.format('%d', g),
+  local fields = {'cur', string.sub(ARGV[2], 1, 22), 'prev', cur, 'gen', string.format('%d', g),
     'rot', ARGV[4], 'exp', string.format('%d', newexp)}
-  -- The superseded `prev` joins the history ring (reuse detection).
+  -- The superseded `prev` joins the history ring (reuse detection), as the
+  -- first 16 characters of its hash (96 bits: ample to recognise a replay,
+  -- and a third of the memory per rotation).
   if prev ~= '' then
     fields[#fields + 1] = 'o' .. (g % tonumber(ARGV[9]))
-    fields[#fields + 1] = prev
+    fields[#fields + 1] = string.sub(prev, 1, 16)
   end
   if ARGV[16] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[16] end
   if ARGV[17] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[17] end
@@ -63,10 +71,10 @@ if presented == cur then
   redis.call('SET', ARGV[10] .. 'sl:' .. ARGV[11], ARGV[3], 'PX', string.format('%d', tonumber(ARGV[5]) + 1000))
   redis.call('HDEL', s, 'seal')
   keep_session(s, ARGV[10] .. 'ss:' .. uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now)
-  return {'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)}
+  return session_fields({'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)})
 end
 
-if prev ~= '' and presented == prev then
+if same_hash(prev, presented) then
   -- Only the immediate predecessor, and only within the window, gets the
   -- successor (django-oauth-toolkit#1617: never older generations).
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
@@ -75,7 +83,7 @@ if prev ~= '' and presented == prev then
     if foreign_device then return {'fingerprint'} end
     local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
     if not sealed then return {'invalid'} end
-    return {'grace', data, gen, rot, exp, sealed}
+    return session_fields({'grace', data, gen, rot, exp, sealed})
   end
 elseif not superseded(s, presented, tonumber(ARGV[9])) then
   -- Not a token of this session at all: refuse, but do not let a guess
