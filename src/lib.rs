@@ -197,10 +197,19 @@ async fn run<S: Store>(
 
     keyload::reload_on_sighup(keys.clone(), args.clone(), drain_rx.clone());
 
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    // Reflection in both versions: grpc.reflection.v1, and v1alpha for the
+    // clients that only ask for it (Python's grpcio-reflection, older
+    // grpcurl, grpcui, Postman).
+    let reflection_builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection = reflection_builder()
         .build_v1()
+        .map_err(|e| ServeError::Reflection(e.to_string()))?;
+    let reflection_v1alpha = reflection_builder()
+        .build_v1alpha()
         .map_err(|e| ServeError::Reflection(e.to_string()))?;
 
     {
@@ -281,6 +290,7 @@ async fn run<S: Store>(
         .layer(error::DecodeErrorLayer)
         .add_service(health)
         .add_service(reflection)
+        .add_service(reflection_v1alpha)
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, drain);
     let drain_timeout = args.drain_timeout.0;

@@ -96,3 +96,57 @@ async fn node_example_runs_against_a_live_server() {
     )
     .await;
 }
+
+/// Reflection as Python's grpcio-reflection speaks it (v1alpha): lists the
+/// services and resolves the authority's file descriptor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_reflection_client_discovers_the_api_by_v1alpha() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join("examples/python/.venv/bin/python");
+    assert!(
+        python.exists(),
+        "no Python venv for the example: run scripts/test (it creates examples/python/.venv)"
+    );
+    let env = Env::new(Backend::Memory).await;
+    let p = Process::start(&env.flags(&[])).await;
+    let out = Command::new(&python)
+        .arg(root.join("examples/python/reflection.py"))
+        .arg(p.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "reflection.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let services: Vec<&str> = v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s.as_str())
+        .collect();
+    for want in [
+        "tessera.v1.TokenAuthority",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(services.contains(&want), "{want} not in {services:?}");
+    }
+    assert_eq!(v["file"], "tessera/v1/tessera.proto");
+    let methods = v["methods"].as_array().unwrap();
+    for want in [
+        "Issue",
+        "Refresh",
+        "Verify",
+        "Revoke",
+        "WatchRevocations",
+        "GetJwks",
+        "ListSessions",
+    ] {
+        assert!(
+            methods.iter().any(|m| m == want),
+            "{want} not in {methods:?}"
+        );
+    }
+}
