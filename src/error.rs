@@ -110,7 +110,8 @@ impl Error {
                 | TokenError::TokenRevoked
                 | TokenError::IssuerMismatch
                 | TokenError::AudienceMismatch
-                | TokenError::FingerprintMismatch => Code::Unauthenticated,
+                | TokenError::FingerprintMismatch
+                | TokenError::TokenBindingMismatch => Code::Unauthenticated,
                 TokenError::ScopeMissing => Code::PermissionDenied,
                 TokenError::Internal(_) => Code::Internal,
             },

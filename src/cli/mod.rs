@@ -60,6 +60,9 @@ pub struct IssueArgs {
     pub ip_address: String,
     #[arg(long, default_value = "")]
     pub user_agent: String,
+    /// Bind the session to this client certificate's `x5t#S256` (RFC 8705).
+    #[arg(long, default_value = "")]
+    pub cert_thumbprint: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -99,6 +102,9 @@ pub struct VerifyArgs {
     /// Check revocation in the store, not only the replica's cache.
     #[arg(long)]
     pub strong: bool,
+    /// The presenter's certificate thumbprint, for certificate-bound tokens.
+    #[arg(long, default_value = "")]
+    pub cert_thumbprint: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -279,6 +285,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 client_id: a.client_id.clone(),
                 ip_address: a.ip_address.clone(),
                 user_agent: a.user_agent.clone(),
+                cert_thumbprint: a.cert_thumbprint.clone(),
             };
             let r = connect(&a.connect)
                 .await?
@@ -310,6 +317,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 } else {
                     pb::Consistency::Unspecified
                 } as i32,
+                cert_thumbprint: a.cert_thumbprint.clone(),
             };
             let r = connect(&a.connect)
                 .await?

@@ -117,6 +117,21 @@ impl Violations {
         }
     }
 
+    /// An RFC 8705 `x5t#S256`, when given: base64url (no padding) of 32 bytes.
+    pub fn thumbprint(&mut self, field: &'static str, value: &str) {
+        let ok = value.is_empty()
+            || (value.len() == 43
+                && value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        if !ok {
+            self.add(
+                field,
+                "must be a base64url SHA-256 thumbprint (43 characters)",
+            );
+        }
+    }
+
     /// Where the client is, as Issue and Refresh may report it.
     pub fn client(&mut self, ip_address: String, user_agent: String) -> ClientInfo {
         if !ip_address.is_empty() && ip_address.parse::<std::net::IpAddr>().is_err() {
@@ -158,6 +173,7 @@ pub(crate) struct IssueInput {
     pub device_name: String,
     pub client_id: String,
     pub client: ClientInfo,
+    pub cert_thumbprint: Option<String>,
 }
 
 fn ttl(
@@ -276,6 +292,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
         v.name("device_name", &r.device_name, false);
         v.name("client_id", &r.client_id, false);
         let client = v.client(r.ip_address, r.user_agent);
+        v.thumbprint("cert_thumbprint", &r.cert_thumbprint);
         v.finish()?;
         Ok(IssueInput {
             subject: r.subject,
@@ -290,6 +307,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
             device_name: r.device_name,
             client_id: r.client_id,
             client,
+            cert_thumbprint: (!r.cert_thumbprint.is_empty()).then_some(r.cert_thumbprint),
         })
     }
 }
@@ -340,6 +358,7 @@ impl<S: Store> Authority<S> {
             absolute_exp_ms,
             device_name: input.device_name,
             client_id: input.client_id,
+            cert_thumbprint: input.cert_thumbprint,
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
         let access_token = tokens::mint(&self.keys.current(), &claims)?;

@@ -218,8 +218,11 @@ pub(crate) fn session_claims(
         tid: data.tenant.clone(),
         roles: data.roles.clone(),
         scope: data.scopes.join(" "),
-        cnf: data.fingerprint_hash.clone().map(|h| Confirmation {
-            device_fingerprint_sha256: h,
+        cnf: (data.fingerprint_hash.is_some() || data.cert_thumbprint.is_some()).then(|| {
+            Confirmation {
+                device_fingerprint_sha256: data.fingerprint_hash.clone(),
+                cert_thumbprint_sha256: data.cert_thumbprint.clone(),
+            }
         }),
         custom: data.custom.clone(),
     }
@@ -256,6 +259,17 @@ pub fn check_issue_request(r: pb::IssueRequest) -> Result<(), Error> {
 /// Validate a `VerifyRequest` as the server does (for fuzzing and clients).
 pub fn check_verify_request(r: pb::VerifyRequest) -> Result<(), Error> {
     verify::VerifyInput::try_from(r).map(|_| ())
+}
+
+/// The RFC 8705 thumbprint of the client certificate of an mTLS call.
+fn peer_cert_thumbprint(extensions: &http::Extensions) -> Option<String> {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let certs = extensions
+        .get::<TlsConnectInfo<TcpConnectInfo>>()?
+        .peer_certs()?;
+    certs
+        .first()
+        .map(|leaf| tessera_core::checks::cert_thumbprint(leaf.as_ref()))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
@@ -301,7 +315,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
-        let result = self.verify(request, caller).await;
+        let peer = peer_cert_thumbprint(&extensions);
+        let result = self.verify(request, caller, peer).await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),

@@ -10,7 +10,7 @@ use crate::feed::CacheAnswer;
 use crate::pb;
 use crate::store::Store;
 use crate::tokens::{self, AccessClaims, Verified, MAX_TOKEN_BYTES};
-use tessera_core::checks::{check_audience_and_binding, check_scopes};
+use tessera_core::checks::{check_audience_and_binding, check_certificate_binding, check_scopes};
 
 /// A validated Verify request.
 pub(crate) struct VerifyInput {
@@ -20,6 +20,8 @@ pub(crate) struct VerifyInput {
     pub renew: bool,
     pub required_scopes: Vec<String>,
     pub strong: bool,
+    /// RFC 8705: the presenter's certificate thumbprint ("" = none shown).
+    pub cert_thumbprint: String,
 }
 
 impl TryFrom<pb::VerifyRequest> for VerifyInput {
@@ -37,6 +39,7 @@ impl TryFrom<pb::VerifyRequest> for VerifyInput {
             MAX_FINGERPRINT_BYTES,
         );
         v.list("required_scopes", &r.required_scopes, true);
+        v.thumbprint("cert_thumbprint", &r.cert_thumbprint);
         let strong = match pb::Consistency::try_from(r.consistency) {
             Ok(pb::Consistency::Unspecified) => false,
             Ok(pb::Consistency::Strong) => true,
@@ -53,6 +56,7 @@ impl TryFrom<pb::VerifyRequest> for VerifyInput {
             renew: r.renew,
             required_scopes: r.required_scopes,
             strong,
+            cert_thumbprint: r.cert_thumbprint,
         })
     }
 }
@@ -102,12 +106,18 @@ impl<S: Store> Authority<S> {
     }
 
     #[instrument(level = "debug", skip_all, fields(strong = tracing::field::Empty))]
+    /// `peer_thumbprint`: the thumbprint of the caller's own client
+    /// certificate on an mTLS call, used when the request names none.
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
         caller: &str,
+        peer_thumbprint: Option<String>,
     ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
-        let input = VerifyInput::try_from(request)?;
+        let mut input = VerifyInput::try_from(request)?;
+        if input.cert_thumbprint.is_empty() {
+            input.cert_thumbprint = peer_thumbprint.unwrap_or_default();
+        }
         tracing::Span::current().record("strong", input.strong);
         let now_ms = crate::clock::now_ms();
         let now = now_ms.div_euclid(1000);
@@ -122,8 +132,13 @@ impl<S: Store> Authority<S> {
             rpc: "Verify",
             ..Default::default()
         };
-        if let Err(e) = check_audience_and_binding(&claims, &input.audience, &input.fingerprint) {
-            if e == TokenError::FingerprintMismatch {
+        let bound = check_audience_and_binding(&claims, &input.audience, &input.fingerprint)
+            .and_then(|()| check_certificate_binding(&claims, &input.cert_thumbprint));
+        if let Err(e) = bound {
+            if matches!(
+                e,
+                TokenError::FingerprintMismatch | TokenError::TokenBindingMismatch
+            ) {
                 crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
             }
             return Err(e.into());

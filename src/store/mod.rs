@@ -57,6 +57,9 @@ pub struct SessionData {
     /// The client that logged the user in; "" = none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_id: String,
+    /// RFC 8705: the `x5t#S256` the session's tokens are bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_thumbprint: Option<String>,
 }
 
 /// Where a session was last used from, as the caller reports it (Issue,

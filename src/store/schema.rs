@@ -134,6 +134,13 @@ struct StoredData {
         skip_serializing_if = "String::is_empty"
     )]
     client_id: String,
+    #[serde(
+        rename = "x",
+        alias = "cert_thumbprint",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    cert_thumbprint: Option<String>,
 }
 
 /// `data` for a new session hash.
@@ -146,6 +153,7 @@ pub fn encode_data(d: &SessionData) -> Result<String, StoreError> {
         access_ttl: d.access_ttl,
         device_name: d.device_name.clone(),
         client_id: d.client_id.clone(),
+        cert_thumbprint: d.cert_thumbprint.clone(),
     })
     .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
 }
@@ -186,6 +194,7 @@ pub fn decode_data(f: &SessionFields<'_>) -> Result<SessionData, StoreError> {
         absolute_exp_ms: num(f.absolute_exp_ms)?,
         device_name: d.device_name,
         client_id: d.client_id,
+        cert_thumbprint: d.cert_thumbprint,
     })
 }
 use crate::error::StoreError;

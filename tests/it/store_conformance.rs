@@ -36,6 +36,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
             absolute_exp_ms: now + 3_600_000,
             device_name: String::new(),
             client_id: String::new(),
+            cert_thumbprint: None,
         },
         refresh_hash: format!("h0-{sid}"),
         refresh_exp_ms: now + 600_000,

@@ -96,6 +96,7 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                         absolute_exp_ms: now + ABSOLUTE_MS,
                         device_name: format!("device {step}"),
                         client_id: String::new(),
+                        cert_thumbprint: (step % 5 == 0).then(|| format!("x5t-{step}")),
                     },
                     refresh_hash: hash.clone(),
                     refresh_exp_ms,

@@ -177,3 +177,111 @@ async fn mtls_identifies_callers_by_certificate() {
     }
     server.stop().await.unwrap();
 }
+
+fn thumbprint(cert_pem: &str) -> String {
+    tessera_core::checks::cert_thumbprint(pem::parse(cert_pem).unwrap().contents())
+}
+
+/// RFC 8705 certificate-bound tokens: a session issued with a certificate's
+/// `x5t#S256` gets tokens carrying `cnf.x5t#S256`, which verify only for
+/// that certificate — shown on the mTLS call itself, or named by the caller
+/// (a gateway that terminated the client's TLS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_bound_tokens_verify_only_for_their_certificate() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("localhost", &["localhost"], &[]);
+    let device = pki.leaf("alice-laptop", &[], &[]);
+    let other = pki.leaf("mallory", &[], &[]);
+    let env = Env::new(Backend::Memory).await;
+    let server = Server::spawn(&env.flags(&[
+        &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
+        &format!("--tls-key={}", write(&dir, "k.pem", &key)),
+        &format!("--tls-client-ca={}", write(&dir, "ca.pem", &pki.ca_pem)),
+    ]))
+    .await;
+    let mut c = tls_client(&server, &pki, Some(&device)).await.unwrap();
+    let mut o = tls_client(&server, &pki, Some(&other)).await.unwrap();
+    let bound_to = thumbprint(&device.0);
+    let pair = c
+        .issue(pb::IssueRequest {
+            cert_thumbprint: bound_to.clone(),
+            ..issue_request("alice")
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    let payload = pair.access_token.split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["cnf"]["x5t#S256"], bound_to.as_str());
+    assert!(claims["cnf"].get("dfp#S256").is_none());
+
+    let with = |token: &str, thumbprint: &str| pb::VerifyRequest {
+        cert_thumbprint: thumbprint.into(),
+        ..verify_request(token)
+    };
+    // The holder of the certificate, on its own mTLS call.
+    c.verify(with(&pair.access_token, ""))
+        .await
+        .expect("the bound certificate, from the connection");
+    // Anyone else: refused, however the token was obtained.
+    expect_reason(
+        o.verify(with(&pair.access_token, "")).await,
+        "TOKEN_BINDING_MISMATCH",
+    );
+    let other_print = thumbprint(&other.0);
+    expect_reason(
+        c.verify(with(&pair.access_token, &other_print)).await,
+        "TOKEN_BINDING_MISMATCH",
+    );
+    // A gateway names the certificate its client showed.
+    o.verify(with(&pair.access_token, &bound_to))
+        .await
+        .expect("named by the caller");
+    // Rotation keeps the binding.
+    let next = refreshed(&mut c, &pair.refresh_token).await;
+    expect_reason(
+        o.verify(with(&next.access_token, "")).await,
+        "TOKEN_BINDING_MISMATCH",
+    );
+    c.verify(with(&next.access_token, "")).await.expect("bound");
+    // An unbound token ignores a presented certificate.
+    let free = issue(&mut o, "bob").await;
+    c.verify(with(&free.access_token, &other_print))
+        .await
+        .expect("unbound");
+    // The listing says the session is bound.
+    let page = c
+        .list_sessions(pb::ListSessionsRequest {
+            tenant: "acme".into(),
+            subject: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(page.sessions[0].bound);
+    // A thumbprint that is not one: FIELD_INVALID on both sides.
+    let status = expect_reason(
+        c.issue(pb::IssueRequest {
+            cert_thumbprint: "not-a-thumbprint".into(),
+            ..issue_request("carol")
+        })
+        .await,
+        "FIELD_INVALID",
+    );
+    assert_eq!(violations(&status), vec!["cert_thumbprint"]);
+    expect_reason(
+        c.verify(with(&pair.access_token, "short")).await,
+        "FIELD_INVALID",
+    );
+    server.stop().await.unwrap();
+}

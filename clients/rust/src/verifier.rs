@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tessera_core::checks::{check_audience_and_binding, check_scopes};
+use tessera_core::checks::{check_audience_and_binding, check_certificate_binding, check_scopes};
 use tessera_core::error::TokenError;
 use tessera_core::keys::PublicKeys;
 use tessera_core::revocation::{CacheAnswer, RevocationCache, RevocationEvent, RevocationKind};
@@ -174,12 +174,30 @@ impl LocalVerifier {
     /// Verify `token` with the server's checks and reason codes:
     /// signature and algorithm by `kid`, validity window, issuer, audience,
     /// device binding, revocation, scopes. Out of sync: fails closed with
-    /// `STORE_UNAVAILABLE` (ask the server instead).
+    /// `STORE_UNAVAILABLE` (ask the server instead). A certificate-bound
+    /// token (RFC 8705) fails with `TOKEN_BINDING_MISMATCH` here: use
+    /// [`LocalVerifier::verify_with_certificate`].
     pub async fn verify(
         &self,
         token: &str,
         audience: &str,
         fingerprint: &str,
+        required_scopes: &[String],
+    ) -> Result<AccessClaims, VerifyError> {
+        self.verify_with_certificate(token, audience, fingerprint, "", required_scopes)
+            .await
+    }
+
+    /// [`LocalVerifier::verify`] for a presenter that showed a client
+    /// certificate: `cert_thumbprint` is its `x5t#S256`
+    /// ([`tessera_core::checks::cert_thumbprint`] of its DER), which a
+    /// certificate-bound token must match.
+    pub async fn verify_with_certificate(
+        &self,
+        token: &str,
+        audience: &str,
+        fingerprint: &str,
+        cert_thumbprint: &str,
         required_scopes: &[String],
     ) -> Result<AccessClaims, VerifyError> {
         if token.is_empty() || token.len() > tokens::MAX_TOKEN_BYTES {
@@ -194,6 +212,7 @@ impl LocalVerifier {
             other => other?,
         };
         check_audience_and_binding(&claims, audience, fingerprint)?;
+        check_certificate_binding(&claims, cert_thumbprint)?;
         match self.state.feed.check(
             &claims.jti,
             &claims.sid,

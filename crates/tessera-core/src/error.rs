@@ -23,6 +23,10 @@ pub enum TokenError {
     AudienceMismatch,
     #[error("device fingerprint does not match")]
     FingerprintMismatch,
+    /// A certificate-bound token presented without the certificate it is
+    /// bound to (RFC 8705), or with another.
+    #[error("token is bound to another key or certificate")]
+    TokenBindingMismatch,
     #[error("token lacks a required scope")]
     ScopeMissing,
     /// Signing or serializing failed: a bug or a broken key, never the
@@ -43,6 +47,7 @@ impl TokenError {
             TokenError::IssuerMismatch => reason::ISSUER_MISMATCH,
             TokenError::AudienceMismatch => reason::AUDIENCE_MISMATCH,
             TokenError::FingerprintMismatch => reason::FINGERPRINT_MISMATCH,
+            TokenError::TokenBindingMismatch => reason::TOKEN_BINDING_MISMATCH,
             TokenError::ScopeMissing => reason::SCOPE_MISSING,
             TokenError::Internal(_) => reason::INTERNAL,
         }

@@ -50,12 +50,17 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "amr",
 ];
 
-/// Confirmation claim binding a token to a device (RFC 7800 style).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Confirmation claim (RFC 7800) binding a token to what its holder must
+/// show: a device fingerprint (Tessera's own member), a client certificate
+/// (RFC 8705 `x5t#S256`), or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confirmation {
     /// base64url SHA-256 of the device fingerprint.
-    #[serde(rename = "dfp#S256")]
-    pub device_fingerprint_sha256: String,
+    #[serde(rename = "dfp#S256", default, skip_serializing_if = "Option::is_none")]
+    pub device_fingerprint_sha256: Option<String>,
+    /// base64url SHA-256 of the DER of the client certificate (RFC 8705 §3.1).
+    #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
+    pub cert_thumbprint_sha256: Option<String>,
 }
 
 /// The claims of a Tessera access token.

@@ -43,6 +43,9 @@ pub mod reason {
     pub const ISSUER_MISMATCH: &str = "ISSUER_MISMATCH";
     pub const AUDIENCE_MISMATCH: &str = "AUDIENCE_MISMATCH";
     pub const FINGERPRINT_MISMATCH: &str = "FINGERPRINT_MISMATCH";
+    /// `UNAUTHENTICATED`: a sender-constrained token without (or with
+    /// another) proof of the key it is bound to (DESIGN §9).
+    pub const TOKEN_BINDING_MISMATCH: &str = "TOKEN_BINDING_MISMATCH";
     pub const REFRESH_TOKEN_INVALID: &str = "REFRESH_TOKEN_INVALID";
     pub const REFRESH_TOKEN_REUSED: &str = "REFRESH_TOKEN_REUSED";
     pub const CALLER_UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";

@@ -44,6 +44,12 @@ pub struct IssueRequest {
     /// Optional: the client's User-Agent (at most 512 bytes).
     #[prost(string, tag = "13")]
     pub user_agent: ::prost::alloc::string::String,
+    /// Optional (RFC 8705): bind the session's access tokens to this client
+    /// certificate, its `x5t#S256` (base64url SHA-256 of the DER, 43
+    /// characters). The tokens carry `cnf.x5t#S256`, and Verify accepts them
+    /// only with that certificate's thumbprint.
+    #[prost(string, tag = "14")]
+    pub cert_thumbprint: ::prost::alloc::string::String,
 }
 /// An access token and the refresh token that renews it.
 #[allow(clippy::all)]
@@ -131,6 +137,11 @@ pub struct VerifyRequest {
     /// Default: the replica's revocation cache; STRONG: the store.
     #[prost(enumeration = "Consistency", tag = "6")]
     pub consistency: i32,
+    /// The `x5t#S256` of the certificate the token's presenter showed
+    /// (RFC 8705), for certificate-bound tokens. Empty on an mTLS call: the
+    /// thumbprint of the caller's own client certificate.
+    #[prost(string, tag = "7")]
+    pub cert_thumbprint: ::prost::alloc::string::String,
 }
 /// The claims of a verified access token.
 #[allow(clippy::all)]
