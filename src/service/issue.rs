@@ -397,6 +397,10 @@ impl<S: Store> Authority<S> {
             rpc: "Issue",
             detail: "",
         };
+        if !matches!(outcome, CreateOutcome::Created { .. }) {
+            // Refused: the id was never a session.
+            event.session_id = "";
+        }
         match outcome {
             CreateOutcome::RateLimited { retry_after_ms } => {
                 audit::emit(audit::Kind::RateLimited, "refused", &event);

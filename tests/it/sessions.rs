@@ -687,6 +687,9 @@ async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
     assert_eq!(field(0, "caller"), "login-service");
     assert_eq!(field(0, "client_ip"), "203.0.113.50");
     assert_eq!(field(0, "rpc"), "Issue");
+    // A refused Issue names no session: none was created.
+    assert_eq!(field(1, "session_id"), "");
+    assert_eq!(field(1, "subject"), "ivy");
     // Refreshed: the rotation's subject and the new address.
     assert_eq!(field(2, "subject"), "ivy");
     assert_eq!(field(2, "session_id"), first.session_id);
