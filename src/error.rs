@@ -111,7 +111,9 @@ impl Error {
                 | TokenError::IssuerMismatch
                 | TokenError::AudienceMismatch
                 | TokenError::FingerprintMismatch
-                | TokenError::TokenBindingMismatch => Code::Unauthenticated,
+                | TokenError::TokenBindingMismatch
+                | TokenError::DpopProofInvalid
+                | TokenError::DpopProofReplayed => Code::Unauthenticated,
                 TokenError::ScopeMissing => Code::PermissionDenied,
                 TokenError::Internal(_) => Code::Internal,
             },

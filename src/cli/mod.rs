@@ -286,6 +286,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 ip_address: a.ip_address.clone(),
                 user_agent: a.user_agent.clone(),
                 cert_thumbprint: a.cert_thumbprint.clone(),
+                ..Default::default()
             };
             let r = connect(&a.connect)
                 .await?
@@ -318,6 +319,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                     pb::Consistency::Unspecified
                 } as i32,
                 cert_thumbprint: a.cert_thumbprint.clone(),
+                ..Default::default()
             };
             let r = connect(&a.connect)
                 .await?

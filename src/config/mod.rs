@@ -190,6 +190,10 @@ pub struct ServeArgs {
     /// replication (a failover may lose the last revocations).
     #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// How far a DPoP proof's `iat` may be from now (plus `--leeway`);
+    /// a proof's `jti` is remembered for twice that, across replicas.
+    #[arg(long, env = "TESSERA_DPOP_WINDOW", default_value = "60s")]
+    pub dpop_window: Dur,
     /// Most live sessions per subject (`0` = no cap).
     #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = 0)]
     pub max_sessions_per_subject: u32,

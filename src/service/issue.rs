@@ -132,6 +132,28 @@ impl Violations {
         }
     }
 
+    /// A DPoP proof and the request it was made for, when given.
+    pub fn dpop(&mut self, proof: &str, method: &str, url: &str) {
+        self.max_len("dpop_proof", proof, crate::tokens::MAX_TOKEN_BYTES);
+        if !proof.is_empty() {
+            if method.is_empty()
+                || method.len() > 16
+                || !method.bytes().all(|b| b.is_ascii_uppercase())
+            {
+                self.add(
+                    "http_method",
+                    "an HTTP method (GET, POST, ...) is required with a proof",
+                );
+            }
+            if url.is_empty() || url.len() > 2048 || url.chars().any(is_hidden_char) {
+                self.add(
+                    "http_url",
+                    "the request URL (at most 2048 bytes) is required with a proof",
+                );
+            }
+        }
+    }
+
     /// Where the client is, as Issue and Refresh may report it.
     pub fn client(&mut self, ip_address: String, user_agent: String) -> ClientInfo {
         if !ip_address.is_empty() && ip_address.parse::<std::net::IpAddr>().is_err() {
@@ -174,6 +196,7 @@ pub(crate) struct IssueInput {
     pub client_id: String,
     pub client: ClientInfo,
     pub cert_thumbprint: Option<String>,
+    pub dpop_jkt: Option<String>,
 }
 
 fn ttl(
@@ -293,6 +316,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
         v.name("client_id", &r.client_id, false);
         let client = v.client(r.ip_address, r.user_agent);
         v.thumbprint("cert_thumbprint", &r.cert_thumbprint);
+        v.thumbprint("dpop_jkt", &r.dpop_jkt);
         v.finish()?;
         Ok(IssueInput {
             subject: r.subject,
@@ -308,6 +332,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
             client_id: r.client_id,
             client,
             cert_thumbprint: (!r.cert_thumbprint.is_empty()).then_some(r.cert_thumbprint),
+            dpop_jkt: (!r.dpop_jkt.is_empty()).then_some(r.dpop_jkt),
         })
     }
 }
@@ -359,6 +384,7 @@ impl<S: Store> Authority<S> {
             device_name: input.device_name,
             client_id: input.client_id,
             cert_thumbprint: input.cert_thumbprint,
+            dpop_jkt: input.dpop_jkt,
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
         let access_token = tokens::mint(&self.keys.current(), &claims)?;

@@ -62,6 +62,8 @@ pub struct Policy {
     pub verify_cache: CacheBounds,
     /// `--max-sessions-per-subject` (`None` = no cap).
     pub session_cap: Option<crate::store::SessionCap>,
+    /// `--dpop-window`: how far a proof's `iat` may be from now.
+    pub dpop_window: Duration,
 }
 
 impl Policy {
@@ -101,6 +103,7 @@ impl Policy {
                 max_entries: a.verify_cache_size,
                 max_bytes: a.verify_cache_bytes,
             },
+            dpop_window: a.dpop_window.0,
             session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
                 max: a.max_sessions_per_subject,
                 evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,
@@ -218,13 +221,52 @@ pub(crate) fn session_claims(
         tid: data.tenant.clone(),
         roles: data.roles.clone(),
         scope: data.scopes.join(" "),
-        cnf: (data.fingerprint_hash.is_some() || data.cert_thumbprint.is_some()).then(|| {
-            Confirmation {
-                device_fingerprint_sha256: data.fingerprint_hash.clone(),
-                cert_thumbprint_sha256: data.cert_thumbprint.clone(),
-            }
+        cnf: (data.fingerprint_hash.is_some()
+            || data.cert_thumbprint.is_some()
+            || data.dpop_jkt.is_some())
+        .then(|| Confirmation {
+            device_fingerprint_sha256: data.fingerprint_hash.clone(),
+            cert_thumbprint_sha256: data.cert_thumbprint.clone(),
+            jkt: data.dpop_jkt.clone(),
         }),
         custom: data.custom.clone(),
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// Check a DPoP proof (RFC 9449) for the request `method url`, with
+    /// `access_token` as its `ath` when there is one, and record its `jti`
+    /// in the store-wide replay set for twice the window: a second use, on
+    /// any replica, is `DPOP_PROOF_REPLAYED`.
+    pub(crate) async fn check_dpop(
+        &self,
+        proof: &str,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<tessera_core::dpop::Proof, Error> {
+        let window = (self.policy.dpop_window + self.policy.leeway).as_secs() as i64;
+        let proof = tessera_core::dpop::verify_proof(
+            proof,
+            &tessera_core::dpop::ProofRequest {
+                method,
+                url,
+                access_token,
+                now: now_ms.div_euclid(1000),
+                max_age: window,
+            },
+        )?;
+        // One key per (key, jti), hashed: any bytes, no injection.
+        let replay_key = tokens::sha256_b64(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
+        let fresh = self
+            .store
+            .first_use(&replay_key, now_ms + 2 * window * 1000, now_ms)
+            .await?;
+        if !fresh {
+            return Err(Error::Token(TokenError::DpopProofReplayed));
+        }
+        Ok(proof)
     }
 }
 

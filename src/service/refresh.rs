@@ -30,12 +30,29 @@ impl<S: Store> Authority<S> {
             MAX_FINGERPRINT_BYTES,
         );
         let client = v.client(request.ip_address, request.user_agent);
+        v.dpop(&request.dpop_proof, &request.http_method, &request.http_url);
         v.finish()?;
         let presented =
             RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
         tracing::Span::current().record("session.id", presented.sid.as_str());
 
         let now_ms = crate::clock::now_ms();
+        // A proof by the session's key (RFC 9449 §5): checked here, its key
+        // compared with the session's binding in the rotation itself.
+        let dpop_jkt = if request.dpop_proof.is_empty() {
+            None
+        } else {
+            let proof = self
+                .check_dpop(
+                    &request.dpop_proof,
+                    &request.http_method,
+                    &request.http_url,
+                    None,
+                    now_ms,
+                )
+                .await?;
+            Some(proof.jkt)
+        };
         let successor = RefreshToken::new(&presented.sid);
         let feed = self.policy.feed();
         let rotate = RotateRequest {
@@ -50,6 +67,7 @@ impl<S: Store> Authority<S> {
             feed,
             keep_until_ms: now_ms + feed.access_horizon_ms,
             client,
+            dpop_jkt,
         };
         let outcome = self.store.rotate(&rotate).await?;
         let event = audit::Event {
@@ -83,6 +101,10 @@ impl<S: Store> Authority<S> {
                 metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
                 audit::emit(audit::Kind::BindingMismatch, "refused", &event);
                 return Err(Error::Token(TokenError::FingerprintMismatch));
+            }
+            RotateOutcome::BindingMismatch => {
+                audit::emit(audit::Kind::BindingMismatch, "refused", &event);
+                return Err(Error::Token(TokenError::TokenBindingMismatch));
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
             RotateOutcome::RateLimited { retry_after_ms } => {

@@ -36,7 +36,7 @@ fn session_to_proto(v: SessionView) -> pb::Session {
         last_refreshed_at: Some(timestamp_ms(v.last_refreshed_ms)),
         idle_expires_at: Some(timestamp_ms(v.idle_exp_ms)),
         absolute_expires_at: Some(timestamp_ms(d.absolute_exp_ms)),
-        bound: d.fingerprint_hash.is_some() || d.cert_thumbprint.is_some(),
+        bound: d.fingerprint_hash.is_some() || d.cert_thumbprint.is_some() || d.dpop_jkt.is_some(),
         session_id: d.sid,
         device_name: d.device_name,
         client_id: d.client_id,

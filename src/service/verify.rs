@@ -22,6 +22,10 @@ pub(crate) struct VerifyInput {
     pub strong: bool,
     /// RFC 8705: the presenter's certificate thumbprint ("" = none shown).
     pub cert_thumbprint: String,
+    /// RFC 9449: the proof and the request it was made for.
+    pub dpop_proof: String,
+    pub http_method: String,
+    pub http_url: String,
 }
 
 impl TryFrom<pb::VerifyRequest> for VerifyInput {
@@ -40,6 +44,7 @@ impl TryFrom<pb::VerifyRequest> for VerifyInput {
         );
         v.list("required_scopes", &r.required_scopes, true);
         v.thumbprint("cert_thumbprint", &r.cert_thumbprint);
+        v.dpop(&r.dpop_proof, &r.http_method, &r.http_url);
         let strong = match pb::Consistency::try_from(r.consistency) {
             Ok(pb::Consistency::Unspecified) => false,
             Ok(pb::Consistency::Strong) => true,
@@ -57,6 +62,9 @@ impl TryFrom<pb::VerifyRequest> for VerifyInput {
             required_scopes: r.required_scopes,
             strong,
             cert_thumbprint: r.cert_thumbprint,
+            dpop_proof: r.dpop_proof,
+            http_method: r.http_method,
+            http_url: r.http_url,
         })
     }
 }
@@ -142,6 +150,36 @@ impl<S: Store> Authority<S> {
                 crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
             }
             return Err(e.into());
+        }
+        // DPoP (RFC 9449): a bound token needs a proof by its key; an
+        // unbound token presented with a proof verifies as usual.
+        if let Some(jkt) = claims.cnf.as_ref().and_then(|c| c.jkt.as_ref()) {
+            let proven = if input.dpop_proof.is_empty() {
+                Err(Error::Token(TokenError::TokenBindingMismatch))
+            } else {
+                self.check_dpop(
+                    &input.dpop_proof,
+                    &input.http_method,
+                    &input.http_url,
+                    Some(&input.token),
+                    now_ms,
+                )
+                .await
+                .and_then(|proof| {
+                    if tessera_core::checks::constant_time_eq(proof.jkt.as_bytes(), jkt.as_bytes())
+                    {
+                        Ok(())
+                    } else {
+                        Err(Error::Token(TokenError::TokenBindingMismatch))
+                    }
+                })
+            };
+            if let Err(e) = proven {
+                if matches!(e, Error::Token(TokenError::TokenBindingMismatch)) {
+                    crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
+                }
+                return Err(e);
+            }
         }
         if self.is_revoked(&claims, input.strong, now_ms).await? {
             return Err(Error::Token(TokenError::TokenRevoked));

@@ -29,6 +29,15 @@ impl<S: Store> Store for Instrumented<S> {
         store_op("create_session", self.0.create_session(s))
     }
 
+    fn first_use(
+        &self,
+        key: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        store_op("first_use", self.0.first_use(key, expires_at_ms, now_ms))
+    }
+
     fn list_sessions(
         &self,
         subject_key: &str,

@@ -49,6 +49,8 @@ struct State {
     rates: HashMap<String, i64>,
     /// Renewal single-flight: presented jti → (successor iat ms, expires at ms).
     renewals: HashMap<String, (i64, i64)>,
+    /// `first_use` keys → expires at ms.
+    used: HashMap<String, i64>,
     /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
     cutoffs: HashMap<String, (i64, i64)>,
     /// Subject key → its sessions (the `ss:` index of the Redis store).
@@ -118,6 +120,7 @@ impl State {
         self.markers.retain(|_, (_, exp)| *exp > now_ms);
         self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
         self.renewals.retain(|_, (_, exp)| *exp > now_ms);
+        self.used.retain(|_, exp| *exp > now_ms);
         self.rates.retain(|_, tat| *tat > now_ms);
     }
 
@@ -391,7 +394,15 @@ impl Store for MemoryStore {
             .fingerprint_hash
             .as_ref()
             .is_some_and(|bound| r.fingerprint_hash.as_ref() != Some(bound));
+        let foreign_key = s
+            .data
+            .dpop_jkt
+            .as_ref()
+            .is_some_and(|bound| r.dpop_jkt.as_ref() != Some(bound));
         if r.presented_hash == s.current {
+            if foreign_key {
+                return Ok(RotateOutcome::BindingMismatch);
+            }
             if foreign_device {
                 return Ok(RotateOutcome::FingerprintMismatch);
             }
@@ -427,6 +438,9 @@ impl Store for MemoryStore {
         let replay = r.presented_hash == s.previous;
         // A window of 0 is no window (the same rule as rotate.lua).
         if replay && r.grace_ms > 0 && now - s.rotated_at_ms <= r.grace_ms {
+            if foreign_key {
+                return Ok(RotateOutcome::BindingMismatch);
+            }
             if foreign_device {
                 return Ok(RotateOutcome::FingerprintMismatch);
             }
@@ -649,6 +663,23 @@ impl Store for MemoryStore {
             }
         });
         Ok(out)
+    }
+
+    async fn first_use(
+        &self,
+        key: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let mut st = self.lock();
+        st.tick(now_ms);
+        match st.used.get(key) {
+            Some(exp) if *exp > now_ms => Ok(false),
+            _ => {
+                st.used.insert(key.to_owned(), expires_at_ms);
+                Ok(true)
+            }
+        }
     }
 
     async fn ping(&self) -> Result<Option<i64>, StoreError> {

@@ -60,6 +60,9 @@ pub struct SessionData {
     /// RFC 8705: the `x5t#S256` the session's tokens are bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_thumbprint: Option<String>,
+    /// RFC 9449: the thumbprint of the DPoP key the session is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// Where a session was last used from, as the caller reports it (Issue,
@@ -175,6 +178,9 @@ pub struct RotateRequest {
     pub keep_until_ms: i64,
     /// Where the session is used from now (stored on a real rotation).
     pub client: ClientInfo,
+    /// The thumbprint of the DPoP key whose proof came with the refresh; a
+    /// DPoP-bound session rotates only for its key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// Session state returned by a rotation.
@@ -202,6 +208,9 @@ pub enum RotateOutcome {
     Invalid,
     /// The session is bound to another device; nothing changed.
     FingerprintMismatch,
+    /// The session is bound to a DPoP key and the refresh came without a
+    /// proof of it; nothing changed (not a reuse).
+    BindingMismatch,
     /// The subject's refresh budget is spent; nothing changed.
     RateLimited { retry_after_ms: i64 },
 }
@@ -444,6 +453,16 @@ pub trait Store: Send + Sync + 'static {
     fn subscribe(
         &self,
     ) -> impl Future<Output = Result<mpsc::Receiver<FeedSignal>, StoreError>> + Send;
+
+    /// Record `key` as used until `expires_at_ms`: `true` the first time,
+    /// `false` while it is still recorded. Atomic across replicas (the
+    /// replay set of DPoP proofs).
+    fn first_use(
+        &self,
+        key: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Does the store answer? With its clock (Unix ms) when it has one of
     /// its own, which replicas then share (see `crate::clock`).

@@ -50,6 +50,11 @@ pub fn renewal(jti: &str) -> String {
     format!("rn:{jti}")
 }
 
+/// The replay marker of a DPoP proof (`key` is already a hash).
+pub fn dpop_proof(key: &str) -> String {
+    format!("dp:{key}")
+}
+
 /// A GCRA budget's state (Redis adds this prefix to the budget's name).
 pub fn rate(name: &str) -> String {
     format!("rl:{name}")
@@ -141,6 +146,13 @@ struct StoredData {
         skip_serializing_if = "Option::is_none"
     )]
     cert_thumbprint: Option<String>,
+    #[serde(
+        rename = "k",
+        alias = "dpop_jkt",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    dpop_jkt: Option<String>,
 }
 
 /// `data` for a new session hash.
@@ -154,6 +166,7 @@ pub fn encode_data(d: &SessionData) -> Result<String, StoreError> {
         device_name: d.device_name.clone(),
         client_id: d.client_id.clone(),
         cert_thumbprint: d.cert_thumbprint.clone(),
+        dpop_jkt: d.dpop_jkt.clone(),
     })
     .map_err(|e| StoreError::Corrupt(format!("session data: {e}")))
 }
@@ -195,6 +208,7 @@ pub fn decode_data(f: &SessionFields<'_>) -> Result<SessionData, StoreError> {
         device_name: d.device_name,
         client_id: d.client_id,
         cert_thumbprint: d.cert_thumbprint,
+        dpop_jkt: d.dpop_jkt,
     })
 }
 use crate::error::StoreError;
@@ -262,6 +276,7 @@ pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
             CHANNEL.to_owned(),
             s.feed.retention_ms.to_string(),
             s.feed.access_horizon_ms.to_string(),
+            s.data.dpop_jkt.clone().unwrap_or_default(),
         ],
     })
 }
@@ -305,6 +320,7 @@ pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
             r.keep_until_ms.to_string(),
             r.client.ip_address.clone(),
             r.client.user_agent.clone(),
+            r.dpop_jkt.clone().unwrap_or_default(),
         ],
     }
 }

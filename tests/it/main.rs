@@ -15,6 +15,7 @@ mod callers;
 mod cli;
 mod cluster;
 mod deploy;
+mod dpop;
 mod examples;
 mod feed;
 mod fuzz_seeds;

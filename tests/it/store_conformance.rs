@@ -37,6 +37,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
             device_name: String::new(),
             client_id: String::new(),
             cert_thumbprint: None,
+            dpop_jkt: None,
         },
         refresh_hash: format!("h0-{sid}"),
         refresh_exp_ms: now + 600_000,
@@ -63,6 +64,7 @@ fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> Rot
         feed: FEED,
         keep_until_ms: now + FEED.access_horizon_ms,
         client: ClientInfo::default(),
+        dpop_jkt: None,
     }
 }
 

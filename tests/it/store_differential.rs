@@ -38,6 +38,7 @@ struct Known {
     sid: String,
     subject: String,
     fingerprint: Option<String>,
+    dpop: Option<String>,
     hashes: Vec<String>,
     jtis: Vec<String>,
 }
@@ -56,6 +57,7 @@ fn rotate_answer(o: RotateOutcome) -> String {
         RotateOutcome::Reused { .. } => "reused".into(),
         RotateOutcome::Invalid => "invalid".into(),
         RotateOutcome::FingerprintMismatch => "fingerprint".into(),
+        RotateOutcome::BindingMismatch => "binding".into(),
         RotateOutcome::RateLimited { .. } => "limited".into(),
     }
 }
@@ -78,6 +80,7 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                 let sid = format!("d{seed}-{step}");
                 let subject = subjects[rng.gen_range(0..subjects.len())].to_owned();
                 let fingerprint = rng.gen_bool(0.3).then(|| "fp".to_owned());
+                let dpop = rng.gen_bool(0.2).then(|| format!("jkt-{sid}"));
                 let hash = format!("h-{sid}-0");
                 let refresh_exp_ms = now + IDLE_MS;
                 let new = NewSession {
@@ -97,6 +100,7 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                         device_name: format!("device {step}"),
                         client_id: String::new(),
                         cert_thumbprint: (step % 5 == 0).then(|| format!("x5t-{step}")),
+                        dpop_jkt: dpop.clone(),
                     },
                     refresh_hash: hash.clone(),
                     refresh_exp_ms,
@@ -134,6 +138,7 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                     sid,
                     subject,
                     fingerprint,
+                    dpop,
                     hashes: vec![hash],
                     jtis: vec![format!("j{seed}-{step}")],
                 });
@@ -168,6 +173,11 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                     client: ClientInfo {
                         ip_address: String::new(),
                         user_agent: format!("agent {step}"),
+                    },
+                    dpop_jkt: match &s.dpop {
+                        Some(j) if rng.gen_bool(0.8) => Some(j.clone()),
+                        Some(_) => None,
+                        None => rng.gen_bool(0.1).then(|| "stray".to_owned()),
                     },
                 };
                 let a = rotate_answer(memory.rotate(&request).await.unwrap());

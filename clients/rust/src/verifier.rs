@@ -176,7 +176,9 @@ impl LocalVerifier {
     /// device binding, revocation, scopes. Out of sync: fails closed with
     /// `STORE_UNAVAILABLE` (ask the server instead). A certificate-bound
     /// token (RFC 8705) fails with `TOKEN_BINDING_MISMATCH` here: use
-    /// [`LocalVerifier::verify_with_certificate`].
+    /// [`LocalVerifier::verify_with_certificate`]. A DPoP-bound token
+    /// (RFC 9449) always does: verify it with the server, which keeps the
+    /// replay set of its proofs.
     pub async fn verify(
         &self,
         token: &str,
@@ -213,6 +215,12 @@ impl LocalVerifier {
         };
         check_audience_and_binding(&claims, audience, fingerprint)?;
         check_certificate_binding(&claims, cert_thumbprint)?;
+        if claims.cnf.as_ref().is_some_and(|c| c.jkt.is_some()) {
+            // DPoP-bound (RFC 9449): its proofs' replay set lives in the
+            // store, across replicas; a local verifier cannot keep it, so
+            // it fails closed. Verify such tokens with the server.
+            return Err(TokenError::TokenBindingMismatch.into());
+        }
         match self.state.feed.check(
             &claims.jti,
             &claims.sid,

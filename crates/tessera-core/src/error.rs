@@ -27,6 +27,12 @@ pub enum TokenError {
     /// bound to (RFC 8705), or with another.
     #[error("token is bound to another key or certificate")]
     TokenBindingMismatch,
+    /// A DPoP proof that fails a check of RFC 9449 §4.3.
+    #[error("DPoP proof is invalid")]
+    DpopProofInvalid,
+    /// A DPoP proof whose `jti` was seen before within its window.
+    #[error("DPoP proof was already used")]
+    DpopProofReplayed,
     #[error("token lacks a required scope")]
     ScopeMissing,
     /// Signing or serializing failed: a bug or a broken key, never the
@@ -48,6 +54,8 @@ impl TokenError {
             TokenError::AudienceMismatch => reason::AUDIENCE_MISMATCH,
             TokenError::FingerprintMismatch => reason::FINGERPRINT_MISMATCH,
             TokenError::TokenBindingMismatch => reason::TOKEN_BINDING_MISMATCH,
+            TokenError::DpopProofInvalid => reason::DPOP_PROOF_INVALID,
+            TokenError::DpopProofReplayed => reason::DPOP_PROOF_REPLAYED,
             TokenError::ScopeMissing => reason::SCOPE_MISSING,
             TokenError::Internal(_) => reason::INTERNAL,
         }

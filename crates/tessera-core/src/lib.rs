@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checks;
+pub mod dpop;
 pub mod error;
 pub mod jwks;
 pub mod keys;

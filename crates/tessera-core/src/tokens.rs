@@ -61,6 +61,9 @@ pub struct Confirmation {
     /// base64url SHA-256 of the DER of the client certificate (RFC 8705 §3.1).
     #[serde(rename = "x5t#S256", default, skip_serializing_if = "Option::is_none")]
     pub cert_thumbprint_sha256: Option<String>,
+    /// RFC 9449 §6: the thumbprint of the DPoP key the token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jkt: Option<String>,
 }
 
 /// The claims of a Tessera access token.

@@ -46,6 +46,10 @@ pub mod reason {
     /// `UNAUTHENTICATED`: a sender-constrained token without (or with
     /// another) proof of the key it is bound to (DESIGN §9).
     pub const TOKEN_BINDING_MISMATCH: &str = "TOKEN_BINDING_MISMATCH";
+    /// `UNAUTHENTICATED`: a DPoP proof that fails a check (RFC 9449 §4.3).
+    pub const DPOP_PROOF_INVALID: &str = "DPOP_PROOF_INVALID";
+    /// `UNAUTHENTICATED`: a DPoP proof presented a second time.
+    pub const DPOP_PROOF_REPLAYED: &str = "DPOP_PROOF_REPLAYED";
     pub const REFRESH_TOKEN_INVALID: &str = "REFRESH_TOKEN_INVALID";
     pub const REFRESH_TOKEN_REUSED: &str = "REFRESH_TOKEN_REUSED";
     pub const CALLER_UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";

@@ -347,6 +347,7 @@ impl Store for RedisStore {
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
             [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
+            [tag] if tag == "binding" => Ok(RotateOutcome::BindingMismatch),
             [tag, wait] if tag == "limited" => Ok(RotateOutcome::RateLimited {
                 retry_after_ms: num(wait)?,
             }),
@@ -462,6 +463,27 @@ impl Store for RedisStore {
             .build_subscriber_client()
             .map_err(unavailable)?;
         Ok(log::follow(subscriber))
+    }
+
+    async fn first_use(
+        &self,
+        key_name: &str,
+        expires_at_ms: i64,
+        _now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        use fred::types::{Expiration, SetOptions};
+        let set: Option<String> = self
+            .client
+            .set(
+                key(&schema::dpop_proof(key_name)),
+                "1",
+                Some(Expiration::PXAT(expires_at_ms)),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(set.is_some())
     }
 
     async fn ping(&self) -> Result<Option<i64>, StoreError> {

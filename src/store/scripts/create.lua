@@ -9,7 +9,7 @@
 --       19 client IP ('' = none), 20 user agent ('' = none),
 --       21 live sessions allowed per subject ('0' = no cap), 22 at the cap: '1' evict
 --       the oldest, '0' refuse, 23 key prefix, 24 pub/sub channel, 25 log retention ms,
---       26 access horizon ms
+--       26 access horizon ms, 27 DPoP key thumbprint ('' = not bound)
 -- Returns {'ok', last eviction event id or '', evicted session ids...},
 -- {'limited', retry ms} or {'full'} (then nothing but the budgets was written).
 -- Invariant: the hash lives until its refresh token and the access token
@@ -50,7 +50,7 @@ end
 -- refresh hash as its first 22 characters (see same_hash).
 local fields = {'data', ARGV[1], 'cur', string.sub(ARGV[2], 1, 22), 'created', ARGV[3],
   'exp', ARGV[4], 'abs', ARGV[5], 'idle', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9]}
-for _, f in ipairs({{'fp', ARGV[10]}, {'ip', ARGV[19]}, {'ua', ARGV[20]}}) do
+for _, f in ipairs({{'fp', ARGV[10]}, {'ip', ARGV[19]}, {'ua', ARGV[20]}, {'jk', ARGV[27]}}) do
   if f[2] ~= '' then fields[#fields + 1] = f[1]; fields[#fields + 1] = f[2] end
 end
 redis.call('HSET', KEYS[1], unpack(fields))

@@ -13,7 +13,8 @@
 --       12 presented device fingerprint hash ('' = none),
 --       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
 --       15 keep the session at least until (ms; see keep_session),
---       16 client IP, 17 user agent ('' = keep the stored one)
+--       16 client IP, 17 user agent ('' = keep the stored one),
+--       18 thumbprint of the DPoP key that proved this refresh ('' = none)
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 -- Only what every rotation needs: the older hashes and the sealed successor
@@ -22,7 +23,7 @@ local now = tonumber(ARGV[4])
 -- of older hashes on every rotation made a Refresh cost Redis 1.6 times the
 -- instructions it costs now.)
 local f = redis.call('HMGET', s, 'cur', 'prev', 'rot', 'gen', 'exp',
-  'abs', 'idle', 'created', 'uk', 'rev', 'data', 'tid', 'sub', 'fp')
+  'abs', 'idle', 'created', 'uk', 'rev', 'data', 'tid', 'sub', 'fp', 'jk')
 local cur, prev, rot, gen, exp, abs, idle, created, uk, rev, data, tid, sub =
   f[1], f[2] or '', f[3] or f[8], f[4] or '0', f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]
 if not cur then return {'invalid'} end
@@ -39,9 +40,13 @@ if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then r
 -- secret with 'fingerprint' would tell which sessions are bound and raise
 -- false theft alarms.
 local foreign_device = f[14] and f[14] ~= '' and f[14] ~= ARGV[12]
+-- A DPoP-bound session rotates only with a proof by its key (the same
+-- place as the device check: not a reuse, nothing changes).
+local foreign_key = f[15] and f[15] ~= '' and f[15] ~= ARGV[18]
 
 local presented = ARGV[1]
 if same_hash(cur, presented) then
+  if foreign_key then return {'binding'} end
   if foreign_device then return {'fingerprint'} end
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
@@ -80,6 +85,7 @@ if same_hash(prev, presented) then
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
   local grace = tonumber(ARGV[5])
   if grace > 0 and now - tonumber(rot) <= grace then
+    if foreign_key then return {'binding'} end
     if foreign_device then return {'fingerprint'} end
     local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
     if not sealed then return {'invalid'} end

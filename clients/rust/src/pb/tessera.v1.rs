@@ -50,6 +50,12 @@ pub struct IssueRequest {
     /// only with that certificate's thumbprint.
     #[prost(string, tag = "14")]
     pub cert_thumbprint: ::prost::alloc::string::String,
+    /// Optional (RFC 9449): bind the session to this DPoP key, its RFC 7638
+    /// JWK SHA-256 thumbprint (base64url, 43 characters). The login service has
+    /// checked the client's proof. Access tokens carry `cnf.jkt`; Verify and
+    /// every Refresh of the session then need a proof signed by that key.
+    #[prost(string, tag = "15")]
+    pub dpop_jkt: ::prost::alloc::string::String,
 }
 /// An access token and the refresh token that renews it.
 #[allow(clippy::all)]
@@ -106,6 +112,16 @@ pub struct RefreshRequest {
     /// The client's current User-Agent (at most 512 bytes); empty keeps the stored one.
     #[prost(string, tag = "4")]
     pub user_agent: ::prost::alloc::string::String,
+    /// For a DPoP-bound session: the client's proof (RFC 9449 §5) for this
+    /// refresh, signed by the session's key, without `ath`.
+    #[prost(string, tag = "5")]
+    pub dpop_proof: ::prost::alloc::string::String,
+    /// The HTTP method and URL of the request the proof was made for.
+    #[prost(string, tag = "6")]
+    pub http_method: ::prost::alloc::string::String,
+    /// The URL (its query and fragment are ignored).
+    #[prost(string, tag = "7")]
+    pub http_url: ::prost::alloc::string::String,
 }
 /// The rotated session's tokens.
 #[allow(clippy::all)]
@@ -142,6 +158,16 @@ pub struct VerifyRequest {
     /// thumbprint of the caller's own client certificate.
     #[prost(string, tag = "7")]
     pub cert_thumbprint: ::prost::alloc::string::String,
+    /// For a DPoP-bound token: the proof (RFC 9449 §4) that came with it, whose
+    /// `ath` is the hash of access_token.
+    #[prost(string, tag = "8")]
+    pub dpop_proof: ::prost::alloc::string::String,
+    /// The HTTP method of the request the proof was made for.
+    #[prost(string, tag = "9")]
+    pub http_method: ::prost::alloc::string::String,
+    /// The URL of that request (its query and fragment are ignored).
+    #[prost(string, tag = "10")]
+    pub http_url: ::prost::alloc::string::String,
 }
 /// The claims of a verified access token.
 #[allow(clippy::all)]
