@@ -150,3 +150,46 @@ async fn python_reflection_client_discovers_the_api_by_v1alpha() {
         );
     }
 }
+
+/// DPoP from Node with panva's `dpop` package: its proofs are accepted, a
+/// replay and a missing or foreign key are refused with their reasons.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_dpop_example_runs_against_a_live_server() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    assert!(
+        root.join("examples/node/node_modules/dpop").exists(),
+        "node modules missing: run scripts/test (npm ci in examples/node)"
+    );
+    let env = Env::new(Backend::Memory).await;
+    let p = Process::start(&env.flags(&[])).await;
+    let out = Command::new("node")
+        .arg(root.join("examples/node/dpop.mjs"))
+        .arg(p.addr.to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "dpop.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {steps:?}"))
+            .clone()
+    };
+    assert_eq!(step("issue")["bound"], true);
+    assert_eq!(step("verify")["result"], "OK");
+    assert_eq!(step("replay")["result"], "DPOP_PROOF_REPLAYED");
+    assert_eq!(step("no_proof")["result"], "TOKEN_BINDING_MISMATCH");
+    assert_eq!(
+        step("refresh_other_key")["result"],
+        "TOKEN_BINDING_MISMATCH"
+    );
+    assert_eq!(step("refresh")["rotated"], true);
+}
