@@ -92,6 +92,21 @@ impl TesseraClient {
         )
     }
 
+    /// `Refresh` with every field of the request (DPoP proofs, client data).
+    pub async fn refresh_request(
+        &self,
+        r: pb::RefreshRequest,
+    ) -> Result<pb::TokenPair, ClientError> {
+        pair(
+            self.inner
+                .clone()
+                .refresh(self.req(r))
+                .await?
+                .into_inner()
+                .tokens,
+        )
+    }
+
     /// `Verify`, returning the raw response so callers see `x-new-token`.
     pub async fn verify(
         &self,

@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub use tessera_core::dpop::DpopKey;
 pub use tessera_core::error::TokenError;
 pub use tessera_core::tokens::{AccessClaims, CacheBounds, CacheStats};
 use tessera_core::wire::reason as code;

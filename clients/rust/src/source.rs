@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use tessera_core::dpop::DpopKey;
 use tessera_core::tokens;
 use tessera_core::wire::{self, reason as code};
 use tonic::metadata::MetadataMap;
@@ -20,10 +21,18 @@ struct Held {
     expires: Instant,
 }
 
+/// The DPoP key of a DPoP-bound session, and the URL its refresh proofs
+/// name as `htu` (the method is `POST`).
+struct Dpop {
+    key: Arc<DpopKey>,
+    refresh_url: String,
+}
+
 /// A session's token pair, refreshed ahead of expiry.
 pub struct TokenSource {
     client: TesseraClient,
     fingerprint: String,
+    dpop: Option<Dpop>,
     held: RwLock<Held>,
     /// Single flight: one refresh at a time; the others wait and reuse it.
     refreshing: tokio::sync::Mutex<()>,
@@ -50,11 +59,55 @@ impl TokenSource {
         Arc::new(TokenSource {
             client,
             fingerprint: fingerprint.to_owned(),
+            dpop: None,
             held: RwLock::new(held_from(&pair)),
             refreshing: tokio::sync::Mutex::new(()),
             margin,
             refreshes: AtomicU64::new(0),
         })
+    }
+
+    /// A source for a DPoP-bound session (RFC 9449; issued with
+    /// `dpop_jkt = key.jkt()`): every refresh carries a fresh proof by
+    /// `key` for `POST refresh_url`, and [`TokenSource::dpop_proof`] makes
+    /// the proofs of the calls that present the access token.
+    pub fn with_dpop(
+        client: TesseraClient,
+        pair: pb::TokenPair,
+        key: Arc<DpopKey>,
+        refresh_url: &str,
+    ) -> Arc<Self> {
+        let margin = Duration::from_secs((pair.expires_in.max(0) as u64 / 5).min(60));
+        Arc::new(TokenSource {
+            client,
+            fingerprint: String::new(),
+            dpop: Some(Dpop {
+                key,
+                refresh_url: refresh_url.to_owned(),
+            }),
+            held: RwLock::new(held_from(&pair)),
+            refreshing: tokio::sync::Mutex::new(()),
+            margin,
+            refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// A DPoP proof for a request `method url` that presents the current
+    /// access token (`ath` is its hash); `None` without a DPoP key. Send it
+    /// as the request's `DPoP` header, or as `VerifyRequest.dpop_proof`.
+    pub fn dpop_proof(&self, method: &str, url: &str) -> Option<Result<String, ClientError>> {
+        let dpop = self.dpop.as_ref()?;
+        let token = self.current();
+        Some(
+            dpop.key
+                .proof(
+                    method,
+                    url,
+                    Some(&token),
+                    tessera_core::unix_now_ms() / 1000,
+                )
+                .map_err(|e| ClientError::Invalid(e.to_string())),
+        )
     }
 
     /// How many refreshes this source made.
@@ -106,10 +159,33 @@ impl TokenSource {
             .unwrap_or_else(|p| p.into_inner())
             .refresh_token
             .clone();
-        let pair = self
-            .client
-            .refresh(&refresh_token, &self.fingerprint)
-            .await?;
+        let pair = match &self.dpop {
+            None => {
+                self.client
+                    .refresh(&refresh_token, &self.fingerprint)
+                    .await?
+            }
+            Some(dpop) => {
+                let proof = dpop
+                    .key
+                    .proof(
+                        "POST",
+                        &dpop.refresh_url,
+                        None,
+                        tessera_core::unix_now_ms() / 1000,
+                    )
+                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                self.client
+                    .refresh_request(pb::RefreshRequest {
+                        refresh_token,
+                        dpop_proof: proof,
+                        http_method: "POST".into(),
+                        http_url: dpop.refresh_url.clone(),
+                        ..Default::default()
+                    })
+                    .await?
+            }
+        };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let token = pair.access_token.clone();
         *self.held.write().unwrap_or_else(|p| p.into_inner()) = held_from(&pair);

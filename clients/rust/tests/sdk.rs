@@ -407,3 +407,69 @@ async fn local_verifier_resyncs_when_its_cursor_is_refused() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+/// A DPoP-bound session through the SDK: `TokenSource::with_dpop` refreshes
+/// with proofs by its key, and `dpop_proof` makes the proofs that go with
+/// the access token, which the server's `Verify` accepts once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_source_proves_its_dpop_key() {
+    use std::sync::Arc;
+    use tessera_client::DpopKey;
+    let (_env, server) = start(&[]).await;
+    let c = client(&server).await;
+    let key = Arc::new(DpopKey::generate().unwrap());
+    let pair = c
+        .issue(pb::IssueRequest {
+            dpop_jkt: key.jkt().into(),
+            ..issue_req("dora")
+        })
+        .await
+        .unwrap();
+    let source = TokenSource::with_dpop(
+        c.clone(),
+        pair.clone(),
+        key.clone(),
+        "https://auth.example.com/token",
+    );
+    let url = "https://api.example.com/orders";
+    let verify = |token: String, proof: String| pb::VerifyRequest {
+        dpop_proof: proof,
+        http_method: "GET".into(),
+        http_url: url.into(),
+        ..verify_req(&token)
+    };
+    let proof = source.dpop_proof("GET", url).unwrap().unwrap();
+    c.verify(verify(source.current(), proof.clone()))
+        .await
+        .expect("the SDK's proof");
+    let replay = c.verify(verify(source.current(), proof)).await.unwrap_err();
+    assert_eq!(
+        tessera_client::reason(&replay).unwrap(),
+        "DPOP_PROOF_REPLAYED"
+    );
+    // A refresh with a proof by the key: the source's refresh works, a
+    // plain one does not.
+    let plain = c.refresh(&pair.refresh_token, "").await.unwrap_err();
+    assert!(
+        format!("{plain:?}").contains("TOKEN_BINDING_MISMATCH"),
+        "{plain:?}"
+    );
+    let before = source.current();
+    let after = source
+        .refresh_after(&before)
+        .await
+        .expect("refresh with a proof");
+    assert_ne!(after, before);
+    assert_eq!(source.refreshes(), 1);
+    let proof = source.dpop_proof("GET", url).unwrap().unwrap();
+    c.verify(verify(after, proof))
+        .await
+        .expect("the refreshed token with a fresh proof");
+    // A source without a key makes no proofs.
+    let plain_source = TokenSource::new(c.clone(), issue_now(&c).await, "");
+    assert!(plain_source.dpop_proof("GET", url).is_none());
+}
+
+async fn issue_now(c: &TesseraClient) -> pb::TokenPair {
+    c.issue(issue_req("plain")).await.unwrap()
+}

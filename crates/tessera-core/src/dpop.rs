@@ -199,6 +199,84 @@ pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenE
     })
 }
 
+/// A client's DPoP key (ES256, P-256), for clients that make proofs: the
+/// Rust SDK's `TokenSource`, tests. The private key never leaves it.
+pub struct DpopKey {
+    pair: aws_lc_rs::signature::EcdsaKeyPair,
+    jwk: Value,
+    jkt: String,
+}
+
+impl std::fmt::Debug for DpopKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DpopKey")
+            .field("jkt", &self.jkt)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DpopKey {
+    /// A new random key.
+    pub fn generate() -> Result<Self, TokenError> {
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let fail = || TokenError::Internal("DPoP key generation".into());
+        let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|_| fail())?;
+        // Uncompressed point: 0x04 || x (32 bytes) || y (32 bytes).
+        let point = pair.public_key().as_ref().to_vec();
+        if point.len() != 65 || point[0] != 4 {
+            return Err(fail());
+        }
+        let jwk = json!({
+            "kty": "EC",
+            "crv": "P-256",
+            "x": B64.encode(&point[1..33]),
+            "y": B64.encode(&point[33..]),
+        });
+        let jkt = jwk_thumbprint(&jwk).ok_or_else(fail)?;
+        Ok(DpopKey { pair, jwk, jkt })
+    }
+
+    /// The key's RFC 7638 thumbprint: what Issue's `dpop_jkt` takes.
+    pub fn jkt(&self) -> &str {
+        &self.jkt
+    }
+
+    /// A proof for the request `method url` at `now` (Unix seconds), with
+    /// `ath` for `access_token` when the request carries one.
+    pub fn proof(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        now: i64,
+    ) -> Result<String, TokenError> {
+        let fail = || TokenError::Internal("DPoP proof signing".into());
+        let mut jti = [0u8; 16];
+        aws_lc_rs::rand::fill(&mut jti).map_err(|_| fail())?;
+        let header = json!({"typ": DPOP_TYP, "alg": "ES256", "jwk": self.jwk});
+        let mut claims = json!({
+            "jti": B64.encode(jti),
+            "htm": method,
+            "htu": url,
+            "iat": now,
+        });
+        if let Some(token) = access_token {
+            claims["ath"] = json!(access_token_hash(token));
+        }
+        let message = format!(
+            "{}.{}",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        let signature = self
+            .pair
+            .sign(&rng, message.as_bytes())
+            .map_err(|_| fail())?;
+        Ok(format!("{message}.{}", B64.encode(signature.as_ref())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +295,50 @@ mod tests {
             jwk_thumbprint(&jwk).unwrap(),
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
+    }
+
+    #[test]
+    fn a_generated_key_makes_proofs_that_verify() {
+        let key = DpopKey::generate().unwrap();
+        let now = 1_800_000_000;
+        let proof = key
+            .proof("POST", "https://as.example/token", Some("tok"), now)
+            .unwrap();
+        let ok = verify_proof(
+            &proof,
+            &ProofRequest {
+                method: "POST",
+                url: "https://as.example/token?x=1",
+                access_token: Some("tok"),
+                now,
+                max_age: 60,
+            },
+        )
+        .unwrap();
+        assert_eq!(ok.jkt, key.jkt());
+        // Another method, another token, another key's thumbprint.
+        for (method, token) in [
+            ("GET", Some("tok")),
+            ("POST", Some("other")),
+            ("POST", None),
+        ] {
+            let r = verify_proof(
+                &proof,
+                &ProofRequest {
+                    method,
+                    url: "https://as.example/token",
+                    access_token: token,
+                    now,
+                    max_age: 60,
+                },
+            );
+            if token.is_none() {
+                assert!(r.is_ok(), "ath is not required without a token");
+            } else {
+                assert_eq!(r, Err(TokenError::DpopProofInvalid), "{method} {token:?}");
+            }
+        }
+        assert_ne!(DpopKey::generate().unwrap().jkt(), key.jkt());
     }
 
     #[test]
