@@ -178,6 +178,26 @@ async fn dpop_bound_sessions_verify_and_refresh_only_with_proofs_of_their_key() 
         "TOKEN_BINDING_MISMATCH",
     );
 
+    // Sliding renewal keeps the binding: the successor carries cnf.jkt.
+    let renewing = env.server(&["--issue-rate=off", "--access-ttl=4m"]).await;
+    let mut r = renewing.client().await;
+    let short = bound_pair(&mut r, &key, "rene").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let renewed = r
+        .verify(pb::VerifyRequest {
+            renew: true,
+            ..verify_with(
+                &short.access_token,
+                &key.proof(METHOD, URL, Some(&short.access_token)),
+            )
+        })
+        .await
+        .expect("renew")
+        .into_inner()
+        .renewed_access_token;
+    assert!(!renewed.is_empty(), "in the critical band");
+    assert_eq!(payload(&renewed)["cnf"]["jkt"], key.jkt().as_str());
+
     // An unbound token with a proof verifies normally.
     let free = issue(&mut c, "bob").await;
     c.verify(verify_with(
