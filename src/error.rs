@@ -71,6 +71,10 @@ pub enum Error {
     /// allows, and the cap refuses rather than evicts.
     #[error("the subject has the most live sessions allowed")]
     SessionLimit,
+    /// A DPoP proof without the server's current nonce (`--dpop-nonce`):
+    /// `DPOP_PROOF_INVALID`, with the nonce to use in `dpop-nonce`.
+    #[error("DPoP proof must carry the server nonce (see the dpop-nonce metadata)")]
+    DpopNonce { nonce: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A bug or an impossible state; logged, reported as INTERNAL.
@@ -95,6 +99,7 @@ impl Error {
             Error::CursorInvalid => reason::CURSOR_INVALID,
             Error::RateLimited { .. } => reason::RATE_LIMITED,
             Error::SessionLimit => reason::SESSION_LIMIT,
+            Error::DpopNonce { .. } => reason::DPOP_PROOF_INVALID,
             Error::Store(_) => reason::STORE_UNAVAILABLE,
             Error::Internal(_) => reason::INTERNAL,
         }
@@ -119,7 +124,8 @@ impl Error {
             },
             Error::RefreshTokenInvalid
             | Error::RefreshTokenReused
-            | Error::CallerUnauthenticated => Code::Unauthenticated,
+            | Error::CallerUnauthenticated
+            | Error::DpopNonce { .. } => Code::Unauthenticated,
             Error::CallerNotAllowed => Code::PermissionDenied,
             Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
             Error::RateLimited { .. } | Error::SessionLimit => Code::ResourceExhausted,
@@ -182,9 +188,18 @@ pub fn to_status(err: &Error) -> Status {
         | Error::RefreshTokenReused
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
-        | Error::SessionLimit => err.to_string(),
+        | Error::SessionLimit
+        | Error::DpopNonce { .. } => err.to_string(),
     };
-    Status::with_error_details_vec(err.code(), message, details)
+    let mut status = Status::with_error_details_vec(err.code(), message, details);
+    if let Error::DpopNonce { nonce } = err {
+        if let Ok(value) = nonce.parse() {
+            status
+                .metadata_mut()
+                .insert(tessera_core::wire::DPOP_NONCE_HEADER, value);
+        }
+    }
+    status
 }
 
 /// The reason of a status returned by Tessera, if it carries one.
@@ -213,7 +228,8 @@ pub fn failed(rpc: &str, err: Error) -> Status {
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
         | Error::InvalidArgument(_)
-        | Error::CursorInvalid => tracing::debug!(rpc, reason, "call failed"),
+        | Error::CursorInvalid
+        | Error::DpopNonce { .. } => tracing::debug!(rpc, reason, "call failed"),
     }
     Status::from(err)
 }

@@ -194,6 +194,11 @@ pub struct ServeArgs {
     /// a proof's `jti` is remembered for twice that, across replicas.
     #[arg(long, env = "TESSERA_DPOP_WINDOW", default_value = "60s")]
     pub dpop_window: Dur,
+    /// Require DPoP proofs to carry a server nonce (RFC 9449 §8): a proof
+    /// without the current one is refused with the nonce in the
+    /// `dpop-nonce` metadata; nonces change every `--dpop-window`.
+    #[arg(long, env = "TESSERA_DPOP_NONCE", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub dpop_nonce: bool,
     /// Most live sessions per subject (`0` = no cap).
     #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = 0)]
     pub max_sessions_per_subject: u32,

@@ -64,6 +64,8 @@ pub struct Policy {
     pub session_cap: Option<crate::store::SessionCap>,
     /// `--dpop-window`: how far a proof's `iat` may be from now.
     pub dpop_window: Duration,
+    /// `--dpop-nonce`: proofs must carry a server nonce.
+    pub dpop_nonce: bool,
 }
 
 impl Policy {
@@ -104,6 +106,7 @@ impl Policy {
                 max_bytes: a.verify_cache_bytes,
             },
             dpop_window: a.dpop_window.0,
+            dpop_nonce: a.dpop_nonce,
             session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
                 max: a.max_sessions_per_subject,
                 evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,
@@ -162,6 +165,8 @@ pub struct Authority<S: Store> {
     pub(crate) policy: Policy,
     pub(crate) verifier: TokenVerifier,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The DPoP nonces of the current and previous windows, with the window.
+    nonces: std::sync::Mutex<Option<(i64, String, String)>>,
 }
 
 impl<S: Store> Authority<S> {
@@ -180,6 +185,7 @@ impl<S: Store> Authority<S> {
             policy,
             verifier,
             shutdown,
+            nonces: std::sync::Mutex::new(None),
         }
     }
 }
@@ -257,6 +263,14 @@ impl<S: Store> Authority<S> {
                 max_age: window,
             },
         )?;
+        if self.policy.dpop_nonce {
+            let (current, previous) = self.dpop_nonces(now_ms).await?;
+            if proof.nonce.as_deref() != Some(current.as_str())
+                && proof.nonce.as_deref() != Some(previous.as_str())
+            {
+                return Err(Error::DpopNonce { nonce: current });
+            }
+        }
         // One key per (key, jti), hashed: any bytes, no injection.
         let replay_key = tokens::sha256_b64(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
         let fresh = self
@@ -267,6 +281,64 @@ impl<S: Store> Authority<S> {
             return Err(Error::Token(TokenError::DpopProofReplayed));
         }
         Ok(proof)
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// The server's DPoP nonces (RFC 9449 §8): one per `--dpop-window`,
+    /// random, the same on every replica (the first replica to need a
+    /// window's nonce puts it in the store); the current window's and the
+    /// previous one's are accepted.
+    pub(crate) async fn dpop_nonces(&self, now_ms: i64) -> Result<(String, String), Error> {
+        let window_ms = (self.policy.dpop_window.as_millis() as i64).max(1000);
+        let w = now_ms.div_euclid(window_ms);
+        if let Some((cached, current, previous)) = self
+            .nonces
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            if cached == w {
+                return Ok((current, previous));
+            }
+        }
+        let mut values = Vec::with_capacity(2);
+        for window in [w, w - 1] {
+            values.push(
+                self.store
+                    .shared_value(
+                        &format!("dpop-nonce:{window}"),
+                        &random_b64::<18>(),
+                        (window + 3) * window_ms,
+                        now_ms,
+                    )
+                    .await?,
+            );
+        }
+        let previous = values.pop().unwrap_or_default();
+        let current = values.pop().unwrap_or_default();
+        *self.nonces.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((w, current.clone(), previous.clone()));
+        Ok((current, previous))
+    }
+
+    /// Put the current DPoP nonce on an answer to a call that carried a
+    /// proof (`--dpop-nonce`), for the client's next proof.
+    pub(crate) async fn with_dpop_nonce<T>(
+        &self,
+        had_proof: bool,
+        mut response: Response<T>,
+    ) -> Response<T> {
+        if self.policy.dpop_nonce && had_proof {
+            if let Ok((current, _)) = self.dpop_nonces(crate::clock::now_ms()).await {
+                if let Ok(value) = current.parse() {
+                    response
+                        .metadata_mut()
+                        .insert(tessera_core::wire::DPOP_NONCE_HEADER, value);
+                }
+            }
+        }
+        response
     }
 }
 
@@ -336,7 +408,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let result = self.refresh(request.into_inner(), &caller).await;
+        let request = request.into_inner();
+        let had_proof = !request.dpop_proof.is_empty();
+        let result = self.refresh(request, &caller).await;
         let outcome = match &result {
             Ok((_, outcome)) => *outcome,
             Err(Error::RefreshTokenReused) => "reused",
@@ -348,7 +422,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
         metrics::counter!(telemetry::TOKEN_REFRESH).increment(1);
         let (response, _) = result.map_err(|e| failed("Refresh", e))?;
-        Ok(Response::new(response))
+        Ok(self
+            .with_dpop_nonce(had_proof, Response::new(response))
+            .await)
     }
 
     async fn verify(
@@ -358,6 +434,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
         let peer = peer_cert_thumbprint(&extensions);
+        let had_proof = !request.dpop_proof.is_empty();
         let result = self.verify(request, caller, peer).await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
@@ -373,7 +450,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
                     .insert(tessera_core::wire::NEW_TOKEN_HEADER, value);
             }
         }
-        Ok(response)
+        Ok(self.with_dpop_nonce(had_proof, response).await)
     }
 
     async fn revoke(

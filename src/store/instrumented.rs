@@ -29,6 +29,19 @@ impl<S: Store> Store for Instrumented<S> {
         store_op("create_session", self.0.create_session(s))
     }
 
+    fn shared_value(
+        &self,
+        key: &str,
+        candidate: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send {
+        store_op(
+            "shared_value",
+            self.0.shared_value(key, candidate, expires_at_ms, now_ms),
+        )
+    }
+
     fn first_use(
         &self,
         key: &str,

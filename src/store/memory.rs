@@ -51,6 +51,8 @@ struct State {
     renewals: HashMap<String, (i64, i64)>,
     /// `first_use` keys → expires at ms.
     used: HashMap<String, i64>,
+    /// `shared_value` keys → (value, expires at ms).
+    shared: HashMap<String, (String, i64)>,
     /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
     cutoffs: HashMap<String, (i64, i64)>,
     /// Subject key → its sessions (the `ss:` index of the Redis store).
@@ -121,6 +123,7 @@ impl State {
         self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
         self.renewals.retain(|_, (_, exp)| *exp > now_ms);
         self.used.retain(|_, exp| *exp > now_ms);
+        self.shared.retain(|_, (_, exp)| *exp > now_ms);
         self.rates.retain(|_, tat| *tat > now_ms);
     }
 
@@ -663,6 +666,25 @@ impl Store for MemoryStore {
             }
         });
         Ok(out)
+    }
+
+    async fn shared_value(
+        &self,
+        key: &str,
+        candidate: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> Result<String, StoreError> {
+        let mut st = self.lock();
+        st.tick(now_ms);
+        match st.shared.get(key) {
+            Some((value, exp)) if *exp > now_ms => Ok(value.clone()),
+            _ => {
+                st.shared
+                    .insert(key.to_owned(), (candidate.to_owned(), expires_at_ms));
+                Ok(candidate.to_owned())
+            }
+        }
     }
 
     async fn first_use(

@@ -464,6 +464,17 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// The value of `key`: `candidate` if `key` holds none (then kept until
+    /// `expires_at_ms`), else the one already there. Every replica gets the
+    /// same answer (the DPoP nonce of a time window).
+    fn shared_value(
+        &self,
+        key: &str,
+        candidate: &str,
+        expires_at_ms: i64,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
     /// Does the store answer? With its clock (Unix ms) when it has one of
     /// its own, which replicas then share (see `crate::clock`).
     fn ping(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;

@@ -55,6 +55,11 @@ pub fn dpop_proof(key: &str) -> String {
     format!("dp:{key}")
 }
 
+/// A value every replica shares (`shared_value`), e.g. a DPoP nonce.
+pub fn shared(name: &str) -> String {
+    format!("sv:{name}")
+}
+
 /// A GCRA budget's state (Redis adds this prefix to the budget's name).
 pub fn rate(name: &str) -> String {
     format!("rl:{name}")

@@ -426,3 +426,53 @@ async fn hostile_dpop_proofs_are_refused_with_their_reason() {
     );
     assert_eq!(violations(&status), vec!["http_method", "http_url"]);
 }
+
+/// `--dpop-nonce` (RFC 9449 §8): a proof without the server's nonce is
+/// refused with the nonce to use; proofs with it verify on every replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_nonces_are_required_and_shared_by_the_replicas() {
+    let env = Env::new(Backend::Redis).await;
+    let a = env.server(&["--dpop-nonce"]).await;
+    let b = env.server(&["--dpop-nonce"]).await;
+    let mut ca = a.client().await;
+    let mut cb = b.client().await;
+    let key = ClientKey::new(KeyAlg::Es256);
+    let pair = bound_pair(&mut ca, &key, "nina").await;
+    let token = pair.access_token.clone();
+    let with_nonce = |nonce: Option<&str>| {
+        let mut claims = json!({
+            "jti": tessera::service::random_b64::<12>(),
+            "htm": METHOD, "htu": URL, "iat": now(),
+            "ath": access_token_hash(&token),
+        });
+        if let Some(n) = nonce {
+            claims["nonce"] = json!(n);
+        }
+        key.sign(&key.header(), &claims)
+    };
+    let refused = ca
+        .verify(verify_with(&token, &with_nonce(None)))
+        .await
+        .unwrap_err();
+    assert_eq!(reason(&refused), "DPOP_PROOF_INVALID");
+    let nonce = refused
+        .metadata()
+        .get("dpop-nonce")
+        .expect("the nonce to use")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let ok = ca
+        .verify(verify_with(&token, &with_nonce(Some(&nonce))))
+        .await
+        .expect("a proof with the nonce");
+    assert!(ok.metadata().get("dpop-nonce").is_some(), "the next nonce");
+    cb.verify(verify_with(&token, &with_nonce(Some(&nonce))))
+        .await
+        .expect("the other replica shares the nonce");
+    expect_reason(
+        cb.verify(verify_with(&token, &with_nonce(Some("made-up"))))
+            .await,
+        "DPOP_PROOF_INVALID",
+    );
+}

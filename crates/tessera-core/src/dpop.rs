@@ -39,6 +39,8 @@ pub struct Proof {
     /// The proof's unique id (for the replay set).
     pub jti: String,
     pub iat: i64,
+    /// The server nonce the proof carries (RFC 9449 §8), if any.
+    pub nonce: Option<String>,
 }
 
 /// What a proof must match.
@@ -196,6 +198,10 @@ pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenE
         jkt: jwk_thumbprint(jwk_value).ok_or_else(invalid)?,
         jti: jti.to_owned(),
         iat,
+        nonce: claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
     })
 }
 
@@ -250,6 +256,19 @@ impl DpopKey {
         access_token: Option<&str>,
         now: i64,
     ) -> Result<String, TokenError> {
+        self.proof_with_nonce(method, url, access_token, None, now)
+    }
+
+    /// [`DpopKey::proof`] carrying the server's `nonce` (RFC 9449 §8, the
+    /// `dpop-nonce` metadata of Tessera's last answer).
+    pub fn proof_with_nonce(
+        &self,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        nonce: Option<&str>,
+        now: i64,
+    ) -> Result<String, TokenError> {
         let fail = || TokenError::Internal("DPoP proof signing".into());
         let mut jti = [0u8; 16];
         aws_lc_rs::rand::fill(&mut jti).map_err(|_| fail())?;
@@ -262,6 +281,9 @@ impl DpopKey {
         });
         if let Some(token) = access_token {
             claims["ath"] = json!(access_token_hash(token));
+        }
+        if let Some(nonce) = nonce {
+            claims["nonce"] = json!(nonce);
         }
         let message = format!(
             "{}.{}",

@@ -33,6 +33,11 @@ pub const RPC_NAMES: &[&str] = &[
     "ListSessions",
 ];
 
+/// Metadata with the server's current DPoP nonce (RFC 9449 §8, the
+/// `DPoP-Nonce` header of HTTP), on Verify and Refresh answers when
+/// `--dpop-nonce` is on.
+pub const DPOP_NONCE_HEADER: &str = "dpop-nonce";
+
 /// `ErrorInfo.reason` codes.
 pub mod reason {
     pub const TOKEN_MALFORMED: &str = "TOKEN_MALFORMED";

@@ -465,6 +465,29 @@ impl Store for RedisStore {
         Ok(log::follow(subscriber))
     }
 
+    async fn shared_value(
+        &self,
+        name: &str,
+        candidate: &str,
+        expires_at_ms: i64,
+        _now_ms: i64,
+    ) -> Result<String, StoreError> {
+        use fred::types::{Expiration, SetOptions};
+        // SET NX GET (Redis 7): the old value, or nil when ours was set.
+        let old: Option<String> = self
+            .client
+            .set(
+                key(&schema::shared(name)),
+                candidate,
+                Some(Expiration::PXAT(expires_at_ms)),
+                Some(SetOptions::NX),
+                true,
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(old.unwrap_or_else(|| candidate.to_owned()))
+    }
+
     async fn first_use(
         &self,
         key_name: &str,
