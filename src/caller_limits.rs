@@ -7,8 +7,6 @@ use std::task::{Context, Poll};
 use crate::callers::CallerName;
 use crate::error::Error;
 
-use tessera_core::wire::SERVICE_PATH_PREFIX as SERVICE_PREFIX;
-
 /// The name of the authorized caller of a request (`anonymous` without callers).
 pub fn caller_name(extensions: &http::Extensions) -> &str {
     extensions
@@ -106,10 +104,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let rates = &self.limits.rates;
-        let limit = req
-            .uri()
-            .path()
-            .strip_prefix(SERVICE_PREFIX)
+        let limit = tessera_core::wire::rpc_of_path(req.uri().path())
             .filter(|rpc| *rpc != "Issue")
             .and_then(|rpc| {
                 rates

@@ -37,7 +37,6 @@ use subtle::ConstantTimeEq;
 
 use crate::error::{to_status, Error};
 
-use tessera_core::wire::SERVICE_PATH_PREFIX as SERVICE_PREFIX;
 pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
 
 #[derive(Debug, Deserialize)]
@@ -354,7 +353,7 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
-        let Some(rpc) = req.uri().path().strip_prefix(SERVICE_PREFIX) else {
+        let Some(rpc) = tessera_core::wire::rpc_of_path(req.uri().path()) else {
             // Health and reflection stay open for probes.
             return futures::future::Either::Left(self.inner.call(req));
         };

@@ -249,8 +249,13 @@ async fn run<S: Store>(
             None => false,
         });
     }
-    let service = pb::token_authority_server::TokenAuthorityServer::new(authority)
+    let authority = std::sync::Arc::new(authority);
+    let service = pb::token_authority_server::TokenAuthorityServer::from_arc(authority.clone())
         .max_decoding_message_size(error::MAX_REQUEST_BYTES);
+    // Envoy's external authorization, beside the authority (service/ext_authz.rs).
+    let ext_authz =
+        envoy_types::ext_authz::v3::pb::AuthorizationServer::from_arc(authority.clone())
+            .max_decoding_message_size(error::MAX_REQUEST_BYTES);
 
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
     let drain = async move {
@@ -292,6 +297,7 @@ async fn run<S: Store>(
         .add_service(reflection)
         .add_service(reflection_v1alpha)
         .add_service(service)
+        .add_service(ext_authz)
         .serve_with_incoming_shutdown(incoming, drain);
     let drain_timeout = args.drain_timeout.0;
     let deadline = async move {

@@ -230,6 +230,13 @@ pub fn verify_ok() {
 }
 
 fn method_label(path: &str) -> &'static str {
+    if path.starts_with("/grpc.health.v1.Health/") {
+        return if path.ends_with("/Watch") {
+            "HealthWatch"
+        } else {
+            "HealthCheck"
+        };
+    }
     let name = path.rsplit('/').next().unwrap_or("");
     if let Some(rpc) = tessera_core::wire::RPC_NAMES
         .iter()
@@ -237,11 +244,7 @@ fn method_label(path: &str) -> &'static str {
     {
         return rpc;
     }
-    match name {
-        "Check" => "HealthCheck",
-        "Watch" => "HealthWatch",
-        _ => "other",
-    }
+    "other"
 }
 
 fn code_label(code: &str) -> &'static str {

@@ -21,6 +21,7 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+mod ext_authz;
 mod issue;
 mod refresh;
 mod revoke;

@@ -17,6 +17,7 @@ mod cluster;
 mod deploy;
 mod dpop;
 mod examples;
+mod ext_authz;
 mod feed;
 mod fuzz_seeds;
 mod hardening;

@@ -22,7 +22,8 @@ pub const API_KEY_HEADER: &str = "x-tessera-key";
 /// Response metadata that carries a token minted by sliding renewal.
 pub const NEW_TOKEN_HEADER: &str = "x-new-token";
 
-/// The RPC names a caller may be allowed (`allow` in the callers file).
+/// The RPC names a caller may be allowed (`allow` in the callers file);
+/// `Check` is Envoy's external authorization (`ENVOY_CHECK_PATH`).
 pub const RPC_NAMES: &[&str] = &[
     "Issue",
     "Refresh",
@@ -31,7 +32,19 @@ pub const RPC_NAMES: &[&str] = &[
     "WatchRevocations",
     "GetJwks",
     "ListSessions",
+    "Check",
 ];
+
+/// The gRPC path of Envoy's `Authorization/Check`, served beside the
+/// authority and authorized as the RPC `Check`.
+pub const ENVOY_CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// The RPC name of a gRPC path, for authorization: a method of the
+/// authority, or `Check` for Envoy's; `None` for health and reflection.
+pub fn rpc_of_path(path: &str) -> Option<&str> {
+    path.strip_prefix(SERVICE_PATH_PREFIX)
+        .or_else(|| (path == ENVOY_CHECK_PATH).then_some("Check"))
+}
 
 /// Metadata with the server's current DPoP nonce (RFC 9449 §8, the
 /// `DPoP-Nonce` header of HTTP), on Verify and Refresh answers when

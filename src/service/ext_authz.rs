@@ -1,0 +1,197 @@
+//! Envoy external authorization (`envoy.service.auth.v3.Authorization/Check`)
+//! on the gRPC port: Envoy, Istio and other meshes ask Tessera about each
+//! request, and Tessera answers with the same code path as `Verify`.
+//!
+//! - The token is the `authorization: Bearer …` header; per-route
+//!   requirements come from `context_extensions`: `audience`, `scopes`
+//!   (space-separated), `consistency` (`strong`), `renew` (`true`).
+//! - DPoP (RFC 9449): the `dpop` header is the proof, for the request's
+//!   method and `scheme://host/path`. Certificate-bound tokens (RFC 8705):
+//!   the client certificate Envoy saw (`source.certificate`, URL-encoded
+//!   PEM) gives the thumbprint.
+//! - Allowed: `OkResponse` adding `x-tessera-subject`, `x-tessera-tenant`,
+//!   `x-tessera-session`, `x-tessera-scopes`, `x-tessera-roles` upstream,
+//!   and a renewed token as `x-new-token` downstream.
+//! - Denied: 401 (403 for a missing scope) with `WWW-Authenticate: Bearer
+//!   error="invalid_token", error_description="…"` (RFC 6750 §3) and
+//!   `x-tessera-reason`; 503 when Tessera cannot answer — never an allow.
+//!
+//! The gateway is a caller like any other: `allow = ["Check"]`.
+
+use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse, HttpStatusCode};
+use envoy_types::ext_authz::v3::{
+    CheckRequestExt, CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
+};
+use tonic::{Request, Response, Status};
+
+use super::Authority;
+use crate::error::Error;
+use crate::pb;
+use crate::store::Store;
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// The RFC 8705 thumbprint of the client certificate Envoy reports.
+fn source_cert_thumbprint(req: &CheckRequest) -> Option<String> {
+    let pem_text = &req.attributes.as_ref()?.source.as_ref()?.certificate;
+    if pem_text.is_empty() {
+        return None;
+    }
+    let block = pem::parse(percent_decode(pem_text)?).ok()?;
+    Some(tessera_core::checks::cert_thumbprint(block.contents()))
+}
+
+fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckResponse {
+    let mut http = DeniedHttpResponseBuilder::new();
+    http.set_http_status(status);
+    let challenge = if reason.is_empty() {
+        // No credentials at all (RFC 6750 §3.1: no error code then).
+        "Bearer".to_owned()
+    } else if status == HttpStatusCode::Forbidden {
+        format!("Bearer error=\"insufficient_scope\", error_description=\"{description}\"")
+    } else {
+        format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
+    };
+    if status != HttpStatusCode::ServiceUnavailable {
+        http.add_header("www-authenticate", challenge, None, false);
+    }
+    http.add_header("x-tessera-reason", reason, None, false);
+    let grpc_status = match status {
+        HttpStatusCode::Forbidden => Status::permission_denied(description),
+        HttpStatusCode::ServiceUnavailable => Status::unavailable(description),
+        _ => Status::unauthenticated(description),
+    };
+    let mut response = CheckResponse::with_status(grpc_status);
+    response.set_http_response(http);
+    response
+}
+
+impl<S: Store> Authority<S> {
+    async fn check_request(&self, req: CheckRequest, caller: &str) -> CheckResponse {
+        let empty = Default::default();
+        let headers = req.get_client_headers().unwrap_or(&empty);
+        let Some(authorization) = headers.get("authorization") else {
+            return denied(HttpStatusCode::Unauthorized, "", "no bearer token");
+        };
+        let Some(token) = authorization
+            .strip_prefix("Bearer ")
+            .or_else(|| authorization.strip_prefix("bearer "))
+            .or_else(|| authorization.strip_prefix("DPoP "))
+        else {
+            return denied(HttpStatusCode::Unauthorized, "", "not a bearer token");
+        };
+        let attributes = req.attributes.as_ref();
+        let route = attributes.map(|a| &a.context_extensions);
+        let ext = |k: &str| route.and_then(|r| r.get(k)).cloned().unwrap_or_default();
+        let http = attributes
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        let (method, url) = http.map_or((String::new(), String::new()), |h| {
+            let scheme = if h.scheme.is_empty() {
+                "https"
+            } else {
+                &h.scheme
+            };
+            (h.method.clone(), format!("{scheme}://{}{}", h.host, h.path))
+        });
+        let dpop_proof = headers.get("dpop").cloned().unwrap_or_default();
+        let verify = pb::VerifyRequest {
+            access_token: token.trim().to_owned(),
+            audience: ext("audience"),
+            required_scopes: ext("scopes")
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            consistency: if ext("consistency").eq_ignore_ascii_case("strong") {
+                pb::Consistency::Strong as i32
+            } else {
+                pb::Consistency::Unspecified as i32
+            },
+            renew: ext("renew") == "true",
+            http_method: if dpop_proof.is_empty() {
+                String::new()
+            } else {
+                method
+            },
+            http_url: if dpop_proof.is_empty() {
+                String::new()
+            } else {
+                url
+            },
+            dpop_proof,
+            ..Default::default()
+        };
+        match self
+            .verify(verify, caller, source_cert_thumbprint(&req))
+            .await
+        {
+            Ok((response, renewed)) => {
+                let claims = response.claims.unwrap_or_default();
+                let mut ok = OkHttpResponseBuilder::new();
+                for (name, value) in [
+                    ("x-tessera-subject", claims.subject),
+                    ("x-tessera-tenant", claims.tenant),
+                    ("x-tessera-session", claims.session_id),
+                    ("x-tessera-scopes", claims.scopes.join(" ")),
+                    ("x-tessera-roles", claims.roles.join(" ")),
+                ] {
+                    ok.add_header(name, value, None, true);
+                }
+                if let Some(token) = renewed {
+                    ok.add_response_header(
+                        tessera_core::wire::NEW_TOKEN_HEADER,
+                        token,
+                        None,
+                        false,
+                    );
+                }
+                let mut response = CheckResponse::with_status(Status::ok("authorized"));
+                response.set_http_response(ok);
+                response
+            }
+            Err(e) => {
+                let reason = e.reason();
+                let description = e.to_string().replace('"', "'");
+                let status = match &e {
+                    Error::Store(_) | Error::Internal(_) => HttpStatusCode::ServiceUnavailable,
+                    Error::Token(tessera_core::error::TokenError::ScopeMissing) => {
+                        HttpStatusCode::Forbidden
+                    }
+                    Error::InvalidArgument(_) | Error::RateLimited { .. } => {
+                        HttpStatusCode::Unauthorized
+                    }
+                    _ => HttpStatusCode::Unauthorized,
+                };
+                denied(status, reason, &description)
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl<S: Store> Authorization for Authority<S> {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let caller = crate::caller_limits::caller_name(&extensions);
+        Ok(Response::new(self.check_request(request, caller).await))
+    }
+}
