@@ -363,3 +363,32 @@ async fn envoy_check_takes_dpop_and_certificates_from_the_request() {
         .into_inner();
     assert_eq!(outcome(&r).2["x-tessera-reason"], "TOKEN_BINDING_MISMATCH");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn envoy_check_denies_an_expired_token() {
+    let env = Env::new(Backend::Memory).await;
+    let server = env.server(&["--access-ttl=1s", "--leeway=0s"]).await;
+    let mut c = server.client().await;
+    let mut e = envoy(&server).await;
+    let pair = issue(&mut c, "eve").await;
+    let bearer = format!("Bearer {}", pair.access_token);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = e
+            .check(check_request(&[("authorization", &bearer)], &[], ""))
+            .await
+            .unwrap()
+            .into_inner();
+        let (allowed, status, h, _) = outcome(&r);
+        if !allowed {
+            assert_eq!(
+                (status, h["x-tessera-reason"].as_str()),
+                (401, "TOKEN_EXPIRED")
+            );
+            assert!(h["www-authenticate"].contains("invalid_token"));
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never expired");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
