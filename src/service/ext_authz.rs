@@ -14,7 +14,10 @@
 //!   and a renewed token as `x-new-token` downstream.
 //! - Denied: 401 (403 for a missing scope) with `WWW-Authenticate: Bearer
 //!   error="invalid_token", error_description="…"` (RFC 6750 §3) and
-//!   `x-tessera-reason`; 503 when Tessera cannot answer — never an allow.
+//!   `x-tessera-reason`; 429 if a budget refused; 503 when Tessera cannot
+//!   answer — never an allow. (A gateway over its own `--caller-rate Check`
+//!   budget gets the gRPC `RESOURCE_EXHAUSTED` itself, which Envoy treats as
+//!   a failure of the check: with `failure_mode_allow: false`, a denial.)
 //!
 //! The gateway is a caller like any other: `allow = ["Check"]`.
 
@@ -67,12 +70,16 @@ fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckRespo
     } else {
         format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
     };
-    if status != HttpStatusCode::ServiceUnavailable {
+    if matches!(
+        status,
+        HttpStatusCode::Unauthorized | HttpStatusCode::Forbidden
+    ) {
         http.add_header("www-authenticate", challenge, None, false);
     }
     http.add_header("x-tessera-reason", reason, None, false);
     let grpc_status = match status {
         HttpStatusCode::Forbidden => Status::permission_denied(description),
+        HttpStatusCode::TooManyRequests => Status::resource_exhausted(description),
         HttpStatusCode::ServiceUnavailable => Status::unavailable(description),
         _ => Status::unauthenticated(description),
     };
@@ -173,9 +180,7 @@ impl<S: Store> Authority<S> {
                     Error::Token(tessera_core::error::TokenError::ScopeMissing) => {
                         HttpStatusCode::Forbidden
                     }
-                    Error::InvalidArgument(_) | Error::RateLimited { .. } => {
-                        HttpStatusCode::Unauthorized
-                    }
+                    Error::RateLimited { .. } => HttpStatusCode::TooManyRequests,
                     _ => HttpStatusCode::Unauthorized,
                 };
                 denied(status, reason, &description)
