@@ -88,6 +88,19 @@ mod values;
 
 pub use values::{key_alg_parser, CallerRate, Dur, KeyAlg, RateSpec};
 
+/// A header-name prefix: lowercase token characters (RFC 9110 §5.6.2).
+fn header_prefix(s: &str) -> Result<String, String> {
+    if !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("lowercase letters, digits and '-', at most 64".into())
+    }
+}
+
 /// What Issue does when a subject is at `--max-sessions-per-subject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionCapPolicy {
@@ -190,6 +203,14 @@ pub struct ServeArgs {
     /// replication (a failover may lose the last revocations).
     #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// Envoy ext_authz: the prefix of the identity headers added upstream
+    /// (`<prefix>subject`, `tenant`, `session`, `scopes`, `roles`).
+    #[arg(long, env = "TESSERA_EXT_AUTHZ_HEADER_PREFIX", default_value = "x-tessera-", value_parser = header_prefix)]
+    pub ext_authz_header_prefix: String,
+    /// Envoy ext_authz: remove the request's `authorization` header before
+    /// it goes upstream (the upstream trusts the identity headers instead).
+    #[arg(long, env = "TESSERA_EXT_AUTHZ_STRIP_AUTHORIZATION", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub ext_authz_strip_authorization: bool,
     /// How far a DPoP proof's `iat` may be from now (plus `--leeway`);
     /// a proof's `jti` is remembered for twice that, across replicas.
     #[arg(long, env = "TESSERA_DPOP_WINDOW", default_value = "60s")]

@@ -9,9 +9,12 @@
 //!   method and `scheme://host/path`. Certificate-bound tokens (RFC 8705):
 //!   the client certificate Envoy saw (`source.certificate`, URL-encoded
 //!   PEM) gives the thumbprint.
-//! - Allowed: `OkResponse` adding `x-tessera-subject`, `x-tessera-tenant`,
-//!   `x-tessera-session`, `x-tessera-scopes`, `x-tessera-roles` upstream,
-//!   and a renewed token as `x-new-token` downstream.
+//! - Allowed: `OkResponse` setting `x-tessera-subject`, `x-tessera-tenant`,
+//!   `x-tessera-session`, `x-tessera-scopes`, `x-tessera-roles` upstream
+//!   (the prefix is `--ext-authz-header-prefix`; values a client sent under
+//!   these names are overwritten), removing `authorization` with
+//!   `--ext-authz-strip-authorization`, and a renewed token as
+//!   `x-new-token` downstream.
 //! - Denied: 401 (403 for a missing scope) with `WWW-Authenticate: Bearer
 //!   error="invalid_token", error_description="…"` (RFC 6750 §3) and
 //!   `x-tessera-reason`; 429 if a budget refused; 503 when Tessera cannot
@@ -151,14 +154,24 @@ impl<S: Store> Authority<S> {
             Ok((response, renewed)) => {
                 let claims = response.claims.unwrap_or_default();
                 let mut ok = OkHttpResponseBuilder::new();
+                let prefix = &self.policy.ext_authz_header_prefix;
                 for (name, value) in [
-                    ("x-tessera-subject", claims.subject),
-                    ("x-tessera-tenant", claims.tenant),
-                    ("x-tessera-session", claims.session_id),
-                    ("x-tessera-scopes", claims.scopes.join(" ")),
-                    ("x-tessera-roles", claims.roles.join(" ")),
+                    ("subject", claims.subject),
+                    ("tenant", claims.tenant),
+                    ("session", claims.session_id),
+                    ("scopes", claims.scopes.join(" ")),
+                    ("roles", claims.roles.join(" ")),
                 ] {
-                    ok.add_header(name, value, None, true);
+                    // Overwrite: a client cannot smuggle its own identity headers.
+                    ok.add_header(
+                        format!("{prefix}{name}"),
+                        value,
+                        Some(envoy_types::ext_authz::v3::pb::HeaderAppendAction::OverwriteIfExistsOrAdd),
+                        true,
+                    );
+                }
+                if self.policy.ext_authz_strip_authorization {
+                    ok.remove_header("authorization");
                 }
                 if let Some(token) = renewed {
                     ok.add_response_header(

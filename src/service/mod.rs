@@ -67,6 +67,9 @@ pub struct Policy {
     pub dpop_window: Duration,
     /// `--dpop-nonce`: proofs must carry a server nonce.
     pub dpop_nonce: bool,
+    /// `--ext-authz-header-prefix` and `--ext-authz-strip-authorization`.
+    pub ext_authz_header_prefix: String,
+    pub ext_authz_strip_authorization: bool,
 }
 
 impl Policy {
@@ -108,6 +111,8 @@ impl Policy {
             },
             dpop_window: a.dpop_window.0,
             dpop_nonce: a.dpop_nonce,
+            ext_authz_header_prefix: a.ext_authz_header_prefix.clone(),
+            ext_authz_strip_authorization: a.ext_authz_strip_authorization,
             session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
                 max: a.max_sessions_per_subject,
                 evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,

@@ -392,3 +392,56 @@ async fn envoy_check_denies_an_expired_token() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_header_names_and_stripping_are_configurable() {
+    use envoy_types::ext_authz::v3::pb::HeaderAppendAction;
+    let env = Env::new(Backend::Memory).await;
+    let server = env
+        .server(&[
+            "--ext-authz-header-prefix=x-auth-",
+            "--ext-authz-strip-authorization",
+        ])
+        .await;
+    let mut c = server.client().await;
+    let mut e = envoy(&server).await;
+    let pair = issue(&mut c, "fred").await;
+    let bearer = format!("Bearer {}", pair.access_token);
+    // The client tries to pass its own identity header.
+    let r = e
+        .check(check_request(
+            &[("authorization", &bearer), ("x-auth-subject", "root")],
+            &[],
+            "",
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
+        panic!("not allowed: {r:?}");
+    };
+    let subject = ok
+        .headers
+        .iter()
+        .find(|h| h.header.as_ref().is_some_and(|h| h.key == "x-auth-subject"))
+        .expect("the subject header");
+    assert_eq!(subject.header.as_ref().unwrap().value, "fred");
+    assert_eq!(
+        subject.append_action,
+        HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
+        "a client's own value is overwritten"
+    );
+    assert!(ok.headers_to_remove.contains(&"authorization".to_owned()));
+    assert!(
+        !ok.headers.iter().any(|h| h
+            .header
+            .as_ref()
+            .is_some_and(|h| h.key.starts_with("x-tessera-"))),
+        "the default prefix is replaced"
+    );
+    // A prefix that is not a header name is refused at start-up.
+    assert!(tessera::config::ServeArgs::parse_with_file(vec![
+        "--ext-authz-header-prefix=X Bad:".to_owned()
+    ])
+    .is_err());
+}
