@@ -61,6 +61,11 @@ async fn envoy(server: &Server) -> AuthorizationClient<Channel> {
     )
 }
 
+/// Envoy's `Check` of `req`, which Tessera must answer (allow or deny).
+async fn check(e: &mut AuthorizationClient<Channel>, req: CheckRequest) -> CheckResponse {
+    e.check(req).await.expect("Check answered").into_inner()
+}
+
 /// (allowed, HTTP status of a denial, headers to add upstream or to send
 /// downstream, response headers to add on allow).
 fn outcome(r: &CheckResponse) -> (bool, i32, HashMap<String, String>, HashMap<String, String>) {
@@ -98,11 +103,11 @@ async fn envoy_check_allows_and_denies_like_verify() {
     let bearer = format!("Bearer {}", pair.access_token);
 
     // A valid token: allowed, with who it is for the upstream.
-    let r = e
-        .check(check_request(&[("authorization", &bearer)], &[], ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &bearer)], &[], ""),
+    )
+    .await;
     let (allowed, status, headers, _) = outcome(&r);
     assert!(allowed && status == 200, "{r:?}");
     assert_eq!(headers["x-tessera-subject"], "alice");
@@ -118,11 +123,11 @@ async fn envoy_check_allows_and_denies_like_verify() {
         ([("scopes", "read admin")], 403, "SCOPE_MISSING"),
     ];
     for (route, want_status, want_reason) in cases {
-        let r = e
-            .check(check_request(&[("authorization", &bearer)], &route, ""))
-            .await
-            .unwrap()
-            .into_inner();
+        let r = check(
+            &mut e,
+            check_request(&[("authorization", &bearer)], &route, ""),
+        )
+        .await;
         let (allowed, status, headers, _) = outcome(&r);
         assert!(!allowed, "{route:?}");
         assert_eq!(
@@ -134,24 +139,20 @@ async fn envoy_check_allows_and_denies_like_verify() {
             "{headers:?}"
         );
     }
-    let r = e
-        .check(check_request(
+    let r = check(
+        &mut e,
+        check_request(
             &[("authorization", &bearer)],
             &[("audience", "api"), ("scopes", "read")],
             "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     assert!(outcome(&r).0, "matching route requirements");
 
     // No header, another scheme, a forged token.
     for headers in [vec![], vec![("authorization", "Basic YWxpY2U6cHc=")]] {
-        let r = e
-            .check(check_request(&headers, &[], ""))
-            .await
-            .unwrap()
-            .into_inner();
+        let r = check(&mut e, check_request(&headers, &[], "")).await;
         let (allowed, status, h, _) = outcome(&r);
         assert!(!allowed);
         assert_eq!(status, 401);
@@ -167,15 +168,11 @@ async fn envoy_check_allows_and_denies_like_verify() {
             "A"
         },
     );
-    let r = e
-        .check(check_request(
-            &[("authorization", &format!("Bearer {forged}"))],
-            &[],
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &format!("Bearer {forged}"))], &[], ""),
+    )
+    .await;
     let (allowed, status, h, _) = outcome(&r);
     assert!(!allowed);
     assert_eq!(
@@ -186,26 +183,22 @@ async fn envoy_check_allows_and_denies_like_verify() {
 
     // Renewal: the successor goes downstream as x-new-token.
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let r = e
-        .check(check_request(
-            &[("authorization", &bearer)],
-            &[("renew", "true")],
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &bearer)], &[("renew", "true")], ""),
+    )
+    .await;
     let (allowed, _, _, downstream) = outcome(&r);
     assert!(allowed);
     assert!(!downstream["x-new-token"].is_empty(), "{r:?}");
 
     // Revoked: denied.
     c.revoke(revoke_session_id(&pair.session_id)).await.unwrap();
-    let r = e
-        .check(check_request(&[("authorization", &bearer)], &[], ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &bearer)], &[], ""),
+    )
+    .await;
     let (allowed, status, h, _) = outcome(&r);
     assert!(!allowed);
     assert_eq!(
@@ -217,15 +210,15 @@ async fn envoy_check_allows_and_denies_like_verify() {
     let fresh = issue(&mut c, "bob").await;
     let mut redis = env.redis.unwrap();
     redis.kill();
-    let r = e
-        .check(check_request(
+    let r = check(
+        &mut e,
+        check_request(
             &[("authorization", &format!("Bearer {}", fresh.access_token))],
             &[("consistency", "strong")],
             "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     let (allowed, status, h, _) = outcome(&r);
     assert!(!allowed, "{r:?}");
     assert_eq!(
@@ -238,20 +231,14 @@ async fn envoy_check_allows_and_denies_like_verify() {
 async fn envoy_check_needs_its_permission() {
     let env = Env::new(Backend::Memory).await;
     let dir = tempfile::tempdir().unwrap();
-    let callers = dir.path().join("callers.toml");
-    std::fs::write(
-        &callers,
-        format!(
-            "[[caller]]\nname = \"gateway\"\napi_key_sha256 = \"{}\"\nallow = [\"Check\"]\n\n\
-             [[caller]]\nname = \"app\"\napi_key_sha256 = \"{}\"\nallow = [\"Verify\"]\n",
-            tessera::callers::api_key_sha256("gateway-key"),
-            tessera::callers::api_key_sha256("app-key"),
-        ),
-    )
-    .unwrap();
-    let server = env
-        .server(&[&format!("--callers={}", callers.display())])
-        .await;
+    let callers = callers_flag(
+        &dir,
+        &[
+            ("gateway", "gateway-key", &["Check"]),
+            ("app", "app-key", &["Verify"]),
+        ],
+    );
+    let server = env.server(&[&callers]).await;
     let mut e = envoy(&server).await;
     let keyed = |key: &str| {
         let mut r = tonic::Request::new(check_request(&[], &[], ""));
@@ -303,21 +290,13 @@ async fn envoy_check_takes_dpop_and_certificates_from_the_request() {
             tessera::clock::now_ms() / 1000,
         )
         .unwrap();
-    let r = e
-        .check(check_request(
-            &[("authorization", &auth), ("dpop", &proof)],
-            &[],
-            "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &auth), ("dpop", &proof)], &[], ""),
+    )
+    .await;
     assert!(outcome(&r).0, "{r:?}");
-    let r = e
-        .check(check_request(&[("authorization", &auth)], &[], ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(&mut e, check_request(&[("authorization", &auth)], &[], "")).await;
     let (allowed, status, h, _) = outcome(&r);
     assert!(!allowed);
     assert_eq!(
@@ -350,17 +329,17 @@ async fn envoy_check_takes_dpop_and_certificates_from_the_request() {
         })
         .collect();
     let bearer = format!("Bearer {}", bound.access_token);
-    let r = e
-        .check(check_request(&[("authorization", &bearer)], &[], &encoded))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &bearer)], &[], &encoded),
+    )
+    .await;
     assert!(outcome(&r).0, "{r:?}");
-    let r = e
-        .check(check_request(&[("authorization", &bearer)], &[], ""))
-        .await
-        .unwrap()
-        .into_inner();
+    let r = check(
+        &mut e,
+        check_request(&[("authorization", &bearer)], &[], ""),
+    )
+    .await;
     assert_eq!(outcome(&r).2["x-tessera-reason"], "TOKEN_BINDING_MISMATCH");
 }
 
@@ -374,11 +353,11 @@ async fn envoy_check_denies_an_expired_token() {
     let bearer = format!("Bearer {}", pair.access_token);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
-        let r = e
-            .check(check_request(&[("authorization", &bearer)], &[], ""))
-            .await
-            .unwrap()
-            .into_inner();
+        let r = check(
+            &mut e,
+            check_request(&[("authorization", &bearer)], &[], ""),
+        )
+        .await;
         let (allowed, status, h, _) = outcome(&r);
         if !allowed {
             assert_eq!(
@@ -408,15 +387,15 @@ async fn identity_header_names_and_stripping_are_configurable() {
     let pair = issue(&mut c, "fred").await;
     let bearer = format!("Bearer {}", pair.access_token);
     // The client tries to pass its own identity header.
-    let r = e
-        .check(check_request(
+    let r = check(
+        &mut e,
+        check_request(
             &[("authorization", &bearer), ("x-auth-subject", "root")],
             &[],
             "",
-        ))
-        .await
-        .unwrap()
-        .into_inner();
+        ),
+    )
+    .await;
     let Some(HttpResponse::OkResponse(ok)) = &r.http_response else {
         panic!("not allowed: {r:?}");
     };

@@ -16,17 +16,11 @@ fn with_key<T>(msg: T) -> Request<T> {
 async fn a_full_flow_at_trace_level_logs_no_secret() {
     let env = Env::new(Backend::Redis).await;
     let dir = tempfile::tempdir().unwrap();
-    let callers = dir.path().join("callers.toml");
-    std::fs::write(
-        &callers,
-        format!(
-            "[[caller]]\nname = \"app\"\napi_key_sha256 = \"{}\"\nallow = [\"*\"]\n",
-            tessera::callers::api_key_sha256("s3cret-api-key-for-logs")
-        ),
-    )
-    .unwrap();
     let mut flags = env.flags(&["--refresh-grace=0s"]);
-    flags.push(format!("--callers={}", callers.display()));
+    flags.push(callers_flag(
+        &dir,
+        &[("app", "s3cret-api-key-for-logs", &["*"])],
+    ));
     let process = Process::start_logging(&flags, "trace").await;
     let mut c = process.server().client().await;
     let mut req = issue_request("alice");

@@ -470,20 +470,14 @@ async fn bad_session_metadata_is_refused_and_nothing_stored() {
 async fn list_sessions_needs_its_permission() {
     let env = Env::new(Backend::Memory).await;
     let dir = tempfile::tempdir().unwrap();
-    let callers = dir.path().join("callers.toml");
-    std::fs::write(
-        &callers,
-        format!(
-            "[[caller]]\nname = \"login\"\napi_key_sha256 = \"{}\"\nallow = [\"Issue\"]\n\n\
-             [[caller]]\nname = \"account-page\"\napi_key_sha256 = \"{}\"\nallow = [\"ListSessions\"]\n",
-            tessera::callers::api_key_sha256("login-key"),
-            tessera::callers::api_key_sha256("account-key"),
-        ),
-    )
-    .unwrap();
-    let server = env
-        .server(&[&format!("--callers={}", callers.display())])
-        .await;
+    let callers = callers_flag(
+        &dir,
+        &[
+            ("login", "login-key", &["Issue"]),
+            ("account-page", "account-key", &["ListSessions"]),
+        ],
+    );
+    let server = env.server(&[&callers]).await;
     let mut c = server.client().await;
     let with_key = |key: &str, msg: pb::ListSessionsRequest| {
         let mut r = Request::new(msg);
@@ -532,19 +526,14 @@ fn audit_events(process: &Process) -> Vec<serde_json::Value> {
 async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
     let env = Env::new(Backend::Redis).await;
     let dir = tempfile::tempdir().unwrap();
-    let callers = dir.path().join("callers.toml");
-    std::fs::write(
-        &callers,
-        format!(
-            "[[caller]]\nname = \"login-service\"\napi_key_sha256 = \"{}\"\nallow = [\"*\"]\n\n\
-             [[caller]]\nname = \"reader\"\napi_key_sha256 = \"{}\"\nallow = [\"Verify\"]\n",
-            tessera::callers::api_key_sha256("audit-login-api-key"),
-            tessera::callers::api_key_sha256("audit-reader-api-key"),
-        ),
-    )
-    .unwrap();
     let mut flags = env.flags(&["--refresh-grace=1s", "--issue-rate=1:1", "--access-ttl=4m"]);
-    flags.push(format!("--callers={}", callers.display()));
+    flags.push(callers_flag(
+        &dir,
+        &[
+            ("login-service", "audit-login-api-key", &["*"]),
+            ("reader", "audit-reader-api-key", &["Verify"]),
+        ],
+    ));
     let process = Process::start(&flags).await;
     let keyed = |key: &str| {
         let key: tonic::metadata::MetadataValue<_> = key.parse().unwrap();

@@ -327,6 +327,23 @@ impl RedisCluster {
     }
 }
 
+/// Write a callers file (docs/design.md §8) into `dir`, one entry per
+/// `(name, api key, allow list)`, and answer the `--callers=<path>` flag.
+pub fn callers_flag(dir: &tempfile::TempDir, callers: &[(&str, &str, &[&str])]) -> String {
+    let mut toml = String::new();
+    for (name, key, allow) in callers {
+        let allow: Vec<String> = allow.iter().map(|rpc| format!("{rpc:?}")).collect();
+        toml.push_str(&format!(
+            "[[caller]]\nname = {name:?}\napi_key_sha256 = {:?}\nallow = [{}]\n\n",
+            tessera::callers::api_key_sha256(key),
+            allow.join(", ")
+        ));
+    }
+    let path = dir.path().join("callers.toml");
+    std::fs::write(&path, toml).expect("write the callers file");
+    format!("--callers={}", path.display())
+}
+
 /// Which store a test runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
