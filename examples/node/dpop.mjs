@@ -3,37 +3,10 @@
 // Refresh carries a fresh proof signed by it. Prints JSON lines.
 //
 // Usage: npm ci && node dpop.mjs 127.0.0.1:50051
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as DPoP from 'dpop';
-import grpc from '@grpc/grpc-js';
-import protoLoader from '@grpc/proto-loader';
-import protobuf from 'protobufjs';
+import tessera from './tessera.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const PROTO = path.join(here, '..', '..', 'proto', 'tessera', 'v1', 'tessera.proto');
-const def = protoLoader.loadSync(PROTO, {
-  includeDirs: [path.join(here, '..', '..', 'proto')],
-  keepCase: true, longs: Number, enums: String, defaults: true,
-});
-const pb = grpc.loadPackageDefinition(def).tessera.v1;
-const rpcTypes = protobuf.parse(`
-  syntax = "proto3";
-  message Any { string type_url = 1; bytes value = 2; }
-  message Status { int32 code = 1; string message = 2; repeated Any details = 3; }
-  message ErrorInfo { string reason = 1; string domain = 2; map<string, string> metadata = 3; }
-`, { keepCase: true }).root;
-
-function reason(err) {
-  const bin = err.metadata && err.metadata.get('grpc-status-details-bin')[0];
-  if (!bin) return '';
-  for (const d of rpcTypes.lookupType('Status').decode(bin).details) {
-    if (d.type_url.endsWith('google.rpc.ErrorInfo')) {
-      return rpcTypes.lookupType('ErrorInfo').decode(d.value).reason;
-    }
-  }
-  return '';
-}
+const { grpc, pb, reason } = tessera;
 
 const client = new pb.TokenAuthority(process.argv[2], grpc.credentials.createInsecure());
 const call = (method, request) => new Promise((resolve, reject) =>
