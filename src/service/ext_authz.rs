@@ -148,7 +148,7 @@ impl<S: Store> Authority<S> {
             ..Default::default()
         };
         match self
-            .verify(verify, caller, source_cert_thumbprint(&req))
+            .verify(verify, caller, || source_cert_thumbprint(&req))
             .await
         {
             Ok((response, renewed)) => {

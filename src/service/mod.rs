@@ -439,9 +439,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
-        let peer = peer_cert_thumbprint(&extensions);
         let had_proof = !request.dpop_proof.is_empty();
-        let result = self.verify(request, caller, peer).await;
+        let result = self
+            .verify(request, caller, || peer_cert_thumbprint(&extensions))
+            .await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),

@@ -114,18 +114,17 @@ impl<S: Store> Authority<S> {
     }
 
     #[instrument(level = "debug", skip_all, fields(strong = tracing::field::Empty))]
-    /// `peer_thumbprint`: the thumbprint of the caller's own client
-    /// certificate on an mTLS call, used when the request names none.
+    /// `peer_thumbprint`: the thumbprint of the presenter's client
+    /// certificate (the mTLS call's own, or the one Envoy saw), used when
+    /// the request names none; called only for a certificate-bound token,
+    /// so other calls pay no hashing for it.
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
         caller: &str,
-        peer_thumbprint: Option<String>,
+        peer_thumbprint: impl FnOnce() -> Option<String> + Send,
     ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
         let mut input = VerifyInput::try_from(request)?;
-        if input.cert_thumbprint.is_empty() {
-            input.cert_thumbprint = peer_thumbprint.unwrap_or_default();
-        }
         tracing::Span::current().record("strong", input.strong);
         let now_ms = crate::clock::now_ms();
         let now = now_ms.div_euclid(1000);
@@ -140,6 +139,13 @@ impl<S: Store> Authority<S> {
             rpc: "Verify",
             ..Default::default()
         };
+        let cert_bound = claims
+            .cnf
+            .as_ref()
+            .is_some_and(|c| c.cert_thumbprint_sha256.is_some());
+        if cert_bound && input.cert_thumbprint.is_empty() {
+            input.cert_thumbprint = peer_thumbprint().unwrap_or_default();
+        }
         let bound = check_audience_and_binding(&claims, &input.audience, &input.fingerprint)
             .and_then(|()| check_certificate_binding(&claims, &input.cert_thumbprint));
         if let Err(e) = bound {
