@@ -4,7 +4,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -50,12 +49,18 @@ async fn readyz(State(s): State<AdminState>) -> Response {
 }
 
 async fn jwks(State(s): State<AdminState>) -> Response {
+    jwks_response(&s.keys, &s.jwks_cache_control)
+}
+
+/// The JWK set in force, as `/.well-known/jwks.json` serves it (here and on
+/// the OAuth port).
+pub(crate) fn jwks_response(keys: &KeyRing, cache_control: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/jwk-set+json".to_owned()),
-            (header::CACHE_CONTROL, s.jwks_cache_control.clone()),
+            (header::CACHE_CONTROL, cache_control.to_owned()),
         ],
-        s.keys.current().jwks_json().to_owned(),
+        keys.current().jwks_json().to_owned(),
     )
         .into_response()
 }
@@ -68,65 +73,20 @@ async fn metrics() -> Response {
         .into_response()
 }
 
-/// Connection limits of the admin port (docs/security.md).
-#[derive(Debug, Clone, Copy)]
-pub struct AdminLimits {
-    pub max_connections: usize,
-    pub idle_timeout: Duration,
-    pub header_read_timeout: Duration,
-}
-
-/// How long a shutdown waits for admin requests in flight.
-const ADMIN_DRAIN: Duration = Duration::from_secs(5);
-
 /// Serve the admin endpoints until `shutdown` resolves: HTTP/1 with a
 /// header-read timeout, an idle timeout and a connection cap (the port is
 /// reachable by probes and scrapers, so by anyone who can reach those).
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
-    limits: AdminLimits,
+    limits: crate::web::HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    use futures::StreamExt;
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/metrics", get(metrics))
         .with_state(state);
-    let incoming = crate::limits::incoming(
-        listener,
-        limits.max_connections,
-        limits.idle_timeout,
-        "admin",
-    );
-    tokio::pin!(incoming, shutdown);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        let io = tokio::select! {
-            io = incoming.next() => match io {
-                Some(Ok(io)) => io,
-                _ => break,
-            },
-            () = &mut shutdown => break,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .serve_connection(hyper_util::rt::TokioIo::new(io), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "admin connection ended");
-            }
-        });
-    }
-    if tokio::time::timeout(ADMIN_DRAIN, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("admin connections still open at shutdown");
-    }
+    crate::web::serve(listener, app, limits, None, "admin", shutdown).await;
 }

@@ -105,14 +105,7 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let rates = &self.limits.rates;
         let limit = tessera_core::wire::rpc_of_path(req.uri().path())
-            .filter(|rpc| *rpc != "Issue")
-            .and_then(|rpc| {
-                rates
-                    .iter()
-                    .find(|(r, _)| r == rpc)
-                    .or_else(|| rates.iter().find(|(r, _)| r == "*"))
-                    .map(|(_, limit)| (rpc.to_owned(), *limit))
-            });
+            .and_then(|rpc| budget_for(rates, rpc).map(|limit| (rpc.to_owned(), limit)));
         let Some((rpc, limit)) = limit else {
             return futures::future::Either::Left(self.inner.call(req));
         };
@@ -121,31 +114,56 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
         let caller = caller_name(req.extensions()).to_owned();
-        let key = budget_key(&caller, &rpc);
         futures::future::Either::Right(Box::pin(async move {
-            let now_ms = crate::clock::now_ms();
-            let refused = match store.rate_limit(&key, limit, now_ms).await {
-                Ok(None) => None,
-                Ok(Some(ms)) => Some(Error::RateLimited {
-                    retry_after: std::time::Duration::from_millis(ms.max(1) as u64),
-                }),
-                Err(e) => Some(Error::Store(e)),
-            };
-            match refused {
-                None => inner.call(req).await,
-                Some(e) => {
-                    if matches!(e, Error::RateLimited { .. }) {
-                        let event = crate::audit::Event {
-                            caller: &caller,
-                            rpc: &rpc,
-                            detail: "per-caller budget",
-                            ..Default::default()
-                        };
-                        crate::audit::emit(crate::audit::Kind::RateLimited, "refused", &event);
-                    }
-                    Ok(crate::error::failed(&rpc, e).into_http())
-                }
+            match charge(store.as_ref(), limit, &caller, &rpc).await {
+                Ok(()) => inner.call(req).await,
+                Err(e) => Ok(crate::error::failed(&rpc, e).into_http()),
             }
         }))
+    }
+}
+
+/// The caller budget of `rpc` (`--caller-rate`; `*` for any RPC), if any.
+/// Issue's is counted by the store in the same step as its session.
+pub fn budget_for(
+    rates: &[(String, crate::store::RateLimit)],
+    rpc: &str,
+) -> Option<crate::store::RateLimit> {
+    if rpc == "Issue" {
+        return None;
+    }
+    rates
+        .iter()
+        .find(|(r, _)| r == rpc)
+        .or_else(|| rates.iter().find(|(r, _)| r == "*"))
+        .map(|(_, limit)| *limit)
+}
+
+/// Spend one call of `caller`'s budget for `rpc`: `RateLimited` when it is
+/// spent (audited), a store error when the store cannot count.
+pub async fn charge<S: crate::store::Store>(
+    store: &S,
+    limit: crate::store::RateLimit,
+    caller: &str,
+    rpc: &str,
+) -> Result<(), Error> {
+    let now_ms = crate::clock::now_ms();
+    match store
+        .rate_limit(&budget_key(caller, rpc), limit, now_ms)
+        .await?
+    {
+        None => Ok(()),
+        Some(ms) => {
+            let event = crate::audit::Event {
+                caller,
+                rpc,
+                detail: "per-caller budget",
+                ..Default::default()
+            };
+            crate::audit::emit(crate::audit::Kind::RateLimited, "refused", &event);
+            Err(Error::RateLimited {
+                retry_after: std::time::Duration::from_millis(ms.max(1) as u64),
+            })
+        }
     }
 }

@@ -79,3 +79,33 @@ pub fn timestamp_s(s: i64) -> prost_types::Timestamp {
         nanos: 0,
     }
 }
+
+/// Decode `%XX` escapes (and `+` as a space when `plus_is_space`, as forms
+/// write it); `None` for a broken escape. The bytes may be any: callers
+/// that need text check UTF-8 themselves.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}

@@ -211,8 +211,14 @@ pub fn status_reason(status: &Status) -> Option<String> {
 /// internal failures are the operator's business; a client's bad token is
 /// not), and map it onto its status. Never logs a request field.
 pub fn failed(rpc: &str, err: Error) -> Status {
+    log_failed(rpc, &err);
+    Status::from(err)
+}
+
+/// The log line of [`failed`], for answers that are not gRPC statuses.
+pub fn log_failed(rpc: &str, err: &Error) {
     let reason = err.reason();
-    match &err {
+    match err {
         Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
         Error::Internal(why) | Error::Token(TokenError::Internal(why)) => {
             tracing::error!(rpc, reason, error = %why, "call failed")
@@ -231,7 +237,6 @@ pub fn failed(rpc: &str, err: Error) -> Status {
         | Error::CursorInvalid
         | Error::DpopNonce { .. } => tracing::debug!(rpc, reason, "call failed"),
     }
-    Status::from(err)
 }
 
 // === tonic's own decode failures ===

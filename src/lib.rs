@@ -24,11 +24,13 @@ pub mod feed;
 mod health;
 pub mod keyload;
 pub mod limits;
+pub mod oauth;
 pub mod service;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
 mod tls;
+pub mod web;
 
 /// The token core (claims, minting, verification, keys), shared with the SDK.
 pub use tessera_core::{keys, tokens};
@@ -97,7 +99,26 @@ pub async fn serve_with_admin(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    serve_with_listeners(args, listener, admin, None, shutdown).await
+}
+
+/// [`serve_with_admin`] with the OAuth HTTP listener given too; `None`
+/// binds `--http-listen` if it is set.
+pub async fn serve_with_listeners(
+    args: ServeArgs,
+    listener: TcpListener,
+    admin: TcpListener,
+    http: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     args.validate().map_err(ServeError::Invalid)?;
+    let http = match (http, args.http_listen) {
+        (Some(l), _) => Some(l),
+        (None, Some(addr)) => Some(TcpListener::bind(addr).await.map_err(|e| {
+            ServeError::Config(format!("cannot listen on --http-listen {addr}: {e}"))
+        })?),
+        (None, None) => None,
+    };
     let local = listener
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -112,6 +133,7 @@ pub async fn serve_with_admin(
         args,
         listener,
         admin,
+        http,
     };
     match parts.args.redis_url.clone() {
         Some(url) => {
@@ -131,6 +153,7 @@ struct Parts {
     args: ServeArgs,
     listener: TcpListener,
     admin: TcpListener,
+    http: Option<TcpListener>,
 }
 
 async fn run<S: Store>(
@@ -144,6 +167,7 @@ async fn run<S: Store>(
         args,
         listener,
         admin,
+        http,
     } = parts;
     telemetry::handle();
     let admin_addr = admin
@@ -219,16 +243,9 @@ async fn run<S: Store>(
             store_ok,
             jwks_cache_control: format!("public, max-age={}", args.jwks_max_age.0.as_secs()),
         };
-        let mut drain = drain_rx.clone();
-        let limits = admin::AdminLimits {
-            max_connections: args.admin_max_connections,
-            idle_timeout: args.idle_timeout.0,
-            header_read_timeout: args.header_read_timeout.0,
-        };
+        let limits = web::HttpLimits::new(args.admin_max_connections, &args);
+        let stop = drained(drain_rx.clone());
         tokio::spawn(async move {
-            let stop = async move {
-                let _ = drain.wait_for(|d| *d).await;
-            };
             admin::serve(admin, state, limits, stop).await;
         });
     }
@@ -237,7 +254,7 @@ async fn run<S: Store>(
     audit::configure(args.audit);
     let caller_limits =
         caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());
-    let authority = Authority::new(store, keys, feed, policy, drain_rx);
+    let authority = Authority::new(store, keys, feed, policy, drain_rx.clone());
     if let Some(cache) = authority.verifier.cache() {
         // Weak: the server (and its cache) may end before the process.
         let cache = std::sync::Arc::downgrade(cache);
@@ -250,6 +267,15 @@ async fn run<S: Store>(
         });
     }
     let authority = std::sync::Arc::new(authority);
+    if let Some(http) = http {
+        spawn_oauth(
+            http,
+            &args,
+            authority.clone(),
+            callers.clone(),
+            drain_rx.clone(),
+        )?;
+    }
     let service = pb::token_authority_server::TokenAuthorityServer::from_arc(authority.clone())
         .max_decoding_message_size(error::MAX_REQUEST_BYTES);
     // Envoy's external authorization, beside the authority (service/ext_authz.rs).
@@ -313,4 +339,43 @@ async fn run<S: Store>(
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The OAuth HTTP endpoints on their own port (`--http-listen`).
+fn spawn_oauth<S: Store>(
+    listener: TcpListener,
+    args: &ServeArgs,
+    authority: Arc<Authority<S>>,
+    callers: Callers,
+    drain: watch::Receiver<bool>,
+) -> Result<(), ServeError> {
+    let local = listener
+        .local_addr()
+        .map_err(|e| ServeError::Config(e.to_string()))?;
+    let tls = tls::http_acceptor(args)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let issuer_is_url = args.issuer.starts_with("https://") || args.issuer.starts_with("http://");
+    let public_url = match &args.public_url {
+        Some(url) => url.clone(),
+        None if issuer_is_url => args.issuer.trim_end_matches('/').to_owned(),
+        None => format!("{scheme}://{local}"),
+    };
+    tracing::info!(listen = %local, tls = tls.is_some(), %public_url, "OAuth HTTP endpoints");
+    let settings = oauth::Settings {
+        issuer: args.issuer.clone(),
+        public_url,
+        cors_origins: args.http_cors_origin.clone(),
+        jwks_cache_control: format!("public, max-age={}", args.jwks_max_age.0.as_secs()),
+        client_certificates: args.tls_client_ca.is_some(),
+    };
+    let app = oauth::router(authority, callers, settings);
+    let limits = web::HttpLimits::new(args.max_connections, args);
+    let stop = drained(drain);
+    tokio::spawn(web::serve(listener, app, limits, tls, "http", stop));
+    Ok(())
+}
+
+/// Resolves when the server starts draining.
+async fn drained(mut drain: watch::Receiver<bool>) {
+    let _ = drain.wait_for(|d| *d).await;
 }

@@ -88,6 +88,13 @@ impl<T> GuardedIo<T> {
     }
 }
 
+impl GuardedIo<tokio::net::TcpStream> {
+    /// The peer's address.
+    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
+        self.inner.peer_addr().ok()
+    }
+}
+
 impl<T> Drop for GuardedIo<T> {
     fn drop(&mut self) {
         metrics::gauge!(OPEN_CONNECTIONS, "port" => self.port).decrement(1.0);

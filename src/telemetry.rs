@@ -16,6 +16,8 @@ pub const REFRESHES: &str = "tessera_refresh_total";
 pub const TOKEN_REFRESH: &str = "token_refresh_total";
 /// Verifications by outcome (ok / rejected) and reason.
 pub const VERIFICATIONS: &str = "tessera_verify_total";
+/// RFC 7662 introspections on the OAuth port, by `active`.
+pub const INTROSPECTIONS: &str = "tessera_introspections_total";
 /// Sliding renewals by band: extend, mint, refused.
 pub const RENEWALS: &str = "tessera_renewals_total";
 pub const REVOCATIONS: &str = "tessera_revocations_total";

@@ -101,6 +101,35 @@ fn header_prefix(s: &str) -> Result<String, String> {
     }
 }
 
+/// An http(s) URL with no query or fragment, kept without a trailing `/`.
+fn base_url(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or("must start with https:// or http://")?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || s.chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        return Err("must be an http(s) URL with a host and no query or fragment".into());
+    }
+    Ok(s.trim_end_matches('/').to_owned())
+}
+
+/// A CORS origin: `*`, or `scheme://host[:port]` with no path.
+fn cors_origin(s: &str) -> Result<String, String> {
+    if s == "*" {
+        return Ok(s.to_owned());
+    }
+    let url = base_url(s)?;
+    let host = url.split_once("://").map_or("", |(_, h)| h);
+    if host.contains('/') {
+        return Err("an origin is scheme://host[:port], with no path".into());
+    }
+    Ok(url)
+}
+
 /// What Issue does when a subject is at `--max-sessions-per-subject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionCapPolicy {
@@ -130,6 +159,23 @@ pub struct ServeArgs {
     /// Admin HTTP listen address (/metrics, /healthz, /readyz, /.well-known/jwks.json).
     #[arg(long, env = "TESSERA_ADMIN_LISTEN", default_value = DEFAULT_ADMIN_LISTEN)]
     pub admin_listen: SocketAddr,
+    /// OAuth HTTP endpoints on this address (off when absent): RFC 7662
+    /// introspection, RFC 7009 revocation, the `refresh_token` grant, RFC
+    /// 8414 discovery and the JWK set. TLS like the gRPC port; with
+    /// `--tls-client-ca` a client certificate is asked for but optional
+    /// (the token endpoint serves public clients).
+    #[arg(long, env = "TESSERA_HTTP_LISTEN")]
+    pub http_listen: Option<SocketAddr>,
+    /// The base URL of the OAuth endpoints as clients reach them, for
+    /// discovery (default: `--issuer` when it is an http(s) URL, otherwise
+    /// the `--http-listen` address).
+    #[arg(long, env = "TESSERA_PUBLIC_URL", value_parser = base_url)]
+    pub public_url: Option<String>,
+    /// An origin (`https://app.example.com`) whose pages may call the token
+    /// endpoint and discovery (CORS); repeatable or comma-separated, `*` =
+    /// any origin. None by default.
+    #[arg(long, env = "TESSERA_HTTP_CORS_ORIGIN", value_delimiter = ',', value_parser = cors_origin)]
+    pub http_cors_origin: Vec<String>,
     /// Redis URL (redis://, rediss://, redis-sentinel://, redis-cluster://). Absent = in-memory store.
     /// May carry credentials: `--help` never shows its environment value,
     /// and logs and errors show it through `store::redis::redact_url`.

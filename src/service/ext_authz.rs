@@ -35,30 +35,13 @@ use crate::error::Error;
 use crate::pb;
 use crate::store::Store;
 
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Some(out)
-}
-
 /// The RFC 8705 thumbprint of the client certificate Envoy reports.
 fn source_cert_thumbprint(req: &CheckRequest) -> Option<String> {
     let pem_text = &req.attributes.as_ref()?.source.as_ref()?.certificate;
     if pem_text.is_empty() {
         return None;
     }
-    let block = pem::parse(percent_decode(pem_text)?).ok()?;
+    let block = pem::parse(crate::convert::percent_decode(pem_text, false)?).ok()?;
     Some(tessera_core::checks::cert_thumbprint(block.contents()))
 }
 

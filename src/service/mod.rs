@@ -416,20 +416,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let request = request.into_inner();
         let had_proof = !request.dpop_proof.is_empty();
-        let result = self.refresh(request, &caller).await;
-        let outcome = match &result {
-            Ok((_, outcome)) => *outcome,
-            Err(Error::RefreshTokenReused) => "reused",
-            Err(Error::RefreshTokenInvalid) => "invalid",
-            Err(Error::Token(TokenError::FingerprintMismatch)) => "fingerprint_mismatch",
-            Err(Error::RateLimited { .. }) => "rate_limited",
-            Err(_) => "error",
-        };
-        metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
-        metrics::counter!(telemetry::TOKEN_REFRESH).increment(1);
-        let (response, _) = result.map_err(|e| failed("Refresh", e))?;
+        let result = self.refresh_counted(request, &caller).await;
+        let refreshed = result.map_err(|e| failed("Refresh", e))?;
         Ok(self
-            .with_dpop_nonce(had_proof, Response::new(response))
+            .with_dpop_nonce(had_proof, Response::new(refreshed.response))
             .await)
     }
 

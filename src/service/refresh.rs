@@ -9,16 +9,40 @@ use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
 use crate::telemetry;
-use crate::tokens::{self, MAX_TOKEN_BYTES};
+use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+
+/// A rotation's answer, its outcome label for metrics, and the claims of
+/// the new access token.
+pub(crate) struct Refreshed {
+    pub response: pb::RefreshResponse,
+    pub outcome: &'static str,
+    pub claims: AccessClaims,
+}
 
 impl<S: Store> Authority<S> {
-    #[instrument(level = "debug", skip_all, fields(session.id = tracing::field::Empty))]
-    /// Returns the response and its outcome label for metrics.
-    pub(crate) async fn refresh(
+    /// Refresh, counted in the refresh metrics by outcome (gRPC and the
+    /// OAuth token endpoint both call this).
+    pub(crate) async fn refresh_counted(
         &self,
         request: pb::RefreshRequest,
         caller: &str,
-    ) -> Result<(pb::RefreshResponse, &'static str), Error> {
+    ) -> Result<Refreshed, Error> {
+        let result = self.refresh(request, caller).await;
+        let outcome = match &result {
+            Ok(r) => r.outcome,
+            Err(Error::RefreshTokenReused) => "reused",
+            Err(Error::RefreshTokenInvalid) => "invalid",
+            Err(Error::Token(TokenError::FingerprintMismatch)) => "fingerprint_mismatch",
+            Err(Error::RateLimited { .. }) => "rate_limited",
+            Err(_) => "error",
+        };
+        metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
+        metrics::counter!(telemetry::TOKEN_REFRESH).increment(1);
+        result
+    }
+
+    #[instrument(level = "debug", skip_all, fields(session.id = tracing::field::Empty))]
+    async fn refresh(&self, request: pb::RefreshRequest, caller: &str) -> Result<Refreshed, Error> {
         let mut v = Violations::default();
         if request.refresh_token.is_empty() {
             v.add("refresh_token", "must not be empty");
@@ -125,13 +149,14 @@ impl<S: Store> Authority<S> {
             ..event
         };
         audit::emit(kind, "ok", &event);
-        let tokens = self.successor_pair(&rotation, &refresh, now_ms)?;
-        Ok((
-            pb::RefreshResponse {
+        let (tokens, claims) = self.successor_pair(&rotation, &refresh, now_ms)?;
+        Ok(Refreshed {
+            response: pb::RefreshResponse {
                 tokens: Some(tokens),
             },
             outcome,
-        ))
+            claims,
+        })
     }
 
     /// The access token of a rotation is a pure function of the rotation, so
@@ -141,16 +166,11 @@ impl<S: Store> Authority<S> {
         rotation: &Rotation,
         refresh: &RefreshToken,
         now_ms: i64,
-    ) -> Result<pb::TokenPair, Error> {
+    ) -> Result<(pb::TokenPair, AccessClaims), Error> {
         let jti = derive_jti(&rotation.data.sid, rotation.generation, "");
         let claims = session_claims(&self.policy, &rotation.data, jti, rotation.rotated_at_ms);
         let access = tokens::mint(&self.keys.current(), &claims)?;
-        Ok(token_pair(
-            access,
-            &claims,
-            refresh,
-            rotation.refresh_exp_ms,
-            now_ms,
-        ))
+        let pair = token_pair(access, &claims, refresh, rotation.refresh_exp_ms, now_ms);
+        Ok((pair, claims))
     }
 }

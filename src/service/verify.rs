@@ -1,6 +1,8 @@
 //! `Verify`: signature, validity window, issuer, audience, device binding,
 //! scopes and revocation.
 
+use std::sync::Arc;
+
 use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
@@ -210,6 +212,31 @@ impl<S: Store> Authority<S> {
             expires_in: (claims.exp - now).max(0),
         };
         Ok((response, renewed.map(|r| r.token)))
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// RFC 7662 introspection: the token's claims if it is active (signed
+    /// by a key in force, within its validity window with the leeway, our
+    /// issuer, not revoked by the replica's feed-fed cache), `None` for any
+    /// token that is not, a refresh token included. Bindings are reported
+    /// (`cnf`), not checked: the resource server holds the proof (RFC 9449
+    /// §6.2, RFC 8705 §3.2). Only a store that cannot answer is an error.
+    pub(crate) async fn introspect(&self, token: &str) -> Result<Option<Arc<Verified>>, Error> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Ok(None);
+        }
+        let now_ms = crate::clock::now_ms();
+        let Ok(claims) =
+            self.verifier
+                .verify(self.keys.current().as_ref(), token, now_ms.div_euclid(1000))
+        else {
+            return Ok(None);
+        };
+        if self.is_revoked(&claims, false, now_ms).await? {
+            return Ok(None);
+        }
+        Ok(Some(claims))
     }
 }
 

@@ -6,20 +6,10 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::support::*;
-use serde_json::Value;
 
 fn check_output(lang: &str, stdout: &[u8]) {
-    let steps: Vec<Value> = String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{lang}: {l}: {e}")))
-        .collect();
-    let step = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("{lang}: no step {name}: {steps:?}"))
-            .clone()
-    };
+    let steps = Steps::parse(lang, stdout);
+    let step = |name: &str| steps.get(name);
     assert_eq!(step("issue")["token_type"], "Bearer", "{lang}");
     assert_eq!(step("issue")["expires_in"], 900, "{lang}");
     assert_eq!(step("verify")["subject"], "alice", "{lang}");
@@ -39,7 +29,8 @@ fn check_output(lang: &str, stdout: &[u8]) {
     assert_eq!(step("revoke")["cursor_set"], true, "{lang}");
     assert!(
         step("watch")["events"].as_u64().unwrap() >= 2,
-        "{lang}: {steps:?}"
+        "{lang}: {}",
+        step("watch")
     );
     assert_eq!(
         step("watch")["kinds"],
@@ -155,34 +146,10 @@ async fn python_reflection_client_discovers_the_api_by_v1alpha() {
 /// replay and a missing or foreign key are refused with their reasons.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_dpop_example_runs_against_a_live_server() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    assert!(
-        root.join("examples/node/node_modules/dpop").exists(),
-        "node modules missing: run scripts/test (npm ci in examples/node)"
-    );
     let env = Env::new(Backend::Memory).await;
     let p = Process::start(&env.flags(&[])).await;
-    let out = Command::new("node")
-        .arg(root.join("examples/node/dpop.mjs"))
-        .arg(p.addr.to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "dpop.mjs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let steps: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let step = |name: &str| {
-        steps
-            .iter()
-            .find(|s| s["step"] == name)
-            .unwrap_or_else(|| panic!("no step {name}: {steps:?}"))
-            .clone()
-    };
+    let steps = node_steps("dpop.mjs", &[&p.addr.to_string()], &[]);
+    let step = |name: &str| steps.get(name);
     assert_eq!(step("issue")["bound"], true);
     assert_eq!(step("verify")["result"], "OK");
     assert_eq!(step("replay")["result"], "DPOP_PROOF_REPLAYED");

@@ -25,6 +25,7 @@ mod hostile_tokens;
 mod key_rotation;
 mod lifecycle;
 mod log_secrecy;
+mod oauth;
 mod operations;
 mod rate_limits;
 mod redis_store;

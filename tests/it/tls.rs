@@ -9,14 +9,14 @@ use tessera::pb;
 use tessera::pb::token_authority_client::TokenAuthorityClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
-struct Pki {
-    ca_pem: String,
+pub(crate) struct Pki {
+    pub(crate) ca_pem: String,
     ca_params: CertificateParams,
     ca_key: KeyPair,
 }
 
 impl Pki {
-    fn new() -> Pki {
+    pub(crate) fn new() -> Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -33,7 +33,7 @@ impl Pki {
     }
 
     /// (cert PEM, key PEM) for `cn` with extra SANs.
-    fn leaf(&self, cn: &str, dns: &[&str], uris: &[&str]) -> (String, String) {
+    pub(crate) fn leaf(&self, cn: &str, dns: &[&str], uris: &[&str]) -> (String, String) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(dns.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
@@ -53,7 +53,7 @@ impl Pki {
     }
 }
 
-async fn tls_client(
+pub(crate) async fn tls_client(
     server: &Server,
     pki: &Pki,
     identity: Option<&(String, String)>,
@@ -72,7 +72,7 @@ async fn tls_client(
     Ok(TokenAuthorityClient::new(channel))
 }
 
-fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
+pub(crate) fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> String {
     let p = dir.path().join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()

@@ -381,6 +381,9 @@ impl TestKey {
 pub struct Server {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The OAuth HTTP port, when the flags asked for one (`--http-listen`;
+    /// give `127.0.0.1:0` for a free port).
+    pub http: Option<SocketAddr>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<Result<(), tessera::ServeError>>>,
 }
@@ -405,11 +408,25 @@ impl Server {
             .await
             .expect("bind admin");
         let admin = admin_listener.local_addr().expect("admin addr");
+        // Port 0 is bound here, so the test learns the port; a fixed port
+        // (a test that must know it before start-up) is bound as given.
+        let http_listener = match args.http_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .expect("bind http"),
+            ),
+            None => None,
+        };
+        let http = http_listener
+            .as_ref()
+            .map(|l| l.local_addr().expect("http addr"));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(tessera::serve_with_admin(
+        let task = tokio::spawn(tessera::serve_with_listeners(
             args,
             listener,
             admin_listener,
+            http_listener,
             async move {
                 let _ = stopped.await;
             },
@@ -417,6 +434,7 @@ impl Server {
         Server {
             addr,
             admin,
+            http,
             stop: Some(stop),
             task: Some(task),
         }
@@ -630,19 +648,38 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
 
 /// `GET path` over HTTP/1.1: (status, response head, body).
 pub async fn http_get_with_head(addr: SocketAddr, path: &str) -> (u16, String, String) {
-    let mut s = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect admin");
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await
-    .expect("write");
+    http_request(addr, "GET", path, &[], b"").await
+}
+
+/// One HTTP/1.1 request over loopback, with `headers` and `body` sent as
+/// given (a `Content-Length` is added for a non-empty body): (status,
+/// response head, body).
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    // The server may answer (413) and close before reading all of it.
+    let _ = s.write_all(&request).await;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+    // A reset after the answer (a body the server would not read) keeps
+    // what arrived.
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
         .await
-        .expect("admin reply")
-        .expect("read");
+        .expect("HTTP reply");
     let text = String::from_utf8_lossy(&buf).into_owned();
     let status = text
         .split(' ')
@@ -766,6 +803,7 @@ impl Server {
         Server {
             addr,
             admin,
+            http: None,
             stop: None,
             task: None,
         }
@@ -877,6 +915,59 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// The JSON-lines output of an example program: one object per step, each
+/// with a `step` name.
+pub struct Steps {
+    label: String,
+    lines: Vec<serde_json::Value>,
+}
+
+impl Steps {
+    pub fn parse(label: &str, stdout: &[u8]) -> Steps {
+        let lines = String::from_utf8_lossy(stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{label}: {l}: {e}")))
+            .collect();
+        Steps {
+            label: label.to_owned(),
+            lines,
+        }
+    }
+
+    /// The step called `name`; panics (listing them all) if there is none.
+    pub fn get(&self, name: &str) -> serde_json::Value {
+        self.lines
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("{}: no step {name}: {:?}", self.label, self.lines))
+            .clone()
+    }
+}
+
+/// Run `node examples/node/<script> args…` with `env` to completion and
+/// answer its steps; panics with its output if it failed, or if the Node
+/// modules are missing (`scripts/test` runs `npm ci` there).
+pub fn node_steps(script: &str, args: &[&str], env: &[(&str, &str)]) -> Steps {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node");
+    assert!(
+        dir.join("node_modules").exists(),
+        "node modules missing: run scripts/test (npm ci in examples/node)"
+    );
+    let out = std::process::Command::new("node")
+        .arg(dir.join(script))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run node");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Steps::parse(script, &out.stdout)
 }
 
 #[cfg(test)]

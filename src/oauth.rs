@@ -1,0 +1,761 @@
+//! OAuth 2.0 over HTTP on `--http-listen` (docs/oauth.md), for gateways
+//! and standard OAuth libraries; the gRPC API stays the primary contract.
+//!
+//! - `POST /oauth2/introspect` (RFC 7662): `{"active": true, …claims}` or
+//!   `{"active": false}` for any token that is not active (expired,
+//!   revoked, forged, malformed, unknown, a refresh token). Caller
+//!   credentials required; the callers file's `allow` name is `Verify`.
+//! - `POST /oauth2/revoke` (RFC 7009): an access or refresh token; 200 for
+//!   any well-formed request. Caller credentials required (`Revoke`).
+//! - `POST /oauth2/token` with `grant_type=refresh_token` (RFC 6749 §6):
+//!   the refresh token is the credential (public clients), so no caller
+//!   credentials; the per-subject refresh budget applies. A `DPoP` header
+//!   is the proof of a DPoP-bound session (RFC 9449 §5).
+//! - `GET /.well-known/oauth-authorization-server` (RFC 8414) and
+//!   `/.well-known/openid-configuration` (the same document: Tessera is no
+//!   OpenID provider, but many libraries look only there), and the JWK set
+//!   at `/.well-known/jwks.json`.
+//!
+//! Callers authenticate with HTTP Basic `name:api-key` (RFC 6749 §2.3.1,
+//! each part form-encoded), the `x-tessera-key` header, or a client
+//! certificate, against the same callers file as the gRPC port.
+//!
+//! Input: bodies over [`MAX_FORM_BYTES`] are refused (413), a
+//! `Content-Type` other than `application/x-www-form-urlencoded` (415), a
+//! parameter given twice (RFC 6749 §3.2) or bytes that are not UTF-8 (400).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use crate::callers::Callers;
+use crate::error::{Error, TokenError};
+use crate::pb;
+use crate::service::Authority;
+use crate::store::Store;
+use crate::web::Peer;
+
+/// Largest form body accepted (bytes): a token is at most 8 KiB.
+pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The caller name the token endpoint's refreshes carry in the audit trail.
+const PUBLIC_CLIENT: &str = "oauth2/token";
+
+/// What the OAuth port is told at start-up.
+pub struct Settings {
+    /// `--issuer`, the `issuer` of the metadata.
+    pub issuer: String,
+    /// The endpoints' base URL, without a trailing `/`.
+    pub public_url: String,
+    /// `--http-cors-origin` (`*` = any).
+    pub cors_origins: Vec<String>,
+    /// `Cache-Control` of the JWK set (`--jwks-max-age`).
+    pub jwks_cache_control: String,
+    /// Client certificates can authenticate callers (`--tls-client-ca`).
+    pub client_certificates: bool,
+}
+
+struct OAuth<S: Store> {
+    authority: Arc<Authority<S>>,
+    callers: Callers,
+    metadata: String,
+    token_url: String,
+    cors_origins: Vec<String>,
+    jwks_cache_control: String,
+}
+
+/// The OAuth endpoints as a router (served by `web::serve`).
+pub fn router<S: Store>(
+    authority: Arc<Authority<S>>,
+    callers: Callers,
+    settings: Settings,
+) -> Router {
+    let base = &settings.public_url;
+    let mut auth_methods = vec!["client_secret_basic"];
+    if settings.client_certificates {
+        auth_methods.push("tls_client_auth");
+    }
+    let document = json!({
+        "issuer": settings.issuer,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "token_endpoint": format!("{base}/oauth2/token"),
+        "introspection_endpoint": format!("{base}/oauth2/introspect"),
+        "revocation_endpoint": format!("{base}/oauth2/revoke"),
+        // No authorization endpoint: sessions are issued over gRPC.
+        "response_types_supported": [],
+        "grant_types_supported": ["refresh_token"],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "dpop_signing_alg_values_supported": tessera_core::dpop::PROOF_ALGS,
+        "tls_client_certificate_bound_access_tokens": true,
+    });
+    let state = Arc::new(OAuth {
+        authority,
+        callers,
+        metadata: document.to_string(),
+        token_url: format!("{base}/oauth2/token"),
+        cors_origins: settings.cors_origins,
+        jwks_cache_control: settings.jwks_cache_control,
+    });
+    Router::new()
+        .route("/oauth2/introspect", post(introspect::<S>))
+        .route("/oauth2/revoke", post(revoke::<S>))
+        .route("/oauth2/token", post(token::<S>).options(preflight::<S>))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata::<S>).options(preflight::<S>),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(metadata::<S>).options(preflight::<S>),
+        )
+        .route(
+            "/.well-known/jwks.json",
+            get(jwks::<S>).options(preflight::<S>),
+        )
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
+        .with_state(state)
+}
+
+// === answers ===
+
+/// An OAuth error answer (RFC 6749 §5.2): `{"error", "error_description"}`.
+#[derive(Debug)]
+struct OAuthError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+    headers: Vec<(HeaderName, String)>,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    fn with_header(mut self, name: HeaderName, value: String) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// The answer to a failure of the authority itself (store, budget),
+    /// the same on every endpoint.
+    fn from_service(rpc: &str, e: &Error) -> Option<Self> {
+        match e {
+            Error::Store(_) | Error::Internal(_) | Error::Token(TokenError::Internal(_)) => {
+                crate::error::log_failed(rpc, e);
+                Some(Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "token store unavailable, retry later",
+                ))
+            }
+            Error::RateLimited { retry_after } => {
+                crate::error::log_failed(rpc, e);
+                let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+                Some(
+                    Self::new(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "temporarily_unavailable",
+                        e.reason(),
+                    )
+                    .with_header(header::RETRY_AFTER, seconds.to_string()),
+                )
+            }
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = json_response(self.status, body.to_string());
+        for (name, value) in self.headers {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 7662 §2.2).
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::PRAGMA, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+type Answer = Result<Response, OAuthError>;
+
+fn answer(result: Answer) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+// === input ===
+
+/// A decoded form: each parameter once, UTF-8.
+type Form = HashMap<String, String>;
+
+/// Parse an `application/x-www-form-urlencoded` body strictly.
+fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut parts = content_type.split(';');
+    let mime = parts.next().unwrap_or("").trim();
+    let charset_ok = parts.all(|p| match p.trim().split_once('=') {
+        Some((k, v)) if k.trim().eq_ignore_ascii_case("charset") => {
+            v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        }
+        _ => true,
+    });
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") || !charset_ok {
+        return Err(OAuthError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded (UTF-8)",
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
+    let decode = |s: &str| {
+        crate::convert::percent_decode(s, true)
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(|| OAuthError::invalid_request("a parameter is not UTF-8 form encoding"))
+    };
+    let mut form = Form::new();
+    for pair in text.split('&').filter(|p| !p.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = decode(name)?;
+        if form.insert(name.clone(), decode(value)?).is_some() {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {:?} given more than once",
+                name.chars().take(64).collect::<String>()
+            )));
+        }
+    }
+    Ok(form)
+}
+
+/// A form POST: the connection's peer, the headers, and the form (or why
+/// it could not be read: a body over [`MAX_FORM_BYTES`] is 413), parsed
+/// up front but answered only after the caller is authenticated.
+struct FormRequest {
+    peer: Arc<Peer>,
+    headers: HeaderMap,
+    form: Result<Form, OAuthError>,
+}
+
+impl<St: Send + Sync> axum::extract::FromRequest<St> for FormRequest {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &St,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = req
+            .extensions()
+            .get::<Arc<Peer>>()
+            .cloned()
+            .unwrap_or_default();
+        let headers = req.headers().clone();
+        let form = match Bytes::from_request(req, state).await {
+            Ok(body) => parse_form(&headers, &body),
+            Err(r) => Err(unreadable(&r)),
+        };
+        Ok(FormRequest {
+            peer,
+            headers,
+            form,
+        })
+    }
+}
+
+impl FormRequest {
+    /// The caller (allowed `rpc`, budget spent) and then the form.
+    async fn authorized<S: Store>(
+        self,
+        o: &OAuth<S>,
+        rpc: &str,
+    ) -> Result<(String, Form), OAuthError> {
+        let caller = o.caller(&self.headers, &self.peer, rpc).await?;
+        Ok((caller, self.form?))
+    }
+}
+
+fn unreadable(r: &BytesRejection) -> OAuthError {
+    let status = r.status();
+    let description = if status == StatusCode::PAYLOAD_TOO_LARGE {
+        format!("the body exceeds {MAX_FORM_BYTES} bytes")
+    } else {
+        "the body could not be read".to_owned()
+    };
+    OAuthError::new(status, "invalid_request", description)
+}
+
+fn required<'f>(form: &'f Form, name: &str) -> Result<&'f str, OAuthError> {
+    form.get(name)
+        .map(String::as_str)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+}
+
+// === callers ===
+
+/// HTTP Basic credentials (RFC 7617), each part form-decoded (RFC 6749
+/// §2.3.1): `(name, key)`. `Err` for a header that is Basic but broken.
+fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Vec<u8>)>, ()> {
+    use base64::Engine as _;
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ())?;
+    let Some((scheme, encoded)) = value.split_once(' ') else {
+        return Ok(None);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Ok(None);
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| ())?;
+    let text = String::from_utf8(decoded).map_err(|_| ())?;
+    let (name, key) = text.split_once(':').ok_or(())?;
+    let name = crate::convert::percent_decode(name, true)
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or(())?;
+    let key = crate::convert::percent_decode(key, true).ok_or(())?;
+    Ok(Some((name, key)))
+}
+
+impl<S: Store> OAuth<S> {
+    /// The caller of a request to an endpoint that needs one, allowed to
+    /// call `rpc`, with its `--caller-rate` budget spent.
+    async fn caller(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+        rpc: &str,
+    ) -> Result<String, OAuthError> {
+        let unauthenticated = || {
+            OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "caller authentication failed",
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"tessera\"".to_owned(),
+            )
+        };
+        let basic = basic_credentials(headers).map_err(|()| unauthenticated())?;
+        let header_key = headers
+            .get(tessera_core::wire::API_KEY_HEADER)
+            .map(|v| v.as_bytes());
+        let key = basic.as_ref().map(|(_, k)| k.as_slice()).or(header_key);
+        let name = match self.callers.authorize(rpc, key, &peer.identities) {
+            Ok(None) => "anonymous".to_owned(),
+            Ok(Some(found)) => {
+                // Basic names the caller: the key must be that caller's.
+                if basic.as_ref().is_some_and(|(name, _)| *name != found) {
+                    return Err(unauthenticated());
+                }
+                found
+            }
+            Err(Error::CallerNotAllowed) => {
+                return Err(OAuthError::new(
+                    StatusCode::FORBIDDEN,
+                    "unauthorized_client",
+                    format!("this caller may not call {rpc}"),
+                ))
+            }
+            Err(_) => return Err(unauthenticated()),
+        };
+        let rates = &self.authority.policy.caller_rates;
+        if let Some(limit) = crate::caller_limits::budget_for(rates, rpc) {
+            let spent =
+                crate::caller_limits::charge(self.authority.store.as_ref(), limit, &name, rpc)
+                    .await;
+            if let Err(e) = spent {
+                return Err(OAuthError::from_service(rpc, &e)
+                    .unwrap_or_else(|| OAuthError::invalid_request(e.reason())));
+            }
+        }
+        Ok(name)
+    }
+
+    /// CORS (`--http-cors-origin`): the allowed origin of the request, if any.
+    fn allowed_origin(&self, headers: &HeaderMap) -> Option<HeaderValue> {
+        let origin = headers.get(header::ORIGIN)?;
+        let text = origin.to_str().ok()?;
+        self.cors_origins
+            .iter()
+            .any(|o| o == "*" || o.eq_ignore_ascii_case(text))
+            .then(|| origin.clone())
+    }
+
+    fn with_cors(&self, headers: &HeaderMap, mut response: Response) -> Response {
+        if self.cors_origins.is_empty() {
+            return response;
+        }
+        let h = response.headers_mut();
+        h.insert(header::VARY, HeaderValue::from_static("origin"));
+        if let Some(origin) = self.allowed_origin(headers) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            h.insert(
+                header::ACCESS_CONTROL_EXPOSE_HEADERS,
+                HeaderValue::from_static("dpop-nonce, www-authenticate"),
+            );
+        }
+        response
+    }
+}
+
+// === endpoints ===
+
+async fn introspect<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
+    answer(introspection(&o, req).await)
+}
+
+async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
+    let (_, form) = req.authorized(o, "Verify").await?;
+    let token = required(&form, "token")?;
+    // `token_type_hint` is optional and needs no use: a refresh token is
+    // never active here (it is no JWT), an access token is looked up alike.
+    let verified = o.authority.introspect(token).await.map_err(|e| {
+        OAuthError::from_service("Verify", &e)
+            .unwrap_or_else(|| OAuthError::invalid_request(e.reason()))
+    })?;
+    let Some(v) = verified else {
+        metrics::counter!(crate::telemetry::INTROSPECTIONS, "active" => "false").increment(1);
+        return Ok(json_response(
+            StatusCode::OK,
+            r#"{"active":false}"#.to_owned(),
+        ));
+    };
+    metrics::counter!(crate::telemetry::INTROSPECTIONS, "active" => "true").increment(1);
+    let mut body = Map::new();
+    body.insert("active".into(), Value::Bool(true));
+    let c = &**v;
+    let dpop_bound = c.cnf.as_ref().is_some_and(|cnf| cnf.jkt.is_some());
+    for (name, value) in [
+        ("sub", json!(c.sub)),
+        ("aud", json!(c.aud)),
+        ("iss", json!(c.iss)),
+        ("exp", json!(c.exp)),
+        ("iat", json!(c.iat)),
+        ("nbf", json!(c.nbf)),
+        ("jti", json!(c.jti)),
+        ("scope", json!(c.scope)),
+        // RFC 9449 §6.2: a DPoP-bound token's type is DPoP.
+        (
+            "token_type",
+            json!(if dpop_bound { "DPoP" } else { "Bearer" }),
+        ),
+        ("tid", json!(c.tid)),
+        ("sid", json!(c.sid)),
+        ("roles", json!(c.roles)),
+    ] {
+        // Members with nothing to say are left out (RFC 7662 §2.2).
+        let empty = match &value {
+            Value::String(s) => s.is_empty(),
+            Value::Array(a) => a.is_empty(),
+            _ => false,
+        };
+        if !empty {
+            body.insert(name.into(), value);
+        }
+    }
+    if let Some(cnf) = &c.cnf {
+        body.insert("cnf".into(), json!(cnf));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        Value::Object(body).to_string(),
+    ))
+}
+
+async fn revoke<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
+    answer(revocation(&o, req).await)
+}
+
+async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
+    let (caller, form) = req.authorized(o, "Revoke").await?;
+    let token = required(&form, "token")?;
+    let request = pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Token(token.to_owned())),
+        reason: "oauth2/revoke".into(),
+        ..Default::default()
+    };
+    match o.authority.revoke(request, &caller).await {
+        // RFC 7009 §2.2: an invalid token is no error; neither is one
+        // that breaks a field bound (it cannot be ours).
+        Ok(_) | Err(Error::InvalidArgument(_)) => Ok(json_response(StatusCode::OK, "{}".into())),
+        Err(e) => Err(OAuthError::from_service("Revoke", &e)
+            .unwrap_or_else(|| OAuthError::invalid_request(e.reason()))),
+    }
+}
+
+async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
+    let headers = req.headers.clone();
+    let response = answer(refresh_grant(&o, req).await);
+    o.with_cors(&headers, response)
+}
+
+/// A `User-Agent` worth recording with the session: the session store
+/// refuses control characters and more than 512 bytes, and a browser's
+/// header must not fail its refresh, so anything else is not recorded.
+fn recordable_user_agent(headers: &HeaderMap) -> String {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control))
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn refresh_grant<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
+    let FormRequest {
+        peer,
+        headers,
+        form,
+    } = req;
+    let headers = &headers;
+    let form = form?;
+    match required(&form, "grant_type")? {
+        "refresh_token" => {}
+        _ => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "only grant_type=refresh_token is served here",
+            ))
+        }
+    }
+    let refresh_token = required(&form, "refresh_token")?;
+    // RFC 9449 §4.3: exactly one DPoP header.
+    let mut proofs = headers.get_all("dpop").iter();
+    let proof = match (proofs.next(), proofs.next()) {
+        (None, _) => String::new(),
+        (Some(p), None) => p
+            .to_str()
+            .map_err(|_| {
+                OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_dpop_proof",
+                    "DPOP_PROOF_INVALID",
+                )
+            })?
+            .to_owned(),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "more than one DPoP header",
+            ))
+        }
+    };
+    let had_proof = !proof.is_empty();
+    let request = pb::RefreshRequest {
+        refresh_token: refresh_token.to_owned(),
+        http_method: if had_proof {
+            "POST".into()
+        } else {
+            String::new()
+        },
+        http_url: if had_proof {
+            o.token_url.clone()
+        } else {
+            String::new()
+        },
+        dpop_proof: proof,
+        ip_address: peer.addr.map(|a| a.ip().to_string()).unwrap_or_default(),
+        user_agent: recordable_user_agent(headers),
+        ..Default::default()
+    };
+    let refreshed = match o.authority.refresh_counted(request, PUBLIC_CLIENT).await {
+        Ok(r) => r,
+        Err(e) => return Err(grant_error(e)),
+    };
+    let tokens = refreshed.response.tokens.unwrap_or_default();
+    let dpop_bound = refreshed
+        .claims
+        .cnf
+        .as_ref()
+        .is_some_and(|c| c.jkt.is_some());
+    let mut body = json!({
+        "access_token": tokens.access_token,
+        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
+        "expires_in": tokens.expires_in,
+        "refresh_token": tokens.refresh_token,
+        "refresh_expires_in": tokens.refresh_expires_in,
+    });
+    if !refreshed.claims.scope.is_empty() {
+        body["scope"] = json!(refreshed.claims.scope);
+    }
+    let mut response = json_response(StatusCode::OK, body.to_string());
+    if had_proof && o.authority.policy.dpop_nonce {
+        if let Ok((nonce, _)) = o.authority.dpop_nonces(crate::clock::now_ms()).await {
+            if let Ok(value) = HeaderValue::from_str(&nonce) {
+                response.headers_mut().insert("dpop-nonce", value);
+            }
+        }
+    }
+    Ok(response)
+}
+
+/// RFC 6749 §5.2 (and RFC 9449 §5, §8) for a refused refresh; the
+/// `ErrorInfo` reason of the gRPC API is the `error_description`.
+fn grant_error(e: Error) -> OAuthError {
+    if let Some(answer) = OAuthError::from_service("Refresh", &e) {
+        return answer;
+    }
+    crate::error::log_failed("Refresh", &e);
+    match e {
+        Error::InvalidArgument(violations) => OAuthError::invalid_request(
+            violations
+                .iter()
+                .map(|v| format!("{}: {}", v.field, v.description))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Error::Token(TokenError::DpopProofInvalid | TokenError::DpopProofReplayed) => {
+            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", e.reason())
+        }
+        Error::DpopNonce { ref nonce } => {
+            let nonce = nonce.clone();
+            OAuthError::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", e.reason())
+                .with_header(HeaderName::from_static("dpop-nonce"), nonce)
+        }
+        _ => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.reason()),
+    }
+}
+
+async fn metadata<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
+    let response = (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        o.metadata.clone(),
+    )
+        .into_response();
+    o.with_cors(&headers, response)
+}
+
+async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
+    let response = crate::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
+    o.with_cors(&headers, response)
+}
+
+/// A CORS preflight: 204 with the allowed method and headers for an
+/// allowed origin, 403 for any other.
+async fn preflight<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
+    if o.allowed_origin(&headers).is_none() {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("content-type, dpop"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    o.with_cors(&headers, response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form_headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn forms_parse_strictly() {
+        let h = form_headers("application/x-www-form-urlencoded; charset=UTF-8");
+        let form = parse_form(&h, b"token=a%2Bb+c&token_type_hint=access_token&").unwrap();
+        assert_eq!(form["token"], "a+b c");
+        assert_eq!(form["token_type_hint"], "access_token");
+        for bad in [
+            &b"token=a&token=b"[..],
+            b"token=%ff",
+            b"token=%zz",
+            b"token=%4",
+            b"token=\xff",
+        ] {
+            let e = parse_form(&h, bad).unwrap_err();
+            assert_eq!(e.status, StatusCode::BAD_REQUEST, "{bad:?}");
+            assert_eq!(e.error, "invalid_request");
+        }
+        for content_type in [
+            "application/json",
+            "text/plain",
+            "application/x-www-form-urlencoded; charset=latin1",
+        ] {
+            let e = parse_form(&form_headers(content_type), b"token=a").unwrap_err();
+            assert_eq!(
+                e.status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{content_type}"
+            );
+        }
+        assert!(parse_form(&HeaderMap::new(), b"token=a").is_err());
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        use base64::Engine as _;
+        let mut h = HeaderMap::new();
+        let encoded = base64::engine::general_purpose::STANDARD.encode("gate%3Away:k%2By");
+        h.insert(
+            header::AUTHORIZATION,
+            format!("Basic {encoded}").parse().unwrap(),
+        );
+        assert_eq!(
+            basic_credentials(&h),
+            Ok(Some(("gate:way".to_owned(), b"k+y".to_vec())))
+        );
+        h.insert(header::AUTHORIZATION, "Basic !!!".parse().unwrap());
+        assert_eq!(basic_credentials(&h), Err(()));
+        h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
+        assert_eq!(basic_credentials(&h), Ok(None));
+    }
+}
