@@ -123,6 +123,16 @@ pub async fn serve_with_listeners(
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
     let callers = Callers::for_listener(&args, local).map_err(ServeError::Config)?;
+    if let Some(http) = &http {
+        // The OAuth port answers the same callers: anonymous only where
+        // the gRPC port would allow it (a loopback address, or
+        // --allow-anonymous), judged by its own address.
+        let http_local = http
+            .local_addr()
+            .map_err(|e| ServeError::Config(e.to_string()))?;
+        Callers::for_listener(&args, http_local)
+            .map_err(|e| ServeError::Config(format!("--http-listen: {e}")))?;
+    }
     let keys = Arc::new(KeyRing::new(keyload::load_keys(&args)?));
     if keys.current().ephemeral {
         tracing::warn!(kid = %keys.current().signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");

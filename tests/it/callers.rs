@@ -183,3 +183,52 @@ async fn anonymous_on_a_public_address_is_refused_at_start() {
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// The OAuth HTTP port is judged by its own address: a loopback gRPC port
+/// does not make a public HTTP port anonymous (it would let anyone
+/// introspect and revoke).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_on_a_public_http_port_is_refused_at_start() {
+    let env = Env::new(Backend::Memory).await;
+    let bind =
+        |addr: &'static str| async move { tokio::net::TcpListener::bind(addr).await.unwrap() };
+    let args = tessera::config::ServeArgs::parse_with_file(env.flags(&["--http-listen=0.0.0.0:0"]))
+        .unwrap();
+    let err = tessera::serve_with_listeners(
+        args,
+        bind("127.0.0.1:0").await,
+        bind("127.0.0.1:0").await,
+        Some(bind("0.0.0.0:0").await),
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, tessera::ServeError::Config(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("--http-listen") && text.contains("--callers"),
+        "says why: {text}"
+    );
+
+    // With a callers file the same ports serve.
+    let dir = tempfile::tempdir().unwrap();
+    let callers = callers_flag(&dir, &[("gateway", "k", &["Verify"])]);
+    let args = tessera::config::ServeArgs::parse_with_file(
+        env.flags(&["--http-listen=0.0.0.0:0", callers.as_str()]),
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(tessera::serve_with_listeners(
+        args,
+        bind("127.0.0.1:0").await,
+        bind("127.0.0.1:0").await,
+        Some(bind("0.0.0.0:0").await),
+        async move {
+            let _ = rx.await;
+        },
+    ));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert!(!task.is_finished(), "a server with callers must run");
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
