@@ -194,15 +194,17 @@ async fn anonymous_on_a_public_http_port_is_refused_at_start() {
         |addr: &'static str| async move { tokio::net::TcpListener::bind(addr).await.unwrap() };
     let args = tessera::config::ServeArgs::parse_with_file(env.flags(&["--http-listen=0.0.0.0:0"]))
         .unwrap();
-    let err = tessera::serve_with_listeners(
+    let serving = tessera::serve_with_listeners(
         args,
         bind("127.0.0.1:0").await,
         bind("127.0.0.1:0").await,
         Some(bind("0.0.0.0:0").await),
         std::future::pending(),
-    )
-    .await
-    .unwrap_err();
+    );
+    let err = tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+        .await
+        .expect("refused at start, not served")
+        .unwrap_err();
     assert!(matches!(err, tessera::ServeError::Config(_)), "{err}");
     let text = err.to_string();
     assert!(
