@@ -122,8 +122,28 @@ pub fn router<S: Store>(
             "/.well-known/jwks.json",
             get(jwks::<S>).options(preflight::<S>),
         )
+        .route_layer(axum::middleware::from_fn(count))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
+}
+
+/// `tessera_http_requests_total{path, status}` and the duration histogram
+/// of every request to a known path (unknown paths are not labelled: no
+/// cardinality for a scanner to blow up).
+async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", |p| p.as_str())
+        .to_owned();
+    let start = std::time::Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!(crate::telemetry::HTTP_DURATION, "path" => path.clone())
+        .record(start.elapsed().as_secs_f64());
+    metrics::counter!(crate::telemetry::HTTP_REQUESTS, "path" => path, "status" => status)
+        .increment(1);
+    response
 }
 
 // === answers ===

@@ -18,6 +18,10 @@ pub const TOKEN_REFRESH: &str = "token_refresh_total";
 pub const VERIFICATIONS: &str = "tessera_verify_total";
 /// RFC 7662 introspections on the OAuth port, by `active`.
 pub const INTROSPECTIONS: &str = "tessera_introspections_total";
+/// Requests on the OAuth HTTP port, by route and status.
+pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
+/// Their duration, by route.
+pub const HTTP_DURATION: &str = "tessera_http_request_duration_seconds";
 /// Sliding renewals by band: extend, mint, refused.
 pub const RENEWALS: &str = "tessera_renewals_total";
 pub const REVOCATIONS: &str = "tessera_revocations_total";

@@ -131,7 +131,7 @@ impl<S: Store> Authority<S> {
             ..Default::default()
         };
         match self
-            .verify(verify, caller, || source_cert_thumbprint(&req))
+            .verify(verify, caller, "Check", || source_cert_thumbprint(&req))
             .await
         {
             Ok((response, renewed)) => {

@@ -431,7 +431,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let caller = crate::caller_limits::caller_name(&extensions);
         let had_proof = !request.dpop_proof.is_empty();
         let result = self
-            .verify(request, caller, || peer_cert_thumbprint(&extensions))
+            .verify(request, caller, "Verify", || {
+                peer_cert_thumbprint(&extensions)
+            })
             .await;
         match &result {
             Ok(_) => telemetry::verify_ok(),

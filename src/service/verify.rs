@@ -119,11 +119,13 @@ impl<S: Store> Authority<S> {
     /// `peer_thumbprint`: the thumbprint of the presenter's client
     /// certificate (the mTLS call's own, or the one Envoy saw), used when
     /// the request names none; called only for a certificate-bound token,
-    /// so other calls pay no hashing for it.
+    /// so other calls pay no hashing for it. `rpc` names the call in the
+    /// audit trail (`Verify`, or `Check` for Envoy's).
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
         caller: &str,
+        rpc: &'static str,
         peer_thumbprint: impl FnOnce() -> Option<String> + Send,
     ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
         let mut input = VerifyInput::try_from(request)?;
@@ -138,7 +140,7 @@ impl<S: Store> Authority<S> {
             subject: &claims.sub,
             session_id: &claims.sid,
             caller,
-            rpc: "Verify",
+            rpc,
             ..Default::default()
         };
         let cert_bound = claims

@@ -623,6 +623,20 @@ async fn hostile_input_gets_a_4xx_never_a_5xx() {
         s.introspect(&pair.access_token).await.json()["active"],
         true
     );
+    // Counted by route and status; unknown paths are not labelled.
+    let (_, metrics) = s.server.admin_get("/metrics").await;
+    let count = |path: &str, status: &str| {
+        metric_with(
+            &metrics,
+            "tessera_http_requests_total",
+            &[("path", path), ("status", status)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(count("/oauth2/introspect", "413") >= 1.0, "{metrics}");
+    assert!(count("/oauth2/token", "400") >= 2.0, "{metrics}");
+    assert!(count("/oauth2/introspect", "200") >= 1.0, "{metrics}");
+    assert!(!metrics.contains("etc/passwd"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

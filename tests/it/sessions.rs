@@ -552,8 +552,12 @@ async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
         keyed("audit-login-api-key"),
     );
     let mut reader = pb::token_authority_client::TokenAuthorityClient::with_interceptor(
-        channel,
+        channel.clone(),
         keyed("audit-reader-api-key"),
+    );
+    let mut envoy = envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient::with_interceptor(
+        channel,
+        keyed("audit-login-api-key"),
     );
     let fingerprint = "audit-device-fingerprint-secret";
     let first = app
@@ -627,6 +631,27 @@ async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
     })
     .await
     .unwrap();
+    // Envoy presents the device-bound token without its device: refused,
+    // and audited as Check, not Verify.
+    use envoy_types::pb::envoy::service::auth::v3::{attribute_context, AttributeContext};
+    let check = envoy_types::ext_authz::v3::pb::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(attribute_context::Request {
+                http: Some(attribute_context::HttpRequest {
+                    headers: [(
+                        "authorization".to_owned(),
+                        format!("Bearer {}", renewed.renewed_access_token),
+                    )]
+                    .into(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    };
+    let denied = envoy.check(check).await.unwrap().into_inner();
+    assert_ne!(denied.status.unwrap().code, 0, "denied");
     expect_reason(
         reader.issue(issue_request("kim")).await,
         "CALLER_NOT_ALLOWED",
@@ -661,6 +686,7 @@ async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
         ("reuse_detected", "refused"),
         ("issued", "ok"),
         ("revoked", "ok"),
+        ("binding_mismatch", "refused"),
         ("caller_denied", "CALLER_NOT_ALLOWED"),
     ]
     .iter()
@@ -688,8 +714,10 @@ async fn a_scripted_flow_leaves_exactly_its_audit_trail() {
     assert!(field(6, "detail").contains("family"));
     assert_eq!(field(8, "subject"), "jack");
     assert!(field(8, "detail").contains("offboarding"));
-    assert_eq!(field(9, "caller"), "reader");
-    assert_eq!(field(9, "rpc"), "Issue");
+    assert_eq!(field(9, "rpc"), "Check");
+    assert_eq!(field(9, "subject"), "ivy");
+    assert_eq!(field(10, "caller"), "reader");
+    assert_eq!(field(10, "rpc"), "Issue");
     let lines: Vec<String> = process
         .log_text()
         .lines()
