@@ -176,6 +176,12 @@ impl OAuthError {
         self
     }
 
+    /// [`OAuthError::from_service`], or `invalid_request` with the reason
+    /// for anything else (introspection, revocation, caller budgets).
+    fn from_error(rpc: &str, e: &Error) -> Self {
+        Self::from_service(rpc, e).unwrap_or_else(|| Self::invalid_request(e.reason()))
+    }
+
     /// The answer to a failure of the authority itself (store, budget),
     /// the same on every endpoint.
     fn from_service(rpc: &str, e: &Error) -> Option<Self> {
@@ -424,8 +430,7 @@ impl<S: Store> OAuth<S> {
                 crate::caller_limits::charge(self.authority.store.as_ref(), limit, &name, rpc)
                     .await;
             if let Err(e) = spent {
-                return Err(OAuthError::from_service(rpc, &e)
-                    .unwrap_or_else(|| OAuthError::invalid_request(e.reason())));
+                return Err(OAuthError::from_error(rpc, &e));
             }
         }
         Ok(name)
@@ -469,10 +474,11 @@ async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
     let token = required(&form, "token")?;
     // `token_type_hint` is optional and needs no use: a refresh token is
     // never active here (it is no JWT), an access token is looked up alike.
-    let verified = o.authority.introspect(token).await.map_err(|e| {
-        OAuthError::from_service("Verify", &e)
-            .unwrap_or_else(|| OAuthError::invalid_request(e.reason()))
-    })?;
+    let verified = o
+        .authority
+        .introspect(token)
+        .await
+        .map_err(|e| OAuthError::from_error("Verify", &e))?;
     let Some(v) = verified else {
         metrics::counter!(crate::telemetry::INTROSPECTIONS, "active" => "false").increment(1);
         return Ok(json_response(
@@ -538,14 +544,17 @@ async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
         // RFC 7009 §2.2: an invalid token is no error; neither is one
         // that breaks a field bound (it cannot be ours).
         Ok(_) | Err(Error::InvalidArgument(_)) => Ok(json_response(StatusCode::OK, "{}".into())),
-        Err(e) => Err(OAuthError::from_service("Revoke", &e)
-            .unwrap_or_else(|| OAuthError::invalid_request(e.reason()))),
+        Err(e) => Err(OAuthError::from_error("Revoke", &e)),
     }
 }
 
 async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
-    let headers = req.headers.clone();
-    let response = answer(refresh_grant(&o, req).await);
+    let FormRequest {
+        peer,
+        headers,
+        form,
+    } = req;
+    let response = answer(refresh_grant(&o, &peer, &headers, form).await);
     o.with_cors(&headers, response)
 }
 
@@ -561,13 +570,12 @@ fn recordable_user_agent(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-async fn refresh_grant<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
-    let FormRequest {
-        peer,
-        headers,
-        form,
-    } = req;
-    let headers = &headers;
+async fn refresh_grant<S: Store>(
+    o: &OAuth<S>,
+    peer: &Peer,
+    headers: &HeaderMap,
+    form: Result<Form, OAuthError>,
+) -> Answer {
     let form = form?;
     match required(&form, "grant_type")? {
         "refresh_token" => {}

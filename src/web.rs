@@ -40,8 +40,6 @@ pub struct Peer {
     pub addr: Option<SocketAddr>,
     /// What the verified client certificate proves (TLS with `--tls-client-ca`).
     pub identities: PeerIdentities,
-    /// RFC 8705 thumbprint of the client certificate, if one was shown.
-    pub cert_thumbprint: Option<String>,
 }
 
 /// How long a shutdown waits for requests in flight.
@@ -91,19 +89,14 @@ pub async fn serve(
                         tracing::debug!(port, "TLS handshake failed or timed out");
                         return;
                     };
-                    let leaf = stream
+                    let identities = stream
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .and_then(|certs| certs.first());
-                    let peer = Peer {
-                        addr,
-                        identities: leaf
-                            .map(|c| crate::callers::certificate_identities(c.as_ref()))
-                            .unwrap_or_default(),
-                        cert_thumbprint: leaf
-                            .map(|c| tessera_core::checks::cert_thumbprint(c.as_ref())),
-                    };
+                        .and_then(|certs| certs.first())
+                        .map(|leaf| crate::callers::certificate_identities(leaf.as_ref()))
+                        .unwrap_or_default();
+                    let peer = Peer { addr, identities };
                     connection(stream, app, peer, limits, graceful).await;
                 }
             }
