@@ -871,3 +871,133 @@ async fn https_post(
     let _ = tls.read_to_end(&mut answer).await;
     String::from_utf8_lossy(&answer).into_owned()
 }
+
+/// A real nginx, configured with `deploy/nginx/` as shipped (only the
+/// ports are this test's), in front of a backend that echoes the identity
+/// headers it was given.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_checks_tokens_with_the_shipped_config() {
+    let nginx = std::path::Path::new("/usr/sbin/nginx");
+    let njs = std::path::Path::new("/usr/lib/nginx/modules/ngx_http_js_module.so");
+    assert!(
+        nginx.exists() && njs.exists(),
+        "nginx with njs missing: run scripts/test (apt-get install nginx libnginx-mod-http-js)"
+    );
+    let env = Env::new(Backend::Memory).await;
+    let dir = tempfile::tempdir().unwrap();
+    let callers = callers_flag(
+        &dir,
+        &[
+            ("gateway", "change-me", &["Verify"]),
+            ("login", "login-key", &["Issue", "Revoke"]),
+        ],
+    );
+    let server = env
+        .server(&["--http-listen=127.0.0.1:0", callers.as_str()])
+        .await;
+    let tessera_http = server.http.unwrap();
+    let (front, back) = (free_port(), free_port());
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/nginx");
+    let shipped = std::fs::read_to_string(deploy.join("tessera.conf")).unwrap();
+    let site = shipped
+        .replace("server 127.0.0.1:8443;", &format!("server {tessera_http};"))
+        .replace(
+            "server 127.0.0.1:8080;",
+            &format!("server 127.0.0.1:{back};"),
+        )
+        .replace("listen 8000;", &format!("listen 127.0.0.1:{front};"));
+    assert_ne!(site, shipped);
+    let d = dir.path().display();
+    let conf = format!(
+        "load_module {};\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\ndaemon off;\nmaster_process off;\nevents {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         js_path \"{}\";\n  include {d}/tessera.conf;\n\
+         server {{ listen 127.0.0.1:{back}; location / {{ return 200 \"subject=$http_x_tessera_subject tenant=$http_x_tessera_tenant scopes=$http_x_tessera_scopes\"; }} }}\n}}\n",
+        njs.display(),
+        deploy.display()
+    );
+    std::fs::write(dir.path().join("tessera.conf"), site).unwrap();
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let mut child = tokio::process::Command::new(nginx)
+        .args(["-e", &format!("{d}/error.log"), "-p", &d.to_string(), "-c"])
+        .arg(dir.path().join("nginx.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let front: SocketAddr = format!("127.0.0.1:{front}").parse().unwrap();
+    let log = || std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(front).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(up, "nginx did not start: {}", log());
+
+    let mut c = server.client().await;
+    let issue = |subject: &str| {
+        let mut r = tonic::Request::new(issue_request(subject));
+        r.metadata_mut()
+            .insert("x-tessera-key", "login-key".parse().unwrap());
+        r
+    };
+    let pair = c
+        .issue(issue("alice"))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    let other = c
+        .issue(issue("bob"))
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens
+        .unwrap();
+    let bearer = format!("Bearer {}", pair.access_token);
+    let get = |headers: Vec<(&'static str, String)>| async move {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        send(front, "GET", "/api/orders", &h, b"").await
+    };
+    // An active token: through, with the identity headers set by nginx
+    // (the client's own X-Tessera-Subject is replaced).
+    let a = get(vec![
+        ("Authorization", bearer.clone()),
+        ("X-Tessera-Subject", "mallory".into()),
+    ])
+    .await;
+    assert_eq!(a.status, 200, "{} {}", a.body, log());
+    assert_eq!(a.body, "subject=alice tenant=acme scopes=read write");
+    // No token, another scheme, garbage: 401 with a challenge.
+    for headers in [
+        vec![],
+        vec![("Authorization", "Basic Zm9vOmJhcg==".to_owned())],
+        vec![("Authorization", "Bearer not.a.token".to_owned())],
+    ] {
+        let a = get(headers.clone()).await;
+        assert_eq!(a.status, 401, "{headers:?}: {}", a.body);
+        assert!(a.header("www-authenticate").unwrap().starts_with("Bearer"));
+    }
+    // Revoked: 401 once the revocation is in.
+    let mut revoke = tonic::Request::new(revoke_token(&pair.access_token));
+    revoke
+        .metadata_mut()
+        .insert("x-tessera-key", "login-key".parse().unwrap());
+    c.revoke(revoke).await.unwrap();
+    let a = get(vec![("Authorization", bearer.clone())]).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    // Tessera gone: never an allow.
+    server.stop().await.unwrap();
+    let a = get(vec![(
+        "Authorization",
+        format!("Bearer {}", other.access_token),
+    )])
+    .await;
+    assert_eq!(a.status, 500, "{}", a.body);
+    let _ = child.kill().await;
+}
