@@ -65,6 +65,7 @@ fn sign_and_verify(c: &mut Criterion) {
 fn event(i: usize, now_ms: i64) -> RevocationEvent {
     RevocationEvent {
         cursor: format!("{}-{i}", now_ms),
+        partition: 0,
         kind: RevocationKind::Token,
         token_id: format!("jti-{i:016}"),
         session_id: String::new(),
@@ -80,7 +81,7 @@ fn cache_lookup(c: &mut Criterion) {
     let now_ms = tessera::clock::now_ms();
     let skey = subject_key("acme", "alice");
     for size in [10_000usize, 1_000_000] {
-        let feed = Feed::new();
+        let feed = Feed::new(1);
         let events: Vec<RevocationEvent> = (0..size).map(|i| event(i, now_ms)).collect();
         for chunk in events.chunks(10_000) {
             feed.apply(chunk);
@@ -107,7 +108,7 @@ fn verify_path(c: &mut Criterion) {
         leeway: 30,
     };
     let token = tokens::mint(&keys, &claims(now)).unwrap();
-    let feed = Feed::new();
+    let feed = Feed::new(1);
     let events: Vec<RevocationEvent> = (0..100_000).map(|i| event(i, now_ms)).collect();
     feed.apply(&events);
     feed.set_in_sync(true);

@@ -26,6 +26,9 @@ pub enum StoreError {
     /// The store answered with something we did not write.
     #[error("store returned unexpected data: {0}")]
     Corrupt(String),
+    /// The store holds a deployment of another layout (`--redis-partitions`).
+    #[error("{0}")]
+    Layout(String),
 }
 
 /// One bad field of a request: the proto field path and why.

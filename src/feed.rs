@@ -2,12 +2,15 @@
 //! log, the in-memory revocation cache it feeds, and the ring of recent
 //! events that `WatchRevocations` streams are served from.
 //!
-//! The store's pub/sub message only says "the log grew"; the reader then
-//! reads the log from its last cursor. So the cache is exactly the log, in
-//! order, with no gap and no duplicate, however many notifications are lost
-//! (fred drops pub/sub messages while disconnected and on lag: docs/pitfalls.md).
-//! While the subscription is down the cache is marked out of sync and the
-//! default `Verify` reads the store instead (fail closed).
+//! The log has one stream per partition (`--redis-partitions`; one in
+//! memory). The store's pub/sub message only says "partition p's log grew";
+//! the reader then reads that log from its position there, and every log
+//! once a second. So the cache is exactly the logs, in order within each
+//! partition, with no gap and no duplicate, however many notifications are
+//! lost (fred drops pub/sub messages while disconnected and on lag:
+//! docs/pitfalls.md). While any subscription is down the whole cache is
+//! marked out of sync and the default `Verify` reads the store instead (fail
+//! closed) until every partition has been read again.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, RwLock};
@@ -15,55 +18,71 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{parse_cursor, FeedSignal, RevocationEvent, Store};
+use crate::cursor::{LocalId, Position};
+use crate::store::{parse_cursor, parse_event_ref, FeedSignal, RevocationEvent, Store};
 pub use tessera_core::revocation::{CacheAnswer, RevocationCache};
 
 /// Events kept in memory for watchers; older positions are read from the store.
 pub const RING_CAPACITY: usize = 65_536;
 /// Entries read from the log per round trip.
 const READ_BATCH: usize = 1_000;
-/// Safety net: read the log this often even without a notification.
+/// Safety net: read every log this often even without a notification.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
 struct Ring {
-    events: VecDeque<RevocationEvent>,
-    /// Every event after this cursor (up to the head) is in `events`.
-    base: (u64, u64),
+    /// Events in the order applied, with their parsed position.
+    events: VecDeque<(LocalId, RevocationEvent)>,
+    /// The sequence number (count of events ever applied) of `events[0]`.
+    front_seq: u64,
+    /// Every event after this position (per partition) is in `events`.
+    base: Position,
 }
+
+/// Where a watcher stands in the ring: the sequence number of the next event
+/// it has not looked at. Every event before it is covered by the watcher's
+/// position, so a watcher at the live edge looks at new events only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RingHint(u64);
 
 /// One replica's view of the revocation feed.
 pub struct Feed {
     cache: RevocationCache,
     ring: RwLock<Ring>,
-    /// The cursor of the last event applied; watchers wait on changes.
-    head: watch::Sender<String>,
+    /// The position of the last event applied, per partition; watchers wait
+    /// on changes.
+    head: watch::Sender<Position>,
+    /// Per partition, when it was last read to its end (Unix ms; 0 = never).
+    caught_up_ms: Vec<std::sync::atomic::AtomicI64>,
 }
 
 impl Feed {
-    pub fn new() -> Arc<Self> {
-        let (head, _) = watch::channel(String::new());
+    /// The feed of a log of `partitions` partitions.
+    pub fn new(partitions: u32) -> Arc<Self> {
+        let (head, _) = watch::channel(Position::start(partitions));
         Arc::new(Feed {
             cache: RevocationCache::default(),
             ring: RwLock::new(Ring {
                 events: VecDeque::new(),
-                base: (0, 0),
+                front_seq: 0,
+                base: Position::start(partitions),
             }),
             head,
+            caught_up_ms: (0..partitions).map(|_| Default::default()).collect(),
         })
     }
 
-    /// Is the cache complete up to the latest notification?
+    /// Is the cache complete up to the latest notification of every partition?
     pub fn in_sync(&self) -> bool {
         self.cache.in_sync()
     }
 
-    /// The cursor of the last event applied ("" before any).
-    pub fn head(&self) -> String {
+    /// The position of the last event applied in each partition.
+    pub fn head(&self) -> Position {
         self.head.borrow().clone()
     }
 
     /// Wait for the head to move.
-    pub fn subscribe_head(&self) -> watch::Receiver<String> {
+    pub fn subscribe_head(&self) -> watch::Receiver<Position> {
         self.head.subscribe()
     }
 
@@ -79,14 +98,15 @@ impl Feed {
         self.cache.expire(now_ms);
     }
 
-    /// Wait (at most `timeout`) until the cache has applied `cursor`, so a
-    /// caller that revoked on this replica reads its own write here.
-    pub async fn wait_applied(&self, cursor: &str, timeout: Duration) -> bool {
-        let Some(target) = parse_cursor(cursor) else {
+    /// Wait (at most `timeout`) until the cache has applied the event
+    /// `event` (a store's [`crate::store::event_ref`]), so a caller that
+    /// revoked on this replica reads its own write here.
+    pub async fn wait_applied(&self, event: &str, timeout: Duration) -> bool {
+        let Some((p, target)) = parse_event_ref(event) else {
             return false;
         };
         let mut head = self.head.subscribe();
-        let reached = |h: &String| parse_cursor(h).is_some_and(|h| h >= target);
+        let reached = |h: &Position| h.covers(p, target);
         tokio::time::timeout(timeout, head.wait_for(reached))
             .await
             .is_ok_and(|r| r.is_ok())
@@ -109,42 +129,60 @@ impl Feed {
         self.cache.len()
     }
 
-    /// Up to `limit` events after `after` if the ring covers that position;
-    /// `None` when the caller must read the store instead.
-    pub fn ring_after(&self, after: &str, limit: usize) -> Option<Vec<RevocationEvent>> {
-        let after = parse_cursor(after)?;
+    /// Up to `limit` events not covered by `after`, if the ring holds every
+    /// one of them; `None` when the caller must read the store instead.
+    /// `hint` is the caller's place in the ring, moved past what it returns.
+    pub fn ring_after(
+        &self,
+        after: &Position,
+        hint: &mut RingHint,
+        limit: usize,
+    ) -> Option<Vec<RevocationEvent>> {
         let ring = self.ring.read().unwrap_or_else(|p| p.into_inner());
-        if after < ring.base {
+        if after.partitions() != ring.base.partitions()
+            || (0..after.partitions()).any(|p| after.get(p) < ring.base.get(p))
+        {
             return None;
         }
-        let start = ring
-            .events
-            .partition_point(|e| parse_cursor(&e.cursor).is_some_and(|c| c <= after));
-        Some(
-            ring.events
-                .iter()
-                .skip(start)
-                .take(limit)
-                .cloned()
-                .collect(),
-        )
+        let skip = hint.0.saturating_sub(ring.front_seq) as usize;
+        let mut out = Vec::new();
+        let mut seq = ring.front_seq + skip as u64;
+        for (id, ev) in ring.events.iter().skip(skip) {
+            if out.len() == limit {
+                break;
+            }
+            seq += 1;
+            if !after.covers(ev.partition, *id) {
+                out.push(ev.clone());
+            }
+        }
+        hint.0 = seq;
+        Some(out)
     }
 
     /// Apply events to the cache and ring (the feed reader's step; public
-    /// for benchmarks and tests).
+    /// for benchmarks and tests). Events of a partition the feed does not
+    /// have, or with a cursor that does not parse, are not applied.
     pub fn apply(&self, events: &[RevocationEvent]) {
         if events.is_empty() {
             return;
         }
+        let mut head = self.head();
+        let parsed: Vec<(LocalId, &RevocationEvent)> = events
+            .iter()
+            .filter_map(|ev| Some((parse_cursor(&ev.cursor)?, ev)))
+            .filter(|(id, ev)| head.advance(ev.partition, *id))
+            .collect();
         self.cache.apply(events);
         {
             let mut ring = self.ring.write().unwrap_or_else(|p| p.into_inner());
-            for ev in events {
-                ring.events.push_back(ev.clone());
+            for (id, ev) in &parsed {
+                ring.events.push_back((*id, (*ev).clone()));
             }
             while ring.events.len() > RING_CAPACITY {
-                if let Some(old) = ring.events.pop_front() {
-                    ring.base = parse_cursor(&old.cursor).unwrap_or(ring.base);
+                if let Some((id, old)) = ring.events.pop_front() {
+                    ring.front_seq += 1;
+                    ring.base.advance(old.partition, id);
                 }
             }
         }
@@ -153,22 +191,41 @@ impl Feed {
             let lag = (now - ev.revoked_at_ms).max(0) as f64 / 1000.0;
             metrics::histogram!(crate::telemetry::FEED_LAG).record(lag);
         }
-        if let Some(last) = events.last() {
-            self.head.send_replace(last.cursor.clone());
-        }
+        self.head.send_replace(head);
     }
 
-    /// Read the log from the head until it is exhausted.
-    async fn catch_up<S: Store>(&self, store: &S) -> Result<(), crate::error::StoreError> {
+    /// Read the logs from the head until exhausted: partition `only`, or all.
+    async fn catch_up<S: Store>(
+        &self,
+        store: &S,
+        only: Option<u32>,
+    ) -> Result<(), crate::error::StoreError> {
         loop {
             let after = self.head();
-            let events = store.read_log(&after, READ_BATCH).await?;
+            let events = store.read_log(&after, only, READ_BATCH).await?;
             let done = events.len() < READ_BATCH;
             self.apply(&events);
             if done {
+                let now = crate::clock::now_ms();
+                for (p, at) in self.caught_up_ms.iter().enumerate() {
+                    if only.is_none_or(|o| o as usize == p) {
+                        at.store(now, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
                 return Ok(());
             }
         }
+    }
+
+    /// Seconds since each partition was last read to its end (`None`: never).
+    pub fn partition_lag_seconds(&self, now_ms: i64) -> Vec<Option<f64>> {
+        self.caught_up_ms
+            .iter()
+            .map(|at| match at.load(std::sync::atomic::Ordering::Relaxed) {
+                0 => None,
+                at => Some((now_ms - at).max(0) as f64 / 1000.0),
+            })
+            .collect()
     }
 
     /// Follow the store until `shutdown` fires. Spawned once per replica.
@@ -191,11 +248,12 @@ impl Feed {
                 }
             };
             let mut subscribed = false;
+            let mut only: Option<u32> = None;
             let mut poll = tokio::time::interval(POLL_INTERVAL);
             loop {
                 tokio::select! {
                     signal = signals.recv() => match signal {
-                        Some(FeedSignal::Appended) => {}
+                        Some(FeedSignal::Appended(p)) => only = p,
                         Some(FeedSignal::Restored) => subscribed = true,
                         Some(FeedSignal::Lost) => {
                             subscribed = false;
@@ -211,17 +269,26 @@ impl Feed {
                         self.cache.expire(now);
                         metrics::gauge!(crate::telemetry::CACHE_ENTRIES).set(self.cached_entries() as f64);
                         metrics::gauge!(crate::telemetry::FEED_IN_SYNC).set(if self.in_sync() { 1.0 } else { 0.0 });
+                        self.record_partition_lag(now);
                         continue;
                     }
                     _ = shutdown.changed() => break 'outer,
                 }
-                match self.catch_up(store.as_ref()).await {
+                // A wake-up names its partition; anything else reads them all.
+                let part = std::mem::take(&mut only);
+                match self.catch_up(store.as_ref(), part).await {
                     Ok(()) => {
-                        // Trusted only when subscribed *and* read after subscribing.
-                        if subscribed && !self.in_sync() {
-                            tracing::info!(cursor = %self.head(), "revocation feed: in sync");
+                        // Trusted only when subscribed *and* every partition
+                        // was read after subscribing: a read of one partition
+                        // keeps trust, never gives it.
+                        let trusted = subscribed && (part.is_none() || self.in_sync());
+                        if trusted && !self.in_sync() {
+                            tracing::info!(
+                                partitions = self.head().partitions(),
+                                "revocation feed: in sync"
+                            );
                         }
-                        self.set_in_sync(subscribed);
+                        self.set_in_sync(trusted);
                     }
                     Err(e) => {
                         self.set_in_sync(false);
@@ -231,5 +298,16 @@ impl Feed {
             }
         }
         self.set_in_sync(false);
+    }
+}
+
+impl Feed {
+    /// `tessera_feed_partition_lag_seconds{partition}`: how long ago each
+    /// partition's log was last read to its end (-1 before the first time).
+    fn record_partition_lag(&self, now_ms: i64) {
+        for (p, lag) in self.partition_lag_seconds(now_ms).into_iter().enumerate() {
+            metrics::gauge!(crate::telemetry::FEED_PARTITION_LAG, "partition" => p.to_string())
+                .set(lag.unwrap_or(-1.0));
+        }
     }
 }

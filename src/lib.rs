@@ -19,6 +19,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod convert;
+pub mod cursor;
 pub mod error;
 pub mod feed;
 mod health;
@@ -147,9 +148,13 @@ pub async fn serve_with_listeners(
     };
     match parts.args.redis_url.clone() {
         Some(url) => {
-            let store = RedisStore::connect(&url, parts.args.store_timeout.0)
-                .await?
-                .wait_for_replicas(parts.args.redis_wait_replicas)?;
+            let store = RedisStore::connect(
+                &url,
+                parts.args.store_timeout.0,
+                parts.args.redis_partitions,
+            )
+            .await?
+            .wait_for_replicas(parts.args.redis_wait_replicas)?;
             run(Arc::new(Instrumented(store)), parts, shutdown).await
         }
         None => run(Arc::new(Instrumented(MemoryStore::new())), parts, shutdown).await,
@@ -209,7 +214,7 @@ async fn run<S: Store>(
         );
     }
     let (drain_tx, drain_rx) = watch::channel(false);
-    let feed = Feed::new();
+    let feed = Feed::new(store.log_partitions());
     tokio::spawn(feed.clone().run(store.clone(), drain_rx.clone()));
 
     let (store_ok_tx, store_ok) = watch::channel(false);

@@ -32,6 +32,9 @@ pub const FEED_LAG: &str = "tessera_feed_lag_seconds";
 pub const WATCHERS: &str = "tessera_watchers";
 pub const CACHE_ENTRIES: &str = "tessera_revocation_cache_entries";
 pub const FEED_IN_SYNC: &str = "tessera_feed_in_sync";
+/// Per partition of the revocation log: seconds since it was last read to
+/// its end (about the poll interval when healthy; -1 = never yet).
+pub const FEED_PARTITION_LAG: &str = "tessera_feed_partition_lag_seconds";
 /// Possible theft: a refresh presented with another device's fingerprint.
 /// How far this host's clock is corrected to the store's (seconds).
 pub const CLOCK_OFFSET: &str = "tessera_clock_offset_seconds";

@@ -25,6 +25,7 @@ fn a_cached_revocation_costs_at_most_150_bytes() {
     let now = tessera::clock::now_ms();
     let event = |i: usize| RevocationEvent {
         cursor: format!("{now}-{i}"),
+        partition: 0,
         kind: RevocationKind::Token,
         // A real jti: 22 base64url characters.
         token_id: format!("{i:0>22}"),
@@ -35,7 +36,7 @@ fn a_cached_revocation_costs_at_most_150_bytes() {
         issued_before_ms: 0,
         expires_at_ms: now + 3_600_000,
     };
-    let feed = Feed::new();
+    let feed = Feed::new(1);
     // Fill the bounded ring first, so what grows afterwards is the cache alone.
     let warm: Vec<RevocationEvent> = (0..RING_CAPACITY).map(|i| event(N + i)).collect();
     feed.apply(&warm);

@@ -249,6 +249,14 @@ pub struct ServeArgs {
     /// replication (a failover may lose the last revocations).
     #[arg(long, env = "TESSERA_REDIS_WAIT_REPLICAS", default_value_t = 0)]
     pub redis_wait_replicas: u32,
+    /// Partitions of the keyspace (1–4096): each has its own Redis Cluster
+    /// hash tag and revocation log, so the load spreads over a Cluster's
+    /// masters. Fixed for a deployment: the first replica records it in
+    /// Redis, and a replica started with another count refuses to start.
+    /// Session ids carry their partition (the memory store ignores it).
+    #[arg(long, env = "TESSERA_REDIS_PARTITIONS", default_value_t = crate::store::partition::DEFAULT_PARTITIONS,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::store::partition::MAX_PARTITIONS)))]
+    pub redis_partitions: u32,
     /// Envoy ext_authz: the prefix of the identity headers added upstream
     /// (`<prefix>subject`, `tenant`, `session`, `scopes`, `roles`).
     #[arg(long, env = "TESSERA_EXT_AUTHZ_HEADER_PREFIX", default_value = "x-tessera-", value_parser = header_prefix)]

@@ -5,9 +5,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::instrument;
 
-use super::{
-    derive_jti, fingerprint_hash, random_b64, session_claims, token_pair, Authority, RefreshToken,
-};
+use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
 use crate::audit;
 use crate::error::{Error, Violation};
 use crate::pb;
@@ -364,7 +362,9 @@ impl<S: Store> Authority<S> {
             .as_millis() as i64;
         let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
 
-        let sid = random_b64::<16>();
+        // The session lives in its subject's partition, which its id names.
+        let subject_key = subject_key(&input.tenant, &input.subject);
+        let sid = p.partitions.new_sid(p.partitions.of_subject(&subject_key));
         let span = tracing::Span::current();
         span.record("tenant", input.tenant.as_str());
         span.record("session.id", sid.as_str());
@@ -401,7 +401,7 @@ impl<S: Store> Authority<S> {
         let refresh = RefreshToken::new(&sid);
         let caller_key = crate::caller_limits::budget_key(caller, "Issue");
         let new_session = NewSession {
-            subject_key: subject_key(&data.tenant, &data.subject),
+            subject_key,
             data,
             refresh_hash: refresh.hash(),
             refresh_exp_ms,

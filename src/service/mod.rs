@@ -70,6 +70,8 @@ pub struct Policy {
     /// `--ext-authz-header-prefix` and `--ext-authz-strip-authorization`.
     pub ext_authz_header_prefix: String,
     pub ext_authz_strip_authorization: bool,
+    /// `--redis-partitions`: which partition a new session id names.
+    pub partitions: std::sync::Arc<crate::store::partition::Partitions>,
 }
 
 impl Policy {
@@ -113,6 +115,14 @@ impl Policy {
             dpop_nonce: a.dpop_nonce,
             ext_authz_header_prefix: a.ext_authz_header_prefix.clone(),
             ext_authz_strip_authorization: a.ext_authz_strip_authorization,
+            partitions: std::sync::Arc::new(
+                crate::store::partition::Partitions::new(a.redis_partitions).unwrap_or_else(|_| {
+                    crate::store::partition::Partitions::new(
+                        crate::store::partition::DEFAULT_PARTITIONS,
+                    )
+                    .expect("the default partition count is valid")
+                }),
+            ),
             session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
                 max: a.max_sessions_per_subject,
                 evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,

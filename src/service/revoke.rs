@@ -187,6 +187,8 @@ impl<S: Store> Authority<S> {
         };
         let outcome = if cursor.is_empty() { "nothing" } else { "ok" };
         crate::audit::emit(crate::audit::Kind::Revoked, outcome, &event);
-        Ok(pb::RevokeResponse { cursor })
+        Ok(pb::RevokeResponse {
+            cursor: self.cursor_after(&cursor).await?,
+        })
     }
 }

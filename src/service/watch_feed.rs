@@ -18,22 +18,24 @@ use tracing::Instrument;
 
 use super::{timestamp_ms, Authority, WatchStream};
 use crate::error::Error;
+use crate::feed::RingHint;
 use crate::pb;
-use crate::store::{parse_cursor, RevocationEvent, RevocationKind, Store};
+use crate::store::{parse_event_ref, Position, RevocationEvent, RevocationKind, Store};
 
 /// Events buffered per watcher before it counts as slow.
 pub const WATCH_BUFFER: usize = 256;
 /// Events read per step.
 const BATCH: usize = 256;
 
-fn to_proto(e: &RevocationEvent) -> pb::RevocationEvent {
+/// `e` as sent, with `cursor` the watcher's whole position after it.
+fn to_proto(e: &RevocationEvent, cursor: String) -> pb::RevocationEvent {
     let kind = match e.kind {
         RevocationKind::Token => pb::RevocationKind::Token,
         RevocationKind::Session => pb::RevocationKind::Session,
         RevocationKind::Subject => pb::RevocationKind::Subject,
     };
     pb::RevocationEvent {
-        cursor: e.cursor.clone(),
+        cursor,
         kind: kind as i32,
         token_id: e.token_id.clone(),
         session_id: e.session_id.clone(),
@@ -56,35 +58,54 @@ impl Drop for WatcherGauge {
 }
 
 impl<S: Store> Authority<S> {
-    /// Refuse a cursor that is malformed or beyond the last event the log
-    /// ever had (from another deployment, or made up): a watcher resuming
-    /// from it would be told it is caught up and then hear nothing until
-    /// the log passed it, a local verifier failing open meanwhile.
-    async fn check_cursor(&self, cursor: &str) -> Result<(), Error> {
-        let after = parse_cursor(cursor).ok_or(Error::CursorInvalid)?;
-        if parse_cursor(&self.feed.head()).is_some_and(|head| after <= head) {
-            return Ok(());
+    /// The position a cursor names. Refused: a cursor that is malformed,
+    /// of another deployment or partition count, or beyond the last event a
+    /// partition's log ever had (made up): a watcher resuming from it would
+    /// be told it is caught up and then hear nothing until the log passed
+    /// it, a local verifier failing open meanwhile.
+    async fn position_of(&self, cursor: &str, deployment: u64) -> Result<Position, Error> {
+        let partitions = self.store.log_partitions();
+        let after = Position::decode(cursor, deployment, partitions).ok_or(Error::CursorInvalid)?;
+        if after.within(&self.feed.head()) {
+            return Ok(after);
         }
         // This replica's feed may lag the store: the store decides.
-        let head = self.store.log_head().await?;
-        match parse_cursor(&head) {
-            Some(head) if after <= head => Ok(()),
-            _ => Err(Error::CursorInvalid),
+        if after.within(&self.store.log_head().await?) {
+            Ok(after)
+        } else {
+            Err(Error::CursorInvalid)
         }
+    }
+
+    /// The cursor to answer for a revocation whose event is `event` (a
+    /// store's reference, "" for none): this replica's feed position with
+    /// the event's partition put exactly at the event. Resuming from it
+    /// delivers what follows the event in its partition (and what follows
+    /// this replica's position in the others); a watcher that got the
+    /// event holds a cursor with the same position in that partition.
+    pub(crate) async fn cursor_after(&self, event: &str) -> Result<String, Error> {
+        let Some((p, id)) = parse_event_ref(event) else {
+            return Ok(String::new());
+        };
+        let mut at = self.feed.head();
+        at.set(p, id);
+        Ok(at.encode(self.store.deployment().await?))
     }
 
     pub(crate) async fn watch(
         &self,
         request: pb::WatchRevocationsRequest,
     ) -> Result<WatchStream, Error> {
-        self.check_cursor(&request.after_cursor).await?;
+        let deployment = self.store.deployment().await?;
         // Empty cursor: only new events, unless a snapshot was asked for, in
         // which case the whole retained log is every revocation in force.
         let snapshot = request.include_snapshot && request.after_cursor.is_empty();
-        let start = if request.after_cursor.is_empty() && !snapshot {
-            self.feed.head()
+        let start = if !request.after_cursor.is_empty() {
+            self.position_of(&request.after_cursor, deployment).await?
+        } else if snapshot {
+            Position::start(self.store.log_partitions())
         } else {
-            request.after_cursor
+            self.feed.head()
         };
         let (tx, mut rx) = mpsc::channel(WATCH_BUFFER);
         // How the stream ends when the producer gives up while the buffer is
@@ -102,11 +123,12 @@ impl<S: Store> Authority<S> {
                 metrics::gauge!(crate::telemetry::WATCHERS).increment(1.0);
                 let _gauge = WatcherGauge;
                 let mut cursor = start;
+                let mut hint = RingHint::default();
                 let mut head = feed.subscribe_head();
                 loop {
-                    let batch = match feed.ring_after(&cursor, BATCH) {
+                    let batch = match feed.ring_after(&cursor, &mut hint, BATCH) {
                         Some(events) => Ok(events),
-                        None => store.read_log(&cursor, BATCH).await.map_err(Error::from),
+                        None => store.read_log(&cursor, None, BATCH).await.map_err(Error::from),
                     };
                     let batch = match batch {
                         Ok(b) => b,
@@ -119,7 +141,7 @@ impl<S: Store> Authority<S> {
                         if std::mem::take(&mut marker_pending) {
                             // Caught up with the live feed: tell the watcher.
                             let marker = pb::RevocationEvent {
-                                cursor: cursor.clone(),
+                                cursor: cursor.encode(deployment),
                                 kind: pb::RevocationKind::Unspecified as i32,
                                 ..Default::default()
                             };
@@ -142,11 +164,12 @@ impl<S: Store> Authority<S> {
                     }
                     let now = crate::clock::now_ms();
                     for event in &batch {
-                        cursor = event.cursor.clone();
+                        cursor.advance_past(event);
                         if snapshot && event.expires_at_ms <= now {
                             continue; // no longer in force; the cursor still moves
                         }
-                        match tokio::time::timeout(send_timeout, tx.send(Ok(to_proto(event)))).await {
+                        let sent = to_proto(event, cursor.encode(deployment));
+                        match tokio::time::timeout(send_timeout, tx.send(Ok(sent))).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return, // the client went away
                             Err(_) => {

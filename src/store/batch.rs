@@ -101,10 +101,33 @@ async fn run(client: Client, script: Script, mut rx: mpsc::Receiver<Call>) {
         }
         let (client, script) = (client.clone(), script.clone());
         tokio::spawn(async move {
-            send(&client, &script, calls).await;
+            // One EVALSHA may only touch one Cluster slot: a batch is sent
+            // as one script call per partition (slot) it holds, at once.
+            let groups = if client.is_clustered() {
+                by_slot(calls)
+            } else {
+                vec![calls]
+            };
+            futures::future::join_all(groups.into_iter().map(|g| send(&client, &script, g))).await;
             drop(slot);
         });
     }
+}
+
+/// `calls` grouped by the Cluster slot of their first key, in order.
+fn by_slot(calls: Vec<Call>) -> Vec<Vec<Call>> {
+    let mut groups: Vec<(u16, Vec<Call>)> = Vec::new();
+    for call in calls {
+        let slot = call
+            .keys
+            .first()
+            .map_or(0, |k| fred::util::redis_keyslot(k.as_bytes()));
+        match groups.iter_mut().find(|(s, _)| *s == slot) {
+            Some((_, group)) => group.push(call),
+            None => groups.push((slot, vec![call])),
+        }
+    }
+    groups.into_iter().map(|(_, g)| g).collect()
 }
 
 async fn send(client: &Client, script: &Script, calls: Vec<Call>) {

@@ -8,8 +8,9 @@ use std::future::Future;
 use tokio::sync::mpsc;
 
 use super::{
-    CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest, RevocationEvent,
-    RevocationState, RevokeRequest, RotateOutcome, RotateRequest, SessionPage, Store,
+    CreateOutcome, FeedSignal, NewSession, Position, RateLimit, RenewOutcome, RenewRequest,
+    RevocationEvent, RevocationState, RevokeRequest, RotateOutcome, RotateRequest, SessionPage,
+    Store,
 };
 use crate::error::StoreError;
 use crate::telemetry::store_op;
@@ -20,6 +21,14 @@ pub struct Instrumented<S>(pub S);
 impl<S: Store> Store for Instrumented<S> {
     fn kind(&self) -> &'static str {
         self.0.kind()
+    }
+
+    fn log_partitions(&self) -> u32 {
+        self.0.log_partitions()
+    }
+
+    fn deployment(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        self.0.deployment()
     }
 
     fn create_session(
@@ -109,13 +118,14 @@ impl<S: Store> Store for Instrumented<S> {
 
     fn read_log(
         &self,
-        after: &str,
+        after: &Position,
+        only: Option<u32>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
-        store_op("read_log", self.0.read_log(after, limit))
+        store_op("read_log", self.0.read_log(after, only, limit))
     }
 
-    fn log_head(&self) -> impl Future<Output = Result<String, StoreError>> + Send {
+    fn log_head(&self) -> impl Future<Output = Result<Position, StoreError>> + Send {
         store_op("log_head", self.0.log_head())
     }
 

@@ -12,9 +12,10 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::schema;
 use super::{
-    ClientInfo, CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest,
-    RevocationEvent, RevocationKind, RevocationState, RevokeRequest, RevokeTarget, RotateOutcome,
-    RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store, REUSE_HISTORY,
+    ClientInfo, CreateOutcome, FeedSignal, NewSession, Position, RateLimit, RenewOutcome,
+    RenewRequest, RevocationEvent, RevocationKind, RevocationState, RevokeRequest, RevokeTarget,
+    RotateOutcome, RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store,
+    REUSE_HISTORY,
 };
 use crate::error::StoreError;
 
@@ -67,6 +68,7 @@ struct State {
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     notify: broadcast::Sender<()>,
+    deployment: u64,
 }
 
 impl Default for MemoryStore {
@@ -81,6 +83,7 @@ impl MemoryStore {
         MemoryStore {
             state: Arc::new(Mutex::new(State::default())),
             notify,
+            deployment: super::partition::new_deployment_id(),
         }
     }
 
@@ -230,7 +233,7 @@ impl State {
         while self.log.front().is_some_and(|e| e.revoked_at_ms < min) {
             self.log.pop_front();
         }
-        let cursor = ev.cursor.clone();
+        let cursor = super::event_ref(0, &ev.cursor);
         self.log.push_back(ev);
         cursor
     }
@@ -255,6 +258,7 @@ impl State {
         let cursor = self.append(
             RevocationEvent {
                 cursor: String::new(),
+                partition: 0,
                 kind: RevocationKind::Session,
                 token_id: String::new(),
                 session_id: sid.to_owned(),
@@ -284,6 +288,14 @@ fn rotation(s: &Session) -> Rotation {
 impl Store for MemoryStore {
     fn kind(&self) -> &'static str {
         "memory"
+    }
+
+    fn log_partitions(&self) -> u32 {
+        1
+    }
+
+    async fn deployment(&self) -> Result<u64, StoreError> {
+        Ok(self.deployment)
     }
 
     async fn create_session(&self, s: &NewSession) -> Result<CreateOutcome, StoreError> {
@@ -528,6 +540,7 @@ impl Store for MemoryStore {
                 let cursor = st.append(
                     RevocationEvent {
                         cursor: String::new(),
+                        partition: 0,
                         kind: RevocationKind::Token,
                         token_id: jti.clone(),
                         session_id: sid.clone(),
@@ -570,6 +583,7 @@ impl Store for MemoryStore {
                 st.append(
                     RevocationEvent {
                         cursor: String::new(),
+                        partition: 0,
                         kind: RevocationKind::Subject,
 
                         token_id: String::new(),
@@ -624,11 +638,14 @@ impl Store for MemoryStore {
 
     async fn read_log(
         &self,
-        after: &str,
+        after: &Position,
+        only: Option<u32>,
         limit: usize,
     ) -> Result<Vec<RevocationEvent>, StoreError> {
-        let after = super::parse_cursor(after)
-            .ok_or_else(|| StoreError::Corrupt("unparsable cursor".into()))?;
+        if only.is_some_and(|p| p != 0) {
+            return Ok(Vec::new());
+        }
+        let after = after.get(0);
         let st = self.lock();
         // The log is ordered: binary search for the first entry after the cursor.
         let start = st
@@ -637,12 +654,10 @@ impl Store for MemoryStore {
         Ok(st.log.iter().skip(start).take(limit).cloned().collect())
     }
 
-    async fn log_head(&self) -> Result<String, StoreError> {
-        let st = self.lock();
-        Ok(match st.last_id {
-            (0, 0) => String::new(),
-            (ms, seq) => format!("{ms}-{seq}"),
-        })
+    async fn log_head(&self) -> Result<Position, StoreError> {
+        let mut head = Position::start(1);
+        head.advance(0, self.lock().last_id);
+        Ok(head)
     }
 
     async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
@@ -653,10 +668,10 @@ impl Store for MemoryStore {
         tokio::spawn(async move {
             loop {
                 let signal = match rx.recv().await {
-                    Ok(()) => FeedSignal::Appended,
+                    Ok(()) => FeedSignal::Appended(Some(0)),
                     // Lagged: some notifications were dropped; the reader
                     // re-reads the log from its cursor, which loses nothing.
-                    Err(broadcast::error::RecvError::Lagged(_)) => FeedSignal::Appended,
+                    Err(broadcast::error::RecvError::Lagged(_)) => FeedSignal::Appended(Some(0)),
                     Err(broadcast::error::RecvError::Closed) => return,
                 };
                 // Coalesce: one pending Appended is as good as many.

@@ -18,12 +18,15 @@ use crate::error::StoreError;
 mod batch;
 mod instrumented;
 pub mod memory;
+pub mod partition;
 pub mod redis;
 pub mod schema;
 
+pub use crate::cursor::Position;
 pub use instrumented::Instrumented;
 pub use tessera_core::revocation::{
-    cutoff_kills, parse_cursor, subject_key, RevocationEvent, RevocationKind,
+    cutoff_kills, event_ref, parse_cursor, parse_event_ref, subject_key, RevocationEvent,
+    RevocationKind,
 };
 
 /// How many older refresh-token generations a session remembers for reuse
@@ -359,8 +362,8 @@ pub fn keep_until_ms(refresh_exp_ms: i64, now_ms: i64, feed: &FeedPolicy) -> i64
 /// Signals from the store's change notification.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FeedSignal {
-    /// Something was appended to the log; read it.
-    Appended,
+    /// Something was appended to a partition's log (`None`: to any); read it.
+    Appended(Option<u32>),
     /// Notifications may have been missed (disconnect, lag): the local cache
     /// must not be trusted until the log has been read again.
     Lost,
@@ -374,6 +377,13 @@ pub enum FeedSignal {
 pub trait Store: Send + Sync + 'static {
     /// A short name for logs: `memory` or `redis`.
     fn kind(&self) -> &'static str;
+
+    /// The number of partitions of the revocation log (1 in memory).
+    fn log_partitions(&self) -> u32;
+
+    /// The id of this deployment, which cursors carry (random per process in
+    /// memory; kept in Redis beside the layout).
+    fn deployment(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     /// Store a new session (Issue), counting its budgets and enforcing the
     /// subject's session cap in the same atomic step. One round trip.
@@ -417,8 +427,8 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
-    /// Revoke and append to the log. Returns the event's cursor, the cursor of
-    /// the earlier event when it was already revoked, or `None` when there
+    /// Revoke and append to the log. Returns the event's reference
+    /// ([`event_ref`]), the earlier event's when it was already revoked, or `None` when there
     /// was nothing to revoke: a session that is not kept (never existed, or
     /// nothing of it can be alive), or a subject with no kept session. Such
     /// calls write nothing and publish no event.
@@ -438,16 +448,19 @@ pub trait Store: Send + Sync + 'static {
         now_ms: i64,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send;
 
-    /// Up to `limit` log entries strictly after `after` ("" = from the start), in order.
+    /// Up to `limit` log entries after `after`, of partition `only` or of
+    /// every partition; in order within each partition (there is no order
+    /// across partitions).
     fn read_log(
         &self,
-        after: &str,
+        after: &Position,
+        only: Option<u32>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send;
 
-    /// The cursor of the last event ever appended to the log ("" for none),
-    /// even if it has since been trimmed: no valid cursor is beyond it.
-    fn log_head(&self) -> impl Future<Output = Result<String, StoreError>> + Send;
+    /// The position of the last event ever appended to each partition's
+    /// log, even if since trimmed: no valid cursor is beyond it.
+    fn log_head(&self) -> impl Future<Output = Result<Position, StoreError>> + Send;
 
     /// Subscribe to change notifications of the log.
     fn subscribe(

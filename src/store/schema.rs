@@ -1,16 +1,24 @@
-//! The key layout, in one place for both stores. Redis keys are
-//! [`KEY_PREFIX`] followed by these names (one hash tag, so every script's
-//! keys sit in one Cluster slot); the memory store keys its maps by the same
+//! The key layout, in one place for both stores. Redis keys are a
+//! partition's prefix `tessera:{<tag>}:` (see [`super::partition`]: one hash
+//! tag per partition, so every script's keys sit in one Cluster slot)
+//! followed by these names; the memory store keys its maps by the same
 //! names. The Lua scripts build four of them from the prefix and a
 //! session's subject key (`ru:`, `ss:`, `sl:`, `rl:refresh:` in
 //! `common.lua`, `rotate.lua`, `renew.lua`): keep those in step with this file.
 
-/// Prefix of every Redis key; `{t}` is the Cluster hash tag.
-pub const KEY_PREFIX: &str = "tessera:{t}:";
-/// The Redis pub/sub channel that announces new log entries.
-pub const CHANNEL: &str = "tessera:{t}:revocations";
-/// The revocation log (a Redis stream).
+/// The deployment's layout (a hash: `partitions`, `deployment`), written by
+/// the first replica to start and checked by every other one. A key of its
+/// own, outside every partition.
+pub const META: &str = "tessera:meta";
+/// A partition's revocation log (a Redis stream).
 pub const LOG: &str = "log";
+
+/// A partition's sharded pub/sub channel (`SPUBLISH`) that announces new
+/// entries of its log: in its partition's slot, so a Cluster delivers it
+/// from that slot's node only.
+pub fn channel(prefix: &str) -> String {
+    format!("{prefix}revocations")
+}
 /// A short-lived marker written after a reuse kill when
 /// `--redis-wait-replicas` is on, so `WAIT` covers the kill.
 pub const DURABLE: &str = "durable";
@@ -218,9 +226,9 @@ pub fn decode_data(f: &SessionFields<'_>) -> Result<SessionData, StoreError> {
 }
 use crate::error::StoreError;
 
-/// A Redis key: the prefix and a name of the layout above.
-pub fn redis_key(name: &str) -> String {
-    format!("{KEY_PREFIX}{name}")
+/// A Redis key: a partition's prefix and a name of the layout above.
+pub fn redis_key(prefix: &str, name: &str) -> String {
+    format!("{prefix}{name}")
 }
 
 /// The keys and arguments of one script call.
@@ -229,30 +237,29 @@ pub struct ScriptCall {
     pub args: Vec<String>,
 }
 
-/// `create.lua`.
-pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
+/// `create.lua` in the partition under `prefix`, its caller's budget
+/// (counted before, in the caller's own partition) left out.
+pub fn create_call(s: &NewSession, prefix: &str) -> Result<ScriptCall, StoreError> {
+    let key = |name: &str| redis_key(prefix, name);
     let data = encode_data(&s.data)?;
     let (rate_key, interval, burst) = match &s.rate_limit {
         Some(l) => (
-            redis_key(&rate(&issue_budget(&s.subject_key))),
+            key(&rate(&issue_budget(&s.subject_key))),
             l.interval_ms,
             l.burst_ms,
         ),
         None => (String::new(), 0, 0),
     };
-    let (caller_key, caller_interval, caller_burst) = match &s.caller_rate {
-        Some((name, l)) => (redis_key(&rate(name)), l.interval_ms, l.burst_ms),
-        None => (String::new(), 0, 0),
-    };
+    let (caller_key, caller_interval, caller_burst) = (String::new(), 0, 0);
     let (cap, evict) = match s.cap {
         Some(c) => (c.max, if c.evict_oldest { "1" } else { "0" }),
         None => (0, "0"),
     };
     Ok(ScriptCall {
         keys: vec![
-            redis_key(&session(&s.data.sid)),
-            redis_key(&subject_index(&s.subject_key)),
-            redis_key(LOG),
+            key(&session(&s.data.sid)),
+            key(&subject_index(&s.subject_key)),
+            key(LOG),
         ],
         args: vec![
             data,
@@ -277,8 +284,8 @@ pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
             s.client.user_agent.clone(),
             cap.to_string(),
             evict.to_owned(),
-            KEY_PREFIX.to_owned(),
-            CHANNEL.to_owned(),
+            prefix.to_owned(),
+            channel(prefix),
             s.feed.retention_ms.to_string(),
             s.feed.access_horizon_ms.to_string(),
             s.data.dpop_jkt.clone().unwrap_or_default(),
@@ -287,11 +294,17 @@ pub fn create_call(s: &NewSession) -> Result<ScriptCall, StoreError> {
 }
 
 /// `list.lua`.
-pub fn list_call(subject_key: &str, after: &str, limit: usize, now_ms: i64) -> ScriptCall {
+pub fn list_call(
+    subject_key: &str,
+    after: &str,
+    limit: usize,
+    now_ms: i64,
+    prefix: &str,
+) -> ScriptCall {
     ScriptCall {
-        keys: vec![redis_key(&subject_index(subject_key))],
+        keys: vec![redis_key(prefix, &subject_index(subject_key))],
         args: vec![
-            KEY_PREFIX.to_owned(),
+            prefix.to_owned(),
             now_ms.to_string(),
             after.to_owned(),
             limit.to_string(),
@@ -300,12 +313,12 @@ pub fn list_call(subject_key: &str, after: &str, limit: usize, now_ms: i64) -> S
 }
 
 /// `rotate.lua`.
-pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
+pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
     ScriptCall {
         keys: vec![
-            redis_key(&session(&r.sid)),
-            redis_key(&session_marker(&r.sid)),
-            redis_key(LOG),
+            redis_key(prefix, &session(&r.sid)),
+            redis_key(prefix, &session_marker(&r.sid)),
+            redis_key(prefix, LOG),
         ],
         args: vec![
             r.presented_hash.clone(),
@@ -313,11 +326,11 @@ pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
             r.sealed_successor.clone(),
             r.now_ms.to_string(),
             r.grace_ms.to_string(),
-            CHANNEL.to_owned(),
+            channel(prefix),
             r.feed.retention_ms.to_string(),
             r.feed.access_horizon_ms.to_string(),
             REUSE_HISTORY.to_string(),
-            KEY_PREFIX.to_owned(),
+            prefix.to_owned(),
             r.sid.clone(),
             r.fingerprint_hash.clone().unwrap_or_default(),
             r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
@@ -331,26 +344,28 @@ pub fn rotate_call(r: &RotateRequest) -> ScriptCall {
 }
 
 /// `renew.lua`.
-pub fn renew_call(r: &RenewRequest) -> ScriptCall {
+pub fn renew_call(r: &RenewRequest, prefix: &str) -> ScriptCall {
     ScriptCall {
         keys: vec![
-            redis_key(&session(&r.sid)),
-            redis_key(&session_marker(&r.sid)),
-            redis_key(&renewal(&r.jti)),
+            redis_key(prefix, &session(&r.sid)),
+            redis_key(prefix, &session_marker(&r.sid)),
+            redis_key(prefix, &renewal(&r.jti)),
         ],
         args: vec![
             r.now_ms.to_string(),
             if r.mint { "1" } else { "0" }.to_owned(),
             r.marker_ttl_ms.max(1).to_string(),
-            KEY_PREFIX.to_owned(),
+            prefix.to_owned(),
             r.keep_until_ms.to_string(),
             r.sid.clone(),
         ],
     }
 }
 
-/// `revoke.lua`; `None` for a token already dead (nothing to revoke).
-pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
+/// `revoke.lua` in the partition under `prefix`; `None` for a token
+/// already dead (nothing to revoke).
+pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
+    let redis_key = |name: &str| redis_key(prefix, name);
     let now = r.now_ms;
     let horizon = r.feed.access_horizon_ms;
     let mut subject_key = String::new();
@@ -439,7 +454,7 @@ pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
             now.to_string(),
             ttl.max(1).to_string(),
             r.feed.retention_ms.to_string(),
-            CHANNEL.to_owned(),
+            channel(prefix),
             jti,
             sid,
             tenant,
@@ -447,7 +462,7 @@ pub fn revoke_call(r: &RevokeRequest) -> Option<ScriptCall> {
             expires.to_string(),
             hash,
             REUSE_HISTORY.to_string(),
-            KEY_PREFIX.to_owned(),
+            prefix.to_owned(),
             subject_key,
         ],
     })

@@ -1,8 +1,9 @@
 //! Tessera on a real Redis Cluster (3 masters, 3 replicas, started by the
-//! harness): two replicas act as one authority, and the revocation feed
-//! crosses the cluster. Today every key carries one hash tag, so the
-//! cluster serves all of Tessera from one slot; the store conformance suite
-//! also runs on a cluster (`store_conformance::on_a_redis_cluster`).
+//! harness): two replicas act as one authority, the revocation feed
+//! crosses the cluster, the partitions spread over the masters, and a
+//! master's failover loses no acknowledged revocation. The store
+//! conformance suite also runs on a cluster
+//! (`store_conformance::on_a_redis_cluster`).
 
 use std::time::Duration;
 
@@ -64,11 +65,11 @@ async fn two_replicas_on_a_redis_cluster_are_one_authority() {
     assert_eq!(b.server().health().await, Some(ServingStatus::Serving));
 }
 
-/// The master that serves Tessera's slot (every key carries `{t}`), as an
-/// index into `cluster.nodes`.
-async fn master_of_tesseras_slot(cluster: &RedisCluster) -> usize {
+/// The master that serves the partition of session `sid`, as an index into
+/// `cluster.nodes`.
+pub async fn master_of_session(cluster: &RedisCluster, sid: &str) -> usize {
     let slot: u16 = cluster.nodes[0]
-        .command("CLUSTER KEYSLOT tessera:{t}:x")
+        .command(&format!("CLUSTER KEYSLOT {}x", key_prefix_of(sid)))
         .await
         .trim_start_matches(':')
         .trim()
@@ -139,7 +140,8 @@ async fn acknowledged_revocations_survive_a_master_failover() {
         "REFRESH_TOKEN_REUSED",
     );
 
-    let master = master_of_tesseras_slot(&cluster).await;
+    // The master of the first revoked session's partition (user-0's).
+    let master = master_of_session(&cluster, &revoked[0].session_id).await;
     cluster.nodes[master].kill();
     // While the slot has no master: UNAVAILABLE, never a wrong answer.
     match c.verify(strong(&revoked[0].access_token)).await {
@@ -152,7 +154,8 @@ async fn acknowledged_revocations_survive_a_master_failover() {
     // The replica is promoted (cluster-node-timeout 2 s); Tessera follows.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
-        match c.issue(issue_request("after-failover")).await {
+        // user-0's partition is the one whose master died.
+        match c.issue(issue_request("user-0")).await {
             Ok(_) => break,
             Err(s) => {
                 assert_eq!(reason(&s), "STORE_UNAVAILABLE", "{s:?}");

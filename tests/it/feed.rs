@@ -1,7 +1,7 @@
 //! The revocation feed: fan-out across replicas, resumable watchers,
 //! resynchronisation after a lost subscription, slow watchers.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
@@ -40,15 +40,42 @@ async fn assert_quiet(stream: &mut Streaming<pb::RevocationEvent>) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_watcher_on_every_replica_gets_every_revocation_once() {
+/// Session ids of `events` by the partition they belong to (their key
+/// prefix), each partition's in the order the events came.
+fn by_partition(events: &[pb::RevocationEvent]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for e in events {
+        out.entry(key_prefix_of(&e.session_id))
+            .or_default()
+            .push(e.session_id.clone());
+    }
+    out
+}
+
+/// The feed suite: 3 Tessera replicas, 20 watchers spread over them, 1,000
+/// session revocations over 1,000 subjects (so over every partition) made
+/// on all replicas. Every watcher gets every revocation exactly once, in
+/// the same order within each partition; a cursor resumes exactly after
+/// itself on any replica. Then, on each node in turn, `CLIENT KILL TYPE
+/// pubsub` cuts every replica's subscription there, and revocations made
+/// right after are refused by the other replicas (their caches resync from
+/// the logs, and meanwhile read the store), and still reach every watcher once.
+async fn feed_suite(redis_url: &str, nodes: &[&RedisServer]) {
     const REVOCATIONS: usize = 1000;
     const WATCHERS: usize = 20;
-    let env = Env::new(Backend::Redis).await;
+    const PER_KILL: usize = 10;
+    let key = TestKey::new();
+    let flags = vec![
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.path.display()),
+        "--admin-listen=127.0.0.1:0".to_owned(),
+        "--store-timeout=2s".to_owned(),
+        format!("--redis-url={redis_url}"),
+    ];
     let replicas = vec![
-        env.server(&[]).await,
-        env.server(&[]).await,
-        env.server(&[]).await,
+        Server::start(&flags).await,
+        Server::start(&flags).await,
+        Server::start(&flags).await,
     ];
     let mut clients = Vec::new();
     for r in &replicas {
@@ -74,23 +101,30 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
         sids.push(t.await.unwrap());
     }
     let expected: HashSet<String> = sids.iter().flatten().cloned().collect();
+    let partitions_used = by_partition(
+        &expected
+            .iter()
+            .map(|sid| pb::RevocationEvent {
+                session_id: sid.clone(),
+                ..Default::default()
+            })
+            .collect::<Vec<_>>(),
+    )
+    .len();
+    assert!(partitions_used > 1, "the subjects spread over partitions");
     let mut tasks = Vec::new();
     for (worker, sids) in sids.into_iter().enumerate() {
         let mut c = clients[worker % 3].clone();
         tasks.push(tokio::spawn(async move {
-            let mut cursors = Vec::new();
             for sid in sids {
                 let r = c.revoke(revoke_session_id(&sid)).await.expect("revoke");
-                cursors.push(r.into_inner().cursor);
+                assert!(!r.into_inner().cursor.is_empty());
             }
-            cursors
         }));
     }
-    let mut returned = HashSet::new();
     for t in tasks {
-        returned.extend(t.await.unwrap());
+        t.await.unwrap();
     }
-    assert_eq!(returned.len(), REVOCATIONS);
 
     let mut reference: Option<Vec<pb::RevocationEvent>> = None;
     for (i, w) in watchers.iter_mut().enumerate() {
@@ -100,16 +134,8 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
             sids, expected,
             "watcher {i} got every revocation exactly once"
         );
-        let cursors: Vec<&String> = events.iter().map(|e| &e.cursor).collect();
-        assert_eq!(
-            cursors.iter().collect::<HashSet<_>>().len(),
-            REVOCATIONS,
-            "no duplicate cursor"
-        );
-        assert!(
-            cursors.iter().all(|c| returned.contains(*c)),
-            "cursors are the ones Revoke returned"
-        );
+        let cursors: HashSet<&String> = events.iter().map(|e| &e.cursor).collect();
+        assert_eq!(cursors.len(), REVOCATIONS, "no duplicate cursor");
         assert!(
             events
                 .iter()
@@ -118,19 +144,95 @@ async fn every_watcher_on_every_replica_gets_every_revocation_once() {
         );
         match &reference {
             None => reference = Some(events),
-            Some(r) => assert_eq!(r, &events, "every watcher sees the same order"),
+            Some(r) => assert_eq!(
+                by_partition(r),
+                by_partition(&events),
+                "watcher {i}: every watcher sees each partition in the same order"
+            ),
+        }
+    }
+    let mut reference = reference.unwrap();
+
+    // Each node's pub/sub connections cut, then revocations right after.
+    let mut cut = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        let mut pairs = Vec::new();
+        for i in 0..PER_KILL {
+            pairs.push(issue(&mut clients[0], &format!("cut-{n}-{i}")).await);
+        }
+        let killed = node.command("CLIENT KILL TYPE pubsub").await;
+        assert!(
+            killed
+                .trim_start_matches(':')
+                .trim()
+                .parse::<u32>()
+                .unwrap()
+                >= 1,
+            "node {n}: no subscriber was connected: {killed}"
+        );
+        for pair in &pairs {
+            clients[1]
+                .revoke(revoke_session_id(&pair.session_id))
+                .await
+                .expect("revoke");
+            cut.push(pair.session_id.clone());
+        }
+        // Well inside the feed's 1 s poll: a replica that trusted a cache
+        // which missed the wake-ups would still accept these.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for pair in &pairs {
+            for c in [0, 2] {
+                match clients[c].verify(verify_request(&pair.access_token)).await {
+                    Err(s)
+                        if ["TOKEN_REVOKED", "STORE_UNAVAILABLE"]
+                            .contains(&reason(&s).as_str()) => {}
+                    other => {
+                        panic!("node {n} cut: replica {c} answered {other:?} for a revoked token")
+                    }
+                }
+            }
+        }
+    }
+    let cut_set: HashSet<String> = cut.iter().cloned().collect();
+    for (i, w) in watchers.iter_mut().enumerate() {
+        let events = take(w, cut.len()).await;
+        let sids: HashSet<String> = events.iter().map(|e| e.session_id.clone()).collect();
+        assert_eq!(
+            sids, cut_set,
+            "watcher {i}: the revocations after the cuts, once each"
+        );
+        if i == 0 {
+            reference.extend(events);
         }
         assert_quiet(w).await;
     }
 
-    // Any cursor resumes exactly after itself, on any replica.
-    let reference = reference.unwrap();
-    for (k, at) in [0usize, 499, 998].into_iter().enumerate() {
+    // Any cursor resumes exactly after itself, on any replica: what the
+    // watcher had not yet seen, in each partition's order.
+    let total = reference.len();
+    for (k, at) in [0usize, total / 2, total - 2].into_iter().enumerate() {
         let mut resumed = watch(&mut clients[k % 3], &reference[at].cursor, false).await;
-        let tail = take(&mut resumed, REVOCATIONS - at - 1).await;
-        assert_eq!(tail, reference[at + 1..].to_vec());
+        let tail = take(&mut resumed, total - at - 1).await;
+        assert_eq!(
+            by_partition(&tail),
+            by_partition(&reference[at + 1..]),
+            "resumed after event {at}"
+        );
         assert_quiet(&mut resumed).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_watcher_on_every_replica_gets_every_revocation_once() {
+    let redis = RedisServer::start().await;
+    feed_suite(&redis.url(), &[&redis]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_watcher_gets_every_revocation_once_on_a_cluster() {
+    let cluster = RedisCluster::start(3).await;
+    let masters: Vec<&RedisServer> = cluster.nodes[..cluster.masters].iter().collect();
+    feed_suite(&cluster.url(), &masters).await;
 }
 
 async fn watcher_resumes_from_its_last_cursor(backend: Backend) {
@@ -298,7 +400,7 @@ async fn revocations_are_forgotten_when_what_they_kill_expires() {
     let pair = issue(&mut c, "alice").await;
     c.revoke(revoke_token(&pair.access_token)).await.unwrap();
     let redis = env.redis.as_ref().unwrap();
-    let keys = redis.command("KEYS tessera:{t}:rt:*").await;
+    let keys = redis.command("KEYS tessera:*:rt:*").await;
     assert!(keys.contains(":rt:"), "marker written: {keys}");
     let gauge = |text: &str| metric_with(text, "tessera_revocation_cache_entries", &[]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -306,10 +408,7 @@ async fn revocations_are_forgotten_when_what_they_kill_expires() {
     loop {
         let (_, text) = server.admin_get("/metrics").await;
         seen_entry |= gauge(&text) == Some(1.0);
-        let gone_from_redis = !redis
-            .command("KEYS tessera:{t}:rt:*")
-            .await
-            .contains(":rt:");
+        let gone_from_redis = !redis.command("KEYS tessera:*:rt:*").await.contains(":rt:");
         if seen_entry && gauge(&text) == Some(0.0) && gone_from_redis {
             break;
         }

@@ -232,9 +232,7 @@ async fn unknown_targets_hold_nothing(backend: Backend) {
         // The made-up ids are zero-padded: no real (random) id starts
         // with sixteen zeros.
         for pattern in ["rs:0000000000000000*", "ru:*"] {
-            let keys = redis
-                .command(&format!("KEYS tessera:{{t}}:{pattern}"))
-                .await;
+            let keys = redis.command(&format!("KEYS tessera:*:{pattern}")).await;
             assert!(keys.starts_with("*0"), "{pattern} keys written: {keys}");
         }
     }
@@ -265,14 +263,39 @@ async fn cursor_ahead_of_the_log_is_refused(backend: Backend) {
         .expect("revoke")
         .into_inner()
         .cursor;
-    let (ms, seq) = head.split_once('-').expect("ms-seq");
-    let next = format!("{ms}-{}", seq.parse::<u64>().unwrap() + 1);
+    // The cursor is opaque to clients; the test takes it apart to make
+    // the positions no log gave out.
+    use tessera::cursor::Position;
+    let (deployment, at) = Position::parse(&head).expect("a composite cursor");
+    let p = (0..at.partitions())
+        .find(|p| at.get(*p) != (0, 0))
+        .expect("the revoked session's partition");
+    let (ms, seq) = at.get(p);
+    let mut next = at.clone();
+    next.advance(p, (ms, seq + 1));
+    let mut far = at.clone();
+    far.advance(p, (99_999_999_999_999, 0));
+    let next = next.encode(deployment);
+    let far = far.encode(deployment);
+    // Another deployment's, another partition count's, and the format of
+    // versions before partitions.
+    let foreign = at.encode(deployment ^ 1);
+    let other_count = Position::start(at.partitions() + 1).encode(deployment);
+    let old_format = format!("{ms}-{seq}");
     let watch = |after: &str| tessera::pb::WatchRevocationsRequest {
         after_cursor: after.to_owned(),
         include_snapshot: false,
         mark_caught_up: true,
     };
-    for bad in ["99999999999999-0", next.as_str(), "nonsense", "1-x"] {
+    for bad in [
+        far.as_str(),
+        next.as_str(),
+        foreign.as_str(),
+        other_count.as_str(),
+        old_format.as_str(),
+        "nonsense",
+        "1-x",
+    ] {
         let status = expect_reason(c.watch_revocations(watch(bad)).await, "CURSOR_INVALID");
         assert_eq!(status.code(), tonic::Code::InvalidArgument);
         assert_eq!(violations(&status), vec!["after_cursor"], "{bad}");
@@ -757,10 +780,10 @@ async fn sealed_successor_expires_with_the_grace_window() {
     let retry = refreshed(&mut c, &pair.refresh_token).await;
     assert_eq!(retry.refresh_token, first.refresh_token);
     let redis = env.redis.as_ref().unwrap();
-    let session = format!("tessera:{{t}}:s:{}", pair.session_id);
+    let session = format!("{}s:{}", key_prefix_of(&pair.session_id), pair.session_id);
     let seal = redis.command(&format!("HEXISTS {session} seal")).await;
     assert_eq!(seal.trim(), ":0", "sealed successor in the session hash");
-    let sealed = format!("tessera:{{t}}:sl:{}", pair.session_id);
+    let sealed = format!("{}sl:{}", key_prefix_of(&pair.session_id), pair.session_id);
     let ttl: i64 = redis
         .command(&format!("PTTL {sealed}"))
         .await

@@ -57,7 +57,7 @@ async fn renewal_follows_the_three_bands(backend: Backend) {
     assert!(r.into_inner().renewed_access_token.is_empty());
 
     // Between the thresholds: the session's idle expiry moves, no new token.
-    let key = format!("tessera:{{t}}:s:{}", pair.session_id);
+    let key = format!("{}s:{}", key_prefix_of(&pair.session_id), pair.session_id);
     if let Some(redis) = &env.redis {
         redis.command(&format!("PEXPIRE {key} 100000")).await;
     }

@@ -6,8 +6,35 @@ use std::sync::Arc;
 use crate::support::{Backend, RedisServer};
 use serde_json::Map;
 use tessera::store::memory::MemoryStore;
-use tessera::store::redis::{RedisStore, KEY_PREFIX};
+use tessera::store::partition::{Partitions, DEFAULT_PARTITIONS};
+use tessera::store::redis::RedisStore;
 use tessera::store::*;
+
+/// The partitioning the suite's Redis stores use.
+fn partitions() -> Partitions {
+    Partitions::new(DEFAULT_PARTITIONS).unwrap()
+}
+
+/// Session ids by their label in the tests: `session` gives each the prefix
+/// of its subject's partition, as Issue does.
+static SIDS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<String, String>>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The session id of the session labelled `label` (the label itself for a
+/// session never created: an id that names no partition).
+fn sid(label: &str) -> String {
+    SIDS.lock()
+        .unwrap()
+        .get(label)
+        .cloned()
+        .unwrap_or_else(|| label.to_owned())
+}
+
+/// The Redis key prefix of a labelled session's partition.
+fn key_prefix(label: &str) -> String {
+    let parts = partitions();
+    parts.sid_prefix(&sid(label)).unwrap().to_owned()
+}
 
 const FEED: FeedPolicy = FeedPolicy {
     retention_ms: 60_000,
@@ -19,10 +46,18 @@ fn now() -> i64 {
     tessera::clock::now_ms()
 }
 
-fn session(sid: &str, subject: &str, now: i64) -> NewSession {
+fn session(label: &str, subject: &str, now: i64) -> NewSession {
+    let parts = partitions();
+    let full = parts.sid_in(parts.of_subject(&subject_key("acme", subject)), label);
+    let known = SIDS.lock().unwrap().insert(label.into(), full.clone());
+    assert!(
+        known.is_none_or(|k| k == full),
+        "{label} labels two subjects"
+    );
+    let sid = label;
     NewSession {
         data: SessionData {
-            sid: sid.into(),
+            sid: full,
             tenant: "acme".into(),
             subject: subject.into(),
             audience: vec!["api".into()],
@@ -53,7 +88,7 @@ fn session(sid: &str, subject: &str, now: i64) -> NewSession {
 
 fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> RotateRequest {
     RotateRequest {
-        sid: sid.into(),
+        sid: self::sid(sid),
         presented_hash: presented.into(),
         new_hash: new.into(),
         sealed_successor: format!("sealed-{new}"),
@@ -79,9 +114,13 @@ async fn fixture(backend: Backend) -> Fixture {
         Backend::Memory => Fixture::Memory(Arc::new(MemoryStore::new())),
         Backend::Redis => {
             let server = RedisServer::start().await;
-            let store = RedisStore::connect(&server.url(), std::time::Duration::from_secs(2))
-                .await
-                .unwrap();
+            let store = RedisStore::connect(
+                &server.url(),
+                std::time::Duration::from_secs(2),
+                DEFAULT_PARTITIONS,
+            )
+            .await
+            .unwrap();
             Fixture::Redis(Arc::new(store), server)
         }
     }
@@ -147,7 +186,7 @@ async fn rotation_semantics<S: Store>(s: Arc<S>) {
     else {
         panic!("expected reuse");
     };
-    assert!(parse_cursor(&cursor).is_some());
+    assert!(parse_event_ref(&cursor).is_some());
     assert_eq!(
         s.rotate(&rotate("s1", "h2", "h3", t + 50, 5_000))
             .await
@@ -155,7 +194,7 @@ async fn rotation_semantics<S: Store>(s: Arc<S>) {
         RotateOutcome::Invalid
     );
     let state = s
-        .revocation_state("any", "s1", &subject_key("acme", "alice"), now())
+        .revocation_state("any", &sid("s1"), &subject_key("acme", "alice"), now())
         .await
         .unwrap();
     assert!(state.session);
@@ -230,7 +269,7 @@ async fn reuse_history_is_bounded<S: Store>(s: Arc<S>) {
     rotated_20_times(&*s, "rv", t).await;
     let revoke = |g: u32| RevokeRequest {
         target: RevokeTarget::Session {
-            sid: "rv".into(),
+            sid: sid("rv"),
             refresh_hash: Some(generation_hash("rv", g)),
         },
         now_ms: t + 200,
@@ -355,7 +394,7 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
     };
     let token = |jti: &str| RevokeTarget::Token {
         jti: jti.into(),
-        sid: "s5".into(),
+        sid: sid("s5"),
         tenant: "acme".into(),
         subject: "erin".into(),
         exp_ms: t + 10_000,
@@ -369,7 +408,7 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
     // An already expired token needs no marker and no event.
     let expired = RevokeTarget::Token {
         jti: "j0".into(),
-        sid: "s5".into(),
+        sid: sid("s5"),
         tenant: "acme".into(),
         subject: "erin".into(),
         exp_ms: t - 1,
@@ -377,12 +416,12 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
     assert_eq!(s.revoke(&req(expired, t)).await.unwrap(), None);
     // A refresh hash that is not the session's revokes nothing.
     let wrong = RevokeTarget::Session {
-        sid: "s5".into(),
+        sid: sid("s5"),
         refresh_hash: Some("nope".into()),
     };
     assert_eq!(s.revoke(&req(wrong, t)).await.unwrap(), None);
     let right = RevokeTarget::Session {
-        sid: "s5".into(),
+        sid: sid("s5"),
         refresh_hash: Some("h0-s5".into()),
     };
     let c2 = s.revoke(&req(right, t + 2)).await.unwrap().unwrap();
@@ -398,11 +437,18 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
         .unwrap()
         .unwrap();
 
+    // Read where they live: a token and a session by their subject (erin),
+    // a subject's cut-off by its own.
     let state = s
-        .revocation_state("j1", "s5", &subject_key("acme", "frank"), t + 3)
+        .revocation_state("j1", &sid("s5"), &subject_key("acme", "erin"), t + 3)
         .await
         .unwrap();
-    assert!(state.token && state.session);
+    assert!(state.token && state.session && state.subject_cutoff_ms.is_none());
+    let state = s
+        .revocation_state("j1f", &sid("s5f"), &subject_key("acme", "frank"), t + 3)
+        .await
+        .unwrap();
+    assert!(!state.token && !state.session);
     assert!(state.subject_cutoff_ms.unwrap() >= t + 3);
     assert!(state.revokes((t + 2) / 1000));
     let clean = s
@@ -411,15 +457,32 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
         .unwrap();
     assert_eq!(clean, RevocationState::default());
 
-    // The log: in order, resumable from any cursor, nothing twice.
-    let all = s.read_log("", 100).await.unwrap();
-    let cursors: Vec<&str> = all.iter().map(|e| e.cursor.as_str()).collect();
-    assert_eq!(cursors, vec![c1.as_str(), c2.as_str(), c3.as_str()]);
+    // The log: in order within a partition, resumable from any position,
+    // nothing twice. (On Redis the subject frank has a partition of its own.)
+    let start = Position::start(s.log_partitions());
+    let mut all = s.read_log(&start, None, 100).await.unwrap();
+    let refs = |events: &[RevocationEvent]| -> Vec<String> {
+        events
+            .iter()
+            .map(|e| event_ref(e.partition, &e.cursor))
+            .collect()
+    };
+    let position = |events: &[&str]| {
+        let mut at = start.clone();
+        for e in events {
+            let (p, id) = parse_event_ref(e).unwrap();
+            at.advance(p, id);
+        }
+        at
+    };
+    // Listed by partition; put them in the order they were written.
+    all.sort_by_key(|e| parse_cursor(&e.cursor));
+    assert_eq!(refs(&all), vec![c1.clone(), c2.clone(), c3.clone()]);
     assert_eq!(all[0].kind, RevocationKind::Token);
     assert_eq!(all[0].token_id, "j1");
     assert_eq!(all[0].expires_at_ms, t + 10_000);
     assert_eq!(all[1].kind, RevocationKind::Session);
-    assert_eq!(all[1].session_id, "s5");
+    assert_eq!(all[1].session_id, sid("s5"));
     assert_eq!(
         all[1].subject, "erin",
         "session events carry the session's subject"
@@ -430,10 +493,22 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
         ("acme", "frank")
     );
     assert!(all[2].issued_before_ms >= t + 3);
-    let after_first = s.read_log(&c1, 100).await.unwrap();
+    let mut after_first = s.read_log(&position(&[&c1]), None, 100).await.unwrap();
+    after_first.sort_by_key(|e| parse_cursor(&e.cursor));
     assert_eq!(after_first, all[1..].to_vec());
-    assert_eq!(s.read_log(&c3, 100).await.unwrap(), vec![]);
-    assert_eq!(s.read_log("", 1).await.unwrap(), all[..1].to_vec());
+    let everything = position(&[&c1, &c2, &c3]);
+    assert_eq!(s.read_log(&everything, None, 100).await.unwrap(), vec![]);
+    // One partition at a time.
+    let (p3, _) = parse_event_ref(&c3).unwrap();
+    assert_eq!(
+        s.read_log(&position(&[&c1, &c2]), Some(p3), 100)
+            .await
+            .unwrap(),
+        all[2..].to_vec()
+    );
+    let first = s.read_log(&start, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(all.contains(&first[0]));
 }
 
 /// Revoking what never existed, or what nothing alive is left of, writes
@@ -445,15 +520,16 @@ async fn unknown_targets_are_no_ops<S: Store>(s: Arc<S>) {
         now_ms,
         feed: FEED,
     };
-    let session_target = |sid: &str| RevokeTarget::Session {
-        sid: sid.into(),
+    let session_target = |label: &str| RevokeTarget::Session {
+        sid: sid(label),
         refresh_hash: None,
     };
     let subject_target = |subject: &str| RevokeTarget::Subject {
         tenant: "acme".into(),
         subject: subject.into(),
     };
-    let before = s.read_log("", 1000).await.unwrap().len();
+    let start = Position::start(s.log_partitions());
+    let before = s.read_log(&start, None, 1000).await.unwrap().len();
     assert_eq!(
         s.revoke(&req(session_target("never"), t)).await.unwrap(),
         None
@@ -484,7 +560,10 @@ async fn unknown_targets_are_no_ops<S: Store>(s: Arc<S>) {
         None,
         "a subject whose sessions are all past keeping"
     );
-    assert_eq!(s.read_log("", 1000).await.unwrap().len(), before + 1);
+    assert_eq!(
+        s.read_log(&start, None, 1000).await.unwrap().len(),
+        before + 1
+    );
 }
 
 async fn subject_cutoff_kills_older_sessions_only<S: Store>(s: Arc<S>) {
@@ -521,7 +600,7 @@ async fn renewal_single_flight<S: Store>(s: Arc<S>) {
     let t = now();
     s.create_session(&session("s9", "hank", t)).await.unwrap();
     let renew = |mint: bool, now_ms: i64| RenewRequest {
-        sid: "s9".into(),
+        sid: sid("s9"),
         jti: "j9".into(),
         mint,
         now_ms,
@@ -547,7 +626,7 @@ async fn renewal_single_flight<S: Store>(s: Arc<S>) {
     );
     s.revoke(&RevokeRequest {
         target: RevokeTarget::Session {
-            sid: "s9".into(),
+            sid: sid("s9"),
             refresh_hash: None,
         },
         now_ms: t + 600,
@@ -562,7 +641,7 @@ async fn renewal_single_flight<S: Store>(s: Arc<S>) {
     );
     assert_eq!(
         s.renew(&RenewRequest {
-            sid: "missing".into(),
+            sid: sid("missing"),
             ..renew(true, t)
         })
         .await
@@ -680,7 +759,7 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
     // One revoked and one rotated: the first leaves, the second stays.
     s.revoke(&RevokeRequest {
         target: RevokeTarget::Session {
-            sid: "c00007".into(),
+            sid: sid("c00007"),
             refresh_hash: None,
         },
         now_ms: t,
@@ -709,7 +788,7 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
     assert_eq!(pages, 20);
     let mut want: Vec<String> = (0..10_000)
         .filter(|i| *i != 7)
-        .map(|i| format!("c{i:05}"))
+        .map(|i| sid(&format!("c{i:05}")))
         .collect();
     want.sort();
     assert_eq!(listed, want, "every live session once, in session-id order");
@@ -719,12 +798,12 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
 /// "log out everywhere" to do: revoked sessions leave the subject's index.
 async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
     let t = now();
-    for sid in ["r1", "r2"] {
-        s.create_session(&session(sid, "rita", t)).await.unwrap();
+    for label in ["rita-1", "rita-2"] {
+        s.create_session(&session(label, "rita", t)).await.unwrap();
         let cursor = s
             .revoke(&RevokeRequest {
                 target: RevokeTarget::Session {
-                    sid: sid.into(),
+                    sid: sid(label),
                     refresh_hash: None,
                 },
                 now_ms: t,
@@ -769,7 +848,11 @@ macro_rules! conformance {
             let cluster = crate::support::RedisCluster::start(3).await;
             $(
                 cluster.flushall().await;
-                let store = RedisStore::connect(&cluster.url(), std::time::Duration::from_secs(2))
+                let store = RedisStore::connect(
+                    &cluster.url(),
+                    std::time::Duration::from_secs(2),
+                    DEFAULT_PARTITIONS,
+                )
                     .await
                     .expect("connect to the cluster");
                 eprintln!("cluster: {}", stringify!($name));
@@ -834,7 +917,10 @@ async fn redis_batches_calls_and_isolates_failures() {
         .unwrap();
     let _: i64 = s
         .client()
-        .hset(format!("{KEY_PREFIX}s:broken"), ("idle", "not-a-number"))
+        .hset(
+            format!("{}s:{}", key_prefix("broken"), sid("broken")),
+            ("idle", "not-a-number"),
+        )
         .await
         .unwrap();
 
@@ -856,7 +942,7 @@ async fn redis_batches_calls_and_isolates_failures() {
     let sent = evalsha_calls().await - before;
 
     for (request, outcome) in calls.iter().zip(&outcomes) {
-        if request.sid == "broken" {
+        if request.sid == sid("broken") {
             assert!(
                 matches!(outcome, Err(tessera::error::StoreError::Unavailable(_))),
                 "{outcome:?}"
@@ -866,7 +952,7 @@ async fn redis_batches_calls_and_isolates_failures() {
         match outcome {
             Ok(RotateOutcome::Rotated(r)) => {
                 assert_eq!(r.data.sid, request.sid, "replies must not be mixed up");
-                assert_eq!(r.data.subject, format!("u-{}", request.sid));
+                assert_eq!(sid(&r.data.subject.replacen("u-", "", 1)), request.sid);
                 assert_eq!(r.generation, 1);
             }
             other => panic!("{}: {other:?}", request.sid),
@@ -903,7 +989,10 @@ async fn redis_honours_history_written_by_earlier_versions() {
     ));
     let _: i64 = s
         .client()
-        .hset(format!("{KEY_PREFIX}s:legacy"), ("old", "old-a,old-b"))
+        .hset(
+            format!("{}s:{}", key_prefix("legacy"), sid("legacy")),
+            ("old", "old-a,old-b"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -944,18 +1033,21 @@ async fn redis_honours_history_written_by_earlier_versions() {
     ];
     let _: i64 = s
         .client()
-        .hset(format!("{KEY_PREFIX}s:old-format"), fields)
+        .hset(
+            format!("{}s:{}", key_prefix("old-format"), sid("old-format")),
+            fields,
+        )
         .await
         .unwrap();
     let _: i64 = s
         .client()
         .zadd(
-            format!("{KEY_PREFIX}ss:{skey}"),
+            format!("{}ss:{skey}", key_prefix("old-format")),
             None,
             None,
             false,
             false,
-            ((t + 600_000) as f64, "old-format"),
+            ((t + 600_000) as f64, sid("old-format")),
         )
         .await
         .unwrap();

@@ -299,6 +299,8 @@ fn to_event(e: &pb::RevocationEvent) -> Option<RevocationEvent> {
     };
     Some(RevocationEvent {
         cursor: e.cursor.clone(),
+        // The composite cursor covers every partition; the cache needs none.
+        partition: 0,
         kind,
         token_id: e.token_id.clone(),
         session_id: e.session_id.clone(),

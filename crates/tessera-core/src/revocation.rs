@@ -36,8 +36,12 @@ impl RevocationKind {
 /// An entry of the revocation log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevocationEvent {
-    /// Position in the log (`<ms>-<seq>`, ordered).
+    /// Position in its partition's log (`<ms>-<seq>`, ordered within the
+    /// partition; see [`parse_cursor`]). `WatchRevocations` sends a composite
+    /// of every partition's position instead.
     pub cursor: String,
+    /// The log partition the event was appended to (0 on a store with one log).
+    pub partition: u32,
     pub kind: RevocationKind,
     pub token_id: String,
     pub session_id: String,
@@ -70,6 +74,21 @@ pub fn parse_cursor(cursor: &str) -> Option<(u64, u64)> {
     }
     let (ms, seq) = cursor.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// A reference to one event, as the store returns it from a write:
+/// `<partition>/<ms>-<seq>`.
+pub fn event_ref(partition: u32, cursor: &str) -> String {
+    format!("{partition}/{cursor}")
+}
+
+/// Parse [`event_ref`]'s form into the partition and the position there.
+pub fn parse_event_ref(r: &str) -> Option<(u32, (u64, u64))> {
+    let (p, cursor) = r.split_once('/')?;
+    if cursor.is_empty() {
+        return None;
+    }
+    Some((p.parse().ok()?, parse_cursor(cursor)?))
 }
 
 /// Answer of the cache for one token.

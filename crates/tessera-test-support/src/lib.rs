@@ -835,6 +835,17 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
 }
 
 /// `Revoke` of `target`, without a reason.
+/// The Redis key prefix of session `sid`'s partition, at the default
+/// `--redis-partitions` (what the harness's servers run with).
+pub fn key_prefix_of(sid: &str) -> String {
+    use tessera::store::partition::{Partitions, DEFAULT_PARTITIONS};
+    Partitions::new(DEFAULT_PARTITIONS)
+        .expect("the default is valid")
+        .sid_prefix(sid)
+        .unwrap_or_else(|| panic!("{sid} names no partition"))
+        .to_owned()
+}
+
 pub fn revoke_target(target: pb::revoke_request::Target) -> pb::RevokeRequest {
     pb::RevokeRequest {
         target: Some(target),

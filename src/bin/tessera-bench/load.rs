@@ -305,8 +305,8 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     // Revocation propagation: cursor → when Revoke returned on A, and cursor
     // → when the event arrived at a watcher on B. An event that arrives
     // before A's response counts as 0.
-    let sent: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let arrived: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let sent: Arc<Mutex<HashMap<EventKey, Instant>>> = Arc::default();
+    let arrived: Arc<Mutex<HashMap<EventKey, Instant>>> = Arc::default();
     let mut watcher = None;
     if let (Scenario::Revoke, Some(w)) = (args.scenario, args.watch_addr) {
         let mut wc = TokenAuthorityClient::new(connect(w).await?);
@@ -321,10 +321,10 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         let arrived = arrived.clone();
         watcher = Some(tokio::spawn(async move {
             while let Ok(Some(ev)) = stream.message().await {
-                arrived
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(ev.cursor, Instant::now());
+                arrived.lock().unwrap_or_else(|p| p.into_inner()).insert(
+                    event_key(&ev.cursor, &ev.tenant, &ev.subject),
+                    Instant::now(),
+                );
             }
         }));
     }
@@ -484,7 +484,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                         }
                         let target = pb::revoke_request::Target::Subject(pb::SubjectRef {
                             tenant: "bench".into(),
-                            subject,
+                            subject: subject.clone(),
                         });
                         match client
                             .revoke(with_key(
@@ -497,9 +497,10 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                             .await
                         {
                             Ok(r) => {
+                                let key = event_key(&r.into_inner().cursor, "bench", &subject);
                                 sent.lock()
                                     .unwrap_or_else(|p| p.into_inner())
-                                    .insert(r.into_inner().cursor, Instant::now());
+                                    .insert(key, Instant::now());
                                 Ok(())
                             }
                             Err(e) => Err(e),
@@ -656,4 +657,21 @@ pub fn table(r: &Value) -> String {
         ));
     }
     out
+}
+
+/// A subject revocation's event, the same on both sides: its subject's
+/// partition and its position there. (Cursors are composite and each
+/// replica's own; Revoke's puts the event's partition exactly at the event,
+/// and so does the cursor a watcher gets with the event.)
+type EventKey = Option<(u32, (u64, u64))>;
+
+fn event_key(cursor: &str, tenant: &str, subject: &str) -> EventKey {
+    let (_, at) = tessera::cursor::Position::parse(cursor)?;
+    let parts = tessera::store::partition::Partitions::new(at.partitions()).ok()?;
+    let p = if at.partitions() == 1 {
+        0
+    } else {
+        parts.of_subject(&tessera::store::subject_key(tenant, subject))
+    };
+    Some((p, at.get(p)))
 }

@@ -1,7 +1,8 @@
-//! The revocation log in Redis, from the reader's side: reading it after a
-//! cursor, and following the pub/sub channel that says it grew. The channel
-//! only *wakes* the feed reader, which then reads the durable log, so a lost
-//! or lagged message loses nothing (docs/pitfalls.md, fred).
+//! The revocation logs in Redis, from the reader's side: reading them after
+//! a position, and following the sharded pub/sub channels that say they
+//! grew (one stream and one channel per partition). A channel only *wakes*
+//! the feed reader, which then reads the durable log, so a lost or lagged
+//! message loses nothing (docs/pitfalls.md, fred).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -13,36 +14,65 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::{key, num, unavailable};
 use crate::error::StoreError;
-use crate::store::schema::{self, CHANNEL};
-use crate::store::{FeedSignal, RevocationEvent, RevocationKind};
+use crate::store::partition::Partitions;
+use crate::store::schema;
+use crate::store::{FeedSignal, Position, RevocationEvent, RevocationKind};
 
-/// Up to `limit` log entries strictly after `after` ("" = from the start).
+/// Up to `limit` log entries after `after`: of partition `only`, or of
+/// every partition (read at once, concatenated in partition order).
 pub(super) async fn read(
     client: &Client,
-    after: &str,
+    parts: &Partitions,
+    after: &Position,
+    only: Option<u32>,
     limit: usize,
 ) -> Result<Vec<RevocationEvent>, StoreError> {
-    let start = if after.is_empty() {
-        "-".to_owned()
-    } else {
-        format!("({after}")
+    let partitions: Vec<u32> = match only {
+        Some(p) if p < parts.count() => vec![p],
+        Some(_) => vec![],
+        None => (0..parts.count()).collect(),
     };
-    let entries: Vec<XReadValue<String, String, String>> = client
-        .xrange_values(key(schema::LOG), start, "+", Some(limit as u64))
-        .await
-        .map_err(unavailable)?;
-    entries
-        .into_iter()
-        .map(|(id, fields)| event_from(id, fields))
-        .collect()
+    let reads = partitions.into_iter().map(|p| async move {
+        let start = match after.local(p) {
+            l if l.is_empty() => "-".to_owned(),
+            l => format!("({l}"),
+        };
+        let entries: Vec<XReadValue<String, String, String>> = client
+            .xrange_values(
+                key(parts.prefix(p), schema::LOG),
+                start,
+                "+",
+                Some(limit as u64),
+            )
+            .await
+            .map_err(unavailable)?;
+        entries
+            .into_iter()
+            .map(|(id, fields)| event_from(p, id, fields))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let mut out = Vec::new();
+    for events in futures::future::try_join_all(reads).await? {
+        let room = limit - out.len();
+        out.extend(events.into_iter().take(room));
+        if out.len() == limit {
+            break;
+        }
+    }
+    Ok(out)
 }
 
-fn event_from(id: String, fields: HashMap<String, String>) -> Result<RevocationEvent, StoreError> {
+fn event_from(
+    partition: u32,
+    id: String,
+    fields: HashMap<String, String>,
+) -> Result<RevocationEvent, StoreError> {
     let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
     let kind = RevocationKind::from_code(&get("k"))
         .ok_or_else(|| StoreError::Corrupt(format!("log entry {id} has no kind")))?;
     Ok(RevocationEvent {
         cursor: id,
+        partition,
         kind,
         token_id: get("jti"),
         session_id: get("sid"),
@@ -54,10 +84,27 @@ fn event_from(id: String, fields: HashMap<String, String>) -> Result<RevocationE
     })
 }
 
-/// Follow the channel with `subscriber` (not yet connected): signals that
-/// the log grew, that notifications may have been lost, and that the
-/// subscription is back. Ends when the receiver is dropped.
-pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal> {
+/// Follow every partition's channel with `subscriber` (not yet connected):
+/// signals that a log grew, that notifications may have been lost, and that
+/// the subscriptions are back. Ends when the receiver is dropped.
+///
+/// `SSUBSCRIBE` names channels of one slot only, so each partition is
+/// subscribed on its own. A Redis that moves a slot away (resharding) ends
+/// its subscription with a `SUNSUBSCRIBE` that fred drops silently; every
+/// subscription is therefore renewed every [`RENEW`] (a no-op on the node
+/// that still has it), and the feed reads every log each second anyway.
+pub(super) fn follow(
+    subscriber: SubscriberClient,
+    parts: &Partitions,
+) -> mpsc::Receiver<FeedSignal> {
+    let channels: Vec<String> = (0..parts.count())
+        .map(|p| schema::channel(parts.prefix(p)))
+        .collect();
+    let by_channel: HashMap<String, u32> = channels
+        .iter()
+        .enumerate()
+        .map(|(p, c)| (c.clone(), p as u32))
+        .collect();
     let mut messages = subscriber.message_rx();
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
@@ -67,10 +114,12 @@ pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal>
         // Until the first SUBSCRIBE succeeds the reader must not trust anything.
         let mut subscribed = false;
         let mut poll = tokio::time::interval(Duration::from_millis(200));
+        let mut renew = tokio::time::interval(RENEW);
+        let mut overflowed = false;
         loop {
             if !subscribed
                 && subscriber.is_connected()
-                && subscriber.subscribe(CHANNEL).await.is_ok()
+                && subscribe_all(&subscriber, &channels).await
             {
                 subscribed = true;
                 if tx.send(FeedSignal::Restored).await.is_err() {
@@ -79,10 +128,10 @@ pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal>
             }
             let signal = tokio::select! {
                 msg = messages.recv() => match msg {
-                    Ok(_) => Some(FeedSignal::Appended),
+                    Ok(m) => Some(FeedSignal::Appended(by_channel.get(&*m.channel).copied())),
                     // Lagged behind fred's broadcast (capacity 32): notifications
-                    // were dropped, not log entries; re-read the log.
-                    Err(broadcast::error::RecvError::Lagged(_)) => Some(FeedSignal::Appended),
+                    // were dropped, not log entries; re-read every log.
+                    Err(broadcast::error::RecvError::Lagged(_)) => Some(FeedSignal::Appended(None)),
                     Err(broadcast::error::RecvError::Closed) => break,
                 },
                 _ = errors.recv() => {
@@ -90,13 +139,25 @@ pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal>
                     Some(FeedSignal::Lost)
                 }
                 _ = reconnects.recv() => {
-                    // Re-subscribe ourselves, then re-read: anything published
-                    // while we were away is in the log.
+                    // A connection (of one node, on a Cluster) was lost and is
+                    // back: notifications may be missing. Re-subscribe
+                    // ourselves, then re-read: anything published while we
+                    // were away is in the log.
                     subscribed = false;
-                    None
+                    Some(FeedSignal::Lost)
                 }
                 _ = poll.tick() => {
                     if subscribed && !subscriber.is_connected() {
+                        subscribed = false;
+                        Some(FeedSignal::Lost)
+                    } else if std::mem::take(&mut overflowed) {
+                        Some(FeedSignal::Appended(None))
+                    } else {
+                        None
+                    }
+                }
+                _ = renew.tick() => {
+                    if subscribed && !subscribe_all(&subscriber, &channels).await {
                         subscribed = false;
                         Some(FeedSignal::Lost)
                     } else {
@@ -106,9 +167,18 @@ pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal>
                 _ = tx.closed() => break,
             };
             if let Some(signal) = signal {
-                // Appended signals coalesce; Lost must get through.
+                // Appended signals coalesce: one that finds the queue full
+                // becomes an "any partition" wake-up at the next tick. Lost
+                // must get through.
                 let sent = match signal {
-                    FeedSignal::Appended => tx.try_send(signal).is_ok() || !tx.is_closed(),
+                    FeedSignal::Appended(_) => match tx.try_send(signal) {
+                        Ok(()) => true,
+                        Err(mpsc::error::TrySendError::Full(_)) => {
+                            overflowed = true;
+                            true
+                        }
+                        Err(mpsc::error::TrySendError::Closed(_)) => false,
+                    },
                     _ => tx.send(signal).await.is_ok(),
                 };
                 if !sent {
@@ -119,4 +189,17 @@ pub(super) fn follow(subscriber: SubscriberClient) -> mpsc::Receiver<FeedSignal>
         let _ = subscriber.quit().await;
     });
     rx
+}
+
+/// How often every subscription is renewed (see [`follow`]).
+const RENEW: Duration = Duration::from_secs(5);
+
+/// `SSUBSCRIBE` each channel (one slot per command); false if any failed.
+async fn subscribe_all(subscriber: &SubscriberClient, channels: &[String]) -> bool {
+    for channel in channels {
+        if subscriber.ssubscribe(channel.as_str()).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

@@ -1,8 +1,12 @@
 //! The Redis store, through fred. Standalone, Sentinel and Cluster all come
 //! from the URL (`redis://`, `redis-sentinel://`, `redis-cluster://`).
 //!
-//! Every key carries the hash tag `{t}`, so in a Cluster all of Tessera's
-//! keys live in one slot and every script stays atomic across them.
+//! The keyspace is cut into `--redis-partitions` partitions, each under a
+//! hash tag of its own ([`super::partition`]): every script touches one
+//! partition, so it stays atomic on a Cluster, and the partitions spread over
+//! the masters. The partition count and a deployment id are kept in Redis
+//! ([`schema::META`]) by the first replica; a replica configured with
+//! another count refuses to start.
 //!
 //! fred pitfalls handled here (docs/pitfalls.md): a reconnect policy and a command
 //! timeout are set explicitly; in-flight commands may be re-sent after a
@@ -14,6 +18,7 @@
 //! [`super::batch`]): fred flushes the socket after every EVALSHA, and under
 //! load that per-call cost was the largest after the signature.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
@@ -26,12 +31,12 @@ mod scripts;
 use scripts::*;
 
 use super::batch::{script_error, Batcher};
+use super::partition::Partitions;
 use super::schema;
-pub use super::schema::{CHANNEL, KEY_PREFIX};
 use super::{
-    ClientInfo, CreateOutcome, FeedSignal, NewSession, RateLimit, RenewOutcome, RenewRequest,
-    RevocationEvent, RevocationState, RevokeRequest, RotateOutcome, RotateRequest, Rotation,
-    SessionData, SessionPage, SessionView, Store,
+    event_ref, ClientInfo, CreateOutcome, FeedSignal, NewSession, Position, RateLimit,
+    RenewOutcome, RenewRequest, RevocationEvent, RevocationState, RevokeRequest, RevokeTarget,
+    RotateOutcome, RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store,
 };
 use crate::error::StoreError;
 
@@ -83,18 +88,36 @@ pub struct RedisStore {
     rotate: Batcher,
     revoke: Script,
     renew: Script,
-    rate: Script,
+    rate: Batcher,
     log_head: Script,
     list: Script,
+    meta_script: Script,
     /// `--redis-wait-replicas`: the count and the connection revocations go
     /// through (see [`RedisStore::wait_for_replicas`]).
     durable: Option<(u32, Client)>,
+    parts: Arc<Partitions>,
+    /// The deployment id, once the layout in Redis was found to be ours.
+    deployment: Arc<tokio::sync::OnceCell<u64>>,
 }
+
+/// Write the layout if there is none; reply the one in force.
+const META_LUA: &str = "redis.call('HSETNX', KEYS[1], 'partitions', ARGV[1])
+redis.call('HSETNX', KEYS[1], 'deployment', ARGV[2])
+return redis.call('HMGET', KEYS[1], 'partitions', 'deployment')";
 
 impl RedisStore {
     /// Connect (waiting at most `timeout` for the first connection; after that
-    /// the client keeps reconnecting in the background).
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+    /// the client keeps reconnecting in the background) to a deployment of
+    /// `partitions` partitions. When Redis answers, its layout is checked
+    /// now: another partition count is [`StoreError::Layout`]. When it does
+    /// not yet, the check comes before the first command that needs it, and
+    /// a mismatch then fails every such command.
+    pub async fn connect(
+        url: &str,
+        timeout: Duration,
+        partitions: u32,
+    ) -> Result<Self, StoreError> {
+        let parts = Partitions::new(partitions).map_err(StoreError::Layout)?;
         let config = Config::from_url(url).map_err(|e| {
             // fred's message may quote the URL: only the redacted one goes out.
             let redacted = redact_url(url);
@@ -105,28 +128,95 @@ impl RedisStore {
             .build()
             .map_err(unavailable)?;
         client.connect();
-        if tokio::time::timeout(
+        let connected = tokio::time::timeout(
             timeout.max(Duration::from_secs(2)),
             client.wait_for_connect(),
         )
         .await
-        .is_err()
-        {
+        .is_ok();
+        if !connected {
             tracing::warn!("Redis not reachable yet; serving NOT_SERVING until it is");
         }
-        Ok(RedisStore {
+        let store = RedisStore {
             create: Batcher::spawn(client.clone(), Script::from_lua(CREATE_LUA)),
             rotate: Batcher::spawn(client.clone(), Script::from_lua(ROTATE_LUA)),
+            rate: Batcher::spawn(client.clone(), Script::from_lua(RATE_LUA)),
             client,
             builder_config: config,
             timeout,
             revoke: Script::from_lua(REVOKE_LUA),
             renew: Script::from_lua(RENEW_LUA),
-            rate: Script::from_lua(RATE_LUA),
             log_head: Script::from_lua(LOG_HEAD_LUA),
             list: Script::from_lua(LIST_LUA),
+            meta_script: Script::from_lua(META_LUA),
             durable: None,
-        })
+            parts: Arc::new(parts),
+            deployment: Arc::default(),
+        };
+        if connected {
+            match store.layout().await {
+                Err(e @ StoreError::Layout(_)) => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "cannot read the deployment's layout yet"),
+                Ok(_) => {}
+            }
+        }
+        Ok(store)
+    }
+
+    /// The partitioning.
+    pub fn partitions(&self) -> &Partitions {
+        &self.parts
+    }
+
+    /// The deployment id, after checking (once) that the layout in Redis is
+    /// ours: written by the first replica, refused when it differs.
+    async fn layout(&self) -> Result<u64, StoreError> {
+        self.deployment
+            .get_or_try_init(|| async {
+                let candidate = super::partition::new_deployment_id().to_string();
+                let reply: Vec<String> = self
+                    .script(
+                        &self.meta_script,
+                        vec![schema::META.to_owned()],
+                        vec![self.parts.count().to_string(), candidate],
+                    )
+                    .await?;
+                let [count, deployment] = reply.as_slice() else {
+                    return Err(StoreError::Corrupt("unexpected layout reply".into()));
+                };
+                if *count != self.parts.count().to_string() {
+                    let message = format!(
+                        "this Redis holds a Tessera deployment of {count} partitions, and this replica was started with --redis-partitions {}: start it with --redis-partitions {count} (the count cannot change while sessions live)",
+                        self.parts.count()
+                    );
+                    tracing::error!("{message}");
+                    return Err(StoreError::Layout(message));
+                }
+                deployment
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("deployment id".into()))
+            })
+            .await
+            .copied()
+    }
+
+    /// The key prefix of a session id's partition, after the layout check;
+    /// `None` for an id that names no partition.
+    async fn sid_prefix(&self, sid: &str) -> Result<Option<&str>, StoreError> {
+        self.layout().await?;
+        Ok(self.parts.sid_prefix(sid))
+    }
+
+    /// The key prefix of a subject's partition, after the layout check.
+    async fn subject_prefix(&self, subject_key: &str) -> Result<&str, StoreError> {
+        self.layout().await?;
+        Ok(self.parts.prefix(self.parts.of_subject(subject_key)))
+    }
+
+    /// The key prefix for a name of its own (budgets, replay markers).
+    async fn name_prefix(&self, name: &str) -> Result<&str, StoreError> {
+        self.layout().await?;
+        Ok(self.parts.prefix(self.parts.of_name(name)))
     }
 
     /// With `replicas > 0`, every revocation waits until that many replicas
@@ -161,14 +251,14 @@ impl RedisStore {
     /// and replicas apply the stream in order, so once the marker is on a
     /// replica, so is every write before it. A shortfall is `Unavailable`:
     /// the revocation stands on the master.
-    async fn await_replicas(&self, marker: &str) -> Result<(), StoreError> {
+    async fn await_replicas(&self, prefix: &str, marker: &str) -> Result<(), StoreError> {
         use fred::types::{ClusterHash, CustomCommand, Expiration};
         let Some((want, client)) = &self.durable else {
             return Ok(());
         };
         let _: () = client
             .set(
-                key(schema::DURABLE),
+                key(prefix, schema::DURABLE),
                 marker,
                 Some(Expiration::PX(1_000)),
                 None,
@@ -176,8 +266,8 @@ impl RedisStore {
             )
             .await
             .map_err(unavailable)?;
-        // The master of Tessera's slot, half the store timeout at most.
-        let slot = fred::util::redis_keyslot(KEY_PREFIX.as_bytes());
+        // The master of the partition's slot, half the store timeout at most.
+        let slot = fred::util::redis_keyslot(prefix.as_bytes());
         let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
         let timeout_ms = (self.timeout.as_millis() / 2).max(1) as i64;
         let acked: i64 = client
@@ -270,13 +360,38 @@ impl Store for RedisStore {
         "redis"
     }
 
+    fn log_partitions(&self) -> u32 {
+        self.parts.count()
+    }
+
+    async fn deployment(&self) -> Result<u64, StoreError> {
+        self.layout().await
+    }
+
     async fn create_session(&self, s: &NewSession) -> Result<CreateOutcome, StoreError> {
-        let call = schema::create_call(s)?;
+        let p = self
+            .parts
+            .of_sid(&s.data.sid)
+            .ok_or_else(|| StoreError::Corrupt("a new session id names no partition".into()))?;
+        self.layout().await?;
+        // The caller's budget lives in the caller's partition: counted first
+        // (a call its subject's budget refuses still counts against it).
+        if let Some((name, limit)) = &s.caller_rate {
+            if let Some(retry_after_ms) = self.rate_limit(name, *limit, 0).await? {
+                return Ok(CreateOutcome::RateLimited { retry_after_ms });
+            }
+        }
+        let prefix = self.parts.prefix(p);
+        let call = schema::create_call(s, prefix)?;
         let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag, cursor, evicted @ ..] if tag == "ok" => Ok(CreateOutcome::Created {
                 evicted: evicted.to_vec(),
-                cursor: cursor.clone(),
+                cursor: if cursor.is_empty() {
+                    String::new()
+                } else {
+                    event_ref(p, cursor)
+                },
             }),
             [tag, wait] if tag == "limited" => Ok(CreateOutcome::RateLimited {
                 retry_after_ms: num(wait)?,
@@ -293,7 +408,8 @@ impl Store for RedisStore {
         limit: usize,
         now_ms: i64,
     ) -> Result<SessionPage, StoreError> {
-        let call = schema::list_call(subject_key, after, limit, now_ms);
+        let prefix = self.subject_prefix(subject_key).await?;
+        let call = schema::list_call(subject_key, after, limit, now_ms, prefix);
         let reply: Vec<String> = self.script(&self.list, call.keys, call.args).await?;
         let Some((next, rows)) = reply.split_first() else {
             return Err(StoreError::Corrupt("empty list reply".into()));
@@ -329,7 +445,10 @@ impl Store for RedisStore {
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
-        let call = schema::rotate_call(r);
+        let Some(prefix) = self.sid_prefix(&r.sid).await? else {
+            return Ok(RotateOutcome::Invalid);
+        };
+        let call = schema::rotate_call(r, prefix);
         let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
         let rotation = |data: &str,
                         gen: &str,
@@ -354,8 +473,11 @@ impl Store for RedisStore {
             [tag, id] if tag == "reused" => {
                 // The kill ran on the shared connection: the marker written
                 // after it on the revocation connection covers it too.
-                self.await_replicas(id).await?;
-                Ok(RotateOutcome::Reused { cursor: id.clone() })
+                self.await_replicas(prefix, id).await?;
+                let p = self.parts.of_sid(&r.sid).unwrap_or_default();
+                Ok(RotateOutcome::Reused {
+                    cursor: event_ref(p, id),
+                })
             }
             [tag, data, gen, rot, exp, rest @ ..] if tag == "rotated" && rest.len() == 6 => {
                 Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp, rest)?))
@@ -374,7 +496,10 @@ impl Store for RedisStore {
     }
 
     async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
-        let call = schema::renew_call(r);
+        let Some(prefix) = self.sid_prefix(&r.sid).await? else {
+            return Ok(RenewOutcome::Invalid);
+        };
+        let call = schema::renew_call(r, prefix);
         let reply: Vec<String> = self.script(&self.renew, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RenewOutcome::Invalid),
@@ -396,10 +521,11 @@ impl Store for RedisStore {
         limit: RateLimit,
         _now_ms: i64,
     ) -> Result<Option<i64>, StoreError> {
+        let prefix = self.name_prefix(key_name).await?;
         let retry: i64 = self
-            .script(
+            .batched(
                 &self.rate,
-                vec![key(&schema::rate(key_name))],
+                vec![key(prefix, &schema::rate(key_name))],
                 vec![limit.interval_ms.to_string(), limit.burst_ms.to_string()],
             )
             .await?;
@@ -407,7 +533,24 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
-        let Some(call) = schema::revoke_call(r) else {
+        self.layout().await?;
+        // Tokens and subjects by their subject; sessions by their id's prefix
+        // (an id naming no partition names no session: nothing to revoke).
+        let p = match &r.target {
+            RevokeTarget::Token {
+                tenant, subject, ..
+            }
+            | RevokeTarget::Subject { tenant, subject }
+            | RevokeTarget::SubjectExcept {
+                tenant, subject, ..
+            } => self.parts.of_subject(&super::subject_key(tenant, subject)),
+            RevokeTarget::Session { sid, .. } => match self.parts.of_sid(sid) {
+                Some(p) => p,
+                None => return Ok(None),
+            },
+        };
+        let prefix = self.parts.prefix(p);
+        let Some(call) = schema::revoke_call(r, prefix) else {
             return Ok(None); // a token already dead needs nothing
         };
         let reply: Option<String> = self
@@ -416,9 +559,9 @@ impl Store for RedisStore {
             .await
             .map_err(script_error)?;
         if let Some(id) = &reply {
-            self.await_replicas(id).await?;
+            self.await_replicas(prefix, id).await?;
         }
-        Ok(reply)
+        Ok(reply.map(|id| event_ref(p, &id)))
     }
 
     async fn revocation_state(
@@ -428,12 +571,13 @@ impl Store for RedisStore {
         subject_key: &str,
         _now_ms: i64,
     ) -> Result<RevocationState, StoreError> {
+        let prefix = self.subject_prefix(subject_key).await?;
         let values: Vec<Option<String>> = self
             .client
             .mget(vec![
-                key(&schema::token_marker(jti)),
-                key(&schema::session_marker(sid)),
-                key(&schema::subject_cutoff(subject_key)),
+                key(prefix, &schema::token_marker(jti)),
+                key(prefix, &schema::session_marker(sid)),
+                key(prefix, &schema::subject_cutoff(subject_key)),
             ])
             .await
             .map_err(unavailable)?;
@@ -447,22 +591,39 @@ impl Store for RedisStore {
 
     async fn read_log(
         &self,
-        after: &str,
+        after: &Position,
+        only: Option<u32>,
         limit: usize,
     ) -> Result<Vec<RevocationEvent>, StoreError> {
-        log::read(&self.client, after, limit).await
+        self.layout().await?;
+        log::read(&self.client, &self.parts, after, only, limit).await
     }
 
-    async fn log_head(&self) -> Result<String, StoreError> {
-        self.script(&self.log_head, vec![key(schema::LOG)], vec![])
-            .await
+    async fn log_head(&self) -> Result<Position, StoreError> {
+        self.layout().await?;
+        let heads = futures::future::try_join_all((0..self.parts.count()).map(|p| {
+            self.script::<String>(
+                &self.log_head,
+                vec![key(self.parts.prefix(p), schema::LOG)],
+                vec![],
+            )
+        }))
+        .await?;
+        let mut head = Position::start(self.parts.count());
+        for (p, id) in heads.iter().enumerate() {
+            if let Some(id) = super::parse_cursor(id) {
+                head.advance(p as u32, id);
+            }
+        }
+        Ok(head)
     }
 
     async fn subscribe(&self) -> Result<mpsc::Receiver<FeedSignal>, StoreError> {
+        self.layout().await?;
         let subscriber = Self::builder(&self.builder_config, self.timeout)
             .build_subscriber_client()
             .map_err(unavailable)?;
-        Ok(log::follow(subscriber))
+        Ok(log::follow(subscriber, &self.parts))
     }
 
     async fn shared_value(
@@ -473,11 +634,12 @@ impl Store for RedisStore {
         _now_ms: i64,
     ) -> Result<String, StoreError> {
         use fred::types::{Expiration, SetOptions};
+        let prefix = self.name_prefix(name).await?;
         // SET NX GET (Redis 7): the old value, or nil when ours was set.
         let old: Option<String> = self
             .client
             .set(
-                key(&schema::shared(name)),
+                key(prefix, &schema::shared(name)),
                 candidate,
                 Some(Expiration::PXAT(expires_at_ms)),
                 Some(SetOptions::NX),
@@ -495,10 +657,11 @@ impl Store for RedisStore {
         _now_ms: i64,
     ) -> Result<bool, StoreError> {
         use fred::types::{Expiration, SetOptions};
+        let prefix = self.name_prefix(key_name).await?;
         let set: Option<String> = self
             .client
             .set(
-                key(&schema::dpop_proof(key_name)),
+                key(prefix, &schema::dpop_proof(key_name)),
                 "1",
                 Some(Expiration::PXAT(expires_at_ms)),
                 Some(SetOptions::NX),
@@ -511,6 +674,8 @@ impl Store for RedisStore {
 
     async fn ping(&self) -> Result<Option<i64>, StoreError> {
         use fred::types::{ClusterHash, CustomCommand};
+        // A replica of another layout must never report itself healthy.
+        self.layout().await?;
         let time = CustomCommand::new_static("TIME", ClusterHash::Random, false);
         let (secs, micros): (i64, i64) = self
             .client

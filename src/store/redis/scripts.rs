@@ -36,7 +36,4 @@ for i = 1, #info, 2 do
   if info[i] == 'last-generated-id' then return info[i + 1] end
 end
 return ''";
-pub(super) const RATE_LUA: &str = concat!(
-    include_str!("../scripts/gcra.lua"),
-    include_str!("../scripts/rate.lua")
-);
+pub(super) const RATE_LUA: &str = batched!("gcra.lua"; "rate.lua");

@@ -29,7 +29,7 @@ local function log_revocation(log, channel, retention, now, kind, jti, sid, tid,
   local id = redis.call('XADD', log, 'MINID', '~', string.format('%d', now - retention), '*',
     'k', kind, 'jti', jti, 'sid', sid, 'tid', tid, 'sub', sub, 'at', string.format('%d', now),
     'ib', string.format('%d', ib), 'exp', string.format('%d', exp))
-  redis.call('PUBLISH', channel, id)
+  redis.call('SPUBLISH', channel, id)
   return id
 end
 
