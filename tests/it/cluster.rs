@@ -195,3 +195,119 @@ async fn a_shortfall_of_replicas_is_unavailable_not_silent() {
     );
     expect_reason(c.verify(strong(&pair.access_token)).await, "TOKEN_REVOKED");
 }
+
+/// How many of the keys matching `pattern` a node holds (its own slots only).
+async fn count_keys(node: &RedisServer, pattern: &str) -> u64 {
+    node.command(&format!(
+        "EVAL \"return #redis.call('KEYS', ARGV[1])\" 0 {pattern}"
+    ))
+    .await
+    .trim()
+    .trim_start_matches(':')
+    .parse()
+    .unwrap_or_else(|_| panic!("a count for {pattern}"))
+}
+
+/// The partitions spread sessions over the masters: after 3,000 subjects
+/// each issue one session, every master holds 20–46 % of them, and the
+/// revocation logs are spread too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_spread_over_every_master() {
+    const SUBJECTS: usize = 3000;
+    let cluster = RedisCluster::start(3).await;
+    let key = TestKey::new();
+    let a = Process::start(&[
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.path.display()),
+        format!("--redis-url={}", cluster.url()),
+        "--store-timeout=2s".to_owned(),
+        "--issue-rate=off".to_owned(),
+        "--caller-rate=Issue=off".to_owned(),
+    ])
+    .await;
+    let c = a.server().client().await;
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let mut c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let subjects = (worker..SUBJECTS)
+                .step_by(16)
+                .map(|i| format!("spread-{i}"));
+            let sids = session_ids(&mut c, subjects).await;
+            // One revocation in 10, so the logs have something to spread.
+            for sid in sids.iter().step_by(10) {
+                c.revoke(revoke_session_id(sid)).await.expect("revoke");
+            }
+            sids.len()
+        }));
+    }
+    let mut issued = 0;
+    for t in tasks {
+        issued += t.await.unwrap();
+    }
+    assert_eq!(issued, SUBJECTS);
+    let mut counts = Vec::new();
+    for node in &cluster.nodes[..cluster.masters] {
+        counts.push(count_keys(node, "tessera:*:s:*").await);
+    }
+    assert_eq!(counts.iter().sum::<u64>(), SUBJECTS as u64, "{counts:?}");
+    for n in &counts {
+        let share = *n as f64 / SUBJECTS as f64;
+        assert!((0.20..=0.46).contains(&share), "per master: {counts:?}");
+    }
+    for node in &cluster.nodes[..cluster.masters] {
+        assert!(
+            count_keys(node, "tessera:*:log").await >= 10,
+            "every master holds revocation logs"
+        );
+    }
+}
+
+/// A replica started with another `--redis-partitions` than the one the
+/// deployment's Redis records refuses to start, and says why; the layout
+/// stays the first replica's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_partition_count_refuses_to_start() {
+    let redis = RedisServer::start().await;
+    let key = TestKey::new();
+    let flags = |partitions: &str| {
+        vec![
+            "--issuer=tessera-test".to_owned(),
+            format!("--signing-key={}", key.path.display()),
+            format!("--redis-url={}", redis.url()),
+            format!("--redis-partitions={partitions}"),
+        ]
+    };
+    let first = Process::start(&flags("64")).await;
+    let mut c = first.server().client().await;
+    let pair = issue(&mut c, "alice").await;
+
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::process::Command::new(tessera_binary())
+            .arg("serve")
+            .args(["--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0"])
+            .args(flags("32"))
+            .output(),
+    )
+    .await
+    .expect("the second replica exits instead of serving")
+    .expect("run tessera");
+    assert!(!out.status.success(), "it must not start");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("64 partitions") && stderr.contains("--redis-partitions 32"),
+        "says why: {stderr}"
+    );
+    let meta = redis.command("HGET tessera:meta partitions").await;
+    assert!(meta.contains("64"), "{meta}");
+    // The first replica goes on serving.
+    refreshed(&mut c, &pair.refresh_token).await;
+    // Out of range: refused by the flag's own check.
+    let out = std::process::Command::new(tessera_binary())
+        .args(["serve", "--redis-partitions=4097"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis-partitions"));
+}

@@ -881,3 +881,50 @@ async fn a_replica_with_a_fast_clock_cannot_outlive_a_logout() {
     let later = issue(&mut b, "skewed").await;
     refreshed(&mut a, &later.refresh_token).await;
 }
+
+/// A session id carries its partition in its first two characters. A
+/// refresh token or session id whose prefix was changed (to another
+/// partition, or to none of them) names no session: Refresh answers
+/// REFRESH_TOKEN_INVALID, Revoke is a no-op with an empty cursor, nothing
+/// is revoked as a reuse, and the real session goes on.
+async fn tampered_partition_prefixes_name_nothing(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env.server(&[]).await;
+    let mut c = server.client().await;
+    let pair = issue(&mut c, "prefix").await;
+    let sid = pair.session_id.clone();
+    let (prefix, rest) = sid.split_at(2);
+    let other = if prefix == "AB" { "AC" } else { "AB" }; // another partition (of 64)
+    let tampered = [
+        format!("{other}{rest}"), // another partition
+        format!("__{rest}"),      // partition 4095: out of range
+        format!("-A{rest}"),      // partition 3968: out of range
+    ];
+    let (_, secret) = pair.refresh_token.split_once('.').unwrap();
+    for bad in &tampered {
+        let token = format!("{bad}.{secret}");
+        expect_reason(
+            c.refresh(refresh_req(&token)).await,
+            "REFRESH_TOKEN_INVALID",
+        );
+        for revoke in [revoke_token(&token), revoke_session_id(bad)] {
+            let r = c.revoke(revoke).await.expect("a no-op, not an error");
+            assert_eq!(r.into_inner().cursor, "", "{bad}: nothing revoked");
+        }
+    }
+    // The real session was neither revoked nor taken for a reuse.
+    c.verify(strong(&pair.access_token))
+        .await
+        .expect("the session is untouched");
+    refreshed(&mut c, &pair.refresh_token).await;
+}
+
+#[tokio::test]
+async fn tampered_partition_prefixes_name_nothing_memory() {
+    tampered_partition_prefixes_name_nothing(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_partition_prefixes_name_nothing_redis() {
+    tampered_partition_prefixes_name_nothing(Backend::Redis).await;
+}
