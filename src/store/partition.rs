@@ -73,9 +73,7 @@ impl Partitions {
 
     /// The partition of any other name: by a hash of it.
     pub fn of_name(&self, name: &str) -> u32 {
-        use sha2::{Digest, Sha256};
-        let d = Sha256::digest(name.as_bytes());
-        u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % self.count
+        of_subject(name, self.count)
     }
 
     /// The partition a session id names; `None` when its prefix names none.
@@ -108,6 +106,14 @@ impl Partitions {
     pub fn sid_prefix(&self, sid: &str) -> Option<&str> {
         self.of_sid(sid).map(|p| self.prefix(p))
     }
+}
+
+/// The partition of a subject key (or any name) among `count` (≥ 1):
+/// the first 32 bits of its SHA-256, modulo `count`.
+pub fn of_subject(name: &str, count: u32) -> u32 {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(name.as_bytes());
+    u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % count.max(1)
 }
 
 /// The hash tag of partition `i` of `count`: `p<i>`, or `p<i>.<n>` for the

@@ -206,7 +206,6 @@ async fn feed_suite(redis_url: &str, nodes: &[&RedisServer]) {
         }
         assert_quiet(w).await;
     }
-
     // Any cursor resumes exactly after itself, on any replica: what the
     // watcher had not yet seen, in each partition's order.
     let total = reference.len();

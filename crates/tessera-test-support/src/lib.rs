@@ -839,8 +839,10 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
 /// `--redis-partitions` (what the harness's servers run with).
 pub fn key_prefix_of(sid: &str) -> String {
     use tessera::store::partition::{Partitions, DEFAULT_PARTITIONS};
-    Partitions::new(DEFAULT_PARTITIONS)
-        .expect("the default is valid")
+    // Built once: choosing the tags takes thousands of slot hashes.
+    static PARTS: std::sync::LazyLock<Partitions> =
+        std::sync::LazyLock::new(|| Partitions::new(DEFAULT_PARTITIONS).expect("valid"));
+    PARTS
         .sid_prefix(sid)
         .unwrap_or_else(|| panic!("{sid} names no partition"))
         .to_owned()

@@ -667,11 +667,11 @@ type EventKey = Option<(u32, (u64, u64))>;
 
 fn event_key(cursor: &str, tenant: &str, subject: &str) -> EventKey {
     let (_, at) = tessera::cursor::Position::parse(cursor)?;
-    let parts = tessera::store::partition::Partitions::new(at.partitions()).ok()?;
-    let p = if at.partitions() == 1 {
-        0
-    } else {
-        parts.of_subject(&tessera::store::subject_key(tenant, subject))
-    };
+    // The partition of a subject depends on the count only (not on the
+    // tags, which take thousands of slot hashes to choose).
+    let p = tessera::store::partition::of_subject(
+        &tessera::store::subject_key(tenant, subject),
+        at.partitions(),
+    );
     Some((p, at.get(p)))
 }
