@@ -248,22 +248,14 @@ impl Feed {
                 }
             };
             let mut subscribed = false;
-            let mut only: Option<u32> = None;
             let mut poll = tokio::time::interval(POLL_INTERVAL);
             loop {
-                tokio::select! {
+                let first = tokio::select! {
                     signal = signals.recv() => match signal {
-                        Some(FeedSignal::Appended(p)) => only = p,
-                        Some(FeedSignal::Restored) => subscribed = true,
-                        Some(FeedSignal::Lost) => {
-                            subscribed = false;
-                            self.set_in_sync(false);
-                            tracing::warn!("revocation feed: subscription lost; verifying against the store until resynchronised");
-                            continue;
-                        }
+                        Some(signal) => Some(signal),
                         None => continue 'outer,
                     },
-                    _ = poll.tick() => {}
+                    _ = poll.tick() => None,
                     _ = expire.tick() => {
                         let now = crate::clock::now_ms();
                         self.cache.expire(now);
@@ -273,15 +265,55 @@ impl Feed {
                         continue;
                     }
                     _ = shutdown.changed() => break 'outer,
+                };
+                // Everything queued meanwhile joins this round: one read per
+                // partition named, however many wake-ups named it. A poll,
+                // a wake-up that names none and a restored subscription read
+                // every partition.
+                let mut all = first.is_none();
+                let mut parts = std::collections::BTreeSet::new();
+                let mut lost = false;
+                let mut next = first;
+                while let Some(signal) = next.take().or_else(|| signals.try_recv().ok()) {
+                    match signal {
+                        FeedSignal::Appended(Some(p)) => {
+                            parts.insert(p);
+                        }
+                        FeedSignal::Appended(None) => all = true,
+                        FeedSignal::Restored => {
+                            subscribed = true;
+                            all = true;
+                        }
+                        FeedSignal::Lost => {
+                            subscribed = false;
+                            lost = true;
+                        }
+                    }
                 }
-                // A wake-up names its partition; anything else reads them all.
-                let part = std::mem::take(&mut only);
-                match self.catch_up(store.as_ref(), part).await {
+                if lost {
+                    self.set_in_sync(false);
+                    tracing::warn!("revocation feed: subscription lost; verifying against the store until resynchronised");
+                    if !subscribed {
+                        continue;
+                    }
+                }
+                let read = if all {
+                    self.catch_up(store.as_ref(), None).await
+                } else {
+                    futures::future::try_join_all(
+                        parts
+                            .iter()
+                            .map(|p| self.catch_up(store.as_ref(), Some(*p))),
+                    )
+                    .await
+                    .map(|_| ())
+                };
+                match read {
                     Ok(()) => {
                         // Trusted only when subscribed *and* every partition
-                        // was read after subscribing: a read of one partition
-                        // keeps trust, never gives it.
-                        let trusted = subscribed && (part.is_none() || self.in_sync());
+                        // was read after subscribing: a read of some
+                        // partitions keeps trust, never gives it.
+                        let trusted = subscribed && (all || self.in_sync());
                         if trusted && !self.in_sync() {
                             tracing::info!(
                                 partitions = self.head().partitions(),

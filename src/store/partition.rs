@@ -16,8 +16,8 @@
 //! - Anything else named by a string (a caller's budget, a DPoP proof's replay
 //!   marker, a shared value) goes by the hash of its name.
 //!
-//! The hash tags are chosen so that partition `i` hashes into the `i`-th of P
-//! equal slot ranges: slots are given to masters in contiguous ranges, so the
+//! The hash tags (two characters for 64 partitions) are chosen so that
+//! partition `i` hashes into the `i`-th of P equal slot ranges: slots are given to masters in contiguous ranges, so the
 //! partitions spread over the masters as evenly as the slots do, whatever P.
 //! The tags depend on P only, never on the Cluster, and so are stable.
 
@@ -50,8 +50,9 @@ impl Partitions {
                 "--redis-partitions must be between 1 and {MAX_PARTITIONS}, not {count}"
             ));
         }
-        let prefixes = (0..count)
-            .map(|i| format!("tessera:{{{}}}:", tag(i, count)))
+        let prefixes = tags(count)
+            .into_iter()
+            .map(|tag| format!("tessera:{{{tag}}}:"))
             .collect();
         Ok(Partitions { count, prefixes })
     }
@@ -116,23 +117,39 @@ pub fn of_subject(name: &str, count: u32) -> u32 {
     u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % count.max(1)
 }
 
-/// The hash tag of partition `i` of `count`: `p<i>`, or `p<i>.<n>` for the
-/// first `n` that hashes into the partition's slot range.
-fn tag(i: u32, count: u32) -> String {
-    let lo = i * SLOTS / count;
-    let hi = (i + 1) * SLOTS / count;
-    let fits = |t: &str| {
-        let slot = u32::from(fred::util::redis_keyslot(t.as_bytes()));
-        lo <= slot && slot < hi
-    };
-    let plain = format!("p{i}");
-    if fits(&plain) {
-        return plain;
+/// The hash tags of `count` partitions: the first base64url strings, in
+/// order of length and then of the alphabet, that hash into each
+/// partition's slot range (2 characters for the default 64). Short, because
+/// every key name carries its tag.
+fn tags(count: u32) -> Vec<String> {
+    let mut tags: Vec<Option<String>> = vec![None; count as usize];
+    let mut left = count as usize;
+    'lengths: for len in 1..=4u32 {
+        for n in 0..64usize.pow(len) {
+            let tag: String = (0..len)
+                .rev()
+                .map(|i| ALPHABET[(n / 64usize.pow(i)) % 64] as char)
+                .collect();
+            let slot = u32::from(fred::util::redis_keyslot(tag.as_bytes()));
+            // Partition p's range is [p·S/P, (p+1)·S/P), rounded down.
+            let mut p = slot * count / SLOTS;
+            while (p + 1) * SLOTS / count <= slot {
+                p += 1;
+            }
+            while p * SLOTS / count > slot {
+                p -= 1;
+            }
+            let entry = &mut tags[p as usize];
+            if entry.is_none() {
+                *entry = Some(tag);
+                left -= 1;
+                if left == 0 {
+                    break 'lengths;
+                }
+            }
+        }
     }
-    (0u32..)
-        .map(|n| format!("p{i}.{n}"))
-        .find(|t| fits(t))
-        .unwrap_or(plain)
+    tags.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// A random deployment id (in Redis beside the partition count).
@@ -146,7 +163,7 @@ mod tests {
 
     #[test]
     fn each_partition_hashes_into_its_own_slot_range() {
-        for count in [1, 3, 64, 1000] {
+        for count in [1, 3, 64, 1000, MAX_PARTITIONS] {
             let parts = Partitions::new(count).unwrap();
             for i in 0..count {
                 let prefix = parts.prefix(i);
@@ -155,6 +172,9 @@ mod tests {
                     i * SLOTS / count <= slot && slot < (i + 1) * SLOTS / count,
                     "{count}: {prefix} in slot {slot}"
                 );
+            }
+            if count == 64 {
+                assert!(parts.prefix(0).len() <= "tessera:{ab}:".len());
             }
         }
         assert!(Partitions::new(0).is_err());

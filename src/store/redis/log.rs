@@ -109,7 +109,7 @@ pub(super) fn follow(
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
     subscriber.connect();
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(1024);
     tokio::spawn(async move {
         // Until the first SUBSCRIBE succeeds the reader must not trust anything.
         let mut subscribed = false;
@@ -168,11 +168,18 @@ pub(super) fn follow(
             };
             if let Some(signal) = signal {
                 // Appended signals coalesce: one that finds the queue full
-                // becomes an "any partition" wake-up at the next tick. Lost
-                // must get through.
+                // becomes an "any partition" wake-up, sent with the next
+                // signal or at the next tick. Lost must get through.
                 let sent = match signal {
-                    FeedSignal::Appended(_) => match tx.try_send(signal) {
-                        Ok(()) => true,
+                    FeedSignal::Appended(_) => match tx.try_send(if overflowed {
+                        FeedSignal::Appended(None)
+                    } else {
+                        signal
+                    }) {
+                        Ok(()) => {
+                            overflowed = false;
+                            true
+                        }
                         Err(mpsc::error::TrySendError::Full(_)) => {
                             overflowed = true;
                             true
