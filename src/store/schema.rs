@@ -98,14 +98,14 @@ use serde_json::{Map, Value};
 
 // === A session's data in its Redis hash ===
 //
-// The hash holds the fields the scripts read (`tid`, `sub`, `created`, `abs`,
-// `idle`, `fp`, …) and, in `data`, only what no other field holds, with
+// The hash holds the fields the scripts read (`tid`, `sub`, `c` (created),
+// `abs`, `i` (idle), `fp`, …) and, in `d`, only what no other field holds, with
 // one-letter names and nothing empty: with the default claims every value
 // then stays under Redis's `hash-max-listpack-value` (64 bytes), so the hash
 // is a listpack rather than a hash table (BENCHMARKS.md, memory per
 // session). Sessions written before keep their long `data`; both read back.
 
-/// The `data` field of a session hash.
+/// The `d` (data) field of a session hash.
 #[derive(Serialize, Deserialize, Default)]
 struct StoredData {
     #[serde(

@@ -929,7 +929,7 @@ async fn redis_batches_calls_and_isolates_failures() {
         .client()
         .hset(
             format!("{}s:{}", key_prefix("broken"), sid("broken")),
-            ("idle", "not-a-number"),
+            ("i", "not-a-number"),
         )
         .await
         .unwrap();
@@ -1018,22 +1018,23 @@ async fn redis_honours_history_written_by_earlier_versions() {
         RotateOutcome::Reused { .. }
     ));
 
-    // A session hash as versions before wrote it: the whole data as JSON,
-    // empty and zero fields written out, whole hashes in the history ring.
+    // A session hash as versions before wrote it (under today's field
+    // names): the whole data as JSON with long names, empty and zero fields
+    // written out, whole hashes in the history ring.
     let mut old = session("old-format", "ola", t);
     old.data.device_name = "old phone".into();
     let json = serde_json::to_string(&old.data).unwrap();
     let skey = subject_key("acme", "ola");
     let fields: Vec<(&str, String)> = vec![
-        ("data", json),
+        ("d", json),
         ("cur", "h0-old".into()),
         ("prev", String::new()),
         ("gen", "0".into()),
         ("rot", t.to_string()),
-        ("created", t.to_string()),
+        ("c", t.to_string()),
         ("exp", (t + 600_000).to_string()),
         ("abs", (t + 3_600_000).to_string()),
-        ("idle", "600000".into()),
+        ("i", "600000".into()),
         ("uk", skey.clone()),
         ("tid", "acme".into()),
         ("sub", "ola".into()),

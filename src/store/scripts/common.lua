@@ -67,7 +67,7 @@ local function usable_sessions(idx, prefix, now, after, limit, extra)
   local out = {}
   for _, sid in ipairs(members) do
     if after == '' or bytes_before(after, sid) then
-      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'created', 'uk', 'exp', 'abs', unpack(extra))
+      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c', 'uk', 'exp', 'abs', unpack(extra))
       if f[2] and session_usable(f[1], f[2], f[3], f[4], f[5], prefix .. 'rs:' .. sid, prefix, now) then
         out[#out + 1] = {sid, f}
         if limit > 0 and #out > limit then break end

@@ -6,7 +6,7 @@
 --          id, data, created, last rotation, idle expiry, ip, user agent,
 --          tenant, subject, absolute expiry, idle ms, fingerprint hash}.
 local limit = tonumber(ARGV[4])
-local rows = usable_sessions(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], limit, {'data', 'rot', 'ip', 'ua', 'tid', 'sub', 'idle', 'fp'})
+local rows = usable_sessions(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], limit, {'d', 'rot', 'ip', 'ua', 'tid', 'sub', 'i', 'fp'})
 local out = {''}
 for i, row in ipairs(rows) do
   if i > limit then

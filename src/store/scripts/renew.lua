@@ -9,7 +9,7 @@
 --       5 keep the session at least until (ms; see keep_session), 6 session id
 local s = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', s, 'exp', 'abs', 'idle', 'rev', 'created', 'uk')
+local f = redis.call('HMGET', s, 'exp', 'abs', 'i', 'rev', 'c', 'uk')
 -- Kept until whatever it may mint below is dead.
 local keep = tonumber(ARGV[5])
 if not f[1] then return {'invalid'} end

@@ -30,7 +30,7 @@ if kind == 'x' then
   table.sort(members, bytes_before)
   for _, sid in ipairs(members) do
     if sid ~= ARGV[7] then
-      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'created')
+      local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c')
       if f[2] and f[1] ~= '1' and redis.call('EXISTS', prefix .. 'rs:' .. sid) == 0
           and not (cut and tonumber(cut) >= tonumber(f[2])) then
         last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))

@@ -23,7 +23,7 @@ local now = tonumber(ARGV[4])
 -- of older hashes on every rotation made a Refresh cost Redis 1.6 times the
 -- instructions it costs now.)
 local f = redis.call('HMGET', s, 'cur', 'prev', 'rot', 'gen', 'exp',
-  'abs', 'idle', 'created', 'uk', 'rev', 'data', 'tid', 'sub', 'fp', 'jk')
+  'abs', 'i', 'c', 'uk', 'rev', 'd', 'tid', 'sub', 'fp', 'jk')
 local cur, prev, rot, gen, exp, abs, idle, created, uk, rev, data, tid, sub =
   f[1], f[2] or '', f[3] or f[8], f[4] or '0', f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]
 if not cur then return {'invalid'} end
