@@ -15,12 +15,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 async fn two_replicas_on_a_redis_cluster_are_one_authority() {
     let cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let flags = vec![
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        format!("--redis-url={}", cluster.url()),
-        "--store-timeout=2s".to_owned(),
-    ];
+    let flags = redis_flags(&cluster.url(), &key, &["--store-timeout=2s"]);
     let a = Process::start(&flags).await;
     let b = Process::start(&flags).await;
     let mut ca = a.server().client().await;
@@ -109,15 +104,16 @@ pub async fn master_of_session(cluster: &RedisCluster, sid: &str) -> usize {
 async fn acknowledged_revocations_survive_a_master_failover() {
     let mut cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let flags = vec![
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        format!("--redis-url={}", cluster.url()),
-        "--store-timeout=1s".to_owned(),
-        "--redis-wait-replicas=1".to_owned(),
-        "--refresh-grace=0s".to_owned(),
-        "--issue-rate=off".to_owned(),
-    ];
+    let flags = redis_flags(
+        &cluster.url(),
+        &key,
+        &[
+            "--store-timeout=1s",
+            "--redis-wait-replicas=1",
+            "--refresh-grace=0s",
+            "--issue-rate=off",
+        ],
+    );
     let a = Process::start(&flags).await;
     let mut c = a.server().client().await;
     let mut revoked = Vec::new();
@@ -179,13 +175,11 @@ async fn acknowledged_revocations_survive_a_master_failover() {
 async fn a_shortfall_of_replicas_is_unavailable_not_silent() {
     let redis = RedisServer::start().await; // no replica at all
     let key = TestKey::new();
-    let a = Process::start(&[
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        format!("--redis-url={}", redis.url()),
-        "--store-timeout=400ms".to_owned(),
-        "--redis-wait-replicas=1".to_owned(),
-    ])
+    let a = Process::start(&redis_flags(
+        &redis.url(),
+        &key,
+        &["--store-timeout=400ms", "--redis-wait-replicas=1"],
+    ))
     .await;
     let mut c = a.server().client().await;
     let pair = issue(&mut c, "alice").await;
@@ -216,14 +210,15 @@ async fn sessions_spread_over_every_master() {
     const SUBJECTS: usize = 3000;
     let cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let a = Process::start(&[
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        format!("--redis-url={}", cluster.url()),
-        "--store-timeout=2s".to_owned(),
-        "--issue-rate=off".to_owned(),
-        "--caller-rate=Issue=off".to_owned(),
-    ])
+    let a = Process::start(&redis_flags(
+        &cluster.url(),
+        &key,
+        &[
+            "--store-timeout=2s",
+            "--issue-rate=off",
+            "--caller-rate=Issue=off",
+        ],
+    ))
     .await;
     let c = a.server().client().await;
     let mut tasks = Vec::new();
@@ -271,12 +266,11 @@ async fn another_partition_count_refuses_to_start() {
     let redis = RedisServer::start().await;
     let key = TestKey::new();
     let flags = |partitions: &str| {
-        vec![
-            "--issuer=tessera-test".to_owned(),
-            format!("--signing-key={}", key.path.display()),
-            format!("--redis-url={}", redis.url()),
-            format!("--redis-partitions={partitions}"),
-        ]
+        redis_flags(
+            &redis.url(),
+            &key,
+            &[&format!("--redis-partitions={partitions}")],
+        )
     };
     let first = Process::start(&flags("64")).await;
     let mut c = first.server().client().await;
@@ -338,16 +332,17 @@ async fn a_master_killed_under_mixed_load_on_two_replicas() {
 
     let mut cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let flags = vec![
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        format!("--redis-url={}", cluster.url()),
-        "--store-timeout=1s".to_owned(),
-        "--redis-wait-replicas=1".to_owned(),
-        "--refresh-grace=0s".to_owned(),
-        "--issue-rate=off".to_owned(),
-        "--refresh-rate=off".to_owned(),
-    ];
+    let flags = redis_flags(
+        &cluster.url(),
+        &key,
+        &[
+            "--store-timeout=1s",
+            "--redis-wait-replicas=1",
+            "--refresh-grace=0s",
+            "--issue-rate=off",
+            "--refresh-rate=off",
+        ],
+    );
     let a = Process::start(&flags).await;
     let b = Process::start(&flags).await;
     let clients = [a.server().client().await, b.server().client().await];

@@ -65,13 +65,11 @@ async fn feed_suite(redis_url: &str, nodes: &[&RedisServer]) {
     const WATCHERS: usize = 20;
     const PER_KILL: usize = 10;
     let key = TestKey::new();
-    let flags = vec![
-        "--issuer=tessera-test".to_owned(),
-        format!("--signing-key={}", key.path.display()),
-        "--admin-listen=127.0.0.1:0".to_owned(),
-        "--store-timeout=2s".to_owned(),
-        format!("--redis-url={redis_url}"),
-    ];
+    let flags = redis_flags(
+        redis_url,
+        &key,
+        &["--admin-listen=127.0.0.1:0", "--store-timeout=2s"],
+    );
     let replicas = vec![
         Server::start(&flags).await,
         Server::start(&flags).await,

@@ -835,6 +835,18 @@ pub fn metric_with(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f6
 }
 
 /// `Revoke` of `target`, without a reason.
+/// Flags for a Tessera replica on the Redis at `url`, signing with `key`
+/// (issuer `tessera-test`), plus `extra`.
+pub fn redis_flags(url: &str, key: &TestKey, extra: &[&str]) -> Vec<String> {
+    let mut flags = vec![
+        "--issuer=tessera-test".to_owned(),
+        format!("--signing-key={}", key.path.display()),
+        format!("--redis-url={url}"),
+    ];
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    flags
+}
+
 /// The Redis key prefix of session `sid`'s partition, at the default
 /// `--redis-partitions` (what the harness's servers run with).
 pub fn key_prefix_of(sid: &str) -> String {
