@@ -96,6 +96,16 @@ pub async fn master_of_session(cluster: &RedisCluster, sid: &str) -> usize {
     panic!("no master owns slot {slot}:\n{nodes}");
 }
 
+/// The failover tests' replicas: revocations wait for a replica, no grace
+/// window (a replayed token is a reuse at once), no per-subject budgets.
+const FAILOVER_FLAGS: &[&str] = &[
+    "--store-timeout=1s",
+    "--redis-wait-replicas=1",
+    "--refresh-grace=0s",
+    "--issue-rate=off",
+    "--refresh-rate=off",
+];
+
 /// `--redis-wait-replicas 1`: Revoke answers once a replica has the
 /// revocation, so killing the master right after loses none of them; Tessera
 /// answers UNAVAILABLE while the slot is down and serves again once the
@@ -104,16 +114,7 @@ pub async fn master_of_session(cluster: &RedisCluster, sid: &str) -> usize {
 async fn acknowledged_revocations_survive_a_master_failover() {
     let mut cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let flags = redis_flags(
-        &cluster.url(),
-        &key,
-        &[
-            "--store-timeout=1s",
-            "--redis-wait-replicas=1",
-            "--refresh-grace=0s",
-            "--issue-rate=off",
-        ],
-    );
+    let flags = redis_flags(&cluster.url(), &key, FAILOVER_FLAGS);
     let a = Process::start(&flags).await;
     let mut c = a.server().client().await;
     let mut revoked = Vec::new();
@@ -332,17 +333,7 @@ async fn a_master_killed_under_mixed_load_on_two_replicas() {
 
     let mut cluster = RedisCluster::start(3).await;
     let key = TestKey::new();
-    let flags = redis_flags(
-        &cluster.url(),
-        &key,
-        &[
-            "--store-timeout=1s",
-            "--redis-wait-replicas=1",
-            "--refresh-grace=0s",
-            "--issue-rate=off",
-            "--refresh-rate=off",
-        ],
-    );
+    let flags = redis_flags(&cluster.url(), &key, FAILOVER_FLAGS);
     let a = Process::start(&flags).await;
     let b = Process::start(&flags).await;
     let clients = [a.server().client().await, b.server().client().await];
