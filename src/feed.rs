@@ -228,6 +228,15 @@ impl Feed {
             .collect()
     }
 
+    /// `tessera_feed_partition_lag_seconds{partition}`: how long ago each
+    /// partition's log was last read to its end (-1 before the first time).
+    fn record_partition_lag(&self, now_ms: i64) {
+        for (p, lag) in self.partition_lag_seconds(now_ms).into_iter().enumerate() {
+            metrics::gauge!(crate::telemetry::FEED_PARTITION_LAG, "partition" => p.to_string())
+                .set(lag.unwrap_or(-1.0));
+        }
+    }
+
     /// Follow the store until `shutdown` fires. Spawned once per replica.
     pub async fn run<S: Store>(
         self: Arc<Self>,
@@ -330,16 +339,5 @@ impl Feed {
             }
         }
         self.set_in_sync(false);
-    }
-}
-
-impl Feed {
-    /// `tessera_feed_partition_lag_seconds{partition}`: how long ago each
-    /// partition's log was last read to its end (-1 before the first time).
-    fn record_partition_lag(&self, now_ms: i64) {
-        for (p, lag) in self.partition_lag_seconds(now_ms).into_iter().enumerate() {
-            metrics::gauge!(crate::telemetry::FEED_PARTITION_LAG, "partition" => p.to_string())
-                .set(lag.unwrap_or(-1.0));
-        }
     }
 }

@@ -69,7 +69,7 @@ impl Partitions {
     /// The partition of a subject, by its subject key (a base64url SHA-256,
     /// see [`super::subject_key`]).
     pub fn of_subject(&self, subject_key: &str) -> u32 {
-        self.of_name(subject_key)
+        of_subject(subject_key, self.count)
     }
 
     /// The partition of any other name: by a hash of it.

@@ -200,11 +200,11 @@ impl RedisStore {
             .copied()
     }
 
-    /// The key prefix of a session id's partition, after the layout check;
-    /// `None` for an id that names no partition.
-    async fn sid_prefix(&self, sid: &str) -> Result<Option<&str>, StoreError> {
+    /// The partition a session id names, after the layout check; `None`
+    /// for an id that names none.
+    async fn sid_partition(&self, sid: &str) -> Result<Option<u32>, StoreError> {
         self.layout().await?;
-        Ok(self.parts.sid_prefix(sid))
+        Ok(self.parts.of_sid(sid))
     }
 
     /// The key prefix of a subject's partition, after the layout check.
@@ -370,10 +370,9 @@ impl Store for RedisStore {
 
     async fn create_session(&self, s: &NewSession) -> Result<CreateOutcome, StoreError> {
         let p = self
-            .parts
-            .of_sid(&s.data.sid)
+            .sid_partition(&s.data.sid)
+            .await?
             .ok_or_else(|| StoreError::Corrupt("a new session id names no partition".into()))?;
-        self.layout().await?;
         // The caller's budget lives in the caller's partition: counted first
         // (a call its subject's budget refuses still counts against it).
         if let Some((name, limit)) = &s.caller_rate {
@@ -445,9 +444,10 @@ impl Store for RedisStore {
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
-        let Some(prefix) = self.sid_prefix(&r.sid).await? else {
+        let Some(p) = self.sid_partition(&r.sid).await? else {
             return Ok(RotateOutcome::Invalid);
         };
+        let prefix = self.parts.prefix(p);
         let call = schema::rotate_call(r, prefix);
         let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
         let rotation = |data: &str,
@@ -474,7 +474,6 @@ impl Store for RedisStore {
                 // The kill ran on the shared connection: the marker written
                 // after it on the revocation connection covers it too.
                 self.await_replicas(prefix, id).await?;
-                let p = self.parts.of_sid(&r.sid).unwrap_or_default();
                 Ok(RotateOutcome::Reused {
                     cursor: event_ref(p, id),
                 })
@@ -496,10 +495,10 @@ impl Store for RedisStore {
     }
 
     async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
-        let Some(prefix) = self.sid_prefix(&r.sid).await? else {
+        let Some(p) = self.sid_partition(&r.sid).await? else {
             return Ok(RenewOutcome::Invalid);
         };
-        let call = schema::renew_call(r, prefix);
+        let call = schema::renew_call(r, self.parts.prefix(p));
         let reply: Vec<String> = self.script(&self.renew, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag] if tag == "invalid" => Ok(RenewOutcome::Invalid),
@@ -533,9 +532,9 @@ impl Store for RedisStore {
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
-        self.layout().await?;
         // Tokens and subjects by their subject; sessions by their id's prefix
         // (an id naming no partition names no session: nothing to revoke).
+        self.layout().await?;
         let p = match &r.target {
             RevokeTarget::Token {
                 tenant, subject, ..
