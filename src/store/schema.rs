@@ -23,7 +23,8 @@ pub fn channel(prefix: &str) -> String {
 /// `--redis-wait-replicas` is on, so `WAIT` covers the kill.
 pub const DURABLE: &str = "durable";
 
-/// A session's hash: its data, current and previous refresh hashes, expiries.
+/// A session's hash: its data, current and superseded refresh hashes,
+/// expiries (layout: `common.lua`).
 pub fn session(sid: &str) -> String {
     format!("s:{sid}")
 }
@@ -98,12 +99,18 @@ use serde_json::{Map, Value};
 
 // === A session's data in its Redis hash ===
 //
-// The hash holds the fields the scripts read (`tid`, `sub`, `c` (created),
-// `abs`, `i` (idle), `fp`, …) and, in `d`, only what no other field holds, with
+// The hash holds the fields the scripts read (`t` tenant, `u` subject, `c`
+// created, `a` absolute and `e` idle expiry as milliseconds after `c`, `i`
+// idle lifetime, `f` device hash, …; the whole layout is at the top of
+// `common.lua`) and, in `d`, only what no other field holds, with
 // one-letter names and nothing empty: with the default claims every value
 // then stays under Redis's `hash-max-listpack-value` (64 bytes), so the hash
 // is a listpack rather than a hash table (BENCHMARKS.md, memory per
-// session). Sessions written before keep their long `data`; both read back.
+// session). The device hash is kept as its first 22 characters: a session's
+// data read back by ListSessions carries that prefix (enough to say it is
+// bound), and a rotation, which only proceeds for the same device, the
+// whole hash presented. Sessions written before keep their long `data`;
+// both read back.
 
 /// The `d` (data) field of a session hash.
 #[derive(Serialize, Deserialize, Default)]

@@ -1018,71 +1018,122 @@ async fn redis_honours_history_written_by_earlier_versions() {
         RotateOutcome::Reused { .. }
     ));
 
-    // A session hash as versions before wrote it (under today's field
-    // names): the whole data as JSON with long names, empty and zero fields
-    // written out, whole hashes in the history ring.
+    // Session hashes as the first version with partitions wrote them: long
+    // field names, instants as such, the whole device hash, `prev` apart
+    // from a ring o0..o15 whose slot (rotation % 16) holds the generation
+    // two before that rotation; plus what versions before that wrote too
+    // (data as JSON with long names, empty and zero fields, whole hashes in
+    // the ring). Both sessions below are at generation 3: `h3` current,
+    // `h2` previous, h1 (16 characters) in o3, h0 (whole) in o2.
+    let skey = subject_key("acme", "ola");
     let mut old = session("old-format", "ola", t);
     old.data.device_name = "old phone".into();
+    let device = "d".repeat(43);
+    old.data.fingerprint_hash = Some(device.clone());
+    old.data.created_ms = t - 60_000;
+    old.data.absolute_exp_ms = t + 3_600_000;
+    old.data.idle_ms = 600_000;
     let json = serde_json::to_string(&old.data).unwrap();
-    let skey = subject_key("acme", "ola");
-    let fields: Vec<(&str, String)> = vec![
-        ("d", json),
-        ("cur", "h0-old".into()),
-        ("prev", String::new()),
-        ("gen", "0".into()),
-        ("rot", t.to_string()),
-        ("c", t.to_string()),
-        ("exp", (t + 600_000).to_string()),
-        ("abs", (t + 3_600_000).to_string()),
-        ("i", "600000".into()),
-        ("uk", skey.clone()),
-        ("tid", "acme".into()),
-        ("sub", "ola".into()),
-        ("fp", String::new()),
-        ("rev", "0".into()),
-        ("o3", "whole-old-hash-of-an-earlier-generation".into()),
-    ];
-    let _: i64 = s
-        .client()
-        .hset(
-            format!("{}s:{}", key_prefix("old-format"), sid("old-format")),
-            fields,
-        )
-        .await
-        .unwrap();
-    let _: i64 = s
-        .client()
-        .zadd(
-            format!("{}ss:{skey}", key_prefix("old-format")),
-            None,
-            None,
-            false,
-            false,
-            ((t + 600_000) as f64, sid("old-format")),
-        )
-        .await
-        .unwrap();
+    let write_old = |label: &'static str| {
+        let fields: Vec<(String, String)> = [
+            ("d", json.clone()),
+            ("cur", format!("h3-{label}")),
+            ("prev", format!("h2-{label}")),
+            ("gen", "3".into()),
+            ("rot", (t - 5_000).to_string()),
+            ("c", (t - 60_000).to_string()),
+            ("exp", (t + 600_000).to_string()),
+            ("abs", (t + 3_600_000).to_string()),
+            ("i", "600000".into()),
+            ("uk", skey.clone()),
+            ("tid", "acme".into()),
+            ("sub", "ola".into()),
+            ("fp", device.clone()),
+            ("rev", "0".into()),
+            ("o3", format!("h1-{label}-0123456789")[..16].to_owned()),
+            ("o2", format!("whole-h0-of-{label}")),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let client = s.client().clone();
+        let key = format!("{}s:{}", key_prefix("old-format"), sid(label));
+        let index = format!("{}ss:{skey}", key_prefix("old-format"));
+        let member = sid(label);
+        async move {
+            let _: i64 = client.hset(&key, fields).await.unwrap();
+            let _: i64 = client.pexpire(&key, 3_600_000, None).await.unwrap();
+            let _: i64 = client
+                .zadd(
+                    index,
+                    None,
+                    None,
+                    false,
+                    false,
+                    ((t + 600_000) as f64, member),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    session("old-ring", "ola", t);
+    write_old("old-format").await;
+    write_old("old-ring").await;
+    let bound = |mut r: RotateRequest| {
+        r.fingerprint_hash = Some(device.clone());
+        r
+    };
+    // Another device is refused before anything changes.
+    assert_eq!(
+        s.rotate(&rotate("old-format", "h3-old-format", "h4", t + 1, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::FingerprintMismatch
+    );
     let RotateOutcome::Rotated(r) = s
-        .rotate(&rotate("old-format", "h0-old", "h1-old", t + 1, 0))
+        .rotate(&bound(rotate(
+            "old-format",
+            "h3-old-format",
+            "h4-old-format",
+            t + 1,
+            0,
+        )))
         .await
         .unwrap()
     else {
         panic!("an old-format session rotates")
     };
+    assert_eq!(r.generation, 4);
     assert_eq!(r.data, old.data, "its data reads back whole");
+    assert_eq!(r.refresh_exp_ms, t + 1 + 600_000);
     let page = s.list_sessions(&skey, "", 10, t + 2).await.unwrap();
-    assert_eq!(page.sessions.len(), 1);
-    assert_eq!(page.sessions[0].data.device_name, "old phone");
+    assert_eq!(page.sessions.len(), 2);
+    let listed = &page.sessions[if page.sessions[0].data.sid == sid("old-format") {
+        0
+    } else {
+        1
+    }];
+    assert_eq!(listed.data.device_name, "old phone");
+    assert_eq!(listed.data.absolute_exp_ms, t + 3_600_000);
+    assert_eq!(listed.data.created_ms, t - 60_000);
+    // Generation 0's whole hash, moved to the new ring: reuse.
     assert!(matches!(
         s.rotate(&rotate(
             "old-format",
-            "whole-old-hash-of-an-earlier-generation",
+            "whole-h0-of-old-format",
             "x",
             t + 3,
             0
         ))
         .await
         .unwrap(),
+        RotateOutcome::Reused { .. }
+    ));
+    // The other one, untouched until now: upgraded by a reuse of h1.
+    assert!(matches!(
+        s.rotate(&rotate("old-ring", "h1-old-ring-0123456789", "x", t + 3, 0))
+            .await
+            .unwrap(),
         RotateOutcome::Reused { .. }
     ));
 }

@@ -37,3 +37,12 @@ for i = 1, #info, 2 do
 end
 return ''";
 pub(super) const RATE_LUA: &str = batched!("gcra.lua"; "rate.lua");
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_scripts_history_ring_matches_reuse_history() {
+        let line = format!("local HISTORY = {}\n", crate::store::REUSE_HISTORY);
+        assert!(super::ROTATE_LUA.contains(&line), "common.lua: {line}");
+    }
+}

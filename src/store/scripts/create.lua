@@ -30,7 +30,7 @@ if ARGV[21] ~= '0' then
   if over > 0 then
     if ARGV[22] ~= '1' then return {'full'} end
     table.sort(live, function(a, b)
-      local x, y = tonumber(a[2][2]), tonumber(b[2][2])
+      local x, y = tonumber(a[2][3]), tonumber(b[2][3])
       if x ~= y then return x < y end
       return bytes_before(a[1], b[1])
     end)
@@ -40,18 +40,15 @@ if ARGV[21] ~= '0' then
     end
   end
 end
--- Nothing empty or zero is written (`prev`, `gen`, `rev`, `fp`, `ip`, `ua`
--- are absent until they mean something): small hashes stay listpacks.
--- `rot` is written by the first rotation (until then it is `c`, the
--- creation), the refresh hash as its first 22 characters (see same_hash).
--- The most common fields have one-letter names: `d` (the data), `c`
--- (created ms), `i` (idle ms). Twelve bytes fewer put a session with the
--- default claims in jemalloc's 256-byte class instead of the 320 one
--- (BENCHMARKS.md, memory per session). Versions before partitions wrote
--- `data`, `created` and `idle`, under keys this version does not read.
-local fields = {'d', ARGV[1], 'cur', string.sub(ARGV[2], 1, 22), 'c', ARGV[3],
-  'exp', ARGV[4], 'abs', ARGV[5], 'i', ARGV[6], 'uk', ARGV[7], 'tid', ARGV[8], 'sub', ARGV[9]}
-for _, f in ipairs({{'fp', ARGV[10]}, {'ip', ARGV[19]}, {'ua', ARGV[20]}, {'jk', ARGV[27]}}) do
+-- The layout of common.lua. Nothing empty or zero is written (`g`, `r`,
+-- `rev`, `f`, `ip`, `ua`, `jk` are absent until they mean something), so
+-- small hashes stay listpacks. The refresh and device hashes are kept as
+-- their first 22 characters (see same_hash).
+local c = tonumber(ARGV[3])
+local fields = {'d', ARGV[1], 'h', string.sub(ARGV[2], 1, 22), 'c', ARGV[3],
+  'e', string.format('%d', tonumber(ARGV[4]) - c), 'a', string.format('%d', tonumber(ARGV[5]) - c),
+  'i', ARGV[6], 'k', ARGV[7], 't', ARGV[8], 'u', ARGV[9]}
+for _, f in ipairs({{'f', string.sub(ARGV[10], 1, 22)}, {'ip', ARGV[19]}, {'ua', ARGV[20]}, {'jk', ARGV[27]}}) do
   if f[2] ~= '' then fields[#fields + 1] = f[1]; fields[#fields + 1] = f[2] end
 end
 redis.call('HSET', KEYS[1], unpack(fields))

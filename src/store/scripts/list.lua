@@ -6,25 +6,18 @@
 --          id, data, created, last rotation, idle expiry, ip, user agent,
 --          tenant, subject, absolute expiry, idle ms, fingerprint hash}.
 local limit = tonumber(ARGV[4])
-local rows = usable_sessions(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], limit, {'d', 'rot', 'ip', 'ua', 'tid', 'sub', 'i', 'fp'})
+local rows = usable_sessions(KEYS[1], ARGV[1], tonumber(ARGV[2]), ARGV[3], limit, {'d', 'r', 'ip', 'ua', 't', 'u', 'i', 'f'})
 local out = {''}
 for i, row in ipairs(rows) do
   if i > limit then
     out[1] = rows[limit][1]
     break
   end
+  -- h, rev, c, k, e, a (instants), then the extra fields above
   local f = row[2]
-  out[#out + 1] = row[1]
-  out[#out + 1] = f[6]
-  out[#out + 1] = f[2]
-  out[#out + 1] = f[7] or f[2]
-  out[#out + 1] = f[4]
-  out[#out + 1] = f[8] or ''
-  out[#out + 1] = f[9] or ''
-  out[#out + 1] = f[10] or ''
-  out[#out + 1] = f[11] or ''
-  out[#out + 1] = f[5]
-  out[#out + 1] = f[12] or ''
-  out[#out + 1] = f[13] or ''
+  for _, v in ipairs({row[1], f[7], f[3], string.format('%d', after_c(f[3], f[8] or '0')), f[5],
+      f[9] or '', f[10] or '', f[11] or '', f[12] or '', f[6], f[13] or '', f[14] or ''}) do
+    out[#out + 1] = v
+  end
 end
 return out

@@ -9,18 +9,19 @@
 --       5 keep the session at least until (ms; see keep_session), 6 session id
 local s = KEYS[1]
 local now = tonumber(ARGV[1])
-local f = redis.call('HMGET', s, 'exp', 'abs', 'i', 'rev', 'c', 'uk')
+local f = session_get(s, {'e', 'a', 'i', 'rev', 'c', 'k'})
 -- Kept until whatever it may mint below is dead.
 local keep = tonumber(ARGV[5])
 if not f[1] then return {'invalid'} end
-if not session_usable(f[4], f[5], f[6], f[1], f[2], KEYS[2], ARGV[4], now) then return {'invalid'} end
-local exp, abs = tonumber(f[1]), tonumber(f[2])
-local newexp = math.min(now + tonumber(f[3]), abs)
+local c = tonumber(f[6])
+local exp, abs = after_c(f[6], f[2]), after_c(f[6], f[3])
+if not session_usable(f[5], f[6], f[7], exp, abs, KEYS[2], ARGV[4], now) then return {'invalid'} end
+local newexp = math.min(now + tonumber(f[4]), abs)
 if newexp > exp then
-  redis.call('HSET', s, 'exp', string.format('%d', newexp))
+  redis.call('HSET', s, 'e', string.format('%d', newexp - c))
 end
 if redis.call('PEXPIRETIME', s) < math.max(newexp, keep) then
-  keep_session(s, ARGV[4] .. 'ss:' .. f[6], ARGV[6], string.format('%d', math.max(newexp, keep)), now)
+  keep_session(s, ARGV[4] .. 'ss:' .. f[7], ARGV[6], string.format('%d', math.max(newexp, keep)), now)
 end
 if ARGV[2] == '1' then
   local iat = redis.call('GET', KEYS[3])
@@ -28,6 +29,6 @@ if ARGV[2] == '1' then
     iat = ARGV[1]
     redis.call('SET', KEYS[3], iat, 'PX', ARGV[3])
   end
-  return {'renewed', iat, f[2]}
+  return {'renewed', iat, string.format('%d', abs)}
 end
-return {'extended', f[2]}
+return {'extended', string.format('%d', abs)}

@@ -14,7 +14,7 @@
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
---       12 reuse history length, 13 key prefix, 14 subject key
+--       12 unused (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key
 --
 -- Kind 'x' ("log out my other devices"): KEYS[1] and KEYS[3] are the
 -- subject's session index and ARGV[7] the session to keep; every other
@@ -54,10 +54,8 @@ else
   if existing then return existing end
   if kind == 's' then
     if redis.call('EXISTS', KEYS[3]) == 0 then return false end
-    local f = redis.call('HMGET', KEYS[3], 'cur', 'prev')
     local h = ARGV[11]
-    if h ~= '' and not same_hash(f[1], h) and not same_hash(f[2], h)
-        and not superseded(KEYS[3], h, tonumber(ARGV[12])) then
+    if h ~= '' and not same_hash(session_get(KEYS[3], {})[1], h) and not superseded(KEYS[3], h) then
       return false
     end
     return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))

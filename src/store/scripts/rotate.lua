@@ -1,7 +1,7 @@
 -- Rotate a refresh token (Refresh): one round trip, atomic.
--- Redis runs one script at a time, so the compare-and-swap on `cur` below
+-- Redis runs one script at a time, so the compare-and-swap on `h` below
 -- cannot interleave: of N concurrent calls presenting the same token exactly
--- one moves the session forward; the rest see `prev` and get the sealed
+-- one moves the session forward; the rest find it as the predecessor and get the sealed
 -- successor stored by the winner (the grace window). Re-running this script
 -- (fred re-sends in-flight commands after a reconnect) is therefore harmless:
 -- the second run takes the grace branch and returns the same successor.
@@ -9,7 +9,7 @@
 -- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] revocation log
 -- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 grace ms,
 --       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
---       9 reuse history length, 10 key prefix, 11 session id,
+--       9 unused (the ring's size is common.lua's HISTORY), 10 key prefix, 11 session id,
 --       12 presented device fingerprint hash ('' = none),
 --       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
 --       15 keep the session at least until (ms; see keep_session),
@@ -22,15 +22,21 @@ local now = tonumber(ARGV[4])
 -- Lua is hashed byte by byte; reading, splitting and rebuilding a comma list
 -- of older hashes on every rotation made a Refresh cost Redis 1.6 times the
 -- instructions it costs now.)
-local f = redis.call('HMGET', s, 'cur', 'prev', 'rot', 'gen', 'exp',
-  'abs', 'i', 'c', 'uk', 'rev', 'd', 'tid', 'sub', 'fp', 'jk')
-local cur, prev, rot, gen, exp, abs, idle, created, uk, rev, data, tid, sub =
-  f[1], f[2] or '', f[3] or f[8], f[4] or '0', f[5], f[6], f[7], f[8], f[9], f[10], f[11], f[12], f[13]
-if not cur then return {'invalid'} end
+local f = session_get(s, {'g', 'r', 'e', 'a', 'i', 'c', 'k', 'rev', 'd', 't', 'u', 'f', 'jk'})
+if not f[1] then return {'invalid'} end
+local cur, gen, created, idle, uk, rev, data, tid, sub =
+  f[1], f[2] or '0', f[7], f[6], f[8], f[9], f[10], f[11], f[12]
+local rot = after_c(created, f[3] or '0')
+local exp, abs = after_c(created, f[4]), after_c(created, f[5])
+local c = tonumber(created)
+local ring = HISTORY + 1
 -- What the reply carries besides the rotation itself: the rest of the
--- session's data (see `schema::decode_data`).
+-- session's data (see `schema::decode_data`). The device hash is the one
+-- presented: the hash keeps only its first 22 characters, and nothing gets
+-- this far with another device.
 local function session_fields(reply)
-  for _, v in ipairs({tid, sub, created, abs, idle, f[14] or ''}) do reply[#reply + 1] = v end
+  local device = (f[13] and f[13] ~= '') and ARGV[12] or ''
+  for _, v in ipairs({tid, sub, created, string.format('%d', abs), idle, device}) do reply[#reply + 1] = v end
   return reply
 end
 if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then return {'invalid'} end
@@ -39,10 +45,10 @@ if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then r
 -- the grace window): the session id is public, and answering a guessed
 -- secret with 'fingerprint' would tell which sessions are bound and raise
 -- false theft alarms.
-local foreign_device = f[14] and f[14] ~= '' and f[14] ~= ARGV[12]
+local foreign_device = f[13] and f[13] ~= '' and f[13] ~= string.sub(ARGV[12], 1, 22)
 -- A DPoP-bound session rotates only with a proof by its key (the same
 -- place as the device check: not a reuse, nothing changes).
-local foreign_key = f[15] and f[15] ~= '' and f[15] ~= ARGV[18]
+local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[18]
 
 local presented = ARGV[1]
 if same_hash(cur, presented) then
@@ -55,43 +61,41 @@ if same_hash(cur, presented) then
     if wait > 0 then return {'limited', string.format('%d', wait)} end
   end
   -- Idle expiry moves forward; the absolute lifetime never does.
-  local newexp = math.min(now + tonumber(idle), tonumber(abs))
+  local newexp = math.min(now + tonumber(idle), abs)
   local g = tonumber(gen) + 1
-  local fields = {'cur', string.sub(ARGV[2], 1, 22), 'prev', cur, 'gen', string.format('%d', g),
-    'rot', ARGV[4], 'exp', string.format('%d', newexp)}
-  -- The superseded `prev` joins the history ring (reuse detection), as the
-  -- first 16 characters of its hash (96 bits: ample to recognise a replay,
-  -- and a third of the memory per rotation).
-  if prev ~= '' then
-    fields[#fields + 1] = 'o' .. (g % tonumber(ARGV[9]))
-    fields[#fields + 1] = string.sub(prev, 1, 16)
-  end
+  -- The superseded hash joins the history ring (reuse detection) as its
+  -- first 16 characters (96 bits: ample to recognise a replay, and less
+  -- memory per rotation), in the slot of the new generation: the
+  -- predecessor of the new `h` is always o<g % ring>.
+  local fields = {'h', string.sub(ARGV[2], 1, 22), 'g', string.format('%d', g),
+    'r', string.format('%d', now - c), 'e', string.format('%d', newexp - c),
+    'o' .. (g % ring), string.sub(cur, 1, 16)}
   if ARGV[16] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[16] end
   if ARGV[17] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[17] end
   redis.call('HSET', s, unpack(fields))
   -- The sealed successor is kept only for the grace window (plus a second
   -- for the clocks of replica and Redis to disagree), in a key of its own
   -- that expires with it: after the window nothing at rest can open into a
-  -- usable refresh token. ('seal' in the hash is where versions before kept it.)
+  -- usable refresh token.
   redis.call('SET', ARGV[10] .. 'sl:' .. ARGV[11], ARGV[3], 'PX', string.format('%d', tonumber(ARGV[5]) + 1000))
-  redis.call('HDEL', s, 'seal')
   keep_session(s, ARGV[10] .. 'ss:' .. uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now)
   return session_fields({'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)})
 end
 
-if same_hash(prev, presented) then
+local predecessor = redis.call('HGET', s, 'o' .. (tonumber(gen) % ring))
+if tonumber(gen) > 0 and predecessor == string.sub(presented, 1, 16) then
   -- Only the immediate predecessor, and only within the window, gets the
   -- successor (django-oauth-toolkit#1617: never older generations).
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
   local grace = tonumber(ARGV[5])
-  if grace > 0 and now - tonumber(rot) <= grace then
+  if grace > 0 and now - rot <= grace then
     if foreign_key then return {'binding'} end
     if foreign_device then return {'fingerprint'} end
     local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
     if not sealed then return {'invalid'} end
-    return session_fields({'grace', data, gen, rot, exp, sealed})
+    return session_fields({'grace', data, gen, string.format('%d', rot), string.format('%d', exp), sealed})
   end
-elseif not superseded(s, presented, tonumber(ARGV[9])) then
+elseif not superseded(s, presented) then
   -- Not a token of this session at all: refuse, but do not let a guess
   -- at a session id revoke someone else's session.
   return {'invalid'}
