@@ -201,12 +201,12 @@ pub(super) fn follow(
 /// How often every subscription is renewed (see [`follow`]).
 const RENEW: Duration = Duration::from_secs(5);
 
-/// `SSUBSCRIBE` each channel (one slot per command); false if any failed.
+/// `SSUBSCRIBE` each channel (one slot per command), all at once so the
+/// follower loop waits one round trip rather than P of them; false if any
+/// failed.
 async fn subscribe_all(subscriber: &SubscriberClient, channels: &[String]) -> bool {
-    for channel in channels {
-        if subscriber.ssubscribe(channel.as_str()).await.is_err() {
-            return false;
-        }
-    }
-    true
+    futures::future::join_all(channels.iter().map(|c| subscriber.ssubscribe(c.as_str())))
+        .await
+        .iter()
+        .all(Result::is_ok)
 }
