@@ -244,9 +244,15 @@ pub struct ScriptCall {
     pub args: Vec<String>,
 }
 
-/// `create.lua` in the partition under `prefix`, its caller's budget
-/// (counted before, in the caller's own partition) left out.
-pub fn create_call(s: &NewSession, prefix: &str) -> Result<ScriptCall, StoreError> {
+/// `create.lua` in the partition under `prefix`. `caller` is the caller's
+/// budget as its whole key (in the caller's own partition) and limit, to be
+/// counted in the same step: `None` when there is none, or when it was
+/// counted before (on a Cluster, where a script cannot reach another slot).
+pub fn create_call(
+    s: &NewSession,
+    prefix: &str,
+    caller: Option<(String, super::RateLimit)>,
+) -> Result<ScriptCall, StoreError> {
     let key = |name: &str| redis_key(prefix, name);
     let data = encode_data(&s.data)?;
     let (rate_key, interval, burst) = match &s.rate_limit {
@@ -257,7 +263,10 @@ pub fn create_call(s: &NewSession, prefix: &str) -> Result<ScriptCall, StoreErro
         ),
         None => (String::new(), 0, 0),
     };
-    let (caller_key, caller_interval, caller_burst) = (String::new(), 0, 0);
+    let (caller_key, caller_interval, caller_burst) = match caller {
+        Some((key, l)) => (key, l.interval_ms, l.burst_ms),
+        None => (String::new(), 0, 0),
+    };
     let (cap, evict) = match s.cap {
         Some(c) => (c.max, if c.evict_oldest { "1" } else { "0" }),
         None => (0, "0"),

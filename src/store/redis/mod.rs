@@ -373,15 +373,23 @@ impl Store for RedisStore {
             .sid_partition(&s.data.sid)
             .await?
             .ok_or_else(|| StoreError::Corrupt("a new session id names no partition".into()))?;
-        // The caller's budget lives in the caller's partition: counted first
-        // (a call its subject's budget refuses still counts against it).
+        // The caller's budget lives in the caller's partition and is counted
+        // first (a call its subject's budget refuses still counts against
+        // it): in the create script itself on one Redis, in a call of its own
+        // before on a Cluster, whose scripts reach one slot only.
+        let mut caller = None;
         if let Some((name, limit)) = &s.caller_rate {
-            if let Some(retry_after_ms) = self.rate_limit(name, *limit, 0).await? {
-                return Ok(CreateOutcome::RateLimited { retry_after_ms });
+            if self.client.is_clustered() {
+                if let Some(retry_after_ms) = self.rate_limit(name, *limit, 0).await? {
+                    return Ok(CreateOutcome::RateLimited { retry_after_ms });
+                }
+            } else {
+                let key_prefix = self.name_prefix(name).await?;
+                caller = Some((key(key_prefix, &schema::rate(name)), *limit));
             }
         }
         let prefix = self.parts.prefix(p);
-        let call = schema::create_call(s, prefix)?;
+        let call = schema::create_call(s, prefix, caller)?;
         let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
         match reply.as_slice() {
             [tag, cursor, evicted @ ..] if tag == "ok" => Ok(CreateOutcome::Created {

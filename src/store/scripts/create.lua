@@ -5,9 +5,10 @@
 --       10 device fingerprint hash ('' = not bound),
 --       11 subject rate key ('' = no limit), 12 emission interval ms, 13 burst window ms,
 --       14 keep until ms (>= the refresh expiry: see keep_session), 15 session id,
---       16 caller rate key, 17 emission interval ms, 18 burst window ms (always ''
---       since partitions: the caller's budget is counted before, in the caller's
---       own partition; the arguments keep their places),
+--       16 caller rate key ('' = no limit, or counted before), 17 emission interval
+--       ms, 18 burst window ms: on one Redis only (standalone, Sentinel), where a
+--       script may touch the caller's partition too; a Cluster counts the
+--       caller's budget in a call of its own, in the caller's partition, first,
 --       19 client IP ('' = none), 20 user agent ('' = none),
 --       21 live sessions allowed per subject ('0' = no cap), 22 at the cap: '1' evict
 --       the oldest, '0' refuse, 23 key prefix, 24 pub/sub channel, 25 log retention ms,
@@ -17,6 +18,12 @@
 -- Invariant: the hash lives until its refresh token and the access token
 -- minted with it are dead (PEXPIREAT), and no longer, so no key grows
 -- without bound (ory/hydra#1574).
+-- The caller's budget first: a call its subject's budget refuses still
+-- counts against the caller that made it.
+if ARGV[16] ~= '' then
+  local wait = gcra(ARGV[16], tonumber(ARGV[17]), tonumber(ARGV[18]))
+  if wait > 0 then return {'limited', string.format('%d', wait)} end
+end
 if ARGV[11] ~= '' then
   local wait = gcra(ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13]))
   if wait > 0 then return {'limited', string.format('%d', wait)} end
