@@ -243,3 +243,81 @@ async fn round_trips_per_rpc() {
     }
     assert_eq!(m.stop().await, vec!["EVALSHA"; 5], "Refresh");
 }
+
+/// The session hash's memory layout (BENCHMARKS.md, memory per session): a
+/// session with the default claims bound to a device is a listpack of
+/// one-letter fields with a 22-character device hash, within jemalloc's
+/// 224-byte class (`MEMORY USAGE` 344 B with the layout before, ~312 now);
+/// its rotations add a generation, a rotation instant and one 16-character
+/// ring slot each, and the ring stops at 17 slots.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_hash_stays_a_small_listpack() {
+    let env = Env::new(Backend::Redis).await;
+    let server = env.server(&["--refresh-grace=0s"]).await;
+    let mut c = server.client().await;
+    let mut request = issue_request("user-12345");
+    request.roles = vec!["user".into()];
+    request.device_fingerprint = "device-12345".into();
+    let pair = c.issue(request).await.unwrap().into_inner().tokens.unwrap();
+    let redis = env.redis.as_ref().unwrap();
+    let key = format!("{}s:{}", key_prefix_of(&pair.session_id), pair.session_id);
+    let fields = |reply: String| -> Vec<String> {
+        let mut names: Vec<String> = reply
+            .lines()
+            .filter(|l| !l.starts_with('*') && !l.starts_with('$'))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        names
+    };
+    let usage = |reply: String| -> i64 { reply.trim().trim_start_matches(':').parse().unwrap() };
+    assert_eq!(
+        redis
+            .command(&format!("OBJECT ENCODING {key}"))
+            .await
+            .lines()
+            .nth(1),
+        Some("listpack")
+    );
+    assert_eq!(
+        fields(redis.command(&format!("HKEYS {key}")).await),
+        ["a", "c", "d", "e", "f", "h", "i", "k", "t", "u"]
+    );
+    let device = redis.command(&format!("HGET {key} f")).await;
+    assert_eq!(device.lines().nth(1).map(str::len), Some(22), "{device}");
+    let fresh = usage(redis.command(&format!("MEMORY USAGE {key}")).await);
+    assert!(fresh <= 320, "a fresh session takes {fresh} B");
+
+    let mut token = pair.refresh_token;
+    for _ in 0..20 {
+        token = c
+            .refresh(pb::RefreshRequest {
+                refresh_token: token,
+                device_fingerprint: "device-12345".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tokens
+            .unwrap()
+            .refresh_token;
+    }
+    assert_eq!(
+        redis
+            .command(&format!("OBJECT ENCODING {key}"))
+            .await
+            .lines()
+            .nth(1),
+        Some("listpack")
+    );
+    let names = fields(redis.command(&format!("HKEYS {key}")).await);
+    let ring = names.iter().filter(|n| n.starts_with('o')).count();
+    assert_eq!(ring, 17, "{names:?}");
+    assert_eq!(names.len(), 10 + 2 + 17, "{names:?}");
+    let rotated = usage(redis.command(&format!("MEMORY USAGE {key}")).await);
+    assert!(
+        rotated <= 740,
+        "after 20 rotations a session takes {rotated} B"
+    );
+}
