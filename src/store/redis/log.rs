@@ -19,7 +19,16 @@ use crate::store::schema;
 use crate::store::{FeedSignal, Position, RevocationEvent, RevocationKind};
 
 /// Up to `limit` log entries after `after`: of partition `only`, or of
-/// every partition (read at once, concatenated in partition order).
+/// every partition. Fewer than `limit` only when every log read is
+/// exhausted.
+///
+/// Every partition is asked for an equal share of `limit` at once; the
+/// ones that filled their share are asked again for a share of what room
+/// is left, until the room or the full partitions run out. So a backlog
+/// (a snapshot, a resync) reads about `limit` entries per call, wherever
+/// they sit, instead of `limit` from each of P logs to keep `limit` of
+/// them. (With more partitions than room, each is asked for one: at most
+/// P − `limit` entries are read and left for the next call.)
 pub(super) async fn read(
     client: &Client,
     parts: &Partitions,
@@ -27,37 +36,47 @@ pub(super) async fn read(
     only: Option<u32>,
     limit: usize,
 ) -> Result<Vec<RevocationEvent>, StoreError> {
-    let partitions: Vec<u32> = match only {
+    // (partition, XRANGE start) of the logs that may hold more.
+    let mut open: Vec<(u32, String)> = match only {
         Some(p) if p < parts.count() => vec![p],
         Some(_) => vec![],
         None => (0..parts.count()).collect(),
-    };
-    let reads = partitions.into_iter().map(|p| async move {
-        let start = match after.local(p) {
-            l if l.is_empty() => "-".to_owned(),
-            l => format!("({l}"),
-        };
-        let entries: Vec<XReadValue<String, String, String>> = client
-            .xrange_values(
-                key(parts.prefix(p), schema::LOG),
-                start,
-                "+",
-                Some(limit as u64),
-            )
-            .await
-            .map_err(unavailable)?;
-        entries
-            .into_iter()
-            .map(|(id, fields)| event_from(p, id, fields))
-            .collect::<Result<Vec<_>, _>>()
-    });
+    }
+    .into_iter()
+    .map(|p| match after.local(p) {
+        l if l.is_empty() => (p, "-".to_owned()),
+        l => (p, format!("({l}")),
+    })
+    .collect();
     let mut out = Vec::new();
-    for events in futures::future::try_join_all(reads).await? {
-        let room = limit - out.len();
-        out.extend(events.into_iter().take(room));
-        if out.len() == limit {
-            break;
+    while !open.is_empty() && out.len() < limit {
+        let share = ((limit - out.len()) / open.len()).max(1);
+        let reads = open.iter().map(|(p, start)| async move {
+            let entries: Vec<XReadValue<String, String, String>> = client
+                .xrange_values(
+                    key(parts.prefix(*p), schema::LOG),
+                    start.as_str(),
+                    "+",
+                    Some(share as u64),
+                )
+                .await
+                .map_err(unavailable)?;
+            entries
+                .into_iter()
+                .map(|(id, fields)| event_from(*p, id, fields))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let mut next = Vec::new();
+        for ((p, _), events) in open.iter().zip(futures::future::try_join_all(reads).await?) {
+            let full = events.len() == share;
+            let room = limit - out.len();
+            let taken = events.len().min(room);
+            if full && taken == share {
+                next.push((*p, format!("({}", events[taken - 1].cursor)));
+            }
+            out.extend(events.into_iter().take(taken));
         }
+        open = next;
     }
     Ok(out)
 }
