@@ -92,7 +92,7 @@ pub fn refresh_budget(subject_key: &str) -> String {
 
 use super::{
     NewSession, RenewRequest, RevocationKind, RevokeRequest, RevokeTarget, RotateRequest,
-    SessionData, REUSE_HISTORY,
+    SessionData,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -345,7 +345,8 @@ pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
             channel(prefix),
             r.feed.retention_ms.to_string(),
             r.feed.access_horizon_ms.to_string(),
-            REUSE_HISTORY.to_string(),
+            // Unused: the history ring's size is common.lua's HISTORY.
+            String::new(),
             prefix.to_owned(),
             r.sid.clone(),
             r.fingerprint_hash.clone().unwrap_or_default(),
@@ -477,7 +478,8 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
             subject,
             expires.to_string(),
             hash,
-            REUSE_HISTORY.to_string(),
+            // Unused: the history ring's size is common.lua's HISTORY.
+            String::new(),
             prefix.to_owned(),
             subject_key,
         ],

@@ -14,7 +14,7 @@
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
---       12 unused (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key
+--       12 unused, '' (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key
 --
 -- Kind 'x' ("log out my other devices"): KEYS[1] and KEYS[3] are the
 -- subject's session index and ARGV[7] the session to keep; every other

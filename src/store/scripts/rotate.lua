@@ -9,7 +9,7 @@
 -- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] revocation log
 -- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 grace ms,
 --       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
---       9 unused (the ring's size is common.lua's HISTORY), 10 key prefix, 11 session id,
+--       9 unused, '' (the ring's size is common.lua's HISTORY), 10 key prefix, 11 session id,
 --       12 presented device fingerprint hash ('' = none),
 --       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
 --       15 keep the session at least until (ms; see keep_session),
