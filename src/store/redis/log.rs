@@ -16,7 +16,7 @@ use super::{key, num, unavailable};
 use crate::error::StoreError;
 use crate::store::partition::Partitions;
 use crate::store::schema;
-use crate::store::{FeedSignal, Position, RevocationEvent, RevocationKind};
+use crate::store::{parse_cursor, FeedSignal, Position, RevocationEvent, RevocationKind};
 
 /// Up to `limit` log entries after `after`: of partition `only`, or of
 /// every partition. Fewer than `limit` only when every log read is
@@ -28,7 +28,8 @@ use crate::store::{FeedSignal, Position, RevocationEvent, RevocationKind};
 /// (a snapshot, a resync) reads about `limit` entries per call, wherever
 /// they sit, instead of `limit` from each of P logs to keep `limit` of
 /// them. (With more partitions than room, each is asked for one: at most
-/// P − `limit` entries are read and left for the next call.)
+/// P − `limit` entries are read and left for the next call, and the oldest
+/// are kept, whichever logs hold them: no log waits for the others' backlog.)
 pub(super) async fn read(
     client: &Client,
     parts: &Partitions,
@@ -66,12 +67,11 @@ pub(super) async fn read(
                 .map(|(id, fields)| event_from(*p, id, fields))
                 .collect::<Result<Vec<_>, _>>()
         });
+        let read = futures::future::try_join_all(reads).await?;
+        let taken = oldest_first(&read, limit - out.len());
         let mut next = Vec::new();
-        for ((p, _), events) in open.iter().zip(futures::future::try_join_all(reads).await?) {
-            let full = events.len() == share;
-            let room = limit - out.len();
-            let taken = events.len().min(room);
-            if full && taken == share {
+        for (((p, _), events), taken) in open.iter().zip(read).zip(taken) {
+            if events.len() == share && taken == share {
                 next.push((*p, format!("({}", events[taken - 1].cursor)));
             }
             out.extend(events.into_iter().take(taken));
@@ -79,6 +79,31 @@ pub(super) async fn read(
         open = next;
     }
     Ok(out)
+}
+
+/// How many of each log's entries `read` (each in log order) to take to fill
+/// `room`: all of them when they fit, else the `room` oldest by their ids'
+/// instants, which are a prefix of each log.
+fn oldest_first(read: &[Vec<RevocationEvent>], room: usize) -> Vec<usize> {
+    let mut taken: Vec<usize> = read.iter().map(Vec::len).collect();
+    if taken.iter().sum::<usize>() <= room {
+        return taken;
+    }
+    let mut ids: Vec<((u64, u64), usize)> = read
+        .iter()
+        .enumerate()
+        .flat_map(|(i, events)| {
+            events
+                .iter()
+                .map(move |e| (parse_cursor(&e.cursor).unwrap_or((u64::MAX, 0)), i))
+        })
+        .collect();
+    ids.sort_unstable();
+    taken.fill(0);
+    for (_, i) in ids.into_iter().take(room) {
+        taken[i] += 1;
+    }
+    taken
 }
 
 fn event_from(
