@@ -326,6 +326,43 @@ async fn a_session_hash_stays_a_small_listpack() {
     );
 }
 
+/// Revoke access token `jti` of acme's `subject` in `store` directly: one
+/// event in the log of that subject's partition.
+async fn revoke_token_in(store: &tessera::store::redis::RedisStore, jti: &str, subject: &str) {
+    use tessera::store::*;
+    let now = tessera::clock::now_ms();
+    let request = RevokeRequest {
+        target: RevokeTarget::Token {
+            jti: jti.to_owned(),
+            sid: String::new(),
+            tenant: "acme".into(),
+            subject: subject.to_owned(),
+            exp_ms: now + 60_000,
+        },
+        now_ms: now,
+        feed: FeedPolicy {
+            retention_ms: 600_000,
+            access_horizon_ms: 60_000,
+            subject_horizon_ms: 60_000,
+        },
+    };
+    store.revoke(&request).await.unwrap().unwrap();
+}
+
+/// Move `after` past a page of the log, asserting that no event of it comes
+/// again or out of order within its partition.
+fn advance_over(after: &mut tessera::store::Position, page: &[tessera::store::RevocationEvent]) {
+    for event in page {
+        let id = tessera::store::parse_cursor(&event.cursor).unwrap();
+        assert!(
+            !after.covers(event.partition, id),
+            "{} again or out of order",
+            event.token_id
+        );
+        after.advance_past(event);
+    }
+}
+
 /// Reading every partition's log in pages (a snapshot, a resync) asks Redis
 /// for about a page per page, wherever the events sit: before, each page
 /// asked each of P logs for a whole page and kept one page of what came
@@ -339,12 +376,6 @@ async fn paging_through_every_log_reads_about_what_it_returns() {
     let store = RedisStore::connect(&redis.url(), Duration::from_secs(2), 4)
         .await
         .unwrap();
-    let now = tessera::clock::now_ms();
-    let feed = FeedPolicy {
-        retention_ms: 600_000,
-        access_horizon_ms: 60_000,
-        subject_horizon_ms: 60_000,
-    };
     // 400 events: most in one partition's log, the rest spread.
     let parts = tessera::store::partition::Partitions::new(4).unwrap();
     let mut subjects: Vec<String> = Vec::new();
@@ -364,18 +395,7 @@ async fn paging_through_every_log_reads_about_what_it_returns() {
         subjects.push(subject);
     }
     for (i, subject) in subjects.iter().enumerate() {
-        let request = RevokeRequest {
-            target: RevokeTarget::Token {
-                jti: format!("j{i}"),
-                sid: String::new(),
-                tenant: "acme".into(),
-                subject: subject.clone(),
-                exp_ms: now + 60_000,
-            },
-            now_ms: now,
-            feed,
-        };
-        store.revoke(&request).await.unwrap().unwrap();
+        revoke_token_in(&store, &format!("j{i}"), subject).await;
     }
 
     let monitor = Monitor::start(&redis).await;
@@ -385,14 +405,8 @@ async fn paging_through_every_log_reads_about_what_it_returns() {
     loop {
         let page = store.read_log(&after, None, 25).await.unwrap();
         pages += 1;
+        advance_over(&mut after, &page);
         for event in &page {
-            let id = parse_cursor(&event.cursor).unwrap();
-            assert!(
-                !after.covers(event.partition, id),
-                "{} again or out of order",
-                event.token_id
-            );
-            after.advance_past(event);
             seen.push(event.token_id.clone());
         }
         if page.len() < 25 {
@@ -431,11 +445,6 @@ async fn with_more_logs_than_room_a_page_takes_the_oldest() {
         .await
         .unwrap();
     let parts = tessera::store::partition::Partitions::new(P).unwrap();
-    let feed = FeedPolicy {
-        retention_ms: 600_000,
-        access_horizon_ms: 60_000,
-        subject_horizon_ms: 60_000,
-    };
     // Two events per log, written from the last log to the first, each in a
     // millisecond of its own: the high-numbered logs hold the oldest.
     let mut order = Vec::new();
@@ -445,19 +454,7 @@ async fn with_more_logs_than_room_a_page_takes_the_oldest() {
             .find(|s| parts.of_subject(&subject_key("acme", s)) == p)
             .unwrap();
         for n in 0..2 {
-            let now = tessera::clock::now_ms();
-            let request = RevokeRequest {
-                target: RevokeTarget::Token {
-                    jti: format!("p{p}-{n}"),
-                    sid: String::new(),
-                    tenant: "acme".into(),
-                    subject: subject.clone(),
-                    exp_ms: now + 60_000,
-                },
-                now_ms: now,
-                feed,
-            };
-            store.revoke(&request).await.unwrap().unwrap();
+            revoke_token_in(&store, &format!("p{p}-{n}"), &subject).await;
             order.push(format!("p{p}-{n}"));
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
@@ -466,15 +463,7 @@ async fn with_more_logs_than_room_a_page_takes_the_oldest() {
     let mut pages = Vec::new();
     loop {
         let page = store.read_log(&after, None, 3).await.unwrap();
-        for event in &page {
-            let id = parse_cursor(&event.cursor).unwrap();
-            assert!(
-                !after.covers(event.partition, id),
-                "{} again",
-                event.token_id
-            );
-            after.advance_past(event);
-        }
+        advance_over(&mut after, &page);
         let done = page.len() < 3;
         // No order across logs is promised: a page is compared as a set.
         let mut ids: Vec<String> = page.into_iter().map(|e| e.token_id).collect();
