@@ -285,11 +285,7 @@ async fn device_binding(backend: Backend) {
     c.verify(v("device-1")).await.expect("same device");
     expect_reason(c.verify(v("device-2")).await, "FINGERPRINT_MISMATCH");
     expect_reason(c.verify(v("")).await, "FINGERPRINT_MISMATCH");
-    let r = |fp: &str| pb::RefreshRequest {
-        refresh_token: bound.refresh_token.clone(),
-        device_fingerprint: fp.into(),
-        ..Default::default()
-    };
+    let r = |fp: &str| refresh_on(&bound.refresh_token, fp);
     expect_reason(c.refresh(r("device-2")).await, "FINGERPRINT_MISMATCH");
     expect_reason(c.refresh(r("")).await, "FINGERPRINT_MISMATCH");
     // A mismatch changed nothing: the right device still rotates.
@@ -318,13 +314,9 @@ async fn device_binding(backend: Backend) {
     })
     .await
     .expect("unbound");
-    c.refresh(pb::RefreshRequest {
-        refresh_token: free.refresh_token,
-        device_fingerprint: "x".into(),
-        ..Default::default()
-    })
-    .await
-    .expect("unbound");
+    c.refresh(refresh_on(&free.refresh_token, "x"))
+        .await
+        .expect("unbound");
 }
 
 fn base64_payload(token: &str) -> Vec<u8> {

@@ -2,7 +2,6 @@
 //! captured, searched for tokens, refresh secrets, API keys and the key.
 
 use crate::support::*;
-use tessera::pb;
 use tonic::Request;
 
 fn with_key<T>(msg: T) -> Request<T> {
@@ -36,11 +35,10 @@ async fn a_full_flow_at_trace_level_logs_no_secret() {
     v.device_fingerprint = "device-fingerprint-secret".into();
     c.verify(with_key(v)).await.unwrap();
     let next = c
-        .refresh(with_key(pb::RefreshRequest {
-            refresh_token: pair.refresh_token.clone(),
-            device_fingerprint: "device-fingerprint-secret".into(),
-            ..Default::default()
-        }))
+        .refresh(with_key(refresh_on(
+            &pair.refresh_token,
+            "device-fingerprint-secret",
+        )))
         .await
         .unwrap()
         .into_inner()

@@ -302,11 +302,7 @@ async fn a_session_hash_stays_a_small_listpack() {
     let mut token = pair.refresh_token;
     for _ in 0..20 {
         token = c
-            .refresh(pb::RefreshRequest {
-                refresh_token: token,
-                device_fingerprint: "device-12345".into(),
-                ..Default::default()
-            })
+            .refresh(refresh_on(&token, "device-12345"))
             .await
             .unwrap()
             .into_inner()

@@ -893,6 +893,14 @@ pub fn refresh_req(token: &str) -> pb::RefreshRequest {
     }
 }
 
+/// `Refresh` of a refresh token, presented from device `fingerprint`.
+pub fn refresh_on(token: &str, fingerprint: &str) -> pb::RefreshRequest {
+    pb::RefreshRequest {
+        device_fingerprint: fingerprint.to_owned(),
+        ..refresh_req(token)
+    }
+}
+
 /// Refresh and return the new pair (panics on failure).
 pub async fn refreshed(c: &mut Client, token: &str) -> pb::TokenPair {
     c.refresh(refresh_req(token))
