@@ -8,6 +8,10 @@ WORKDIR /src
 # The whole workspace (clients/rust and benches/ are part of the manifest);
 # .dockerignore keeps target/, node_modules and venvs out of the context.
 COPY . .
+# .git stays out of the context: pass the commit for tessera_build_info with
+# `--build-arg TESSERA_BUILD_COMMIT=$(git rev-parse --short HEAD)`.
+ARG TESSERA_BUILD_COMMIT=unknown
+ENV TESSERA_BUILD_COMMIT=${TESSERA_BUILD_COMMIT}
 RUN cargo build --release --locked -p tessera --bin tessera \
     && cp target/release/tessera /tessera
 

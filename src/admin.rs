@@ -1,5 +1,5 @@
-//! Admin HTTP on `--admin-listen`: `/healthz` (the process is alive),
-//! `/readyz` (store answers and the revocation cache is in sync),
+//! Admin HTTP on `--admin-listen`: `/livez` and its older name `/healthz`
+//! (the process is alive: 200 whatever the store does), `/readyz` (store answers and the revocation cache is in sync),
 //! `/.well-known/jwks.json`, `/metrics` (Prometheus text).
 
 use std::future::Future;
@@ -83,6 +83,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let app = Router::new()
+        .route("/livez", get(healthz))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))

@@ -75,8 +75,17 @@ pub struct Event<'a> {
 }
 
 /// Emit `kind` with `outcome` (`ok`, or what refused it).
+///
+/// `caller_denied` and `rate_limited`, which anyone can provoke in bulk,
+/// are written for at most [`crate::refusals::LINES_PER_SECOND`] events per
+/// second each ([`crate::refusals::admitted`]).
 pub fn emit(kind: Kind, outcome: &str, e: &Event<'_>) {
     if !ENABLED.load(Ordering::Relaxed) {
+        return;
+    }
+    if matches!(kind, Kind::CallerDenied | Kind::RateLimited)
+        && !crate::refusals::admitted(kind.name())
+    {
         return;
     }
     tracing::info!(

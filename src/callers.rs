@@ -204,6 +204,19 @@ impl Callers {
         api_key: Option<&[u8]>,
         peer: &PeerIdentities,
     ) -> Result<Option<String>, Error> {
+        self.authorize_at(rpc, api_key, peer, "")
+    }
+
+    /// [`Callers::authorize`] for a call from `client_ip` (the peer's
+    /// address, for the `caller_denied` audit event; "" = unknown). A
+    /// refusal is counted and logged through [`crate::refusals`].
+    pub fn authorize_at(
+        &self,
+        rpc: &str,
+        api_key: Option<&[u8]>,
+        peer: &PeerIdentities,
+        client_ip: &str,
+    ) -> Result<Option<String>, Error> {
         let callers = match self {
             Callers::Anonymous => return Ok(None),
             Callers::Listed(c) => c,
@@ -222,12 +235,7 @@ impl Callers {
             }
         }
         let denied = |caller: &str, e: Error| {
-            let event = crate::audit::Event {
-                caller,
-                rpc,
-                ..Default::default()
-            };
-            crate::audit::emit(crate::audit::Kind::CallerDenied, e.reason(), &event);
+            crate::refusals::refused(e.reason(), rpc, caller, client_ip);
             e
         };
         let Some(caller) = found else {
@@ -289,6 +297,20 @@ pub fn certificate_identities(der: &[u8]) -> PeerIdentities {
         }
     }
     ids
+}
+
+/// The IP address of the peer of a gRPC call ("" when unknown).
+fn peer_ip<B>(req: &http::Request<B>) -> String {
+    use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
+    let ext = req.extensions();
+    ext.get::<TcpConnectInfo>()
+        .and_then(TcpConnectInfo::remote_addr)
+        .or_else(|| {
+            ext.get::<TlsConnectInfo<TcpConnectInfo>>()
+                .and_then(|info| info.get_ref().remote_addr())
+        })
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default()
 }
 
 fn peer_identities<B>(req: &http::Request<B>) -> PeerIdentities {
@@ -359,7 +381,8 @@ where
         };
         let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
         let ids = peer_identities(&req);
-        match self.callers.authorize(rpc, key, &ids) {
+        let ip = peer_ip(&req);
+        match self.callers.authorize_at(rpc, key, &ids, &ip) {
             Ok(caller) => {
                 let name = caller.unwrap_or_else(|| "anonymous".to_owned());
                 tracing::trace!(caller = %name, rpc, "authorized");
@@ -367,7 +390,7 @@ where
                 futures::future::Either::Left(self.inner.call(req))
             }
             Err(e) => {
-                tracing::info!(rpc, reason = e.reason(), "call refused");
+                // Logged (rate-limited) and counted by `authorize_at`.
                 futures::future::Either::Right(futures::future::ready(
                     Ok(to_status(&e).into_http()),
                 ))

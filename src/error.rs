@@ -29,6 +29,10 @@ pub enum StoreError {
     /// The store holds a deployment of another layout (`--redis-partitions`).
     #[error("{0}")]
     Layout(String),
+    /// `rediss://` that cannot be honoured: a certificate that does not
+    /// verify, a plaintext port, a refused client certificate, bad PEM.
+    #[error("Redis TLS: {0}")]
+    Tls(String),
 }
 
 /// One bad field of a request: the proto field path and why.
@@ -226,10 +230,13 @@ pub fn log_failed(rpc: &str, err: &Error) {
         Error::Internal(why) | Error::Token(TokenError::Internal(why)) => {
             tracing::error!(rpc, reason, error = %why, "call failed")
         }
-        Error::RateLimited { .. }
-        | Error::SessionLimit
-        | Error::RefreshTokenReused
-        | Error::Token(TokenError::FingerprintMismatch) => {
+        // Refusals anyone can provoke in bulk: a bounded number of lines.
+        Error::RateLimited { .. } | Error::SessionLimit => {
+            if crate::refusals::admitted(reason) {
+                tracing::info!(rpc, reason, "call failed")
+            }
+        }
+        Error::RefreshTokenReused | Error::Token(TokenError::FingerprintMismatch) => {
             tracing::info!(rpc, reason, "call failed")
         }
         Error::Token(_)

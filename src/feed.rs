@@ -28,6 +28,11 @@ pub const RING_CAPACITY: usize = 65_536;
 const READ_BATCH: usize = 1_000;
 /// Safety net: read every log this often even without a notification.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Re-subscribing after a failure: exponential backoff with full jitter
+/// (`tessera_core::backoff`), from under 100 ms up to 5 s between tries, so
+/// a fleet does not hammer a Redis that is coming back.
+const RETRY_BASE: Duration = Duration::from_millis(100);
+const RETRY_CAP: Duration = Duration::from_secs(5);
 
 struct Ring {
     /// Events in the order applied, with their parsed position.
@@ -244,14 +249,19 @@ impl Feed {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let mut expire = tokio::time::interval(Duration::from_secs(1));
+        let mut backoff = tessera_core::backoff::Backoff::new(RETRY_BASE, RETRY_CAP);
         'outer: loop {
             self.set_in_sync(false);
             let mut signals = match store.subscribe().await {
-                Ok(rx) => rx,
+                Ok(rx) => {
+                    backoff.reset();
+                    rx
+                }
                 Err(e) => {
-                    tracing::warn!(error = %e, "revocation feed: subscribe failed; retrying");
+                    let delay = backoff.next_delay();
+                    tracing::warn!(error = %e, ?delay, "revocation feed: subscribe failed; retrying");
                     tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                        _ = tokio::time::sleep(delay) => continue,
                         _ = shutdown.changed() => break,
                     }
                 }

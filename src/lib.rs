@@ -26,6 +26,7 @@ mod health;
 pub mod keyload;
 pub mod limits;
 pub mod oauth;
+pub mod refusals;
 pub mod service;
 pub mod signals;
 pub mod store;
@@ -56,6 +57,12 @@ use store::{Instrumented, Store};
 
 /// The fully qualified gRPC service name, as health checks know it.
 pub use tessera_core::wire::SERVICE_NAME;
+
+/// The gRPC health service name of liveness: `SERVING` from start-up until
+/// the shutdown drain, whatever the store does (a liveness probe must not
+/// restart replicas for a Redis outage). `""` and [`SERVICE_NAME`] mean
+/// readiness.
+pub const LIVENESS_SERVICE: &str = "liveness";
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -148,8 +155,17 @@ pub async fn serve_with_listeners(
     };
     match parts.args.redis_url.clone() {
         Some(url) => {
-            let store = RedisStore::connect(
+            let tls = store::redis::RedisTls {
+                ca: parts.args.redis_tls_ca.clone(),
+                client: parts
+                    .args
+                    .redis_tls_cert
+                    .clone()
+                    .zip(parts.args.redis_tls_key.clone()),
+            };
+            let store = RedisStore::connect_with(
                 &url,
+                &tls,
                 parts.args.store_timeout.0,
                 parts.args.redis_partitions,
             )
@@ -185,6 +201,7 @@ async fn run<S: Store>(
         http,
     } = parts;
     telemetry::handle();
+    telemetry::record_build_info();
     let admin_addr = admin
         .local_addr()
         .map_err(|e| ServeError::Config(e.to_string()))?;
@@ -224,6 +241,10 @@ async fn run<S: Store>(
         .await;
     reporter
         .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
+        .await;
+    // Alive from here: the port is bound and the process answers.
+    reporter
+        .set_service_status(LIVENESS_SERVICE, ServingStatus::Serving)
         .await;
     health::spawn(
         store.clone(),
@@ -308,6 +329,9 @@ async fn run<S: Store>(
         reporter
             .set_service_status(SERVICE_NAME, ServingStatus::NotServing)
             .await;
+        reporter
+            .set_service_status(LIVENESS_SERVICE, ServingStatus::NotServing)
+            .await;
         let _ = drain_tx.send(true);
         let _ = draining_tx.send(());
     };
@@ -382,6 +406,9 @@ fn spawn_oauth<S: Store>(
         cors_origins: args.http_cors_origin.clone(),
         jwks_cache_control: format!("public, max-age={}", args.jwks_max_age.0.as_secs()),
         client_certificates: args.tls_client_ca.is_some(),
+        token_endpoint: args.http_token_endpoint,
+        token_rate_per_ip: args.http_token_rate_per_ip.limit(),
+        token_rate: args.http_token_rate.limit(),
     };
     let app = oauth::router(authority, callers, settings);
     let limits = web::HttpLimits::new(args.max_connections, args);

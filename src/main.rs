@@ -49,7 +49,7 @@ async fn main() -> ExitCode {
             // flags and environment; without, the arguments are complete.
             // (`serve` validates relations between settings.)
             let args = if args.config.is_none() {
-                *args
+                args.with_deprecated_env()
             } else {
                 let raw: Vec<String> = std::env::args()
                     .skip_while(|a| a != "serve")

@@ -27,9 +27,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,8 +41,16 @@ use crate::service::Authority;
 use crate::store::Store;
 use crate::web::Peer;
 
+mod token;
+use token::token;
+
 /// Largest form body accepted (bytes): a token is at most 8 KiB.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// The least time an inactive introspection answer takes (see
+/// `introspection`): well above a signature check, so revoked, expired,
+/// forged and malformed tokens all answer after it.
+pub const INACTIVE_FLOOR: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// The caller name the token endpoint's refreshes carry in the audit trail.
 const PUBLIC_CLIENT: &str = "oauth2/token";
@@ -61,6 +67,12 @@ pub struct Settings {
     pub jwks_cache_control: String,
     /// Client certificates can authenticate callers (`--tls-client-ca`).
     pub client_certificates: bool,
+    /// Serve `POST /oauth2/token` (`--http-token-endpoint`).
+    pub token_endpoint: bool,
+    /// Its budgets per client IP and overall (`--http-token-rate-per-ip`,
+    /// `--http-token-rate`).
+    pub token_rate_per_ip: Option<crate::store::RateLimit>,
+    pub token_rate: Option<crate::store::RateLimit>,
 }
 
 struct OAuth<S: Store> {
@@ -70,6 +82,8 @@ struct OAuth<S: Store> {
     token_url: String,
     cors_origins: Vec<String>,
     jwks_cache_control: String,
+    token_rate_per_ip: Option<crate::store::RateLimit>,
+    token_rate: Option<crate::store::RateLimit>,
 }
 
 /// The OAuth endpoints as a router (served by `web::serve`).
@@ -83,21 +97,31 @@ pub fn router<S: Store>(
     if settings.client_certificates {
         auth_methods.push("tls_client_auth");
     }
-    let document = json!({
+    let mut document = json!({
         "issuer": settings.issuer,
         "jwks_uri": format!("{base}/.well-known/jwks.json"),
-        "token_endpoint": format!("{base}/oauth2/token"),
         "introspection_endpoint": format!("{base}/oauth2/introspect"),
         "revocation_endpoint": format!("{base}/oauth2/revoke"),
         // No authorization endpoint: sessions are issued over gRPC.
         "response_types_supported": [],
-        "grant_types_supported": ["refresh_token"],
-        "token_endpoint_auth_methods_supported": ["none"],
+        // Without the token endpoint, no grant (an absent member would
+        // mean RFC 8414's default, authorization_code and implicit).
+        "grant_types_supported": [],
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "dpop_signing_alg_values_supported": tessera_core::dpop::PROOF_ALGS,
         "tls_client_certificate_bound_access_tokens": true,
     });
+    if settings.token_endpoint {
+        document["token_endpoint"] = json!(format!("{base}/oauth2/token"));
+        document["grant_types_supported"] = json!(["refresh_token"]);
+        // Public clients send none; a caller of the callers file may
+        // authenticate (presented credentials must then be right).
+        // (A client certificate there binds a session, RFC 8705 §3; it
+        // does not authenticate a client: no `tls_client_auth`.)
+        document["token_endpoint_auth_methods_supported"] =
+            json!(["none", "client_secret_basic", "client_secret_post"]);
+        document["dpop_signing_alg_values_supported"] = json!(tessera_core::dpop::PROOF_ALGS);
+    }
     let state = Arc::new(OAuth {
         authority,
         callers,
@@ -105,11 +129,16 @@ pub fn router<S: Store>(
         token_url: format!("{base}/oauth2/token"),
         cors_origins: settings.cors_origins,
         jwks_cache_control: settings.jwks_cache_control,
+        token_rate_per_ip: settings.token_rate_per_ip,
+        token_rate: settings.token_rate,
     });
-    Router::new()
+    let mut router = Router::new()
         .route("/oauth2/introspect", post(introspect::<S>))
-        .route("/oauth2/revoke", post(revoke::<S>))
-        .route("/oauth2/token", post(token::<S>).options(preflight::<S>))
+        .route("/oauth2/revoke", post(revoke::<S>));
+    if settings.token_endpoint {
+        router = router.route("/oauth2/token", post(token::<S>).options(preflight::<S>));
+    }
+    router
         .route(
             "/.well-known/oauth-authorization-server",
             get(metadata::<S>).options(preflight::<S>),
@@ -123,7 +152,6 @@ pub fn router<S: Store>(
             get(jwks::<S>).options(preflight::<S>),
         )
         .route_layer(axum::middleware::from_fn(count))
-        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
         .with_state(state)
 }
 
@@ -291,13 +319,14 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
     Ok(form)
 }
 
-/// A form POST: the connection's peer, the headers, and the form (or why
-/// it could not be read: a body over [`MAX_FORM_BYTES`] is 413), parsed
-/// up front but answered only after the caller is authenticated.
+/// A form POST: the connection's peer, the headers, and the body, not yet
+/// read: an endpoint that needs a caller authenticates it from the headers
+/// first, so a caller without credentials never gets to send a body (and
+/// `--http-request-timeout` bounds how long any body may take).
 struct FormRequest {
     peer: Arc<Peer>,
     headers: HeaderMap,
-    form: Result<Form, OAuthError>,
+    body: axum::body::Body,
 }
 
 impl<St: Send + Sync> axum::extract::FromRequest<St> for FormRequest {
@@ -305,46 +334,62 @@ impl<St: Send + Sync> axum::extract::FromRequest<St> for FormRequest {
 
     async fn from_request(
         req: axum::extract::Request,
-        state: &St,
+        _state: &St,
     ) -> Result<Self, Self::Rejection> {
         let peer = req
             .extensions()
             .get::<Arc<Peer>>()
             .cloned()
             .unwrap_or_default();
-        let headers = req.headers().clone();
-        let form = match Bytes::from_request(req, state).await {
-            Ok(body) => parse_form(&headers, &body),
-            Err(r) => Err(unreadable(&r)),
-        };
+        let (parts, body) = req.into_parts();
         Ok(FormRequest {
             peer,
-            headers,
-            form,
+            headers: parts.headers,
+            body,
         })
     }
 }
 
 impl FormRequest {
-    /// The caller (allowed `rpc`, budget spent) and then the form.
+    /// The caller (allowed `rpc`, budget spent), and only then the form.
     async fn authorized<S: Store>(
         self,
         o: &OAuth<S>,
         rpc: &str,
     ) -> Result<(String, Form), OAuthError> {
         let caller = o.caller(&self.headers, &self.peer, rpc).await?;
-        Ok((caller, self.form?))
+        Ok((caller, read_form(&self.headers, self.body).await?))
     }
 }
 
-fn unreadable(r: &BytesRejection) -> OAuthError {
-    let status = r.status();
-    let description = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("the body exceeds {MAX_FORM_BYTES} bytes")
-    } else {
-        "the body could not be read".to_owned()
-    };
-    OAuthError::new(status, "invalid_request", description)
+/// Read and parse a form body of at most [`MAX_FORM_BYTES`] (413 over it).
+async fn read_form(headers: &HeaderMap, body: axum::body::Body) -> Result<Form, OAuthError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_FORM_BYTES as u64) {
+        return Err(too_large());
+    }
+    use futures::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+        if bytes.len() + chunk.len() > MAX_FORM_BYTES {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    parse_form(headers, &bytes)
+}
+
+fn too_large() -> OAuthError {
+    OAuthError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "invalid_request",
+        format!("the body exceeds {MAX_FORM_BYTES} bytes"),
+    )
 }
 
 fn required<'f>(form: &'f Form, name: &str) -> Result<&'f str, OAuthError> {
@@ -406,7 +451,8 @@ impl<S: Store> OAuth<S> {
             .get(tessera_core::wire::API_KEY_HEADER)
             .map(|v| v.as_bytes());
         let key = basic.as_ref().map(|(_, k)| k.as_slice()).or(header_key);
-        let name = match self.callers.authorize(rpc, key, &peer.identities) {
+        let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
+        let name = match self.callers.authorize_at(rpc, key, &peer.identities, &ip) {
             Ok(None) => "anonymous".to_owned(),
             Ok(Some(found)) => {
                 // Basic names the caller: the key must be that caller's.
@@ -474,6 +520,7 @@ async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
     let token = required(&form, "token")?;
     // `token_type_hint` is optional and needs no use: a refresh token is
     // never active here (it is no JWT), an access token is looked up alike.
+    let started = tokio::time::Instant::now();
     let verified = o
         .authority
         .introspect(token)
@@ -481,6 +528,11 @@ async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
         .map_err(|e| OAuthError::from_error("Verify", &e))?;
     let Some(v) = verified else {
         metrics::counter!(crate::telemetry::INTROSPECTIONS, "active" => "false").increment(1);
+        // A genuine token seen before answers from the verified-token
+        // cache in microseconds, a forged one only after a failed
+        // signature check: the time would tell the two apart although the
+        // answer does not. Every inactive answer waits for the same floor.
+        tokio::time::sleep_until(started + INACTIVE_FLOOR).await;
         return Ok(json_response(
             StatusCode::OK,
             r#"{"active":false}"#.to_owned(),
@@ -545,144 +597,6 @@ async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
         // that breaks a field bound (it cannot be ours).
         Ok(_) | Err(Error::InvalidArgument(_)) => Ok(json_response(StatusCode::OK, "{}".into())),
         Err(e) => Err(OAuthError::from_error("Revoke", &e)),
-    }
-}
-
-async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
-    let FormRequest {
-        peer,
-        headers,
-        form,
-    } = req;
-    let response = answer(refresh_grant(&o, &peer, &headers, form).await);
-    o.with_cors(&headers, response)
-}
-
-/// A `User-Agent` worth recording with the session: the session store
-/// refuses control characters and more than 512 bytes, and a browser's
-/// header must not fail its refresh, so anything else is not recorded.
-fn recordable_user_agent(headers: &HeaderMap) -> String {
-    headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .filter(|ua| ua.len() <= 512 && !ua.chars().any(char::is_control))
-        .unwrap_or("")
-        .to_owned()
-}
-
-async fn refresh_grant<S: Store>(
-    o: &OAuth<S>,
-    peer: &Peer,
-    headers: &HeaderMap,
-    form: Result<Form, OAuthError>,
-) -> Answer {
-    let form = form?;
-    match required(&form, "grant_type")? {
-        "refresh_token" => {}
-        _ => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only grant_type=refresh_token is served here",
-            ))
-        }
-    }
-    let refresh_token = required(&form, "refresh_token")?;
-    // RFC 9449 §4.3: exactly one DPoP header.
-    let mut proofs = headers.get_all("dpop").iter();
-    let proof = match (proofs.next(), proofs.next()) {
-        (None, _) => String::new(),
-        (Some(p), None) => p
-            .to_str()
-            .map_err(|_| {
-                OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_dpop_proof",
-                    "DPOP_PROOF_INVALID",
-                )
-            })?
-            .to_owned(),
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_dpop_proof",
-                "more than one DPoP header",
-            ))
-        }
-    };
-    let had_proof = !proof.is_empty();
-    let request = pb::RefreshRequest {
-        refresh_token: refresh_token.to_owned(),
-        http_method: if had_proof {
-            "POST".into()
-        } else {
-            String::new()
-        },
-        http_url: if had_proof {
-            o.token_url.clone()
-        } else {
-            String::new()
-        },
-        dpop_proof: proof,
-        ip_address: peer.addr.map(|a| a.ip().to_string()).unwrap_or_default(),
-        user_agent: recordable_user_agent(headers),
-        ..Default::default()
-    };
-    let refreshed = match o.authority.refresh_counted(request, PUBLIC_CLIENT).await {
-        Ok(r) => r,
-        Err(e) => return Err(grant_error(e)),
-    };
-    let tokens = refreshed.response.tokens.unwrap_or_default();
-    let dpop_bound = refreshed
-        .claims
-        .cnf
-        .as_ref()
-        .is_some_and(|c| c.jkt.is_some());
-    let mut body = json!({
-        "access_token": tokens.access_token,
-        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
-        "expires_in": tokens.expires_in,
-        "refresh_token": tokens.refresh_token,
-        "refresh_expires_in": tokens.refresh_expires_in,
-    });
-    if !refreshed.claims.scope.is_empty() {
-        body["scope"] = json!(refreshed.claims.scope);
-    }
-    let mut response = json_response(StatusCode::OK, body.to_string());
-    if had_proof && o.authority.policy.dpop_nonce {
-        if let Ok((nonce, _)) = o.authority.dpop_nonces(crate::clock::now_ms()).await {
-            if let Ok(value) = HeaderValue::from_str(&nonce) {
-                response.headers_mut().insert("dpop-nonce", value);
-            }
-        }
-    }
-    Ok(response)
-}
-
-/// RFC 6749 §5.2 (and RFC 9449 §5, §8) for a refused refresh; the
-/// `ErrorInfo` reason of the gRPC API is the `error_description`.
-fn grant_error(e: Error) -> OAuthError {
-    if let Some(answer) = OAuthError::from_service("Refresh", &e) {
-        return answer;
-    }
-    crate::error::log_failed("Refresh", &e);
-    match e {
-        Error::InvalidArgument(violations) => OAuthError::invalid_request(
-            violations
-                .iter()
-                .map(|v| format!("{}: {}", v.field, v.description))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        Error::Token(TokenError::DpopProofInvalid | TokenError::DpopProofReplayed) => {
-            OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", e.reason())
-        }
-        Error::DpopNonce { ref nonce } => {
-            let nonce = nonce.clone();
-            OAuthError::new(StatusCode::BAD_REQUEST, "use_dpop_nonce", e.reason())
-                .with_header(HeaderName::from_static("dpop-nonce"), nonce)
-        }
-        _ => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.reason()),
     }
 }
 

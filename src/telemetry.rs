@@ -22,6 +22,11 @@ pub const INTROSPECTIONS: &str = "tessera_introspections_total";
 pub const HTTP_REQUESTS: &str = "tessera_http_requests_total";
 /// Their duration, by route.
 pub const HTTP_DURATION: &str = "tessera_http_request_duration_seconds";
+/// HTTP requests (admin and OAuth ports) cut at `--http-request-timeout`.
+pub const HTTP_REQUEST_TIMEOUTS: &str = "tessera_http_request_timeouts_total";
+/// Calls refused for their caller (unauthenticated, not allowed), by
+/// `reason`: every one, though their log lines are rate-limited.
+pub const CALLS_REFUSED: &str = "tessera_calls_refused_total";
 /// Sliding renewals by band: extend, mint, refused.
 pub const RENEWALS: &str = "tessera_renewals_total";
 pub const REVOCATIONS: &str = "tessera_revocations_total";
@@ -49,6 +54,12 @@ pub const VERIFY_CACHE_CLEARS: &str = "tessera_verify_cache_clears_total";
 pub const VERIFY_CACHE_ENTRIES: &str = "tessera_verify_cache_entries";
 /// Bytes counted against `--verify-cache-bytes`.
 pub const VERIFY_CACHE_BYTES: &str = "tessera_verify_cache_bytes";
+
+/// Always 1, labelled with the build: `version` (the crate's) and `commit`
+/// (`git rev-parse --short HEAD` at build time, `unknown` without git).
+pub const BUILD_INFO: &str = "tessera_build_info";
+/// The commit this binary was built from (see build.rs).
+pub const BUILD_COMMIT: &str = env!("TESSERA_BUILD_COMMIT");
 
 /// Latency buckets in seconds, from 50 µs (cache hits) to 5 s (timeouts).
 const BUCKETS: &[f64] = &[
@@ -85,6 +96,16 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
             Some(handle)
         })
         .as_ref()
+}
+
+/// Publish [`BUILD_INFO`] (once the recorder is installed).
+pub fn record_build_info() {
+    metrics::gauge!(
+        BUILD_INFO,
+        "version" => env!("CARGO_PKG_VERSION"),
+        "commit" => BUILD_COMMIT,
+    )
+    .set(1.0);
 }
 
 /// How often histogram samples are folded into buckets.

@@ -1,5 +1,6 @@
 //! HTTP/1 serving shared by the admin port and the OAuth port: a
-//! connection cap, an idle timeout, a header-read timeout, optional TLS
+//! connection cap, an idle timeout, a header-read timeout, a deadline for
+//! each whole request (`--http-request-timeout`), optional TLS
 //! (handshake bounded by the header-read timeout), and the peer of each
 //! connection as a request extension ([`Peer`]).
 
@@ -20,6 +21,9 @@ pub struct HttpLimits {
     pub max_connections: usize,
     pub idle_timeout: Duration,
     pub header_read_timeout: Duration,
+    /// The whole request, its body included, once its head is in
+    /// (`--http-request-timeout`).
+    pub request_timeout: Duration,
 }
 
 impl HttpLimits {
@@ -29,6 +33,7 @@ impl HttpLimits {
             max_connections,
             idle_timeout: args.idle_timeout.0,
             header_read_timeout: args.header_read_timeout.0,
+            request_timeout: args.http_request_timeout.0,
         }
     }
 }
@@ -40,6 +45,9 @@ pub struct Peer {
     pub addr: Option<SocketAddr>,
     /// What the verified client certificate proves (TLS with `--tls-client-ca`).
     pub identities: PeerIdentities,
+    /// The RFC 8705 `x5t#S256` of that certificate: a certificate-bound
+    /// session refreshes on the token endpoint only with it.
+    pub cert_thumbprint: Option<String>,
 }
 
 /// How long a shutdown waits for requests in flight.
@@ -89,14 +97,19 @@ pub async fn serve(
                         tracing::debug!(port, "TLS handshake failed or timed out");
                         return;
                     };
-                    let identities = stream
+                    let leaf = stream
                         .get_ref()
                         .1
                         .peer_certificates()
-                        .and_then(|certs| certs.first())
-                        .map(|leaf| crate::callers::certificate_identities(leaf.as_ref()))
-                        .unwrap_or_default();
-                    let peer = Peer { addr, identities };
+                        .and_then(|certs| certs.first());
+                    let peer = Peer {
+                        addr,
+                        identities: leaf
+                            .map(|leaf| crate::callers::certificate_identities(leaf.as_ref()))
+                            .unwrap_or_default(),
+                        cert_thumbprint: leaf
+                            .map(|leaf| tessera_core::checks::cert_thumbprint(leaf.as_ref())),
+                    };
                     connection(stream, app, peer, limits, graceful).await;
                 }
             }
@@ -110,6 +123,17 @@ pub async fn serve(
     }
 }
 
+/// 408, and the connection is not kept.
+fn request_timed_out() -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    (
+        http::StatusCode::REQUEST_TIMEOUT,
+        [(http::header::CONNECTION, "close")],
+        "request timed out\n",
+    )
+        .into_response()
+}
+
 async fn connection<IO>(
     io: IO,
     app: Router,
@@ -120,12 +144,25 @@ async fn connection<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let peer = Arc::new(peer);
-    let service = tower::ServiceBuilder::new()
-        .map_request(move |mut req: http::Request<hyper::body::Incoming>| {
-            req.extensions_mut().insert(peer.clone());
-            req
-        })
-        .service(app);
+    let deadline = limits.request_timeout;
+    // Every request is answered within the deadline, its body read
+    // included: a body trickled a byte at a time (each byte resetting the
+    // idle timer) cannot hold a connection slot past it. On the deadline
+    // the answer is 408 with `Connection: close`, and the connection goes.
+    let service = tower::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        let app = app.clone();
+        async move {
+            use tower::ServiceExt as _;
+            match tokio::time::timeout(deadline, app.oneshot(req)).await {
+                Ok(answer) => answer,
+                Err(_) => {
+                    metrics::counter!(crate::telemetry::HTTP_REQUEST_TIMEOUTS).increment(1);
+                    Ok(request_timed_out())
+                }
+            }
+        }
+    });
     let service = hyper_util::service::TowerToHyperService::new(service);
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())

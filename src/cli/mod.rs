@@ -23,6 +23,16 @@ pub struct ConnectArgs {
     /// API key sent as `x-tessera-key`.
     #[arg(long, env = "TESSERA_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// CA bundle (PEM) the server's certificate must chain to. TLS needs an
+    /// `https://` --addr; without --ca it is verified against the system's roots.
+    #[arg(long, env = "TESSERA_CA")]
+    pub ca: Option<PathBuf>,
+    /// Client certificate chain (PEM), for a server that requires one (mTLS).
+    #[arg(long, env = "TESSERA_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM) of --cert.
+    #[arg(long, env = "TESSERA_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -84,6 +94,10 @@ pub struct RefreshArgs {
     pub refresh_token: String,
     #[arg(long, default_value = "")]
     pub device_fingerprint: String,
+    /// The client certificate's thumbprint, for a certificate-bound session
+    /// (else, over mTLS, that of the certificate the call is made with).
+    #[arg(long, default_value = "")]
+    pub cert_thumbprint: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -181,13 +195,50 @@ fn fail(message: impl std::fmt::Display) -> CliError {
 }
 
 async fn connect(c: &ConnectArgs) -> Result<TokenAuthorityClient<Channel>, CliError> {
-    let channel = Channel::from_shared(c.addr.clone())
+    let mut endpoint = Channel::from_shared(c.addr.clone())
         .map_err(|e| fail(format!("invalid --addr: {e}")))?
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(Duration::from_secs(5));
+    if let Some(tls) = client_tls(c)? {
+        endpoint = endpoint
+            .tls_config(tls)
+            .map_err(|e| fail(format!("TLS: {e}")))?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| fail(format!("cannot connect to {}: {e}", c.addr)))?;
     Ok(TokenAuthorityClient::new(channel))
+}
+
+/// TLS of an `https://` --addr: --ca (else the system's roots), and the
+/// client certificate of --cert/--key. TLS flags with `http://` are refused
+/// rather than ignored.
+fn client_tls(c: &ConnectArgs) -> Result<Option<tonic::transport::ClientTlsConfig>, CliError> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let https = c.addr.to_ascii_lowercase().starts_with("https://");
+    if !https {
+        if c.ca.is_some() || c.cert.is_some() {
+            return Err(fail("--ca, --cert and --key need an https:// --addr"));
+        }
+        return Ok(None);
+    }
+    let read = |p: &PathBuf| {
+        std::fs::read(p).map_err(|e| fail(format!("cannot read {}: {e}", p.display())))
+    };
+    let mut tls = ClientTlsConfig::new();
+    tls = match &c.ca {
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(read(ca)?)),
+        None => {
+            let roots = rustls_native_certs::load_native_certs().certs;
+            tls.ca_certificates(roots.into_iter().map(|der| {
+                Certificate::from_pem(pem::encode(&pem::Pem::new("CERTIFICATE", der.to_vec())))
+            }))
+        }
+    };
+    if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    Ok(Some(tls))
 }
 
 fn request<T>(c: &ConnectArgs, msg: T) -> Result<Request<T>, CliError> {
@@ -301,6 +352,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
             let msg = pb::RefreshRequest {
                 refresh_token: a.refresh_token.clone(),
                 device_fingerprint: a.device_fingerprint.clone(),
+                cert_thumbprint: a.cert_thumbprint.clone(),
                 ..Default::default()
             };
             let r = connect(&a.connect)

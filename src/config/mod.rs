@@ -69,6 +69,7 @@ pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: &str = "10s";
 pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: &str = "10s";
 /// Admin HTTP/1: the request head must arrive within this.
 pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub const DEFAULT_HTTP_REQUEST_TIMEOUT: &str = "10s";
 /// Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS):
 /// a client pool needs more connections past this, not more memory per one.
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
@@ -130,6 +131,12 @@ fn cors_origin(s: &str) -> Result<String, String> {
     Ok(url)
 }
 
+/// Live sessions a subject may hold by default: far above any person's
+/// devices, low enough that one subject cannot grow the store without bound
+/// (every store call on a subject costs the same whatever it holds, but its
+/// memory does not).
+pub const DEFAULT_MAX_SESSIONS_PER_SUBJECT: u32 = 1_000;
+
 /// What Issue does when a subject is at `--max-sessions-per-subject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SessionCapPolicy {
@@ -166,6 +173,23 @@ pub struct ServeArgs {
     /// (the token endpoint serves public clients).
     #[arg(long, env = "TESSERA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
+    /// Serve the public token endpoint (`POST /oauth2/token`, the
+    /// `refresh_token` grant) on `--http-listen`. Off by default: opening
+    /// the port for gateways' introspection must not open refresh to
+    /// anyone who can reach it.
+    #[arg(long, env = "TESSERA_HTTP_TOKEN_ENDPOINT", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
+    pub http_token_endpoint: bool,
+    /// The token endpoint's budget for each client IP address, `RATE:BURST`
+    /// or `off`: counted in the store, across replicas, before anything
+    /// else is read (issue #32: a public endpoint with no budget let anyone
+    /// make the store work). NAT'd clients share one address: raise it if
+    /// many of yours refresh through one.
+    #[arg(long, env = "TESSERA_HTTP_TOKEN_RATE_PER_IP", default_value = "10:50")]
+    pub http_token_rate_per_ip: RateSpec,
+    /// The token endpoint's budget overall (every client together, across
+    /// replicas), `RATE:BURST` or `off`.
+    #[arg(long, env = "TESSERA_HTTP_TOKEN_RATE", default_value = "1000:2000")]
+    pub http_token_rate: RateSpec,
     /// The base URL of the OAuth endpoints as clients reach them, for
     /// discovery (default: `--issuer` when it is an http(s) URL, otherwise
     /// the `--http-listen` address).
@@ -181,6 +205,17 @@ pub struct ServeArgs {
     /// and logs and errors show it through `store::redis::redact_url`.
     #[arg(long, env = "TESSERA_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// CA bundle (PEM) that a `rediss://` server's certificate must chain to
+    /// (default: the system's roots). Needs a `rediss` URL.
+    #[arg(long, env = "TESSERA_REDIS_TLS_CA")]
+    pub redis_tls_ca: Option<PathBuf>,
+    /// Client certificate chain (PEM) shown to a `rediss://` server that
+    /// asks for one (`tls-auth-clients`); with --redis-tls-key.
+    #[arg(long, env = "TESSERA_REDIS_TLS_CERT", requires = "redis_tls_key")]
+    pub redis_tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --redis-tls-cert.
+    #[arg(long, env = "TESSERA_REDIS_TLS_KEY", requires = "redis_tls_cert")]
+    pub redis_tls_key: Option<PathBuf>,
     /// The `iss` of minted tokens, required on verified ones.
     #[arg(long, env = "TESSERA_ISSUER", default_value = "tessera")]
     pub issuer: String,
@@ -204,7 +239,9 @@ pub struct ServeArgs {
     /// or repeated): the previous key after a rotation, until its tokens have
     /// expired, and the next key before it signs. With `--signing-alg hs256`
     /// a file that is not PEM is an HS256 secret. All keys are re-read on SIGHUP.
-    #[arg(long, env = "TESSERA_VERIFY_KEYS", value_delimiter = ',')]
+    /// Env `TESSERA_VERIFY_KEY`; the old `TESSERA_VERIFY_KEYS` is still read
+    /// (deprecated) when nothing else sets it.
+    #[arg(long, env = "TESSERA_VERIFY_KEY", value_delimiter = ',')]
     pub verify_key: Vec<PathBuf>,
     /// `Cache-Control: max-age` of /.well-known/jwks.json. A new key must be
     /// published (as a --verify-key) at least this long before it signs.
@@ -274,8 +311,11 @@ pub struct ServeArgs {
     /// `dpop-nonce` metadata; nonces change every `--dpop-window`.
     #[arg(long, env = "TESSERA_DPOP_NONCE", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub dpop_nonce: bool,
-    /// Most live sessions per subject (`0` = no cap).
-    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = 0)]
+    /// Most live sessions per subject (`0` = no cap). The store keeps every
+    /// session of a subject in its indexes, so the default bounds what one
+    /// subject can make the store hold (issue #32); machine clients that
+    /// keep many sessions raise it.
+    #[arg(long, env = "TESSERA_MAX_SESSIONS_PER_SUBJECT", default_value_t = DEFAULT_MAX_SESSIONS_PER_SUBJECT)]
     pub max_sessions_per_subject: u32,
     /// At the cap: `evict-oldest` revokes the oldest live session, `refuse`
     /// answers RESOURCE_EXHAUSTED / SESSION_LIMIT.
@@ -346,6 +386,11 @@ pub struct ServeArgs {
     /// Admin HTTP: the request head must arrive within this.
     #[arg(long, env = "TESSERA_HEADER_READ_TIMEOUT", default_value = DEFAULT_HEADER_READ_TIMEOUT)]
     pub header_read_timeout: Dur,
+    /// Admin and OAuth HTTP: once its head is in, a request must have sent
+    /// its whole body and been answered within this (408 and the
+    /// connection closed otherwise), however slowly it trickles.
+    #[arg(long, env = "TESSERA_HTTP_REQUEST_TIMEOUT", default_value = DEFAULT_HTTP_REQUEST_TIMEOUT)]
+    pub http_request_timeout: Dur,
     /// Concurrent streams per HTTP/2 connection (advertised in SETTINGS).
     #[arg(long, env = "TESSERA_MAX_CONCURRENT_STREAMS", default_value_t = DEFAULT_MAX_CONCURRENT_STREAMS)]
     pub max_concurrent_streams: u32,
@@ -378,7 +423,7 @@ impl ServeArgs {
         }
         let first = Wrapper::try_parse_from(&args).map_err(|e| e.to_string())?;
         let Some(path) = first.serve.config.clone() else {
-            return Ok(first.serve);
+            return Ok(first.serve.with_deprecated_env());
         };
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
@@ -409,11 +454,28 @@ impl ServeArgs {
         // Later occurrences win (`args_override_self`), so flags follow the file.
         merged.extend(args);
         Wrapper::try_parse_from(&merged)
-            .map(|w| w.serve)
+            .map(|w| w.serve.with_deprecated_env())
             .map_err(|e| format!("in {}: {e}", path.display()))
     }
 
     /// Checks that do not fit clap: relations between settings.
+    /// `TESSERA_VERIFY_KEYS`, the old env name of `--verify-key`, when no
+    /// flag, `TESSERA_VERIFY_KEY` or config file gave one.
+    pub fn with_deprecated_env(mut self) -> Self {
+        if self.verify_key.is_empty() && std::env::var_os("TESSERA_VERIFY_KEY").is_none() {
+            if let Some(old) = std::env::var_os("TESSERA_VERIFY_KEYS") {
+                let old = old.to_string_lossy().into_owned();
+                self.verify_key = old
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(PathBuf::from)
+                    .collect();
+                eprintln!("warning: TESSERA_VERIFY_KEYS is deprecated; use TESSERA_VERIFY_KEY");
+            }
+        }
+        self
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.renewal_critical.0 > self.renewal_warning.0 {
             return Err("--renewal-critical must not exceed --renewal-warning".into());
@@ -436,66 +498,20 @@ impl ServeArgs {
         {
             return Err("--max-connections, --admin-max-connections and --max-concurrent-streams must be at least 1".into());
         }
+        if self.http_request_timeout.0 < Duration::from_millis(100) {
+            return Err("--http-request-timeout must be at least 100ms".into());
+        }
+        let redis_tls = self.redis_tls_ca.is_some() || self.redis_tls_cert.is_some();
+        let rediss = self
+            .redis_url
+            .as_deref()
+            .is_some_and(crate::store::redis::url_uses_tls);
+        if redis_tls && !rediss {
+            return Err("--redis-tls-ca, --redis-tls-cert and --redis-tls-key need a TLS Redis URL (rediss://, rediss-sentinel://, rediss-cluster://)".into());
+        }
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_parse_and_print() {
-        for (text, ms) in [
-            ("500ms", 500),
-            ("30s", 30_000),
-            ("15m", 900_000),
-            ("2h", 7_200_000),
-            ("7d", 604_800_000),
-            ("12", 12_000),
-        ] {
-            let d: Dur = text.parse().unwrap();
-            assert_eq!(d.0, Duration::from_millis(ms), "{text}");
-        }
-        assert_eq!(Dur(Duration::from_secs(900)).to_string(), "15m");
-        assert!("5x".parse::<Dur>().is_err());
-        assert!("".parse::<Dur>().is_err());
-        assert!("99999999999999999999d".parse::<Dur>().is_err());
-    }
-
-    #[test]
-    fn defaults_match_the_design() {
-        let a = ServeArgs::parse_with_file(vec![]).unwrap();
-        assert_eq!(a.listen.to_string(), DEFAULT_LISTEN);
-        assert_eq!(a.leeway.0, Duration::from_secs(30));
-        assert_eq!(a.refresh_grace.0, Duration::from_secs(5));
-        assert!(a.renewal);
-        assert!(!a.allow_anonymous);
-        assert!(
-            a.session_idle.is_none(),
-            "idle = each session's refresh TTL"
-        );
-        assert!(a.redis_url.is_none());
-    }
-
-    #[test]
-    fn file_is_below_flags() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.toml");
-        std::fs::write(
-            &path,
-            "issuer = \"from-file\"\naccess_ttl = \"2m\"\nrenewal = false\n",
-        )
-        .unwrap();
-        let a = ServeArgs::parse_with_file(vec![
-            "--config".into(),
-            path.display().to_string(),
-            "--issuer".into(),
-            "from-flag".into(),
-        ])
-        .unwrap();
-        assert_eq!(a.issuer, "from-flag");
-        assert_eq!(a.access_ttl.0, Duration::from_secs(120));
-        assert!(!a.renewal);
-    }
-}
+mod tests;

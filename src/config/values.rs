@@ -46,7 +46,7 @@ impl fmt::Display for Dur {
             ("m", 60_000),
             ("s", 1_000),
         ] {
-            if ms >= size && ms % size == 0 {
+            if ms >= size && ms.is_multiple_of(size) {
                 return write!(f, "{}{unit}", ms / size);
             }
         }

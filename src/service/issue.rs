@@ -85,6 +85,12 @@ impl Violations {
         }
     }
 
+    /// A list of names; `no_spaces`: no entry may hold whitespace of any
+    /// kind (Unicode `White_Space`: a space, a no-break space, U+3000, …).
+    /// Roles and scopes are such lists: `scope` and the `x-tessera-scopes`
+    /// and `x-tessera-roles` headers of ext_authz join them with a space,
+    /// so `["team admin"]` must never be told apart from `["team",
+    /// "admin"]` by a split.
     pub fn list(&mut self, field: &'static str, values: &[String], no_spaces: bool) {
         if values.len() > MAX_LIST_LEN {
             self.add(field, format!("must have at most {MAX_LIST_LEN} entries"));
@@ -97,8 +103,8 @@ impl Violations {
                 );
                 break;
             }
-            if no_spaces && v.contains(' ') {
-                self.add(field, "entries must not contain spaces");
+            if no_spaces && v.chars().any(char::is_whitespace) {
+                self.add(field, "entries must not contain spaces or other whitespace");
                 break;
             }
         }
@@ -300,7 +306,7 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
         v.name("subject", &r.subject, true);
         v.name("tenant", &r.tenant, false);
         v.list("audience", &r.audience, false);
-        v.list("roles", &r.roles, false);
+        v.list("roles", &r.roles, true);
         v.list("scopes", &r.scopes, true);
         v.max_len(
             "device_fingerprint",

@@ -258,8 +258,8 @@ pub(crate) fn session_claims(
 impl<S: Store> Authority<S> {
     /// Check a DPoP proof (RFC 9449) for the request `method url`, with
     /// `access_token` as its `ath` when there is one, and record its `jti`
-    /// in the store-wide replay set for twice the window: a second use, on
-    /// any replica, is `DPOP_PROOF_REPLAYED`.
+    /// in the store-wide replay set (see [`Self::proof_use`]): a second
+    /// use, on any replica, is `DPOP_PROOF_REPLAYED`.
     pub(crate) async fn check_dpop(
         &self,
         proof: &str,
@@ -268,7 +268,51 @@ impl<S: Store> Authority<S> {
         access_token: Option<&str>,
         now_ms: i64,
     ) -> Result<tessera_core::dpop::Proof, Error> {
-        let window = (self.policy.dpop_window + self.policy.leeway).as_secs() as i64;
+        let proof = self
+            .verify_dpop(proof, method, url, access_token, now_ms)
+            .await?;
+        let entry = self.proof_use(&proof);
+        let fresh = self
+            .store
+            .first_use(&entry.key, entry.expires_at_ms, now_ms)
+            .await?;
+        if !fresh {
+            return Err(Error::Token(TokenError::DpopProofReplayed));
+        }
+        Ok(proof)
+    }
+
+    /// The replay-set entry of `proof`: one key per (key, jti), hashed (any
+    /// bytes, no injection), kept until the proof stops being accepted
+    /// anyway — its `iat` plus the window and the leeway, and a second for
+    /// the clocks of replica and store (an entry that expired sooner let a
+    /// proof dated ahead be used twice).
+    pub(crate) fn proof_use(&self, proof: &tessera_core::dpop::Proof) -> crate::store::ProofUse {
+        crate::store::ProofUse {
+            key: tokens::sha256_b64(format!("{}\0{}", proof.jkt, proof.jti).as_bytes()),
+            expires_at_ms: (proof.iat + self.dpop_max_age() + 1) * 1000,
+        }
+    }
+
+    /// How far a proof's `iat` may be from now, seconds: the window plus
+    /// the leeway.
+    fn dpop_max_age(&self) -> i64 {
+        (self.policy.dpop_window + self.policy.leeway).as_secs() as i64
+    }
+
+    /// Check a DPoP proof (signature, method, URL, `ath`, age, nonce)
+    /// without recording it: the caller records it where it knows the proof
+    /// is worth an entry (a refresh: in the rotation, once the session is
+    /// known to be bound to the proof's key).
+    pub(crate) async fn verify_dpop(
+        &self,
+        proof: &str,
+        method: &str,
+        url: &str,
+        access_token: Option<&str>,
+        now_ms: i64,
+    ) -> Result<tessera_core::dpop::Proof, Error> {
+        let window = self.dpop_max_age();
         let proof = tessera_core::dpop::verify_proof(
             proof,
             &tessera_core::dpop::ProofRequest {
@@ -286,15 +330,6 @@ impl<S: Store> Authority<S> {
             {
                 return Err(Error::DpopNonce { nonce: current });
             }
-        }
-        // One key per (key, jti), hashed: any bytes, no injection.
-        let replay_key = tokens::sha256_b64(format!("{}\0{}", proof.jkt, proof.jti).as_bytes());
-        let fresh = self
-            .store
-            .first_use(&replay_key, now_ms + 2 * window * 1000, now_ms)
-            .await?;
-        if !fresh {
-            return Err(Error::Token(TokenError::DpopProofReplayed));
         }
         Ok(proof)
     }
@@ -424,9 +459,14 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let request = request.into_inner();
+        let (_, extensions, mut request) = request.into_parts();
+        // A certificate-bound session's refresh: the thumbprint the caller
+        // names, else that of the mTLS call's own certificate (as Verify).
+        if request.cert_thumbprint.is_empty() {
+            request.cert_thumbprint = peer_cert_thumbprint(&extensions).unwrap_or_default();
+        }
         let had_proof = !request.dpop_proof.is_empty();
-        let result = self.refresh_counted(request, &caller).await;
+        let result = self.refresh_counted(request, &caller, None).await;
         let refreshed = result.map_err(|e| failed("Refresh", e))?;
         Ok(self
             .with_dpop_nonce(had_proof, Response::new(refreshed.response))

@@ -22,17 +22,21 @@ pub(crate) struct Refreshed {
 impl<S: Store> Authority<S> {
     /// Refresh, counted in the refresh metrics by outcome (gRPC and the
     /// OAuth token endpoint both call this).
+    /// `client_id`: the one a public client named on the token endpoint
+    /// (a session issued to another client refuses it).
     pub(crate) async fn refresh_counted(
         &self,
         request: pb::RefreshRequest,
         caller: &str,
+        client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
-        let result = self.refresh(request, caller).await;
+        let result = self.refresh(request, caller, client_id).await;
         let outcome = match &result {
             Ok(r) => r.outcome,
             Err(Error::RefreshTokenReused) => "reused",
             Err(Error::RefreshTokenInvalid) => "invalid",
             Err(Error::Token(TokenError::FingerprintMismatch)) => "fingerprint_mismatch",
+            Err(Error::Token(TokenError::TokenBindingMismatch)) => "binding_mismatch",
             Err(Error::RateLimited { .. }) => "rate_limited",
             Err(_) => "error",
         };
@@ -42,7 +46,12 @@ impl<S: Store> Authority<S> {
     }
 
     #[instrument(level = "debug", skip_all, fields(session.id = tracing::field::Empty))]
-    async fn refresh(&self, request: pb::RefreshRequest, caller: &str) -> Result<Refreshed, Error> {
+    async fn refresh(
+        &self,
+        request: pb::RefreshRequest,
+        caller: &str,
+        client_id: Option<&str>,
+    ) -> Result<Refreshed, Error> {
         let mut v = Violations::default();
         if request.refresh_token.is_empty() {
             v.add("refresh_token", "must not be empty");
@@ -55,6 +64,7 @@ impl<S: Store> Authority<S> {
         );
         let client = v.client(request.ip_address, request.user_agent);
         v.dpop(&request.dpop_proof, &request.http_method, &request.http_url);
+        v.thumbprint("cert_thumbprint", &request.cert_thumbprint);
         v.finish()?;
         let presented =
             RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
@@ -62,12 +72,14 @@ impl<S: Store> Authority<S> {
 
         let now_ms = crate::clock::now_ms();
         // A proof by the session's key (RFC 9449 §5): checked here, its key
-        // compared with the session's binding in the rotation itself.
-        let dpop_jkt = if request.dpop_proof.is_empty() {
-            None
+        // compared with the session's binding in the rotation itself, which
+        // also records the proof in the replay set (issue #32: recording it
+        // before the session was known let anyone grow the set).
+        let (dpop_jkt, dpop_replay) = if request.dpop_proof.is_empty() {
+            (None, None)
         } else {
             let proof = self
-                .check_dpop(
+                .verify_dpop(
                     &request.dpop_proof,
                     &request.http_method,
                     &request.http_url,
@@ -75,7 +87,8 @@ impl<S: Store> Authority<S> {
                     now_ms,
                 )
                 .await?;
-            Some(proof.jkt)
+            let entry = self.proof_use(&proof);
+            (Some(proof.jkt), Some(entry))
         };
         let successor = RefreshToken::new(&presented.sid);
         let feed = self.policy.feed();
@@ -92,6 +105,12 @@ impl<S: Store> Authority<S> {
             keep_until_ms: now_ms + feed.access_horizon_ms,
             client,
             dpop_jkt,
+            // RFC 8705: a certificate-bound session rotates only for its
+            // certificate, compared in the rotation itself (as the DPoP key).
+            cert_thumbprint: (!request.cert_thumbprint.is_empty())
+                .then(|| request.cert_thumbprint.clone()),
+            client_id: client_id.filter(|c| !c.is_empty()).map(str::to_owned),
+            dpop_replay,
         };
         let outcome = self.store.rotate(&rotate).await?;
         let event = audit::Event {
@@ -129,6 +148,9 @@ impl<S: Store> Authority<S> {
             RotateOutcome::BindingMismatch => {
                 audit::emit(audit::Kind::BindingMismatch, "refused", &event);
                 return Err(Error::Token(TokenError::TokenBindingMismatch));
+            }
+            RotateOutcome::ProofReplayed => {
+                return Err(Error::Token(TokenError::DpopProofReplayed));
             }
             RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
             RotateOutcome::RateLimited { retry_after_ms } => {

@@ -124,12 +124,28 @@ pub struct SessionView {
     pub client: ClientInfo,
 }
 
-/// One page of a subject's live sessions, in session-id order.
+/// One page of a subject's live sessions, newest first (creation, then
+/// session id, descending).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SessionPage {
     pub sessions: Vec<SessionView>,
-    /// The session id to continue after; "" on the last page.
+    /// The position to continue after ([`page_position`]); "" on the last page.
     pub next: String,
+}
+
+/// A position in a subject's sessions as pages hand it on:
+/// `<created ms>-<session id>` (list.lua writes the same).
+pub fn page_position(created_ms: i64, sid: &str) -> String {
+    format!("{created_ms}-{sid}")
+}
+
+/// The (created ms, session id) of a [`page_position`]; `None` for anything else.
+pub fn parse_page_position(position: &str) -> Option<(i64, &str)> {
+    let (created, sid) = position.split_once('-')?;
+    if created.is_empty() || !created.bytes().all(|b| b.is_ascii_digit()) || sid.is_empty() {
+        return None;
+    }
+    Some((created.parse().ok()?, sid))
 }
 
 /// What Issue writes.
@@ -184,6 +200,29 @@ pub struct RotateRequest {
     /// The thumbprint of the DPoP key whose proof came with the refresh; a
     /// DPoP-bound session rotates only for its key.
     pub dpop_jkt: Option<String>,
+    /// The `x5t#S256` of the client certificate the refresh came with
+    /// (RFC 8705); a certificate-bound session rotates only for its
+    /// certificate.
+    pub cert_thumbprint: Option<String>,
+    /// The `client_id` a public client named on the token endpoint: a
+    /// session issued to another client rotates for it no more than for a
+    /// foreign key (`BindingMismatch`). `None`, or a session without a
+    /// client id: not compared.
+    pub client_id: Option<String>,
+    /// The proof's replay-set entry, recorded by the rotation itself and
+    /// only once the session is known, usable and bound to that key (issue
+    /// #32: a made-up refresh token with a fresh proof wrote an entry each).
+    pub dpop_replay: Option<ProofUse>,
+}
+
+/// One DPoP proof's entry in the replay set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProofUse {
+    /// The entry's name (a hash of the proof's key thumbprint and `jti`).
+    pub key: String,
+    /// When the proof stops being accepted anyway (Unix ms): its `iat` plus
+    /// the window and the leeway, plus a second.
+    pub expires_at_ms: i64,
 }
 
 /// Session state returned by a rotation.
@@ -214,6 +253,9 @@ pub enum RotateOutcome {
     /// The session is bound to a DPoP key and the refresh came without a
     /// proof of it; nothing changed (not a reuse).
     BindingMismatch,
+    /// The DPoP proof that came with the refresh was used before; nothing
+    /// changed.
+    ProofReplayed,
     /// The subject's refresh budget is spent; nothing changed.
     RateLimited { retry_after_ms: i64 },
 }
@@ -392,9 +434,11 @@ pub trait Store: Send + Sync + 'static {
         s: &NewSession,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send;
 
-    /// Up to `limit` live sessions of the subject whose id sorts after
-    /// `after` ("" = from the first), in session-id order. Reads the
-    /// subject's index only, never the keyspace.
+    /// Up to `limit` live sessions of the subject after position `after`
+    /// ("" = from the newest), newest first. Reads at most `2 × limit + 32`
+    /// entries of the subject's creation index, never the keyspace, so a
+    /// page costs the same whatever the subject holds; behind many dead
+    /// entries a page may come back short, with a `next` position.
     fn list_sessions(
         &self,
         subject_key: &str,

@@ -2,9 +2,11 @@
 //! partition's prefix `tessera:{<tag>}:` (see [`super::partition`]: one hash
 //! tag per partition, so every script's keys sit in one Cluster slot)
 //! followed by these names; the memory store keys its maps by the same
-//! names. The Lua scripts build four of them from the prefix and a
-//! session's subject key (`ru:`, `ss:`, `sl:`, `rl:refresh:` in
-//! `common.lua`, `rotate.lua`, `renew.lua`): keep those in step with this file.
+//! names. The Lua scripts build some of them from the prefix and a
+//! session's subject key or id (`s:`, `rs:`, `ru:`, `ss:`, `sc:`, `sm:` (the
+//! creation index's upgrade mark), `sl:`, `rl:refresh:` in `common.lua`,
+//! `create.lua`, `list.lua`, `revoke.lua`, `rotate.lua`, `renew.lua`): keep
+//! those in step with this file.
 
 /// The deployment's layout (a hash: `partitions`, `deployment`), written by
 /// the first replica to start and checked by every other one. A key of its
@@ -47,6 +49,13 @@ pub fn subject_cutoff(subject_key: &str) -> String {
 /// A subject's session index (sessions scored by how long they are kept).
 pub fn subject_index(subject_key: &str) -> String {
     format!("ss:{subject_key}")
+}
+
+/// A subject's creation index: the same sessions as [`subject_index`],
+/// scored by their creation (ms), for pages, the cap's oldest and
+/// log-out-others' batches in time proportional to their size.
+pub fn creation_index(subject_key: &str) -> String {
+    format!("sc:{subject_key}")
 }
 
 /// The successor of a session sealed for the grace window.
@@ -305,9 +314,15 @@ pub fn create_call(
             s.feed.retention_ms.to_string(),
             s.feed.access_horizon_ms.to_string(),
             s.data.dpop_jkt.clone().unwrap_or_default(),
+            CAP_EVICTIONS_PER_ISSUE.to_string(),
         ],
     })
 }
+
+/// Sessions one Issue evicts at most under `--session-cap-policy
+/// evict-oldest` (create.lua): a subject far over the cap (after the cap
+/// was lowered) comes down over a few Issues, each a short script.
+pub const CAP_EVICTIONS_PER_ISSUE: usize = 16;
 
 /// `list.lua`.
 pub fn list_call(
@@ -318,7 +333,7 @@ pub fn list_call(
     prefix: &str,
 ) -> ScriptCall {
     ScriptCall {
-        keys: vec![redis_key(prefix, &subject_index(subject_key))],
+        keys: vec![redis_key(prefix, &creation_index(subject_key))],
         args: vec![
             prefix.to_owned(),
             now_ms.to_string(),
@@ -356,6 +371,16 @@ pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
             r.client.ip_address.clone(),
             r.client.user_agent.clone(),
             r.dpop_jkt.clone().unwrap_or_default(),
+            r.dpop_replay
+                .as_ref()
+                .map(|p| redis_key(prefix, &dpop_proof(&p.key)))
+                .unwrap_or_default(),
+            r.dpop_replay
+                .as_ref()
+                .map_or(0, |p| p.expires_at_ms)
+                .to_string(),
+            r.cert_thumbprint.clone().unwrap_or_default(),
+            r.client_id.clone().unwrap_or_default(),
         ],
     }
 }
@@ -446,6 +471,7 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
         }
         RevokeTarget::Subject { tenant, subject } => {
             let skey = super::subject_key(tenant, subject);
+            subject_key = skey.clone();
             (
                 RevocationKind::Subject,
                 redis_key(&subject_cutoff(&skey)),
@@ -482,6 +508,13 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
             String::new(),
             prefix.to_owned(),
             subject_key,
+            // 'x': sessions created up to the request's start, a batch at a time.
+            now.to_string(),
+            LOG_OUT_OTHERS_BATCH.to_string(),
         ],
     })
 }
+
+/// Sessions one call of log-out-others revokes at most (revoke.lua 'x'):
+/// well under a millisecond of Redis time; the store calls again until done.
+pub const LOG_OUT_OTHERS_BATCH: usize = 20;

@@ -355,3 +355,110 @@ async fn sessions_are_listed_and_the_others_logged_out_from_the_cli() {
     ]);
     assert!(!ok);
 }
+
+/// The client subcommands against an mTLS server whose callers present an
+/// API key: `--ca`, `--cert`, `--key` and `--api-key`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_subcommands_speak_tls_mtls_and_api_keys() {
+    use crate::tls::{write, Pki};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::new();
+    let (cert, key) = pki.leaf("localhost", &["localhost"], &[]);
+    let (client_cert, client_key) = pki.leaf("ops", &[], &[]);
+    let env = Env::new(Backend::Memory).await;
+    let callers = callers_flag(&dir, &[("ops", "ops-secret-key", &["Issue", "Verify"])]);
+    // Health is probed over plaintext by the harness: spawn without waiting.
+    let server = Server::spawn(&env.flags(&[
+        &format!("--tls-cert={}", write(&dir, "c.pem", &cert)),
+        &format!("--tls-key={}", write(&dir, "k.pem", &key)),
+        &format!("--tls-client-ca={}", write(&dir, "ca.pem", &pki.ca_pem)),
+        &callers,
+    ]))
+    .await;
+    let addr = format!("https://{}", server.addr);
+    let ca = dir.path().join("ca.pem").display().to_string();
+    let cc = write(&dir, "client.pem", &client_cert);
+    let ck = write(&dir, "client.key", &client_key);
+    let tls: Vec<&str> = vec!["--addr", &addr, "--ca", &ca, "--cert", &cc, "--key", &ck];
+    let with = |extra: &[&str]| {
+        let mut args = vec!["issue", "--subject", "alice"];
+        args.extend(&tls);
+        args.extend(extra);
+        tessera(&args)
+    };
+    let (ok, pair, text) = with(&["--api-key", "ops-secret-key"]);
+    assert!(ok, "{text}");
+    let token = pair["access_token"].as_str().unwrap().to_owned();
+    let mut verify = vec!["verify", &token];
+    verify.extend(&tls);
+    verify.extend(["--api-key", "ops-secret-key"]);
+    let (ok, claims, text) = tessera(&verify);
+    assert!(ok, "{text}");
+    assert_eq!(claims["claims"]["subject"], "alice", "{text}");
+    // Without the API key: the caller is unknown.
+    let (ok, _, text) = with(&[]);
+    assert!(!ok && text.contains("UNAUTHENTICATED"), "{text}");
+    // Without the client certificate: the handshake fails.
+    let (ok, _, text) = tessera(&[
+        "issue",
+        "--subject",
+        "alice",
+        "--addr",
+        &addr,
+        "--ca",
+        &ca,
+        "--api-key",
+        "ops-secret-key",
+    ]);
+    assert!(!ok, "{text}");
+    // TLS flags with a plaintext address are refused, not ignored.
+    let plain = format!("http://{}", server.addr);
+    let (ok, _, text) = tessera(&["issue", "--subject", "a", "--addr", &plain, "--ca", &ca]);
+    assert!(!ok && text.contains("https://"), "{text}");
+    server.stop().await.unwrap();
+}
+
+/// `--verify-key` reads `TESSERA_VERIFY_KEY`, like every other flag, and
+/// still its old name `TESSERA_VERIFY_KEYS` (deprecated). A missing file
+/// shows that the variable was read: the server refuses to start on it.
+#[test]
+fn verify_key_reads_tessera_verify_key_and_its_old_name() {
+    let key = TestKey::new();
+    for var in ["TESSERA_VERIFY_KEY", "TESSERA_VERIFY_KEYS"] {
+        let missing = format!("/nonexistent/{var}.pem");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .args([
+                "serve",
+                "--listen=127.0.0.1:0",
+                "--admin-listen=127.0.0.1:0",
+                &format!("--signing-key={}", key.path.display()),
+            ])
+            .env(var, &missing)
+            .env_remove(if var.ends_with('S') {
+                "TESSERA_VERIFY_KEY"
+            } else {
+                "TESSERA_VERIFY_KEYS"
+            })
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // A server that started anyway is killed rather than waited for.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{var}: {text}");
+        assert!(text.contains(&missing), "{var}: {text}");
+    }
+}

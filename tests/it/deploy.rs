@@ -35,7 +35,20 @@ fn deployment_probes_ports_and_security() {
         c["readinessProbe"]["grpc"]["service"],
         "tessera.v1.TokenAuthority"
     );
-    assert_eq!(c["livenessProbe"]["grpc"]["port"], 50051);
+    assert!(
+        c["readinessProbe"]["failureThreshold"].as_i64().unwrap() >= 2,
+        "readiness rides out one missed ping"
+    );
+    // Liveness (and startup) ask `liveness`, which stays SERVING through a
+    // Redis outage; `""` or the service would restart the fleet.
+    for probe in ["livenessProbe", "startupProbe"] {
+        assert_eq!(c[probe]["grpc"]["port"], 50051, "{probe}");
+        assert_eq!(
+            c[probe]["grpc"]["service"],
+            tessera::LIVENESS_SERVICE,
+            "{probe}"
+        );
+    }
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
@@ -131,6 +144,19 @@ fn dashboard_uses_only_metrics_we_export() {
         tessera::telemetry::CACHE_ENTRIES,
         tessera::telemetry::FEED_IN_SYNC,
         tessera::telemetry::FINGERPRINT_MISMATCHES,
+        tessera::telemetry::FEED_PARTITION_LAG,
+        tessera::telemetry::CLOCK_OFFSET,
+        tessera::telemetry::INTROSPECTIONS,
+        tessera::telemetry::HTTP_REQUESTS,
+        tessera::telemetry::HTTP_DURATION,
+        tessera::telemetry::VERIFY_CACHE_HITS,
+        tessera::telemetry::VERIFY_CACHE_MISSES,
+        tessera::telemetry::VERIFY_CACHE_EVICTIONS,
+        tessera::telemetry::VERIFY_CACHE_CLEARS,
+        tessera::telemetry::VERIFY_CACHE_ENTRIES,
+        tessera::telemetry::VERIFY_CACHE_BYTES,
+        tessera::telemetry::BUILD_INFO,
+        tessera::limits::OPEN_CONNECTIONS,
     ];
     let mut count = 0;
     for panel in dash["panels"].as_array().unwrap() {

@@ -476,3 +476,61 @@ async fn server_nonces_are_required_and_shared_by_the_replicas() {
         "DPOP_PROOF_INVALID",
     );
 }
+
+/// Issue #32, defect 4: 500 refreshes of made-up refresh tokens, each with
+/// a fresh self-signed proof, all answered REFRESH_TOKEN_INVALID, leave
+/// Redis's key count flat (before, each wrote a replay entry of ~167 B
+/// before the session was known). A bound session still refuses a proof
+/// used twice, and takes a fresh one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_refreshes_with_fresh_proofs_write_nothing() {
+    let env = Env::new(Backend::Redis).await;
+    let server = env.server(&["--refresh-rate=off"]).await;
+    let mut c = server.client().await;
+    let key = ClientKey::new(KeyAlg::Es256);
+    let pair = bound_pair(&mut c, &key, "flood-owner").await;
+    let redis = env.redis.as_ref().unwrap();
+    let dbsize = || async {
+        let reply = redis.command("DBSIZE").await;
+        reply.trim().trim_start_matches(':').parse::<u64>().unwrap()
+    };
+    let before = dbsize().await;
+    let sid = &pair.refresh_token[..22];
+    let attacker = ClientKey::new(KeyAlg::Es256);
+    for i in 0..500 {
+        // A real session's id with a wrong secret, and ids of no session.
+        let made_up = if i % 2 == 0 {
+            format!("{sid}.{}", "A".repeat(43))
+        } else {
+            format!(
+                "{}.{}",
+                tessera::service::random_b64::<16>(),
+                "B".repeat(43)
+            )
+        };
+        let proof = attacker.proof("POST", "https://auth.example.com/token", None);
+        let refused = c.refresh(refresh_with(&made_up, &proof)).await.unwrap_err();
+        assert_eq!(reason(&refused), "REFRESH_TOKEN_INVALID", "{i}");
+    }
+    // Flat: nothing added (budget keys of the session's own calls may expire).
+    let after = dbsize().await;
+    assert!(after <= before, "the flood wrote keys: {before} -> {after}");
+
+    // The session's own proofs: recorded by the rotation, once.
+    let proof = key.proof("POST", "https://auth.example.com/token", None);
+    let next = c
+        .refresh(refresh_with(&pair.refresh_token, &proof))
+        .await
+        .expect("a fresh proof rotates")
+        .into_inner()
+        .tokens
+        .unwrap();
+    expect_reason(
+        c.refresh(refresh_with(&next.refresh_token, &proof)).await,
+        "DPOP_PROOF_REPLAYED",
+    );
+    let fresh = key.proof("POST", "https://auth.example.com/token", None);
+    c.refresh(refresh_with(&next.refresh_token, &fresh))
+        .await
+        .expect("the replay changed nothing: a fresh proof rotates");
+}

@@ -16,7 +16,7 @@ use crate::tls::{write, Pki};
 use tessera::pb;
 
 /// `application/x-www-form-urlencoded` of `pairs`.
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let enc = |s: &str| {
         s.bytes()
             .map(|b| match b {
@@ -34,22 +34,22 @@ fn form(pairs: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
+pub(crate) const FORM: (&str, &str) = ("Content-Type", "application/x-www-form-urlencoded");
 
 /// An answer: status, head, body.
-struct Answer {
-    status: u16,
-    head: String,
-    body: String,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) head: String,
+    pub(crate) body: String,
 }
 
 impl Answer {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
     }
 
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.head.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.trim()
@@ -59,7 +59,12 @@ impl Answer {
     }
 }
 
-async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+pub(crate) async fn post(
+    addr: SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Answer {
     send(addr, "POST", path, headers, body.as_bytes()).await
 }
 
@@ -74,7 +79,7 @@ async fn send(
     Answer { status, head, body }
 }
 
-fn basic(name: &str, key: &str) -> String {
+pub(crate) fn basic(name: &str, key: &str) -> String {
     format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{name}:{key}"))
@@ -99,7 +104,11 @@ async fn setup(env: &Env, extra: &[&str]) -> Setup {
             ("login", "login-key", &["Issue", "Refresh", "ListSessions"]),
         ],
     );
-    let mut flags = vec!["--http-listen=127.0.0.1:0", callers.as_str()];
+    let mut flags = vec![
+        "--http-listen=127.0.0.1:0",
+        "--http-token-endpoint",
+        callers.as_str(),
+    ];
     flags.extend_from_slice(extra);
     let server = env.server(&flags).await;
     let http = server.http.expect("an OAuth port");
@@ -647,6 +656,7 @@ async fn discovery_names_the_issuer_and_the_endpoints() {
         "--issuer=https://auth.example.com".to_owned(),
         format!("--signing-key={}", env.key.path.display()),
         "--http-listen=127.0.0.1:0".to_owned(),
+        "--http-token-endpoint".to_owned(),
     ])
     .await;
     let http = server.http.unwrap();
@@ -696,6 +706,7 @@ async fn discovery_names_the_issuer_and_the_endpoints() {
         "--issuer=https://auth.example.com".to_owned(),
         "--public-url=https://edge.example.com/tessera/".to_owned(),
         "--http-listen=127.0.0.1:0".to_owned(),
+        "--http-token-endpoint".to_owned(),
     ])
     .await;
     let (_, body) = http_get(
@@ -769,6 +780,7 @@ async fn oauth_library_by_discovery_over_https() {
     let server = Server::spawn(&env.flags(&[
         &format!("--issuer={issuer}"),
         &format!("--http-listen=127.0.0.1:{port}"),
+        "--http-token-endpoint",
         &format!("--tls-cert={}", write(&dir, "cert.pem", &cert)),
         &format!("--tls-key={}", write(&dir, "key.pem", &key)),
         &format!("--tls-client-ca={ca}"),
@@ -827,7 +839,7 @@ async fn oauth_library_by_discovery_over_https() {
 
 /// One HTTPS POST of a form, trusting `ca_pem`, with an optional client
 /// certificate: the raw answer.
-async fn https_post(
+pub(crate) async fn https_post(
     addr: SocketAddr,
     ca_pem: &str,
     identity: Option<(&str, &str)>,

@@ -14,6 +14,11 @@ async fn admin_endpoints_and_readiness_follow_the_store() {
     let server = env.server(&[]).await;
     let mut c = server.client().await;
     assert_eq!(server.admin_get("/healthz").await.0, 200);
+    assert_eq!(server.admin_get("/livez").await.0, 200);
+    assert_eq!(
+        server.health_of(tessera::LIVENESS_SERVICE).await,
+        Some(ServingStatus::Serving)
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (status, body) = server.admin_get("/readyz").await;
@@ -59,6 +64,20 @@ async fn admin_endpoints_and_readiness_follow_the_store() {
         200,
         "alive while the store is down"
     );
+    // Liveness stays SERVING while readiness (`""` too) is NOT_SERVING: a
+    // liveness probe never restarts a replica for a Redis outage. Checked
+    // over longer than several health ticks.
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        assert_eq!(server.health_of("").await, Some(ServingStatus::NotServing));
+        assert_eq!(
+            server.health_of(tessera::LIVENESS_SERVICE).await,
+            Some(ServingStatus::Serving),
+            "liveness follows the process, not the store"
+        );
+        assert_eq!(server.admin_get("/livez").await.0, 200);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // Restarted: healthy again within 2 s, no restart of Tessera.
     env.redis.as_mut().unwrap().restart().await;
@@ -123,6 +142,19 @@ async fn metrics_count_a_scripted_flow() {
             .unwrap_or_else(|| panic!("{name} {labels:?} missing:\n{text}"))
     };
     assert_eq!(m("tessera_tokens_issued_total", &[]), 2.0);
+    // The build, as alerts and the dashboard read it.
+    let commit = tessera::telemetry::BUILD_COMMIT;
+    assert!(
+        commit == "unknown" || (commit.len() >= 7 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+        "{commit}"
+    );
+    assert_eq!(
+        m(
+            tessera::telemetry::BUILD_INFO,
+            &[("version", env!("CARGO_PKG_VERSION")), ("commit", commit)]
+        ),
+        1.0
+    );
     assert_eq!(m("tessera_refresh_total", &[("outcome", "rotated")]), 1.0);
     assert_eq!(
         m("tessera_refresh_total", &[("outcome", "grace_replay")]),
@@ -270,4 +302,34 @@ async fn sigterm_drains_in_flight_calls_and_ends_streams() {
     }
     let status = process.wait_exit(Duration::from_secs(20)).await;
     assert!(status.success(), "exit {status:?}\n{}", process.log_text());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_goes_not_serving_only_at_the_shutdown_drain() {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let env = Env::new(Backend::Memory).await;
+    let server = env.server(&[]).await;
+    let channel = tonic::transport::Channel::from_shared(server.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut watch = HealthClient::new(channel)
+        .watch(HealthCheckRequest {
+            service: tessera::LIVENESS_SERVICE.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    assert_eq!(first.status, ServingStatus::Serving as i32);
+    let stopping = tokio::spawn(server.stop());
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.message())
+        .await
+        .expect("a status at the drain")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    drop(watch);
+    stopping.await.unwrap().unwrap();
 }

@@ -64,7 +64,7 @@ async fn soak() {
                         *wld.errors.entry(reason(&s)).or_default() += 1;
                     }
                 };
-                if mine.len() < 20 || n % 10 == 0 {
+                if mine.len() < 20 || n.is_multiple_of(10) {
                     match c
                         .issue(issue_request(&format!("soak-{w}-{}", n % 50)))
                         .await
@@ -84,7 +84,7 @@ async fn soak() {
                     continue;
                 }
                 let i = (n as usize) % mine.len();
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     let (sid, token, _) = mine[i].clone();
                     if !world.lock().unwrap().live.contains_key(&sid) {
                         mine.swap_remove(i);
@@ -141,12 +141,12 @@ async fn soak() {
         if tick == 3 {
             samples.push(pids.map(rss_kib)); // after warm-up
         }
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             redis.kill();
             redis.restart().await;
             restarts += 1;
         }
-        if tick % 2 == 0 {
+        if tick.is_multiple_of(2) {
             // Burst: revoke a handful of live sessions.
             let victims: Vec<(String, String)> = world
                 .lock()

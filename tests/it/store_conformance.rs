@@ -22,7 +22,7 @@ static SIDS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashMap<Stri
 
 /// The session id of the session labelled `label` (the label itself for a
 /// session never created: an id that names no partition).
-fn sid(label: &str) -> String {
+pub(crate) fn sid(label: &str) -> String {
     SIDS.lock()
         .unwrap()
         .get(label)
@@ -36,17 +36,17 @@ fn key_prefix(label: &str) -> String {
     parts.sid_prefix(&sid(label)).unwrap().to_owned()
 }
 
-const FEED: FeedPolicy = FeedPolicy {
+pub(crate) const FEED: FeedPolicy = FeedPolicy {
     retention_ms: 60_000,
     access_horizon_ms: 30_000,
     subject_horizon_ms: 3_600_000,
 };
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     tessera::clock::now_ms()
 }
 
-fn session(label: &str, subject: &str, now: i64) -> NewSession {
+pub(crate) fn session(label: &str, subject: &str, now: i64) -> NewSession {
     let parts = partitions();
     let full = parts.sid_in(parts.of_subject(&subject_key("acme", subject)), label);
     let known = SIDS.lock().unwrap().insert(label.into(), full.clone());
@@ -100,16 +100,19 @@ fn rotate(sid: &str, presented: &str, new: &str, now: i64, grace_ms: i64) -> Rot
         keep_until_ms: now + FEED.access_horizon_ms,
         client: ClientInfo::default(),
         dpop_jkt: None,
+        cert_thumbprint: None,
+        client_id: None,
+        dpop_replay: None,
     }
 }
 
 /// A store and whatever keeps it alive.
-enum Fixture {
+pub(crate) enum Fixture {
     Memory(Arc<MemoryStore>),
     Redis(Arc<RedisStore>, RedisServer),
 }
 
-async fn fixture(backend: Backend) -> Fixture {
+pub(crate) async fn fixture(backend: Backend) -> Fixture {
     match backend {
         Backend::Memory => Fixture::Memory(Arc::new(MemoryStore::new())),
         Backend::Redis => {
@@ -800,8 +803,13 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
         .filter(|i| *i != 7)
         .map(|i| sid(&format!("c{i:05}")))
         .collect();
+    // All created in the same millisecond: newest first means by id, descending.
     want.sort();
-    assert_eq!(listed, want, "every live session once, in session-id order");
+    want.reverse();
+    assert_eq!(
+        listed, want,
+        "every live session once, newest first (creation, then id, descending)"
+    );
 }
 
 /// Revoking every session of a subject one by one leaves nothing for a

@@ -39,6 +39,8 @@ struct Known {
     subject: String,
     fingerprint: Option<String>,
     dpop: Option<String>,
+    cert: Option<String>,
+    client_id: String,
     hashes: Vec<String>,
     jtis: Vec<String>,
 }
@@ -58,6 +60,7 @@ fn rotate_answer(o: RotateOutcome) -> String {
         RotateOutcome::Invalid => "invalid".into(),
         RotateOutcome::FingerprintMismatch => "fingerprint".into(),
         RotateOutcome::BindingMismatch => "binding".into(),
+        RotateOutcome::ProofReplayed => "replayed".into(),
         RotateOutcome::RateLimited { .. } => "limited".into(),
     }
 }
@@ -86,6 +89,13 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                 );
                 let fingerprint = rng.gen_bool(0.3).then(|| "fp".to_owned());
                 let dpop = rng.gen_bool(0.2).then(|| format!("jkt-{sid}"));
+                let cert = (step % 5 == 0).then(|| format!("x5t-{step}"));
+                // Sometimes issued to a client (with a quote: JSON-escaped).
+                let client_id = match step % 3 {
+                    0 => String::new(),
+                    1 => "web \"app\"".to_owned(),
+                    _ => "mobile".to_owned(),
+                };
                 let hash = format!("h-{sid}-0");
                 let refresh_exp_ms = now + IDLE_MS;
                 let new = NewSession {
@@ -103,8 +113,8 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                         created_ms: now,
                         absolute_exp_ms: now + ABSOLUTE_MS,
                         device_name: format!("device {step}"),
-                        client_id: String::new(),
-                        cert_thumbprint: (step % 5 == 0).then(|| format!("x5t-{step}")),
+                        client_id: client_id.clone(),
+                        cert_thumbprint: cert.clone(),
                         dpop_jkt: dpop.clone(),
                     },
                     refresh_hash: hash.clone(),
@@ -144,6 +154,8 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                     subject,
                     fingerprint,
                     dpop,
+                    cert,
+                    client_id,
                     hashes: vec![hash],
                     jtis: vec![format!("j{seed}-{step}")],
                 });
@@ -184,6 +196,23 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                         Some(_) => None,
                         None => rng.gen_bool(0.1).then(|| "stray".to_owned()),
                     },
+                    cert_thumbprint: match &s.cert {
+                        Some(x) if rng.gen_bool(0.7) => Some(x.clone()),
+                        Some(_) if rng.gen_bool(0.5) => Some("x5t-other".to_owned()),
+                        Some(_) => None,
+                        None => rng.gen_bool(0.1).then(|| "x5t-stray".to_owned()),
+                    },
+                    client_id: match rng.gen_range(0..4) {
+                        0 => Some(s.client_id.clone()),
+                        1 => Some("another client".to_owned()),
+                        _ => None,
+                    },
+                    // Sometimes a proof, sometimes one this session saw before
+                    // (the replay set is per partition in Redis: per session here).
+                    dpop_replay: rng.gen_bool(0.5).then(|| ProofUse {
+                        key: format!("proof-{}-{}", s.sid, rng.gen_range(0..4)),
+                        expires_at_ms: now + 60_000,
+                    }),
                 };
                 let a = rotate_answer(memory.rotate(&request).await.unwrap());
                 let b = rotate_answer(redis.rotate(&request).await.unwrap());

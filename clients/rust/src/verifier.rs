@@ -286,18 +286,29 @@ impl LocalVerifier {
     }
 }
 
-fn to_event(e: &pb::RevocationEvent) -> Option<RevocationEvent> {
+/// What one message of the feed is.
+enum FeedItem {
+    Event(RevocationEvent),
+    /// The caught-up marker (kind unspecified).
+    CaughtUp,
+    /// A kind this version does not know (a newer server's): skipped, and
+    /// never taken for the caught-up marker (which would claim sync early).
+    Unknown,
+}
+
+fn to_event(e: &pb::RevocationEvent) -> FeedItem {
     let ms = |t: &Option<prost_types::Timestamp>| {
         t.as_ref()
             .map_or(0, |t| t.seconds * 1000 + i64::from(t.nanos) / 1_000_000)
     };
-    let kind = match pb::RevocationKind::try_from(e.kind).ok()? {
-        pb::RevocationKind::Token => RevocationKind::Token,
-        pb::RevocationKind::Session => RevocationKind::Session,
-        pb::RevocationKind::Subject => RevocationKind::Subject,
-        pb::RevocationKind::Unspecified => return None,
+    let kind = match pb::RevocationKind::try_from(e.kind) {
+        Ok(pb::RevocationKind::Token) => RevocationKind::Token,
+        Ok(pb::RevocationKind::Session) => RevocationKind::Session,
+        Ok(pb::RevocationKind::Subject) => RevocationKind::Subject,
+        Ok(pb::RevocationKind::Unspecified) => return FeedItem::CaughtUp,
+        Err(_) => return FeedItem::Unknown,
     };
-    Some(RevocationEvent {
+    FeedItem::Event(RevocationEvent {
         cursor: e.cursor.clone(),
         // The composite cursor covers every partition; the cache needs none.
         partition: 0,
@@ -312,10 +323,17 @@ fn to_event(e: &pb::RevocationEvent) -> Option<RevocationEvent> {
     })
 }
 
+/// Reconnecting to the feed: exponential backoff with full jitter
+/// (`tessera_core::backoff`), from under 200 ms up to 10 s between tries,
+/// so a fleet of verifiers does not hammer a server that is coming back.
+const RETRY_BASE: Duration = Duration::from_millis(200);
+const RETRY_CAP: Duration = Duration::from_secs(10);
+
 /// Follow the feed forever: snapshot first, then live; on a break, mark the
 /// cache out of sync and resume from the last cursor.
 async fn follow(state: Arc<VerifierState>) {
     let mut expire = tokio::time::interval(Duration::from_secs(1));
+    let mut backoff = tessera_core::backoff::Backoff::new(RETRY_BASE, RETRY_CAP);
     loop {
         let cursor = state
             .cursor
@@ -328,24 +346,29 @@ async fn follow(state: Arc<VerifierState>) {
             mark_caught_up: true,
         };
         match state.client.watch(request).await {
-            Ok(mut stream) => {
-                loop {
-                    tokio::select! {
-                        msg = stream.message() => match msg {
-                            Ok(Some(ev)) => match to_event(&ev) {
-                                None => state.feed.set_in_sync(true), // caught up
-                                Some(event) => {
+            Ok(mut stream) => loop {
+                tokio::select! {
+                    msg = stream.message() => match msg {
+                        Ok(Some(ev)) => {
+                            // The server answers: the next break retries from the base delay.
+                            backoff.reset();
+                            match to_event(&ev) {
+                                FeedItem::CaughtUp => state.feed.set_in_sync(true),
+                                FeedItem::Unknown => {
+                                    tracing::warn!(kind = ev.kind, "revocation event of an unknown kind skipped");
+                                }
+                                FeedItem::Event(event) => {
                                     state.feed.apply(std::slice::from_ref(&event));
                                     *state.last_event.lock().unwrap_or_else(|p| p.into_inner()) = Some((event.revoked_at_ms, Instant::now()));
                                     *state.cursor.lock().unwrap_or_else(|p| p.into_inner()) = event.cursor;
                                 }
-                            },
-                            Ok(None) | Err(_) => break,
-                        },
-                        _ = expire.tick() => state.feed.expire(unix_now_ms()),
-                    }
+                            }
+                        }
+                        Ok(None) | Err(_) => break,
+                    },
+                    _ = expire.tick() => state.feed.expire(unix_now_ms()),
                 }
-            }
+            },
             Err(e) if reason(&e).as_deref() == Some(code::CURSOR_INVALID) => {
                 // Never trust a cursor the server does not know: start over
                 // from a snapshot of everything in force.
@@ -363,6 +386,31 @@ async fn follow(state: Arc<VerifierState>) {
         }
         // Out of sync until the resumed stream has caught up again.
         state.feed.set_in_sync(false);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kind from a newer server is skipped, never read as the caught-up
+    /// marker (which made the verifier claim sync before the snapshot was
+    /// in: the Node library's review found it).
+    #[test]
+    fn an_unknown_kind_is_not_the_caught_up_marker() {
+        let unknown = pb::RevocationEvent {
+            kind: 99,
+            ..Default::default()
+        };
+        assert!(matches!(to_event(&unknown), FeedItem::Unknown));
+        let marker = pb::RevocationEvent::default();
+        assert!(matches!(to_event(&marker), FeedItem::CaughtUp));
+        let session = pb::RevocationEvent {
+            kind: pb::RevocationKind::Session as i32,
+            session_id: "s".into(),
+            ..Default::default()
+        };
+        assert!(matches!(to_event(&session), FeedItem::Event(e) if e.session_id == "s"));
     }
 }

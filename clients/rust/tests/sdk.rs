@@ -473,3 +473,85 @@ async fn token_source_proves_its_dpop_key() {
 async fn issue_now(c: &TesseraClient) -> pb::TokenPair {
     c.issue(issue_req("plain")).await.unwrap()
 }
+
+/// The language-neutral vectors (`tessera_test_support::vectors`, which the
+/// Go, Node and Python suites read) say exactly what the server's `Verify`
+/// and this SDK's `LocalVerifier` do: every refusal's reason, and every
+/// valid token's claims.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_vectors_match_the_server_and_the_local_verifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let vectors = tessera_test_support::vectors::write(dir.path()).unwrap();
+    let server = Server::start(&[
+        format!("--issuer={}", vectors["issuer"].as_str().unwrap()),
+        format!(
+            "--signing-key={}",
+            dir.path().join("signing-key.pem").display()
+        ),
+    ])
+    .await;
+    let c = client(&server).await;
+    let verifier = LocalVerifier::start(
+        c.clone(),
+        VerifierOptions {
+            issuer: vectors["issuer"].as_str().unwrap().into(),
+            leeway: vectors["leeway"].as_i64().unwrap(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    let audience = vectors["audience"].as_str().unwrap();
+    let cases = vectors["cases"].as_array().unwrap();
+    assert!(cases.len() > 55, "{}", cases.len());
+    for case in cases {
+        let token = case["token"].as_str().unwrap();
+        let want = case["reason"].as_str().unwrap();
+        let name = case["name"].as_str().unwrap();
+        assert_eq!(
+            server_reason(&c, token, audience, "", &[]).await,
+            want,
+            "server: {name}"
+        );
+        assert_eq!(
+            local_reason(&verifier, token, audience, "", &[]).await,
+            want,
+            "local: {name}"
+        );
+    }
+    let valid = vectors["valid"].as_array().unwrap();
+    assert!(valid.len() >= 4);
+    for case in valid {
+        let token = case["token"].as_str().unwrap();
+        let want = &case["claims"];
+        let name = case["name"].as_str().unwrap();
+        let got = c
+            .verify(pb::VerifyRequest {
+                audience: case["audience"].as_str().unwrap().into(),
+                ..verify_req(token)
+            })
+            .await
+            .unwrap_or_else(|e| panic!("server refused {name}: {e:?}"))
+            .into_inner()
+            .claims
+            .expect("claims");
+        let got = serde_json::json!({
+            "subject": got.subject,
+            "tenant": got.tenant,
+            "session_id": got.session_id,
+            "token_id": got.token_id,
+            "roles": got.roles,
+            "scopes": got.scopes,
+            "expires_at": got.expires_at.map(|t| t.seconds),
+        });
+        assert_eq!(&got, want, "server: {name}");
+        let local = verifier
+            .verify(token, audience, "", &[])
+            .await
+            .unwrap_or_else(|e| panic!("local refused {name}: {e:?}"));
+        assert_eq!(local.sub, want["subject"], "local: {name}");
+        assert_eq!(local.exp, want["expires_at"], "local: {name}");
+        assert_eq!(local.jti, want["token_id"], "local: {name}");
+    }
+}

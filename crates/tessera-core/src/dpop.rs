@@ -77,23 +77,53 @@ pub fn jwk_thumbprint(jwk: &Value) -> Option<String> {
     Some(B64.encode(Sha256::digest(canonical.to_string().as_bytes())))
 }
 
-/// `url` without query and fragment, scheme and host lowercased (RFC 9449
-/// §4.3 step 9, RFC 3986 §6.2.2.1).
+/// `url` without query and fragment, normalised as RFC 9449 §4.3 step 9
+/// asks (RFC 3986 §6.2.2 and §6.2.3), by the `url` crate's WHATWG parser
+/// plus the percent-encoding rules it leaves out:
+/// - scheme and host lowercased, the default port of the scheme dropped
+///   (`https://h:443/x` is `https://h/x`, `http://h:80/` is `http://h/`),
+///   an empty path is `/`, dot segments removed;
+/// - percent-encoded unreserved characters decoded (`%7E` is `~`) and the
+///   hex digits of every other escape uppercased (`%2f` is `%2F`).
+///
+/// `None` for anything that is no absolute URL with a host.
 pub fn normalize_htu(url: &str) -> Option<String> {
-    let end = url.find(['?', '#']).unwrap_or(url.len());
-    let url = &url[..end];
-    let (scheme, rest) = url.split_once("://")?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if scheme.is_empty() || authority.is_empty() {
+    let mut parsed = url::Url::parse(url).ok()?;
+    if !parsed.has_host() || parsed.cannot_be_a_base() {
         return None;
     }
-    let path = if path.is_empty() { "/" } else { path };
-    Some(format!(
-        "{}://{}{}",
-        scheme.to_ascii_lowercase(),
-        authority.to_ascii_lowercase(),
-        path
-    ))
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let path = normalize_percent_encoding(parsed.path());
+    parsed.set_path(&path);
+    Some(parsed.to_string())
+}
+
+/// RFC 3986 §6.2.2.1 and §6.2.2.2 on an already-escaped path.
+fn normalize_percent_encoding(path: &str) -> String {
+    let unreserved = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~');
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(b) if unreserved(b) => out.push(b as char),
+            Some(_) => out.push_str(&path[i..i + 3].to_ascii_uppercase()),
+            None => {
+                // Not an escape: copy one whole character.
+                let c = path[i..].chars().next().unwrap_or('%');
+                out.push(c);
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        i += 3;
+    }
+    out
 }
 
 /// base64url SHA-256 of an access token: a proof's `ath`.
@@ -371,5 +401,50 @@ mod tests {
         );
         assert_eq!(normalize_htu("https://h").unwrap(), "https://h/");
         assert!(normalize_htu("not a url").is_none());
+        assert!(normalize_htu("mailto:a@b").is_none());
+    }
+
+    /// RFC 3986 §6.2.3: the default port of either scheme is no port.
+    #[test]
+    fn htu_default_ports_of_both_schemes_are_dropped() {
+        for (a, b) in [
+            ("https://h:443/x", "https://h/x"),
+            ("http://h:80/x", "http://h/x"),
+            ("HTTP://H:80", "http://h/"),
+            ("https://h:443", "https://h"),
+            ("https://h.example/a/./b/../c", "https://h.example/a/c"),
+            ("https://h/%7Euser/%2f", "https://h/~user/%2F"),
+            ("https://h/a%2Db", "https://h/a-b"),
+        ] {
+            assert_eq!(normalize_htu(a), normalize_htu(b), "{a} vs {b}");
+            assert!(normalize_htu(a).is_some());
+        }
+        for (a, b) in [
+            ("https://h:80/x", "https://h/x"),
+            ("http://h:443/x", "http://h/x"),
+            ("https://h:8443/x", "https://h/x"),
+            ("http://h/x", "https://h/x"),
+            ("https://h/a%2Fb", "https://h/a/b"),
+        ] {
+            assert_ne!(normalize_htu(a), normalize_htu(b), "{a} vs {b}");
+        }
+    }
+
+    /// The same, through a whole proof check.
+    #[test]
+    fn a_proof_for_the_default_port_matches_the_url_without_it() {
+        let key = DpopKey::generate().unwrap();
+        let now = 1_700_000_000;
+        let proof = key
+            .proof("POST", "https://h:443/oauth2/token", None, now)
+            .unwrap();
+        let req = ProofRequest {
+            method: "POST",
+            url: "https://h/oauth2/token",
+            access_token: None,
+            now,
+            max_age: 60,
+        };
+        assert!(verify_proof(&proof, &req).is_ok());
     }
 }

@@ -14,6 +14,7 @@
 //! metrics recorder.
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod checks;
 pub mod dpop;
 pub mod error;

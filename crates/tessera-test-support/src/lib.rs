@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod hostile_cases;
+pub mod vectors;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -91,10 +92,13 @@ pub fn free_port() -> u16 {
 
 /// A `redis-server` owned by one test; killed on drop.
 pub struct RedisServer {
+    /// The plaintext port (the harness's own commands go there).
     pub port: u16,
     child: Option<Child>,
     dir: tempfile::TempDir,
     extra: Vec<String>,
+    /// A TLS port beside the plaintext one ([`RedisServer::start_tls`]).
+    tls: Option<(u16, RedisTlsFiles)>,
 }
 
 impl RedisServer {
@@ -110,6 +114,22 @@ impl RedisServer {
             child: None,
             dir,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: None,
+        };
+        server.spawn().await;
+        server
+    }
+
+    /// Start with a TLS port too ([`RedisServer::tls_url`]), on `tls`'s
+    /// certificate; the plaintext port stays for the harness.
+    pub async fn start_tls(tls: &RedisTlsFiles, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            dir,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            tls: Some((free_port(), tls.clone())),
         };
         server.spawn().await;
         server
@@ -128,6 +148,12 @@ impl RedisServer {
                 .arg("--dir")
                 .arg(self.dir.path())
                 .args(&self.extra)
+                .args(
+                    self.tls
+                        .as_ref()
+                        .map(|(port, files)| files.args(*port))
+                        .unwrap_or_default(),
+                )
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
             let child = cmd.spawn().expect("spawn redis-server");
@@ -138,6 +164,9 @@ impl RedisServer {
             last_err = format!("redis-server on port {} did not answer PING", self.port);
             self.kill();
             self.port = free_port();
+            if let Some((port, _)) = self.tls.as_mut() {
+                *port = free_port();
+            }
         }
         panic!("{last_err}");
     }
@@ -160,6 +189,19 @@ impl RedisServer {
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// The TLS port, when started with [`RedisServer::start_tls`].
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|(port, _)| *port)
+    }
+
+    /// `rediss://` to the TLS port.
+    pub fn tls_url(&self) -> String {
+        format!(
+            "rediss://127.0.0.1:{}",
+            self.tls_port().expect("started with start_tls")
+        )
     }
 
     /// Kill the server (SIGKILL): what a crash looks like to Tessera.
@@ -239,24 +281,39 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub async fn start(masters: usize) -> Self {
+        Self::start_on(masters, None).await
+    }
+
+    /// A cluster whose nodes also listen with TLS, and whose bus and
+    /// replication run over TLS (`tls-cluster`, `tls-replication`): a TLS
+    /// client is told the nodes' TLS ports ([`RedisCluster::tls_url`]).
+    pub async fn start_tls(masters: usize, tls: &RedisTlsFiles) -> Self {
+        Self::start_on(masters, Some(tls)).await
+    }
+
+    async fn start_on(masters: usize, tls: Option<&RedisTlsFiles>) -> Self {
         let mut nodes = Vec::new();
         for _ in 0..masters * 2 {
             let bus = free_port().to_string();
-            nodes.push(
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--cluster-port",
-                    &bus,
-                    "--appendonly",
-                    "no",
-                ])
-                .await,
-            );
+            let mut args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "2000",
+                "--cluster-port",
+                &bus,
+                "--appendonly",
+                "no",
+            ];
+            nodes.push(match tls {
+                None => RedisServer::start_with(&args).await,
+                Some(tls) => {
+                    args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                    RedisServer::start_tls(tls, &args).await
+                }
+            });
         }
         let addrs: Vec<String> = nodes
             .iter()
@@ -308,6 +365,21 @@ impl RedisCluster {
         }
     }
 
+    /// `rediss-cluster://` on the nodes' TLS ports ([`RedisCluster::start_tls`]).
+    pub fn tls_url(&self) -> String {
+        let ports: Vec<u16> = self
+            .nodes
+            .iter()
+            .map(|n| n.tls_port().expect("started with start_tls"))
+            .collect();
+        let mut url = format!("rediss-cluster://127.0.0.1:{}", ports[0]);
+        for (i, port) in ports.iter().enumerate().skip(1) {
+            url.push(if i == 1 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{port}"));
+        }
+        url
+    }
+
     /// fred's cluster URL: one node, the others as `node=` parameters.
     pub fn url(&self) -> String {
         let mut url = format!("redis-cluster://127.0.0.1:{}", self.nodes[0].port);
@@ -324,6 +396,40 @@ impl RedisCluster {
         for n in &self.nodes {
             n.command("FLUSHALL").await;
         }
+    }
+}
+
+/// PEM files for a TLS `redis-server` (made by the test, e.g. with rcgen).
+#[derive(Debug, Clone)]
+pub struct RedisTlsFiles {
+    /// The CA that signed `cert` (and that client certificates must chain to).
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// `--tls-auth-clients yes`: a client certificate is required.
+    pub require_client_cert: bool,
+}
+
+impl RedisTlsFiles {
+    fn args(&self, tls_port: u16) -> Vec<String> {
+        let path = |p: &Path| p.display().to_string();
+        vec![
+            "--tls-port".into(),
+            tls_port.to_string(),
+            "--tls-cert-file".into(),
+            path(&self.cert),
+            "--tls-key-file".into(),
+            path(&self.key),
+            "--tls-ca-cert-file".into(),
+            path(&self.ca),
+            "--tls-auth-clients".into(),
+            if self.require_client_cert {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ]
     }
 }
 
@@ -458,7 +564,13 @@ impl Server {
         TokenAuthorityClient::new(channel)
     }
 
+    /// gRPC health of the service (readiness).
     pub async fn health(&self) -> Option<ServingStatus> {
+        self.health_of(tessera::SERVICE_NAME).await
+    }
+
+    /// gRPC health of a named service: `""`, the service, or `liveness`.
+    pub async fn health_of(&self, service: &str) -> Option<ServingStatus> {
         let channel = Channel::from_shared(self.url())
             .ok()?
             .connect()
@@ -466,7 +578,7 @@ impl Server {
             .ok()?;
         let reply = HealthClient::new(channel)
             .check(HealthCheckRequest {
-                service: tessera::SERVICE_NAME.into(),
+                service: service.into(),
             })
             .await
             .ok()?;

@@ -361,7 +361,6 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
             let mut health = HealthClient::new(channel);
             let mut stats = Stats::default();
             let mut refresh_token = String::new();
-            let mut revoke_ready = false;
             let mut seq: u64 = 0;
             let mut next_at = Instant::now();
             loop {
@@ -384,7 +383,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                     },
                     s => s,
                 };
-                let t0 = Instant::now();
+                let mut t0 = Instant::now();
                 let result: Result<(), tonic::Status> = match op {
                     Scenario::Verify => {
                         let n = next_token.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -469,19 +468,20 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                     }
                     Scenario::Revoke => {
                         // "Log out everywhere" of a subject with a live
-                        // session: every call is a new event (revoking an id
-                        // that was never issued is a no-op without one).
+                        // session: every call is a new event. A subject
+                        // logged out holds nothing until it signs in again
+                        // (revoking it again is a no-op without an event), so
+                        // each Revoke follows an Issue of its own, outside
+                        // the timed call (server CPU per request counts both).
                         let subject = format!("bench-rv-{run_id}-{worker}");
-                        if !revoke_ready {
-                            if let Err(e) = client
-                                .issue(with_key(issue_req(subject.clone()), &api_key))
-                                .await
-                            {
-                                *stats.errors.entry(format!("{:?}", e.code())).or_default() += 1;
-                                continue;
-                            }
-                            revoke_ready = true;
+                        if let Err(e) = client
+                            .issue(with_key(issue_req(subject.clone()), &api_key))
+                            .await
+                        {
+                            *stats.errors.entry(format!("{:?}", e.code())).or_default() += 1;
+                            continue;
                         }
+                        t0 = Instant::now();
                         let target = pb::revoke_request::Target::Subject(pb::SubjectRef {
                             tenant: "bench".into(),
                             subject: subject.clone(),

@@ -25,8 +25,14 @@ use fred::prelude::*;
 use fred::types::scripts::Script;
 use tokio::sync::mpsc;
 
+mod connect;
 mod log;
+mod others;
 mod scripts;
+mod tls;
+
+pub use connect::redact_url;
+pub use tls::{url_uses_tls, RedisTls};
 
 use scripts::*;
 
@@ -41,38 +47,6 @@ use super::{
 use crate::error::StoreError;
 
 use schema::redis_key as key;
-
-/// `url` with its credentials replaced by `***`, for logs and errors: the
-/// user and password before `@`, and query parameters whose name mentions a
-/// password (fred's `sentinelPassword`).
-pub fn redact_url(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-    let authority = match authority.rsplit_once('@') {
-        Some((_, hosts)) => format!("***@{hosts}"),
-        None => authority.to_owned(),
-    };
-    let tail = match tail.split_once('?') {
-        None => tail.to_owned(),
-        Some((path, query)) => {
-            let params: Vec<String> = query
-                .split('&')
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, _)) if k.to_ascii_lowercase().contains("password") => {
-                        format!("{k}=***")
-                    }
-                    _ => kv.to_owned(),
-                })
-                .collect();
-            format!("{path}?{}", params.join("&"))
-        }
-    };
-    if scheme.is_empty() {
-        format!("{authority}{tail}")
-    } else {
-        format!("{scheme}://{authority}{tail}")
-    }
-}
 
 fn unavailable(e: Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
@@ -117,13 +91,20 @@ impl RedisStore {
         timeout: Duration,
         partitions: u32,
     ) -> Result<Self, StoreError> {
+        Self::connect_with(url, &RedisTls::default(), timeout, partitions).await
+    }
+
+    /// [`Self::connect`] with the TLS settings of a `rediss` URL
+    /// (`--redis-tls-*`; see [`tls`]). TLS that cannot be honoured, and a
+    /// Redis older than 7, are errors here.
+    pub async fn connect_with(
+        url: &str,
+        tls: &RedisTls,
+        timeout: Duration,
+        partitions: u32,
+    ) -> Result<Self, StoreError> {
         let parts = Partitions::new(partitions).map_err(StoreError::Layout)?;
-        let config = Config::from_url(url).map_err(|e| {
-            // fred's message may quote the URL: only the redacted one goes out.
-            let redacted = redact_url(url);
-            let why = e.details().replace(url, &redacted);
-            StoreError::Unavailable(format!("invalid Redis URL {redacted}: {why}"))
-        })?;
+        let config = connect::config(url, tls, timeout).await?;
         let client = Self::builder(&config, timeout)
             .build()
             .map_err(unavailable)?;
@@ -173,6 +154,7 @@ impl RedisStore {
     async fn layout(&self) -> Result<u64, StoreError> {
         self.deployment
             .get_or_try_init(|| async {
+                connect::check_version(&self.client).await?;
                 let candidate = super::partition::new_deployment_id().to_string();
                 let reply: Vec<String> = self
                     .script(
@@ -475,6 +457,7 @@ impl Store for RedisStore {
             [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
             [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
             [tag] if tag == "binding" => Ok(RotateOutcome::BindingMismatch),
+            [tag] if tag == "replayed" => Ok(RotateOutcome::ProofReplayed),
             [tag, wait] if tag == "limited" => Ok(RotateOutcome::RateLimited {
                 retry_after_ms: num(wait)?,
             }),
@@ -560,6 +543,9 @@ impl Store for RedisStore {
         let Some(call) = schema::revoke_call(r, prefix) else {
             return Ok(None); // a token already dead needs nothing
         };
+        if let RevokeTarget::SubjectExcept { .. } = r.target {
+            return self.revoke_others(p, prefix, call).await;
+        }
         let reply: Option<String> = self
             .revoke
             .evalsha_with_reload(self.revoker(), call.keys, call.args)

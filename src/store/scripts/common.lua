@@ -71,24 +71,94 @@ end
 -- Can the session still be used at `now` (ms)? Not revoked (flag or marker),
 -- not killed by its subject's cut-off (taken at or after its creation),
 -- and within both its idle and its absolute expiry.
-local function session_usable(rev, created, uk, exp, abs, marker, prefix, now)
+-- `cut` is the subject's cut-off when the caller read it already (false:
+-- none), nil to read it here.
+local function session_usable(rev, created, uk, exp, abs, marker, prefix, now, cut)
   if rev == '1' or redis.call('EXISTS', marker) == 1 then return false end
-  local cut = redis.call('GET', prefix .. 'ru:' .. uk)
+  if cut == nil then cut = redis.call('GET', prefix .. 'ru:' .. uk) end
   if cut and tonumber(cut) >= tonumber(created) then return false end
   return now < tonumber(exp) and now < tonumber(abs)
 end
 
--- Keep session `sid` (and its hash `s`) until `keep` ms, and list it in its
--- subject's index `idx` with that score: the index tells whether a subject
--- has anything alive to revoke (a subject revocation of nobody is a no-op).
--- Members past their score are dropped here, and the index expires with its
--- last member, so it holds live sessions only.
-local function keep_session(s, idx, sid, keep, now)
+-- A subject's two session indexes (schema.rs): `ss:` scores each kept
+-- session by how long it is kept (does the subject have anything alive to
+-- revoke? how many sessions does it hold?), `sc:` scores the same sessions
+-- by their creation (ListSessions' pages, the cap's oldest, log-out-others'
+-- batches). Both expire with their last member.
+local function indexes(prefix, uk)
+  return prefix .. 'ss:' .. uk, prefix .. 'sc:' .. uk
+end
+
+-- At most this many members past their score leave the indexes per write,
+-- so that no call's work grows with the subject's size (issue #32: a
+-- subject of 100,000 sessions must not stall Redis); the rest go with the
+-- next writes, or with the index.
+local PRUNE = 64
+
+local function prune(idx, cidx, now)
+  local gone = redis.call('ZRANGE', idx, '-inf', now, 'BYSCORE', 'LIMIT', 0, PRUNE)
+  if #gone > 0 then
+    redis.call('ZREM', idx, unpack(gone))
+    redis.call('ZREM', cidx, unpack(gone))
+  end
+end
+
+-- Sessions written before the creation index existed are in `ss:` only.
+-- A call that writes a subject's sessions, lists them or logs them out
+-- adopts up to ADOPT of them into `sc:`, walking `ss:` from where the last
+-- call stopped (`sm:`), while `sc:` counts fewer: bounded work per call, and
+-- after an upgrade a subject's sessions are all listed, capped and logged
+-- out again within a few calls. `pass` names a caller that needs one whole
+-- pass (log-out-others: its request), '' for the others, which go round
+-- and round. Returns true while that pass is under way.
+local ADOPT = 64
+
+local function adopt_legacy(prefix, uk, pass)
+  local idx, cidx = indexes(prefix, uk)
+  local n = redis.call('ZCARD', idx)
+  if redis.call('ZCARD', cidx) >= n then return false end
+  local mark = prefix .. 'sm:' .. uk
+  local p, from = string.match(redis.call('GET', mark) or '', '^(.*):(%d+)$')
+  from = tonumber(from or '0')
+  if p ~= pass then
+    from = 0
+  elseif from >= n then
+    if pass ~= '' then return false end -- that pass is complete
+    from = 0
+  end
+  for _, sid in ipairs(redis.call('ZRANGE', idx, from, from + ADOPT - 1)) do
+    if not redis.call('ZSCORE', cidx, sid) then
+      local c = redis.call('HGET', prefix .. 's:' .. sid, 'c')
+      if c then redis.call('ZADD', cidx, c, sid) end
+    end
+  end
+  -- Both go with the session index (which always has a TTL).
+  local until_ms = redis.call('PEXPIRETIME', idx)
+  if until_ms > 0 then
+    redis.call('PEXPIREAT', cidx, until_ms)
+    redis.call('SET', mark, pass .. ':' .. string.format('%d', from + ADOPT), 'PXAT', until_ms)
+  end
+  return from + ADOPT < n
+end
+
+-- Keep session `sid` (and its hash `s`, created at `created` ms) until
+-- `keep` ms, and list it in its subject's indexes (prefix, subject key
+-- `uk`). The indexes expire with their longest-kept member, so they hold
+-- live sessions only (members past their score are pruned by prune()).
+local function keep_session(s, prefix, uk, sid, keep, now, created)
+  local idx, cidx = indexes(prefix, uk)
   redis.call('PEXPIREAT', s, keep)
   redis.call('ZADD', idx, 'GT', keep, sid)
-  redis.call('ZREMRANGEBYSCORE', idx, '-inf', now)
+  -- NX: a session's creation never changes (and one created before this
+  -- index existed joins it at its first rotation or renewal).
+  redis.call('ZADD', cidx, 'NX', created, sid)
+  adopt_legacy(prefix, uk, '')
+  prune(idx, cidx, now)
   local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  if top[2] then redis.call('PEXPIREAT', idx, top[2]) end
+  if top[2] then
+    redis.call('PEXPIREAT', idx, top[2])
+    redis.call('PEXPIREAT', cidx, top[2])
+  end
 end
 
 -- Append a revocation event to the log (trimmed by age) and announce its id
@@ -108,8 +178,12 @@ local function revoke_session(prefix, sid, log, channel, retention, now, horizon
   local s = prefix .. 's:' .. sid
   local f = session_get(s, {'t', 'u', 'k'})
   redis.call('HSET', s, 'rev', '1')
-  -- Nothing of it is alive now: it leaves its subject's index.
-  if f[4] then redis.call('ZREM', prefix .. 'ss:' .. f[4], sid) end
+  -- Nothing of it is alive now: it leaves its subject's indexes.
+  if f[4] then
+    local idx, cidx = indexes(prefix, f[4])
+    redis.call('ZREM', idx, sid)
+    redis.call('ZREM', cidx, sid)
+  end
   local id = log_revocation(log, channel, retention, now, 's', '', sid, f[2] or '', f[3] or '', 0, now + horizon)
   redis.call('SET', prefix .. 'rs:' .. sid, id, 'PX', string.format('%d', horizon))
   return id
@@ -125,28 +199,15 @@ local function bytes_before(a, b)
   return #a < #b
 end
 
--- The usable sessions of index `idx` at `now`, each as {sid, f}, in
--- session-id byte order, starting after `after` ('' = from the first) and
--- stopping after `limit` of them plus one (`limit` 0 = all). `f` is
--- session_get of {'rev', 'c', 'k', 'e', 'a', extra...}, with `e` and `a`
--- made instants.
-local function usable_sessions(idx, prefix, now, after, limit, extra)
-  local members = redis.call('ZRANGEBYSCORE', idx, now, '+inf')
-  table.sort(members, bytes_before)
-  local out = {}
-  for _, sid in ipairs(members) do
-    if after == '' or bytes_before(after, sid) then
-      local f = session_get(prefix .. 's:' .. sid, {'rev', 'c', 'k', 'e', 'a', unpack(extra)})
-      if f[1] then
-        f[5], f[6] = string.format('%d', after_c(f[3], f[5])), string.format('%d', after_c(f[3], f[6]))
-        if session_usable(f[2], f[3], f[4], f[5], f[6], prefix .. 'rs:' .. sid, prefix, now) then
-          out[#out + 1] = {sid, f}
-          if limit > 0 and #out > limit then break end
-        end
-      end
-    end
-  end
-  return out
+-- Session `sid` of hash prefix `prefix` as session_get of {'rev', 'c',
+-- 'k', 'e', 'a', extra...} with `e` and `a` made instants, if it is usable
+-- at `now` (`cut`: as session_usable's); nil otherwise.
+local function usable_session(prefix, sid, now, extra, cut)
+  local f = session_get(prefix .. 's:' .. sid, {'rev', 'c', 'k', 'e', 'a', unpack(extra)})
+  if not f[1] then return nil end
+  f[5], f[6] = string.format('%d', after_c(f[3], f[5])), string.format('%d', after_c(f[3], f[6]))
+  if not session_usable(f[2], f[3], f[4], f[5], f[6], prefix .. 'rs:' .. sid, prefix, now, cut) then return nil end
+  return f
 end
 
 -- Refresh hashes are kept as their first 22 characters (132 bits of a

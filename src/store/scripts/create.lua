@@ -12,8 +12,9 @@
 --       19 client IP ('' = none), 20 user agent ('' = none),
 --       21 live sessions allowed per subject ('0' = no cap), 22 at the cap: '1' evict
 --       the oldest, '0' refuse, 23 key prefix, 24 pub/sub channel, 25 log retention ms,
---       26 access horizon ms, 27 DPoP key thumbprint ('' = not bound)
--- Returns {'ok', last eviction event id or '', evicted session ids...},
+--       26 access horizon ms, 27 DPoP key thumbprint ('' = not bound),
+--       28 most sessions the cap evicts in this call
+-- Returns {'ok', last eviction event id or '', evicted session ids (oldest first)...},
 -- {'limited', retry ms} or {'full'} (then nothing but the budgets was written).
 -- Invariant: the hash lives until its refresh token and the access token
 -- minted with it are dead (PEXPIREAT), and no longer, so no key grows
@@ -30,20 +31,30 @@ if ARGV[11] ~= '' then
 end
 local reply = {'ok', ''}
 if ARGV[21] ~= '0' then
-  -- The cap counts usable sessions; the oldest (by creation, then id) go first.
+  -- The cap counts the sessions the store keeps (ss: by score, so the
+  -- count costs O(log n) whatever the subject holds); the oldest by
+  -- creation (then id) go first, at most ARGV[28] of them per Issue, so that
+  -- a cap lowered below a subject's sessions converges over a few Issues
+  -- instead of one long script.
   local now, prefix = tonumber(ARGV[3]), ARGV[23]
-  local live = usable_sessions(KEYS[2], prefix, now, '', 0, {})
-  local over = #live + 1 - tonumber(ARGV[21])
+  local idx, cidx = indexes(prefix, ARGV[7])
+  local over = redis.call('ZCOUNT', idx, '(' .. ARGV[3], '+inf') + 1 - tonumber(ARGV[21])
   if over > 0 then
     if ARGV[22] ~= '1' then return {'full'} end
-    table.sort(live, function(a, b)
-      local x, y = tonumber(a[2][3]), tonumber(b[2][3])
-      if x ~= y then return x < y end
-      return bytes_before(a[1], b[1])
-    end)
-    for i = 1, over do
-      reply[2] = revoke_session(prefix, live[i][1], KEYS[3], ARGV[24], tonumber(ARGV[25]), now, tonumber(ARGV[26]))
-      reply[#reply + 1] = live[i][1]
+    -- Entries whose session is gone (past its keep, not yet pruned) leave
+    -- the indexes without an event; a bounded look past them.
+    local most = tonumber(ARGV[28])
+    local want, done = math.min(over, most), 0
+    for _, sid in ipairs(redis.call('ZRANGE', cidx, 0, 2 * most - 1)) do
+      if done == want then break end
+      if redis.call('EXISTS', prefix .. 's:' .. sid) == 1 then
+        reply[2] = revoke_session(prefix, sid, KEYS[3], ARGV[24], tonumber(ARGV[25]), now, tonumber(ARGV[26]))
+        reply[#reply + 1] = sid
+        done = done + 1
+      else
+        redis.call('ZREM', idx, sid)
+        redis.call('ZREM', cidx, sid)
+      end
     end
   end
 end
@@ -59,5 +70,5 @@ for _, f in ipairs({{'f', string.sub(ARGV[10], 1, 22)}, {'ip', ARGV[19]}, {'ua',
   if f[2] ~= '' then fields[#fields + 1] = f[1]; fields[#fields + 1] = f[2] end
 end
 redis.call('HSET', KEYS[1], unpack(fields))
-keep_session(KEYS[1], KEYS[2], ARGV[15], ARGV[14], ARGV[3])
+keep_session(KEYS[1], ARGV[23], ARGV[7], ARGV[15], ARGV[14], ARGV[3], ARGV[3])
 return reply

@@ -21,7 +21,7 @@ if newexp > exp then
   redis.call('HSET', s, 'e', string.format('%d', newexp - c))
 end
 if redis.call('PEXPIRETIME', s) < math.max(newexp, keep) then
-  keep_session(s, ARGV[4] .. 'ss:' .. f[7], ARGV[6], string.format('%d', math.max(newexp, keep)), now)
+  keep_session(s, ARGV[4], f[7], ARGV[6], string.format('%d', math.max(newexp, keep)), now, f[6])
 end
 if ARGV[2] == '1' then
   local iat = redis.call('GET', KEYS[3])

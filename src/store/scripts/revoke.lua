@@ -14,41 +14,64 @@
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
---       12 unused, '' (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key
+--       12 unused, '' (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key,
+--       15 ('x' only) revoke sessions created at or before this ms, 16 ('x' only) batch size
 --
--- Kind 'x' ("log out my other devices"): KEYS[1] and KEYS[3] are the
--- subject's session index and ARGV[7] the session to keep; every other
--- session still revocable is revoked as a session (its own event and
--- marker, for ARGV[3] ms). Returns the last event's id, or false.
+-- Kind 'x' ("log out my other devices"), one bounded batch of it: KEYS[1]
+-- and KEYS[3] are the subject's session index and ARGV[7] the session to
+-- keep; the oldest sessions created at or before ARGV[15] ms (the request's
+-- start: a session signed in since survives), at most ARGV[16] of them, are
+-- revoked as sessions (their own event and marker, for ARGV[3] ms), and
+-- entries of sessions that are already dead leave the indexes. Returns
+-- {last event id or '', '1' if more such sessions may remain else '0'}:
+-- the caller calls again until '0', so no single call's work grows with
+-- the subject's size (issue #32).
 local kind, now = ARGV[1], tonumber(ARGV[2])
 if kind == 'x' then
-  local prefix = ARGV[13]
-  redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+  local prefix, keep, batch = ARGV[13], ARGV[7], tonumber(ARGV[16])
+  local idx, cidx = indexes(prefix, ARGV[14])
+  -- Sessions from before the creation index join it first, a window a call.
+  local adopting = adopt_legacy(prefix, ARGV[14], ARGV[15])
   local cut = redis.call('GET', prefix .. 'ru:' .. ARGV[14])
-  local last = false
-  local members = redis.call('ZRANGE', KEYS[1], 0, -1)
-  table.sort(members, bytes_before)
+  local last, done = '', 0
+  -- One more than the batch, and one for the kept session: whether more remain.
+  local members = redis.call('ZRANGE', cidx, '-inf', ARGV[15], 'BYSCORE', 'LIMIT', 0, batch + 2)
+  local more = '0'
   for _, sid in ipairs(members) do
-    if sid ~= ARGV[7] then
+    if sid ~= keep then
+      if done == batch then
+        more = '1'
+        break
+      end
       local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c')
       if f[2] and f[1] ~= '1' and redis.call('EXISTS', prefix .. 'rs:' .. sid) == 0
           and not (cut and tonumber(cut) >= tonumber(f[2])) then
         last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))
+      else
+        -- Dead already (expired, revoked or cut off): nothing to log.
+        redis.call('ZREM', idx, sid)
+        redis.call('ZREM', cidx, sid)
       end
+      done = done + 1
     end
   end
-  return last
+  if adopting then more = '1' end
+  return {last, more}
 end
 local tid, sub = ARGV[8], ARGV[9]
 local ib = 0
 if kind == 'u' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-  if redis.call('ZCARD', KEYS[3]) == 0 then return false end
+  -- Anything kept past now? (O(log n): the members past their score are
+  -- pruned by the writes, a bounded number at a time.)
+  if redis.call('ZCOUNT', KEYS[3], '(' .. ARGV[2], '+inf') == 0 then return false end
   -- The cut-off only moves forward.
   local cur = redis.call('GET', KEYS[1])
   ib = now
   if cur and tonumber(cur) > now then ib = tonumber(cur) end
   redis.call('SET', KEYS[1], string.format('%d', ib), 'PX', ARGV[3])
+  -- Every session it held is dead now: its indexes go (UNLINK frees a large
+  -- one in the background), and the subject starts again from nothing.
+  redis.call('UNLINK', KEYS[3], ARGV[13] .. 'sc:' .. ARGV[14])
 else
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end

@@ -14,7 +14,10 @@
 --       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
 --       15 keep the session at least until (ms; see keep_session),
 --       16 client IP, 17 user agent ('' = keep the stored one),
---       18 thumbprint of the DPoP key that proved this refresh ('' = none)
+--       18 thumbprint of the DPoP key that proved this refresh ('' = none),
+--       19 that proof's replay-set key ('' = none), 20 when it expires (ms),
+--       21 x5t#S256 of the client certificate the refresh came with ('' = none),
+--       22 client_id a public client named on the token endpoint ('' = none)
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 -- Only what every rotation needs: the older hashes and the sealed successor
@@ -49,11 +52,52 @@ local foreign_device = f[13] and f[13] ~= '' and f[13] ~= string.sub(ARGV[12], 1
 -- A DPoP-bound session rotates only with a proof by its key (the same
 -- place as the device check: not a reuse, nothing changes).
 local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[18]
+-- A certificate-bound session (RFC 8705) rotates only with its certificate.
+-- Its thumbprint is read from the data `d`, where schema.rs's StoredData
+-- writes it as `x`, last but for `k` (anchored at the end, a custom claim
+-- named `x` never passes for it; a unit test there keeps the shape). Every
+-- certificate-bound session has it there (the binding came with the short
+-- names), so no hash field and no migration; the plain find keeps the
+-- unbound case to one scan.
+if not foreign_key and string.find(data, '"x":"', 1, true) then
+  local x5 = string.match(data, '"x":"([%w_%-]+)"}$') or string.match(data, '"x":"([%w_%-]+)","k":"[%w_%-]+"}$')
+  foreign_key = x5 ~= nil and x5 ~= ARGV[21]
+end
+-- A session issued to a client rotates for no other client_id (decoded
+-- only when one is named: the token endpoint's public clients).
+if not foreign_key and ARGV[22] ~= '' then
+  local ok, d = pcall(cjson.decode, data)
+  local issued_to = ok and type(d) == 'table' and (d['i'] or d['client_id']) or ''
+  foreign_key = type(issued_to) == 'string' and issued_to ~= '' and issued_to ~= ARGV[22]
+end
+
+-- A proof is recorded in the replay set here, once the session is known,
+-- usable and bound to the proof's key, so that refreshes with made-up
+-- tokens write nothing (issue #32). The entry holds the successor's hash:
+-- a re-sent run of this script (PITFALLS: fred re-sends) finds its own
+-- entry and goes on to the grace branch; any other use is a replay.
+local function proof_replayed()
+  if ARGV[19] == '' or not (f[14] and f[14] ~= '') then return false end
+  local mine = string.sub(ARGV[2], 1, 22)
+  local seen = redis.call('GET', ARGV[19])
+  if seen then return seen ~= mine end
+  redis.call('SET', ARGV[19], mine, 'PXAT', ARGV[20])
+  return false
+end
+
+-- What a holder of the current (or, in the grace window, the previous)
+-- secret is refused for, in this order; nothing changes then.
+local function refusal()
+  if foreign_key then return {'binding'} end
+  if foreign_device then return {'fingerprint'} end
+  if proof_replayed() then return {'replayed'} end
+  return nil
+end
 
 local presented = ARGV[1]
 if same_hash(cur, presented) then
-  if foreign_key then return {'binding'} end
-  if foreign_device then return {'fingerprint'} end
+  local refused = refusal()
+  if refused then return refused end
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
   if ARGV[13] ~= '0' then
@@ -78,7 +122,7 @@ if same_hash(cur, presented) then
   -- that expires with it: after the window nothing at rest can open into a
   -- usable refresh token.
   redis.call('SET', ARGV[10] .. 'sl:' .. ARGV[11], ARGV[3], 'PX', string.format('%d', tonumber(ARGV[5]) + 1000))
-  keep_session(s, ARGV[10] .. 'ss:' .. uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now)
+  keep_session(s, ARGV[10], uk, ARGV[11], string.format('%d', math.max(newexp, tonumber(ARGV[15]))), now, created)
   return session_fields({'rotated', data, string.format('%d', g), ARGV[4], string.format('%d', newexp)})
 end
 
@@ -89,8 +133,8 @@ if tonumber(gen) > 0 and predecessor == string.sub(presented, 1, 16) then
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
   local grace = tonumber(ARGV[5])
   if grace > 0 and now - rot <= grace then
-    if foreign_key then return {'binding'} end
-    if foreign_device then return {'fingerprint'} end
+    local refused = refusal()
+    if refused then return refused end
     local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
     if not sealed then return {'invalid'} end
     return session_fields({'grace', data, gen, string.format('%d', rot), string.format('%d', exp), sealed})

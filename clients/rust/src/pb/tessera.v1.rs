@@ -122,6 +122,12 @@ pub struct RefreshRequest {
     /// The URL (its query and fragment are ignored).
     #[prost(string, tag = "7")]
     pub http_url: ::prost::alloc::string::String,
+    /// For a certificate-bound session: the SHA-256 thumbprint (base64url, RFC
+    /// 8705 §3.1) of the client certificate the refresh arrives with. A
+    /// certificate-bound session refreshes only with its own certificate
+    /// (TOKEN_BINDING_MISMATCH otherwise, and nothing rotates).
+    #[prost(string, tag = "8")]
+    pub cert_thumbprint: ::prost::alloc::string::String,
 }
 /// The rotated session's tokens.
 #[allow(clippy::all)]

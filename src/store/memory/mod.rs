@@ -5,7 +5,7 @@
 //! `<ms>-<seq>` cursors — so the same conformance tests run on both. Expired
 //! entries are dropped lazily and by a sweep every [`SWEEP_EVERY`] writes.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::{broadcast, mpsc};
@@ -18,6 +18,9 @@ use super::{
     REUSE_HISTORY,
 };
 use crate::error::StoreError;
+
+mod index;
+use index::SubjectIndex;
 
 /// Sweep expired entries every this many writes: amortised O(1), bounded memory.
 const SWEEP_EVERY: u64 = 1024;
@@ -56,8 +59,8 @@ struct State {
     shared: HashMap<String, (String, i64)>,
     /// Subject cut-offs: subject key → (cut-off ms, expires at ms).
     cutoffs: HashMap<String, (i64, i64)>,
-    /// Subject key → its sessions (the `ss:` index of the Redis store).
-    by_subject: HashMap<String, HashSet<String>>,
+    /// Subject key → its session indexes (`ss:` and `sc:` of the Redis store).
+    by_subject: HashMap<String, SubjectIndex>,
     log: VecDeque<RevocationEvent>,
     last_id: (u64, u64),
     writes: u64,
@@ -105,23 +108,16 @@ impl MemoryStore {
 impl State {
     fn tick(&mut self, now_ms: i64) {
         self.writes += 1;
-        if self.writes % SWEEP_EVERY == 0 {
+        if self.writes.is_multiple_of(SWEEP_EVERY) {
             self.sweep(now_ms);
         }
     }
 
     fn sweep(&mut self, now_ms: i64) {
-        let by_subject = &mut self.by_subject;
-        self.sessions.retain(|sid, s| {
-            let keep = s.keep_until_ms > now_ms;
-            if !keep {
-                if let Some(set) = by_subject.get_mut(&s.subject_key) {
-                    set.remove(sid);
-                }
-            }
-            keep
-        });
-        self.by_subject.retain(|_, set| !set.is_empty());
+        self.sessions.retain(|_, s| s.keep_until_ms > now_ms);
+        // An index goes when its longest-kept member is past (its PEXPIREAT
+        // in Redis); before that its members leave as Redis's do.
+        self.by_subject.retain(|_, index| !index.expired(now_ms));
         self.markers.retain(|_, (_, exp)| *exp > now_ms);
         self.cutoffs.retain(|_, (_, exp)| *exp > now_ms);
         self.renewals.retain(|_, (_, exp)| *exp > now_ms);
@@ -157,51 +153,89 @@ impl State {
         self.sessions.get(sid).filter(|s| s.keep_until_ms > now_ms)
     }
 
+    /// The subject's indexes as Redis would have them at `now_ms`: none
+    /// once expired.
+    fn index(&self, subject_key: &str, now_ms: i64) -> Option<&SubjectIndex> {
+        self.by_subject
+            .get(subject_key)
+            .filter(|index| !index.expired(now_ms))
+    }
+
+    /// The subject's indexes to write, started afresh when expired.
+    fn index_mut(&mut self, subject_key: &str, now_ms: i64) -> &mut SubjectIndex {
+        let index = self.by_subject.entry(subject_key.to_owned()).or_default();
+        if index.expired(now_ms) {
+            *index = SubjectIndex::default();
+        }
+        index
+    }
+
     /// Does the subject have a session that is still kept?
     fn subject_has_sessions(&self, subject_key: &str, now_ms: i64) -> bool {
-        self.by_subject.get(subject_key).is_some_and(|sids| {
-            sids.iter()
-                .any(|sid| self.kept_session(sid, now_ms).is_some())
+        self.index(subject_key, now_ms)
+            .is_some_and(|index| index.kept(now_ms) > 0)
+    }
+
+    /// Could a revocation still change session `sid`: kept, not revoked,
+    /// not killed by the subject's cut-off (revoke.lua's 'x' test)?
+    fn revocable(&self, sid: &str, cut: Option<i64>, now_ms: i64) -> bool {
+        self.sessions.get(sid).is_some_and(|s| {
+            s.keep_until_ms > now_ms
+                && !s.revoked
+                && self.marker(&schema::session_marker(sid), now_ms).is_none()
+                && cut.is_none_or(|c| c < s.data.created_ms)
         })
     }
 
-    /// The subject's usable sessions as (created ms, session id), oldest first.
-    fn usable_of_subject(&self, subject_key: &str, now_ms: i64) -> Vec<(i64, String)> {
-        let mut out: Vec<(i64, String)> = self
-            .by_subject
-            .get(subject_key)
-            .into_iter()
-            .flatten()
-            .filter_map(|sid| {
-                self.usable_session(sid, now_ms)
-                    .map(|s| (s.data.created_ms, sid.clone()))
-            })
-            .collect();
-        out.sort();
-        out
+    /// One batch of "log out my other devices" (revoke.lua 'x'): the last
+    /// event's cursor, and whether more sessions may remain.
+    fn revoke_others_batch(
+        &mut self,
+        subject_key: &str,
+        keep_sid: &str,
+        r: &RevokeRequest,
+    ) -> (Option<String>, bool) {
+        let now = r.now_ms;
+        let batch = schema::LOG_OUT_OTHERS_BATCH;
+        let members = self
+            .index(subject_key, now)
+            .map(|index| index.oldest_until(now, batch + 2))
+            .unwrap_or_default();
+        let cut = self.cutoff(subject_key, now);
+        let (mut last, mut done) = (None, 0);
+        for sid in members.iter().filter(|sid| *sid != keep_sid) {
+            if done == batch {
+                return (last, true);
+            }
+            if self.revocable(sid, cut, now) {
+                last = Some(self.revoke_session(sid, now, &r.feed));
+            } else if let Some(index) = self.by_subject.get_mut(subject_key) {
+                index.remove(sid); // dead already: nothing to log
+            }
+            done += 1;
+        }
+        (last, false)
     }
 
-    /// The subject's sessions that a revocation would still change: kept,
-    /// not revoked, not killed by the subject's cut-off (the same test as
-    /// revoke.lua's others branch).
-    fn revocable_of_subject(&self, subject_key: &str, now_ms: i64) -> Vec<String> {
-        let cut = self.cutoff(subject_key, now_ms);
-        let mut out: Vec<String> = self
-            .by_subject
-            .get(subject_key)
-            .into_iter()
-            .flatten()
-            .filter(|sid| {
-                self.kept_session(sid, now_ms).is_some_and(|s| {
-                    !s.revoked
-                        && self.marker(&schema::session_marker(sid), now_ms).is_none()
-                        && cut.is_none_or(|c| c < s.data.created_ms)
-                })
-            })
-            .cloned()
-            .collect();
-        out.sort();
-        out
+    /// Record `key` in the replay set until `expires_at_ms`; false if it
+    /// was there already.
+    fn first_use(&mut self, key: &str, expires_at_ms: i64, now_ms: i64) -> bool {
+        match self.used.get(key) {
+            Some(exp) if *exp > now_ms => false,
+            _ => {
+                self.used.insert(key.to_owned(), expires_at_ms);
+                true
+            }
+        }
+    }
+
+    /// rotate.lua's `proof_replayed`: for a DPoP-bound session, record the
+    /// refresh's proof now that the session is known; true if it was used.
+    fn proof_replayed(&mut self, bound: bool, r: &RotateRequest) -> bool {
+        match &r.dpop_replay {
+            Some(p) if bound => !self.first_use(&p.key, p.expires_at_ms, r.now_ms),
+            _ => false,
+        }
     }
 
     fn marker(&self, key: &str, now_ms: i64) -> Option<&String> {
@@ -246,9 +280,9 @@ impl State {
         let (tenant, subject) = match self.sessions.get_mut(sid) {
             Some(s) => {
                 s.revoked = true;
-                // Nothing of it is alive now: it leaves its subject's index.
-                if let Some(set) = self.by_subject.get_mut(&s.subject_key) {
-                    set.remove(sid);
+                // Nothing of it is alive now: it leaves its subject's indexes.
+                if let Some(index) = self.by_subject.get_mut(&s.subject_key) {
+                    index.remove(sid);
                 }
                 (s.data.tenant.clone(), s.data.subject.clone())
             }
@@ -313,18 +347,30 @@ impl Store for MemoryStore {
                 return Ok(CreateOutcome::RateLimited { retry_after_ms });
             }
         }
-        // The cap: refuse, or revoke the oldest until there is room.
+        // The cap: refuse, or revoke the oldest until there is room (at
+        // most CAP_EVICTIONS_PER_ISSUE per Issue: create.lua's rule).
         let mut evicted = Vec::new();
         let mut cursor = String::new();
         if let Some(cap) = s.cap {
-            let live = st.usable_of_subject(&s.subject_key, now);
-            let over = (live.len() + 1).saturating_sub(cap.max as usize);
+            let index = st.index(&s.subject_key, now);
+            let kept = index.map_or(0, |index| index.kept(now));
+            let over = (kept + 1).saturating_sub(cap.max as usize);
             if over > 0 && !cap.evict_oldest {
                 return Ok(CreateOutcome::SessionLimit);
             }
-            for (_, sid) in live.into_iter().take(over) {
-                cursor = st.revoke_session(&sid, now, &s.feed);
-                evicted.push(sid);
+            let most = schema::CAP_EVICTIONS_PER_ISSUE;
+            let want = over.min(most);
+            let oldest = index.map_or_else(Vec::new, |index| index.oldest(2 * most));
+            for sid in oldest {
+                if evicted.len() == want {
+                    break;
+                }
+                if st.kept_session(&sid, now).is_some() {
+                    cursor = st.revoke_session(&sid, now, &s.feed);
+                    evicted.push(sid);
+                } else if let Some(index) = st.by_subject.get_mut(&s.subject_key) {
+                    index.remove(&sid); // gone: create.lua drops it too
+                }
             }
         }
         st.sessions.insert(
@@ -344,10 +390,8 @@ impl Store for MemoryStore {
                 client: s.client.clone(),
             },
         );
-        st.by_subject
-            .entry(s.subject_key.clone())
-            .or_default()
-            .insert(s.data.sid.clone());
+        st.index_mut(&s.subject_key, now)
+            .keep(&s.data.sid, s.keep_until_ms, now, now);
         drop(st);
         if !evicted.is_empty() {
             let _ = self.notify.send(());
@@ -362,35 +406,53 @@ impl Store for MemoryStore {
         limit: usize,
         now_ms: i64,
     ) -> Result<SessionPage, StoreError> {
+        // list.lua, step for step: the same reads, so the same pages.
         let st = self.lock();
-        let mut sids: Vec<&String> = st
-            .by_subject
-            .get(subject_key)
-            .into_iter()
-            .flatten()
-            .filter(|sid| sid.as_str() > after)
-            .collect();
-        sids.sort();
+        let at = match after {
+            "" => None,
+            a => match super::parse_page_position(a) {
+                Some(at) => Some(at),
+                None => return Ok(SessionPage::default()),
+            },
+        };
+        let budget = limit * 2 + 32;
+        let index = st.index(subject_key, now_ms);
+        // Right after the position's session when it is still listed (then
+        // nothing to pass over), else from its instant down.
+        let (members, at) = match (index, at) {
+            (None, _) => (Vec::new(), None),
+            (Some(index), Some((c, sid))) => match index.after_member(c, sid, budget) {
+                Some(members) => (members, None),
+                None => (index.newest(Some(c), budget), at),
+            },
+            (Some(index), None) => (index.newest(None, budget), None),
+        };
         let mut page = SessionPage::default();
-        for sid in sids {
+        for (created, sid) in &members {
+            if at.is_some_and(|(c, at_sid)| *created == c && sid.as_str() >= at_sid) {
+                continue; // at the position's instant: came before
+            }
             let Some(s) = st.usable_session(sid, now_ms) else {
                 continue;
             };
             if page.sessions.len() == limit {
-                // One more live session exists: there is a next page.
-                page.next = page
-                    .sessions
-                    .last()
-                    .map(|v| v.data.sid.clone())
-                    .unwrap_or_default();
-                break;
+                // One more usable session exists: there is a next page.
+                return Ok(page);
             }
+            page.next = super::page_position(s.data.created_ms, sid);
             page.sessions.push(SessionView {
                 data: s.data.clone(),
                 last_refreshed_ms: s.rotated_at_ms,
                 idle_exp_ms: s.refresh_exp_ms,
                 client: s.client.clone(),
             });
+        }
+        match members.last() {
+            // The budget ran out before the index did: go on from there.
+            Some((created, sid)) if members.len() == budget => {
+                page.next = super::page_position(*created, sid);
+            }
+            _ => page.next.clear(),
         }
         Ok(page)
     }
@@ -413,14 +475,37 @@ impl Store for MemoryStore {
             .data
             .dpop_jkt
             .as_ref()
-            .is_some_and(|bound| r.dpop_jkt.as_ref() != Some(bound));
-        if r.presented_hash == s.current {
+            .is_some_and(|bound| r.dpop_jkt.as_ref() != Some(bound))
+            || s.data
+                .cert_thumbprint
+                .as_ref()
+                .is_some_and(|bound| r.cert_thumbprint.as_ref() != Some(bound))
+            || r.client_id.as_ref().is_some_and(|presented| {
+                !presented.is_empty()
+                    && !s.data.client_id.is_empty()
+                    && *presented != s.data.client_id
+            });
+        let bound = s.data.dpop_jkt.is_some();
+        // A holder's refusals, in rotate.lua's order; the proof is recorded
+        // only when nothing else refuses.
+        let refusal = |st: &mut State| {
             if foreign_key {
-                return Ok(RotateOutcome::BindingMismatch);
+                Some(RotateOutcome::BindingMismatch)
+            } else if foreign_device {
+                Some(RotateOutcome::FingerprintMismatch)
+            } else if st.proof_replayed(bound, r) {
+                Some(RotateOutcome::ProofReplayed)
+            } else {
+                None
             }
-            if foreign_device {
-                return Ok(RotateOutcome::FingerprintMismatch);
+        };
+        if r.presented_hash == s.current {
+            if let Some(refused) = refusal(&mut st) {
+                return Ok(refused);
             }
+            let Some(s) = st.usable_session(&r.sid, now) else {
+                return Ok(RotateOutcome::Invalid);
+            };
             // Only real rotations count against the subject's budget.
             if let Some(limit) = r.rate_limit {
                 let key = schema::refresh_budget(&s.subject_key);
@@ -442,6 +527,11 @@ impl Store for MemoryStore {
             s.rotated_at_ms = now;
             s.refresh_exp_ms = (now + s.data.idle_ms).min(s.data.absolute_exp_ms);
             s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
+            let (keep, created, skey) = (s.keep_until_ms, s.data.created_ms, s.subject_key.clone());
+            st.index_mut(&skey, now).keep(&r.sid, keep, created, now);
+            let Some(s) = st.sessions.get_mut(&r.sid) else {
+                return Ok(RotateOutcome::Invalid);
+            };
             if !r.client.ip_address.is_empty() {
                 s.client.ip_address = r.client.ip_address.clone();
             }
@@ -453,12 +543,12 @@ impl Store for MemoryStore {
         let replay = r.presented_hash == s.previous;
         // A window of 0 is no window (the same rule as rotate.lua).
         if replay && r.grace_ms > 0 && now - s.rotated_at_ms <= r.grace_ms {
-            if foreign_key {
-                return Ok(RotateOutcome::BindingMismatch);
+            if let Some(refused) = refusal(&mut st) {
+                return Ok(refused);
             }
-            if foreign_device {
-                return Ok(RotateOutcome::FingerprintMismatch);
-            }
+            let Some(s) = st.usable_session(&r.sid, now) else {
+                return Ok(RotateOutcome::Invalid);
+            };
             return Ok(RotateOutcome::Grace {
                 rotation: rotation(s),
                 sealed: s.sealed.clone(),
@@ -484,7 +574,13 @@ impl Store for MemoryStore {
         let new_exp = (now + s.data.idle_ms).min(absolute_exp_ms);
         if let Some(s) = st.sessions.get_mut(&r.sid) {
             s.refresh_exp_ms = s.refresh_exp_ms.max(new_exp);
-            s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
+            let keep = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
+            // renew.lua touches the indexes only when the session's keep grows.
+            if keep > s.keep_until_ms {
+                s.keep_until_ms = keep;
+                let (created, skey) = (s.data.created_ms, s.subject_key.clone());
+                st.index_mut(&skey, now).keep(&r.sid, keep, created, now);
+            }
         }
         if !r.mint {
             return Ok(RenewOutcome::Extended);
@@ -578,6 +674,8 @@ impl Store for MemoryStore {
                     return Ok(None); // nobody to log out
                 }
                 let cutoff = st.cutoff(&key, now).map_or(now, |c| c.max(now));
+                // Every session it held is dead: its indexes go (revoke.lua).
+                st.by_subject.remove(&key);
                 st.cutoffs
                     .insert(key, (cutoff, now + r.feed.subject_horizon_ms));
                 st.append(
@@ -603,12 +701,19 @@ impl Store for MemoryStore {
                 subject,
                 keep_sid,
             } => {
+                // Bounded batches with the lock released between them, as
+                // the Redis store calls its script (no critical section
+                // grows with the subject's size).
                 let key = super::subject_key(tenant, subject);
                 let mut last = None;
-                for sid in st.revocable_of_subject(&key, now) {
-                    if &sid != keep_sid {
-                        last = Some(st.revoke_session(&sid, now, &r.feed));
+                loop {
+                    let (batch_last, more) = st.revoke_others_batch(&key, keep_sid, r);
+                    last = batch_last.or(last);
+                    if !more {
+                        break;
                     }
+                    drop(st);
+                    st = self.lock();
                 }
                 match last {
                     Some(cursor) => cursor,
@@ -710,13 +815,7 @@ impl Store for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut st = self.lock();
         st.tick(now_ms);
-        match st.used.get(key) {
-            Some(exp) if *exp > now_ms => Ok(false),
-            _ => {
-                st.used.insert(key.to_owned(), expires_at_ms);
-                Ok(true)
-            }
-        }
+        Ok(st.first_use(key, expires_at_ms, now_ms))
     }
 
     async fn ping(&self) -> Result<Option<i64>, StoreError> {

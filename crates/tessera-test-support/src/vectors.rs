@@ -1,0 +1,124 @@
+//! The language-neutral conformance vectors: every hostile-token case with
+//! the reason the server gives, and valid tokens with the claims a verifier
+//! must return. Written by `conformance-vectors OUTDIR` (scripts/test runs it
+//! before the Go, Node and Python suites) and checked against the server and
+//! the Rust `LocalVerifier` by `clients/rust/tests/sdk.rs`, so the file
+//! cannot say anything the server does not do.
+//!
+//! `OUTDIR/vectors.json`: `{issuer, audience, leeway, generated_at, cases:
+//! [{name, source, token, reason}], valid: [{name, token, audience, claims:
+//! {subject, tenant, session_id, token_id, roles, scopes, expires_at}}]}`;
+//! `OUTDIR/signing-key.pem`: the key to start Tessera with
+//! (`--issuer tessera-test --signing-key OUTDIR/signing-key.pem`). Tokens are
+//! good for ten minutes after generation.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tessera::keys::{alg_name, generate_pem, KeyAlg, KeySet};
+
+use crate::hostile_cases::{cases, header, now, payload, sign_raw};
+
+/// The issuer and audience the vectors are made for.
+pub const ISSUER: &str = "tessera-test";
+pub const AUDIENCE: &str = "api";
+/// The server's default `--leeway`, which the cases assume.
+pub const LEEWAY: i64 = 30;
+
+/// Make a key and the vectors signed with it; write both into `dir`.
+pub fn write(dir: &Path) -> std::io::Result<Value> {
+    let pem = generate_pem(KeyAlg::Eddsa).map_err(std::io::Error::other)?;
+    let keys = KeySet::from_bytes(pem.as_bytes(), None, "k").map_err(std::io::Error::other)?;
+    let vectors = generate(&keys, &pem);
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("signing-key.pem"), &pem)?;
+    std::fs::write(
+        dir.join("vectors.json"),
+        serde_json::to_string_pretty(&vectors)?,
+    )?;
+    Ok(vectors)
+}
+
+/// The vectors for a server that signs with `keys` (its PEM is `pem`).
+pub fn generate(keys: &KeySet, pem: &str) -> Value {
+    let n = now();
+    // Never contacted: a key URL in a header is ignored, not fetched.
+    let hostile: Vec<Value> = cases(keys, pem, "http://127.0.0.1:9/jwks.json")
+        .into_iter()
+        .map(|c| json!({"name": c.name, "source": c.source, "token": c.token, "reason": c.reason}))
+        .collect();
+    let sign = |p: &Value| {
+        sign_raw(
+            &header(alg_name(keys.signer.alg), &keys.signer.kid).to_string(),
+            &p.to_string(),
+            &keys.signer.encoding,
+            keys.signer.alg,
+        )
+    };
+    let mut more = Vec::new();
+    let mut refused = |name: &str, p: Value, reason: &str| {
+        more.push(json!({"name": name, "source": "leeway and audience", "token": sign(&p), "reason": reason}));
+    };
+    let mut p = payload(n);
+    p["exp"] = json!(n - LEEWAY - 5);
+    refused("expired beyond the leeway", p, "TOKEN_EXPIRED");
+    let mut p = payload(n);
+    p["nbf"] = json!(n + LEEWAY + 60);
+    refused("not yet valid beyond the leeway", p, "TOKEN_NOT_YET_VALID");
+    let mut p = payload(n);
+    p["aud"] = json!(["billing"]);
+    refused("another audience", p, "AUDIENCE_MISMATCH");
+    let mut p = payload(n);
+    p["cnf"] = json!({"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    refused("DPoP-bound, no proof", p, "TOKEN_BINDING_MISMATCH");
+    let mut p = payload(n);
+    p["cnf"] = json!({"x5t#S256": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"});
+    refused(
+        "certificate-bound, no certificate",
+        p,
+        "TOKEN_BINDING_MISMATCH",
+    );
+
+    let mut valid = Vec::new();
+    let mut good = |name: &str, p: Value| {
+        let claims = json!({
+            "subject": p["sub"],
+            "tenant": p.get("tid").cloned().unwrap_or(json!("")),
+            "session_id": p["sid"],
+            "token_id": p["jti"],
+            "roles": p.get("roles").cloned().unwrap_or(json!([])),
+            "scopes": p.get("scope").and_then(Value::as_str).unwrap_or("")
+                .split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
+            "expires_at": p["exp"],
+        });
+        valid
+            .push(json!({"name": name, "token": sign(&p), "audience": AUDIENCE, "claims": claims}));
+    };
+    let mut p = payload(n);
+    p["roles"] = json!(["admin", "billing-reader"]);
+    p["scope"] = json!("read write");
+    p["email"] = json!("mallory@example.com");
+    good("every claim", p);
+    let mut p = payload(n);
+    p["aud"] = json!("api");
+    p.as_object_mut().map(|o| o.remove("tid"));
+    p.as_object_mut().map(|o| o.remove("scope"));
+    good("audience as a string, no tenant, no scope", p);
+    let mut p = payload(n);
+    p["exp"] = json!(n - LEEWAY + 10);
+    good("expired within the leeway", p);
+    let mut p = payload(n);
+    p["aud"] = json!(["billing", "api"]);
+    good("one of several audiences", p);
+
+    let mut all = hostile;
+    all.extend(more);
+    json!({
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "leeway": LEEWAY,
+        "generated_at": n,
+        "cases": all,
+        "valid": valid,
+    })
+}

@@ -1,0 +1,79 @@
+//! Unit tests of the `serve` flags.
+use super::*;
+
+/// Every flag's environment variable is `TESSERA_<FLAG>` (the config
+/// file's merge relies on it; `--verify-key` once read `…_KEYS`).
+#[test]
+fn every_env_name_is_tessera_and_the_flag() {
+    use clap::CommandFactory;
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+    let mut checked = 0;
+    for arg in Wrapper::command().get_arguments() {
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        let want = format!("TESSERA_{}", long.replace('-', "_").to_uppercase());
+        assert_eq!(env.to_str(), Some(want.as_str()), "--{long}");
+        checked += 1;
+    }
+    assert!(checked > 50, "{checked}");
+}
+
+#[test]
+fn durations_parse_and_print() {
+    for (text, ms) in [
+        ("500ms", 500),
+        ("30s", 30_000),
+        ("15m", 900_000),
+        ("2h", 7_200_000),
+        ("7d", 604_800_000),
+        ("12", 12_000),
+    ] {
+        let d: Dur = text.parse().unwrap();
+        assert_eq!(d.0, Duration::from_millis(ms), "{text}");
+    }
+    assert_eq!(Dur(Duration::from_secs(900)).to_string(), "15m");
+    assert!("5x".parse::<Dur>().is_err());
+    assert!("".parse::<Dur>().is_err());
+    assert!("99999999999999999999d".parse::<Dur>().is_err());
+}
+
+#[test]
+fn defaults_match_the_design() {
+    let a = ServeArgs::parse_with_file(vec![]).unwrap();
+    assert_eq!(a.listen.to_string(), DEFAULT_LISTEN);
+    assert_eq!(a.leeway.0, Duration::from_secs(30));
+    assert_eq!(a.refresh_grace.0, Duration::from_secs(5));
+    assert!(a.renewal);
+    assert!(!a.allow_anonymous);
+    assert!(
+        a.session_idle.is_none(),
+        "idle = each session's refresh TTL"
+    );
+    assert!(a.redis_url.is_none());
+}
+
+#[test]
+fn file_is_below_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.toml");
+    std::fs::write(
+        &path,
+        "issuer = \"from-file\"\naccess_ttl = \"2m\"\nrenewal = false\n",
+    )
+    .unwrap();
+    let a = ServeArgs::parse_with_file(vec![
+        "--config".into(),
+        path.display().to_string(),
+        "--issuer".into(),
+        "from-flag".into(),
+    ])
+    .unwrap();
+    assert_eq!(a.issuer, "from-flag");
+    assert_eq!(a.access_ttl.0, Duration::from_secs(120));
+    assert!(!a.renewal);
+}
