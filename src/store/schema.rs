@@ -3,10 +3,9 @@
 //! tag per partition, so every script's keys sit in one Cluster slot)
 //! followed by these names; the memory store keys its maps by the same
 //! names. The Lua scripts build some of them from the prefix and a
-//! session's subject key or id (`s:`, `rs:`, `ru:`, `ss:`, `sc:`, `sm:` (the
-//! creation index's upgrade mark), `sl:`, `rl:refresh:` in `common.lua`,
-//! `create.lua`, `list.lua`, `revoke.lua`, `rotate.lua`, `renew.lua`): keep
-//! those in step with this file.
+//! session's subject key or id; every key prefix a script spells must be one
+//! of this file's (the test `lua_key_prefixes_are_the_schemas` below reads
+//! every script and fails on one that is not).
 
 /// The deployment's layout (a hash: `partitions`, `deployment`), written by
 /// the first replica to start and checked by every other one. A key of its
@@ -56,6 +55,12 @@ pub fn subject_index(subject_key: &str) -> String {
 /// log-out-others' batches in time proportional to their size.
 pub fn creation_index(subject_key: &str) -> String {
     format!("sc:{subject_key}")
+}
+
+/// A subject's mark of how far the upgrade of its sessions written before the
+/// creation index has got (`adopt_legacy` in `common.lua`).
+pub fn adoption_mark(subject_key: &str) -> String {
+    format!("sm:{subject_key}")
 }
 
 /// The successor of a session sealed for the grace window.
@@ -518,3 +523,108 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
 /// Sessions one call of log-out-others revokes at most (revoke.lua 'x'):
 /// well under a millisecond of Redis time; the store calls again until done.
 pub const LOG_OUT_OTHERS_BATCH: usize = 20;
+
+#[cfg(test)]
+mod lua_tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Every script, by file name.
+    const SCRIPTS: &[(&str, &str)] = &[
+        ("batch.lua", include_str!("scripts/batch.lua")),
+        ("common.lua", include_str!("scripts/common.lua")),
+        ("create.lua", include_str!("scripts/create.lua")),
+        ("gcra.lua", include_str!("scripts/gcra.lua")),
+        ("list.lua", include_str!("scripts/list.lua")),
+        ("rate.lua", include_str!("scripts/rate.lua")),
+        ("renew.lua", include_str!("scripts/renew.lua")),
+        ("revoke.lua", include_str!("scripts/revoke.lua")),
+        ("rotate.lua", include_str!("scripts/rotate.lua")),
+    ];
+
+    /// The string literals of a script that look like key prefixes:
+    /// lower-case words each followed by a colon (`'s:'`, `'rl:refresh:'`).
+    fn key_prefixes(script: &str) -> Vec<String> {
+        let mut found = Vec::new();
+        for line in script.lines() {
+            let code = line.split("--").next().unwrap_or_default();
+            for quote in ['\'', '"'] {
+                let parts: Vec<&str> = code.split(quote).collect();
+                // Odd-numbered parts sit between a pair of quotes.
+                for literal in parts.iter().skip(1).step_by(2).take(parts.len() / 2) {
+                    let words: Vec<&str> = literal.split(':').collect();
+                    let shaped = literal.ends_with(':')
+                        && words[..words.len() - 1]
+                            .iter()
+                            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()));
+                    if shaped {
+                        found.push((*literal).to_owned());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn lua_key_prefixes_are_the_schemas() {
+        let schema: BTreeSet<String> = [
+            session(""),
+            session_marker(""),
+            token_marker(""),
+            subject_cutoff(""),
+            subject_index(""),
+            creation_index(""),
+            adoption_mark(""),
+            sealed_successor(""),
+            renewal(""),
+            dpop_proof(""),
+            shared(""),
+            rate(&issue_budget("")),
+            rate(&refresh_budget("")),
+        ]
+        .into();
+        let mut used = BTreeSet::new();
+        for (name, text) in SCRIPTS {
+            for prefix in key_prefixes(text) {
+                assert!(
+                    schema.contains(&prefix),
+                    "{name} spells the key prefix {prefix:?}, which src/store/schema.rs does not define"
+                );
+                used.insert(prefix);
+            }
+        }
+        // The scan itself works: the prefixes the scripts are known to build.
+        for known in [
+            "s:",
+            "rs:",
+            "ru:",
+            "ss:",
+            "sc:",
+            "sm:",
+            "sl:",
+            "rl:refresh:",
+        ] {
+            assert!(used.contains(known), "no script spells {known:?}: {used:?}");
+        }
+    }
+
+    #[test]
+    fn every_script_is_scanned() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/scripts");
+        let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+            .expect("the scripts folder")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".lua"))
+            .collect();
+        on_disk.sort();
+        let listed: Vec<String> = SCRIPTS.iter().map(|(n, _)| (*n).to_owned()).collect();
+        assert_eq!(on_disk, listed, "a script is missing from SCRIPTS");
+    }
+
+    #[test]
+    fn the_scan_finds_prefixes_and_only_them() {
+        let found = key_prefixes("local k = p .. 's:' .. id -- 'xx:' in a comment\nlocal s = 'a b:' .. \"rl:refresh:\" .. ':'");
+        assert_eq!(found, vec!["s:".to_owned(), "rl:refresh:".to_owned()]);
+    }
+}
