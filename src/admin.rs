@@ -55,12 +55,20 @@ async fn jwks(State(s): State<AdminState>) -> Response {
 /// The JWK set in force, as `/.well-known/jwks.json` serves it (here and on
 /// the OAuth port).
 pub(crate) fn jwks_response(keys: &KeyRing, cache_control: &str) -> Response {
+    jwks_body(
+        keys.current().default_keys().jwks_json().to_owned(),
+        cache_control,
+    )
+}
+
+/// A JWK set as an HTTP answer.
+pub(crate) fn jwks_body(jwks_json: String, cache_control: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/jwk-set+json".to_owned()),
             (header::CACHE_CONTROL, cache_control.to_owned()),
         ],
-        keys.current().jwks_json().to_owned(),
+        jwks_json,
     )
         .into_response()
 }

@@ -79,6 +79,10 @@ struct OAuth<S: Store> {
     authority: Arc<Authority<S>>,
     callers: Callers,
     metadata: String,
+    /// The metadata document, whose `issuer` and `jwks_uri` a tenant's
+    /// (`/t/{tenant}/...`) replaces.
+    tenant_metadata: Value,
+    public_url: String,
     token_url: String,
     cors_origins: Vec<String>,
     jwks_cache_control: String,
@@ -126,6 +130,8 @@ pub fn router<S: Store>(
         authority,
         callers,
         metadata: document.to_string(),
+        tenant_metadata: document,
+        public_url: base.clone(),
         token_url: format!("{base}/oauth2/token"),
         cors_origins: settings.cors_origins,
         jwks_cache_control: settings.jwks_cache_control,
@@ -150,6 +156,18 @@ pub fn router<S: Store>(
         .route(
             "/.well-known/jwks.json",
             get(jwks::<S>).options(preflight::<S>),
+        )
+        .route(
+            "/t/{tenant}/.well-known/openid-configuration",
+            get(tenant_metadata::<S>).options(preflight::<S>),
+        )
+        .route(
+            "/t/{tenant}/.well-known/oauth-authorization-server",
+            get(tenant_metadata::<S>).options(preflight::<S>),
+        )
+        .route(
+            "/t/{tenant}/.well-known/jwks.json",
+            get(tenant_jwks::<S>).options(preflight::<S>),
         )
         .route_layer(axum::middleware::from_fn(count))
         .with_state(state)
@@ -615,6 +633,73 @@ async fn metadata<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) 
 async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
     let response = crate::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
     o.with_cors(&headers, response)
+}
+
+/// A tenant's name from a `/t/{tenant}/...` path: `None` for a name Issue
+/// would refuse as a tenant (answered 404, as an unknown path).
+fn tenant_of(tenant: &str) -> Option<&str> {
+    let mut v = crate::service::Violations::default();
+    v.name("tenant", tenant, true);
+    v.finish().is_ok().then_some(tenant)
+}
+
+/// `/t/{tenant}/.well-known/openid-configuration`: the metadata with the
+/// tenant's issuer (its own, else `--issuer`) and its JWK set's URL.
+async fn tenant_metadata<S: Store>(
+    State(o): State<Arc<OAuth<S>>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(tenant) = tenant_of(&tenant) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (_, issuer) = o.authority.jwks_of(tenant);
+    let mut document = o.tenant_metadata.clone();
+    document["issuer"] = json!(issuer);
+    document["jwks_uri"] = json!(format!(
+        "{}/t/{}/.well-known/jwks.json",
+        o.public_url,
+        encode_path_segment(tenant)
+    ));
+    let response = (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            // Short: a reload (SIGHUP) may change a tenant's issuer.
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        document.to_string(),
+    )
+        .into_response();
+    o.with_cors(&headers, response)
+}
+
+/// `/t/{tenant}/.well-known/jwks.json`: the tenant's own keys only, else
+/// the default keys (which sign every tenant without its own).
+async fn tenant_jwks<S: Store>(
+    State(o): State<Arc<OAuth<S>>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(tenant) = tenant_of(&tenant) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let (jwks, _) = o.authority.jwks_of(tenant);
+    let response = crate::admin::jwks_body(jwks, &o.jwks_cache_control);
+    o.with_cors(&headers, response)
+}
+
+/// RFC 3986 §3.3: a path segment, every byte but the unreserved ones
+/// percent-encoded.
+fn encode_path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A CORS preflight: 204 with the allowed method and headers for an

@@ -481,7 +481,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
         Command::Jwks(c) => {
             let r = connect(&c)
                 .await?
-                .get_jwks(request(&c, pb::GetJwksRequest {})?)
+                .get_jwks(request(&c, pb::GetJwksRequest::default())?)
                 .await?;
             serde_json::from_str(&r.into_inner().jwks_json)
                 .map_err(|e| fail(format!("server sent invalid JWKS: {e}")))

@@ -10,7 +10,7 @@ use tessera::pb;
 
 async fn jwks_kids(c: &mut Client) -> Vec<String> {
     let json = c
-        .get_jwks(pb::GetJwksRequest {})
+        .get_jwks(pb::GetJwksRequest::default())
         .await
         .unwrap()
         .into_inner()
