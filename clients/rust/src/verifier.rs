@@ -284,7 +284,10 @@ impl LocalVerifier {
             }
             *last = Instant::now();
         }
-        match fetch_keys(&self.state.client, &self.state.options).await.ok() {
+        match fetch_keys(&self.state.client, &self.state.options)
+            .await
+            .ok()
+        {
             Some(keys) => {
                 *self.state.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
                 true
