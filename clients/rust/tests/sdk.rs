@@ -555,3 +555,75 @@ async fn conformance_vectors_match_the_server_and_the_local_verifier() {
         assert_eq!(local.jti, want["token_id"], "local: {name}");
     }
 }
+
+/// A LocalVerifier of one tenant (issue #28): it fetches that tenant's keys
+/// and issuer, and refuses every other tenant's token, as the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_of_one_tenant() {
+    let tenants = tessera_test_support::TenantsFile::new(&[
+        ("acme", "https://auth.example.com/t/acme", ""),
+        ("globex", "https://auth.example.com/t/globex", ""),
+    ]);
+    let (env, server) = start(&[&tenants.flag()]).await;
+    let c = client(&server).await;
+    let for_tenant = |tenant: &str| {
+        VerifierOptions {
+            issuer: "tessera-test".into(),
+            leeway: 0,
+            ..Default::default()
+        }
+        .with_tenant(tenant)
+    };
+    let in_tenant = |tenant: &str, subject: &str| pb::IssueRequest {
+        tenant: tenant.into(),
+        ..issue_req(subject)
+    };
+    let acme = c.issue(in_tenant("acme", "alice")).await.unwrap();
+    let globex = c.issue(in_tenant("globex", "bob")).await.unwrap();
+    let initech = c.issue(in_tenant("initech", "carol")).await.unwrap();
+
+    let v = LocalVerifier::start(c.clone(), for_tenant("acme"))
+        .await
+        .unwrap();
+    assert!(v.wait_in_sync(Duration::from_secs(5)).await);
+    let claims = v.verify(&acme.access_token, "api", "", &[]).await.unwrap();
+    assert_eq!(claims.iss, "https://auth.example.com/t/acme");
+    assert_eq!(claims.tid, "acme");
+    for other in [&globex, &initech] {
+        let e = v
+            .verify(&other.access_token, "api", "", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "TOKEN_SIGNATURE_INVALID", "{e:?}");
+    }
+    // acme's key claiming globex, made by hand: refused here too.
+    let mut forged_claims = claims.clone();
+    forged_claims.tid = "globex".into();
+    let forged = tessera::tokens::mint(&tenants.keyset("acme"), &forged_claims).unwrap();
+    let e = v.verify(&forged, "api", "", &[]).await.unwrap_err();
+    assert_eq!(e.reason(), "TOKEN_SIGNATURE_INVALID");
+
+    // A tenant without keys of its own: the default keys and issuer, and
+    // still only its own tokens.
+    let v = LocalVerifier::start(c.clone(), for_tenant("initech"))
+        .await
+        .unwrap();
+    assert!(v.wait_in_sync(Duration::from_secs(5)).await);
+    let claims = v
+        .verify(&initech.access_token, "api", "", &[])
+        .await
+        .unwrap();
+    assert_eq!(claims.iss, "tessera-test");
+    let mut forged_claims = claims.clone();
+    forged_claims.tid = "hooli".into();
+    let forged = tessera::tokens::mint(&env.key.keyset(), &forged_claims).unwrap();
+    let e = v.verify(&forged, "api", "", &[]).await.unwrap_err();
+    assert_eq!(e.reason(), "TOKEN_SIGNATURE_INVALID");
+    for other in [&acme, &globex] {
+        let e = v
+            .verify(&other.access_token, "api", "", &[])
+            .await
+            .unwrap_err();
+        assert_eq!(e.reason(), "TOKEN_SIGNATURE_INVALID", "{e:?}");
+    }
+}
