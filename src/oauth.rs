@@ -145,32 +145,27 @@ pub fn router<S: Store>(
         router = router.route("/oauth2/token", post(token::<S>).options(preflight::<S>));
     }
     router
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/.well-known/jwks.json",
-            get(jwks::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/t/{tenant}/.well-known/openid-configuration",
-            get(tenant_metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/t/{tenant}/.well-known/oauth-authorization-server",
-            get(tenant_metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/t/{tenant}/.well-known/jwks.json",
-            get(tenant_jwks::<S>).options(preflight::<S>),
+        .merge(well_known(get(metadata::<S>), get(jwks::<S>)))
+        // A tenant's issuer and keys (`--tenants`), under the same names.
+        .nest(
+            "/t/{tenant}",
+            well_known(get(tenant_metadata::<S>), get(tenant_jwks::<S>)),
         )
         .route_layer(axum::middleware::from_fn(count))
         .with_state(state)
+}
+
+/// The discovery documents (RFC 8414, and OpenID's name for the same) and
+/// the JWK set, each with its CORS preflight.
+fn well_known<S: Store>(
+    metadata: axum::routing::MethodRouter<Arc<OAuth<S>>>,
+    jwks: axum::routing::MethodRouter<Arc<OAuth<S>>>,
+) -> Router<Arc<OAuth<S>>> {
+    let metadata = metadata.options(preflight::<S>);
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", metadata.clone())
+        .route("/.well-known/openid-configuration", metadata)
+        .route("/.well-known/jwks.json", jwks.options(preflight::<S>))
 }
 
 /// `tessera_http_requests_total{path, status}` and the duration histogram
@@ -635,12 +630,22 @@ async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> R
     o.with_cors(&headers, response)
 }
 
-/// A tenant's name from a `/t/{tenant}/...` path: `None` for a name Issue
-/// would refuse as a tenant (answered 404, as an unknown path).
-fn tenant_of(tenant: &str) -> Option<&str> {
+/// The answer of a `/t/{tenant}/...` path: `answer(jwks, issuer)` with the
+/// tenant's keys (its own, else the default ones) and issuer, with CORS; a
+/// name Issue would refuse as a tenant is answered 404, as an unknown path.
+fn for_tenant<S: Store>(
+    o: &OAuth<S>,
+    tenant: &str,
+    headers: &HeaderMap,
+    answer: impl FnOnce(String, String) -> Response,
+) -> Response {
     let mut v = crate::service::Violations::default();
     v.name("tenant", tenant, true);
-    v.finish().is_ok().then_some(tenant)
+    if v.finish().is_err() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (jwks, issuer) = o.authority.jwks_of(tenant);
+    o.with_cors(headers, answer(jwks, issuer))
 }
 
 /// `/t/{tenant}/.well-known/openid-configuration`: the metadata with the
@@ -650,27 +655,24 @@ async fn tenant_metadata<S: Store>(
     axum::extract::Path(tenant): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(tenant) = tenant_of(&tenant) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (_, issuer) = o.authority.jwks_of(tenant);
-    let mut document = o.tenant_metadata.clone();
-    document["issuer"] = json!(issuer);
-    document["jwks_uri"] = json!(format!(
-        "{}/t/{}/.well-known/jwks.json",
-        o.public_url,
-        encode_path_segment(tenant)
-    ));
-    let response = (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            // Short: a reload (SIGHUP) may change a tenant's issuer.
-            (header::CACHE_CONTROL, "public, max-age=300"),
-        ],
-        document.to_string(),
-    )
-        .into_response();
-    o.with_cors(&headers, response)
+    for_tenant(&o, &tenant, &headers, |_, issuer| {
+        let mut document = o.tenant_metadata.clone();
+        document["issuer"] = json!(issuer);
+        document["jwks_uri"] = json!(format!(
+            "{}/t/{}/.well-known/jwks.json",
+            o.public_url,
+            encode_path_segment(&tenant)
+        ));
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Short: a reload (SIGHUP) may change a tenant's issuer.
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            document.to_string(),
+        )
+            .into_response()
+    })
 }
 
 /// `/t/{tenant}/.well-known/jwks.json`: the tenant's own keys only, else
@@ -680,12 +682,9 @@ async fn tenant_jwks<S: Store>(
     axum::extract::Path(tenant): axum::extract::Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(tenant) = tenant_of(&tenant) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    let (jwks, _) = o.authority.jwks_of(tenant);
-    let response = crate::admin::jwks_body(jwks, &o.jwks_cache_control);
-    o.with_cors(&headers, response)
+    for_tenant(&o, &tenant, &headers, |jwks, _| {
+        crate::admin::jwks_body(jwks, &o.jwks_cache_control)
+    })
 }
 
 /// RFC 3986 §3.3: a path segment, every byte but the unreserved ones

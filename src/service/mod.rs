@@ -300,24 +300,15 @@ impl<S: Store> Authority<S> {
         let Some(limit) = limit else {
             return Ok(());
         };
-        let now_ms = crate::clock::now_ms();
+        let event = crate::audit::Event {
+            tenant,
+            caller,
+            rpc,
+            detail: "per-tenant budget",
+            ..Default::default()
+        };
         let key = crate::tenants::budget_key(tenant, rpc);
-        match self.store.rate_limit(&key, limit, now_ms).await? {
-            None => Ok(()),
-            Some(ms) => {
-                let event = crate::audit::Event {
-                    tenant,
-                    caller,
-                    rpc,
-                    detail: "per-tenant budget",
-                    ..Default::default()
-                };
-                crate::audit::emit(crate::audit::Kind::RateLimited, "refused", &event);
-                Err(Error::RateLimited {
-                    retry_after: Duration::from_millis(ms.max(1) as u64),
-                })
-            }
-        }
+        crate::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
 

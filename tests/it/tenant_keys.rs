@@ -7,12 +7,12 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use serde_json::Value;
 use tessera::keys::{generate_pem, KeySet};
 use tessera::pb;
 use tessera::tokens::{self, AccessClaims};
 
+use crate::key_rotation::{kids, wait_kids_of};
 use crate::support::*;
 
 const ACME_ISSUER: &str = "https://auth.example.com/t/acme";
@@ -25,16 +25,24 @@ fn acme_and_globex(acme_extra: &str) -> TenantsFile {
     ])
 }
 
-fn kid_of(token: &str) -> String {
-    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+/// A server on `backend` whose tenants file gives acme (its entry with
+/// `acme_extra`) and globex their own keys, with `flags`.
+async fn serve_tenants(
+    backend: Backend,
+    acme_extra: &str,
+    flags: &[&str],
+) -> (Env, TenantsFile, Server) {
+    let env = Env::new(backend).await;
+    let tenants = acme_and_globex(acme_extra);
+    let mut all = vec![tenants.flag()];
+    all.extend(flags.iter().map(|f| f.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let server = env.server(&all).await;
+    (env, tenants, server)
 }
 
-fn payload_of(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
 }
 
 fn issue_for(tenant: &str, subject: &str) -> pb::IssueRequest {
@@ -74,17 +82,6 @@ fn forged(keys: &KeySet, tid: &str, iss: &str) -> String {
     tokens::mint(keys, &claims).unwrap()
 }
 
-/// The `kid`s of a JWK set.
-fn kids(jwks_json: &str) -> Vec<String> {
-    let v: Value = serde_json::from_str(jwks_json).unwrap();
-    v["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kid"].as_str().unwrap().to_owned())
-        .collect()
-}
-
 async fn jwks(c: &mut Client, tenant: &str) -> pb::GetJwksResponse {
     c.get_jwks(pb::GetJwksRequest {
         tenant: tenant.into(),
@@ -95,16 +92,14 @@ async fn jwks(c: &mut Client, tenant: &str) -> pb::GetJwksResponse {
 }
 
 async fn tenant_tokens_carry_its_issuer_and_key(backend: Backend) {
-    let env = Env::new(backend).await;
-    let tenants = acme_and_globex("");
-    let s = env.server(&[&tenants.flag()]).await;
+    let (env, tenants, s) = serve_tenants(backend, "", &[]).await;
     let mut c = s.client().await;
     let acme_kid = tenants.keyset("acme").signer.kid;
     let default_kid = env.key.keyset().signer.kid;
 
     let pair = issue_in(&mut c, "acme", "alice").await;
     assert_eq!(kid_of(&pair.access_token), acme_kid);
-    let claims = payload_of(&pair.access_token);
+    let claims = jwt_payload(&pair.access_token);
     assert_eq!(claims["iss"], ACME_ISSUER);
     assert_eq!(claims["tid"], "acme");
     for request in [
@@ -119,20 +114,18 @@ async fn tenant_tokens_carry_its_issuer_and_key(backend: Backend) {
     // A Refresh of the session mints with acme's key and issuer again.
     let next = refreshed(&mut c, &pair.refresh_token).await;
     assert_eq!(kid_of(&next.access_token), acme_kid);
-    assert_eq!(payload_of(&next.access_token)["iss"], ACME_ISSUER);
+    assert_eq!(jwt_payload(&next.access_token)["iss"], ACME_ISSUER);
     c.verify(verify_request(&next.access_token)).await.unwrap();
 
     // A tenant without an entry: the default key and issuer, as before.
     let other = issue_in(&mut c, "initech", "bob").await;
     assert_eq!(kid_of(&other.access_token), default_kid);
-    assert_eq!(payload_of(&other.access_token)["iss"], "tessera-test");
+    assert_eq!(jwt_payload(&other.access_token)["iss"], "tessera-test");
     c.verify(strong(&other.access_token)).await.unwrap();
 }
 
 async fn a_key_vouches_only_for_its_own_tenant(backend: Backend) {
-    let env = Env::new(backend).await;
-    let tenants = acme_and_globex("");
-    let s = env.server(&[&tenants.flag()]).await;
+    let (env, tenants, s) = serve_tenants(backend, "", &[]).await;
     let mut c = s.client().await;
     let acme = tenants.keyset("acme");
     let default = env.key.keyset();
@@ -194,11 +187,8 @@ on_both_stores!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn introspection_and_revocation_by_token_follow_the_tenant_key() {
-    let env = Env::new(Backend::Memory).await;
-    let tenants = acme_and_globex("");
-    let s = env
-        .server(&[&tenants.flag(), "--http-listen=127.0.0.1:0"])
-        .await;
+    let (_env, tenants, s) =
+        serve_tenants(Backend::Memory, "", &["--http-listen=127.0.0.1:0"]).await;
     let http = s.http.unwrap();
     let mut c = s.client().await;
     let pair = issue_in(&mut c, "acme", "alice").await;
@@ -230,11 +220,8 @@ async fn introspection_and_revocation_by_token_follow_the_tenant_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_jwks_has_only_its_keys() {
-    let env = Env::new(Backend::Memory).await;
-    let tenants = acme_and_globex("");
-    let s = env
-        .server(&[&tenants.flag(), "--http-listen=127.0.0.1:0"])
-        .await;
+    let (env, tenants, s) =
+        serve_tenants(Backend::Memory, "", &["--http-listen=127.0.0.1:0"]).await;
     let mut c = s.client().await;
     let acme_kid = tenants.keyset("acme").signer.kid;
     let globex_kid = tenants.keyset("globex").signer.kid;
@@ -352,22 +339,6 @@ async fn the_tenants_file_is_checked_at_start_up() {
     }
 }
 
-/// Poll GetJwks for `tenant` until it lists `want` keys.
-async fn wait_tenant_kids(c: &mut Client, tenant: &str, want: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let k = kids(&jwks(c, tenant).await.jwks_json);
-        if k.len() == want {
-            return k;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{tenant}'s JWKS never had {want} keys: {k:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotating_one_tenants_key_leaves_the_others_valid() {
     let tenants = acme_and_globex("verify_keys = [\"acme-older.pem\"]");
@@ -395,7 +366,7 @@ async fn rotating_one_tenants_key_leaves_the_others_valid() {
     )
     .unwrap();
     process.signal("HUP");
-    let acme_kids = wait_tenant_kids(&mut c, "acme", 2).await;
+    let acme_kids = wait_kids_of(&mut c, "acme", 2).await;
     let acme_after = issue_in(&mut c, "acme", "alice").await;
     assert_ne!(
         kid_of(&acme_after.access_token),
@@ -423,7 +394,7 @@ async fn rotating_one_tenants_key_leaves_the_others_valid() {
         assert!(Instant::now() < deadline, "the bad file was never reported");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(wait_tenant_kids(&mut c, "acme", 2).await, acme_kids);
+    assert_eq!(wait_kids_of(&mut c, "acme", 2).await, acme_kids);
     c.verify(verify_request(&acme_before.access_token))
         .await
         .unwrap();
@@ -432,7 +403,7 @@ async fn rotating_one_tenants_key_leaves_the_others_valid() {
     // Drop acme's old key: its tokens fail, nobody else's.
     std::fs::copy(tenants.key_path("acme"), &older).unwrap();
     process.signal("HUP");
-    wait_tenant_kids(&mut c, "acme", 1).await;
+    wait_kids_of(&mut c, "acme", 1).await;
     expect_reason(
         c.verify(verify_request(&acme_before.access_token)).await,
         "TOKEN_SIGNATURE_INVALID",
@@ -443,13 +414,14 @@ async fn rotating_one_tenants_key_leaves_the_others_valid() {
 }
 
 async fn one_tenants_budgets_leave_anothers(backend: Backend) {
-    let env = Env::new(backend).await;
     // Rates of 1 a second: a slow machine can only let more calls through,
     // so the refusals below are what the budgets alone make.
-    let tenants = acme_and_globex("issue_rate = \"1:2\"\nrefresh_rate = \"1:1\"");
-    let s = env
-        .server(&[&tenants.flag(), "--caller-rate=Issue=1:6"])
-        .await;
+    let (_env, _tenants, s) = serve_tenants(
+        backend,
+        "issue_rate = \"1:2\"\nrefresh_rate = \"1:1\"",
+        &["--caller-rate=Issue=1:6"],
+    )
+    .await;
     let mut c = s.client().await;
 
     // acme spends its Issue budget (2), then is refused however often it
@@ -484,11 +456,12 @@ async fn one_tenants_budgets_leave_anothers(backend: Backend) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tenants_session_cap_is_its_own() {
-    let env = Env::new(Backend::Memory).await;
-    let tenants = acme_and_globex("max_sessions_per_subject = 2");
-    let s = env
-        .server(&[&tenants.flag(), "--max-sessions-per-subject=5"])
-        .await;
+    let (_env, _tenants, s) = serve_tenants(
+        Backend::Memory,
+        "max_sessions_per_subject = 2",
+        &["--max-sessions-per-subject=5"],
+    )
+    .await;
     let mut c = s.client().await;
     for tenant in ["acme", "globex"] {
         for _ in 0..3 {

@@ -710,6 +710,16 @@ impl Env {
     }
 }
 
+/// A JWT's payload, unverified (tests reading what a token carries).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
+}
+
 /// The `ErrorInfo.reason` of a failed call.
 pub fn reason(status: &tonic::Status) -> String {
     tessera::error::status_reason(status).unwrap_or_else(|| format!("<no reason: {status:?}>"))

@@ -298,16 +298,8 @@ class LocalVerifier:
         backoff_cap: float = 3.0,
         **client_options: Any,
     ) -> None:
-        self._core = _Core(
-            issuer,
-            audience,
-            leeway,
-            min_refetch,
-            resume_cursor,
-            cache_size,
-            cache_bytes,
-            tenant,
-        )
+        self._core = _Core(issuer, audience, leeway, min_refetch, resume_cursor,
+                           cache_size, cache_bytes, tenant)
         self._target = target
         self._api_key = api_key
         self._client_options = client_options
@@ -512,16 +504,8 @@ class AsyncLocalVerifier:
         backoff_cap: float = 3.0,
         **client_options: Any,
     ) -> None:
-        self._core = _Core(
-            issuer,
-            audience,
-            leeway,
-            min_refetch,
-            resume_cursor,
-            cache_size,
-            cache_bytes,
-            tenant,
-        )
+        self._core = _Core(issuer, audience, leeway, min_refetch, resume_cursor,
+                           cache_size, cache_bytes, tenant)
         self._target = target
         self._api_key = api_key
         self._client_options = client_options
