@@ -639,9 +639,7 @@ fn for_tenant<S: Store>(
     headers: &HeaderMap,
     answer: impl FnOnce(String, String) -> Response,
 ) -> Response {
-    let mut v = crate::service::Violations::default();
-    v.name("tenant", tenant, true);
-    if v.finish().is_err() {
+    if !crate::service::tenant_name_ok(tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let (jwks, issuer) = o.authority.jwks_of(tenant);

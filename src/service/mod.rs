@@ -450,6 +450,14 @@ impl<S: Store> Authority<S> {
     }
 }
 
+/// Whether `name` is a tenant name Issue accepts (the `/t/{tenant}/...`
+/// paths answer 404 for any other).
+pub(crate) fn tenant_name_ok(name: &str) -> bool {
+    let mut v = Violations::default();
+    v.name("tenant", name, true);
+    v.finish().is_ok()
+}
+
 impl<S: Store> Authority<S> {
     /// The public keys of `tenant` (its own, else the default ones) as a
     /// JWK set, and the issuer of the tokens they sign.

@@ -260,6 +260,9 @@ async fn a_tenants_jwks_has_only_its_keys() {
         assert_eq!(status, 200);
         assert_eq!(kids(&body), vec![default_kid.clone()]);
     }
+    let (status, body) = http_get(s.admin, "/t/globex/.well-known/jwks.json").await;
+    assert_eq!(status, 200);
+    assert_eq!(kids(&body), vec![globex_kid.clone()]);
     let (status, body) = http_get(http, "/t/acme/.well-known/openid-configuration").await;
     assert_eq!(status, 200);
     let meta: Value = serde_json::from_str(&body).unwrap();
@@ -356,6 +359,22 @@ async fn rotating_one_tenants_key_leaves_the_others_valid() {
     let globex = issue_in(&mut c, "globex", "bob").await;
     let initech = issue_in(&mut c, "initech", "carol").await;
     let globex_jwks = jwks(&mut c, "globex").await.jwks_json;
+    // The CLI asks for a tenant's keys too.
+    let out = std::process::Command::new(tessera_binary())
+        .args([
+            "jwks",
+            "--addr",
+            &process.server().url(),
+            "--tenant",
+            "globex",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        kids(&String::from_utf8(out.stdout).unwrap()),
+        kids(&globex_jwks)
+    );
     let default_jwks = jwks(&mut c, "").await.jwks_json;
 
     // Publish then sign, in one step here: acme's new key signs, the old
