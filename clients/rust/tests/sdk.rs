@@ -488,6 +488,7 @@ async fn conformance_vectors_match_the_server_and_the_local_verifier() {
             "--signing-key={}",
             dir.path().join("signing-key.pem").display()
         ),
+        format!("--tenants={}", dir.path().join("tenants.toml").display()),
     ])
     .await;
     let c = client(&server).await;
@@ -553,6 +554,34 @@ async fn conformance_vectors_match_the_server_and_the_local_verifier() {
         assert_eq!(local.sub, want["subject"], "local: {name}");
         assert_eq!(local.exp, want["expires_at"], "local: {name}");
         assert_eq!(local.jti, want["token_id"], "local: {name}");
+    }
+
+    // Tenant keys: a verifier of the vectors' tenant, and the server.
+    let tenant = &vectors["tenant"];
+    let verifier = LocalVerifier::start(
+        c.clone(),
+        VerifierOptions {
+            leeway: vectors["leeway"].as_i64().unwrap(),
+            ..Default::default()
+        }
+        .with_tenant(tenant["name"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    let cases = tenant["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for case in cases {
+        let token = case["token"].as_str().unwrap();
+        // `""`: the token verifies, which the helpers call "OK".
+        let want = Some(case["reason"].as_str().unwrap())
+            .filter(|r| !r.is_empty())
+            .unwrap_or("OK");
+        let name = case["name"].as_str().unwrap();
+        let server = server_reason(&c, token, audience, "", &[]).await;
+        assert_eq!(server, want, "server: {name}");
+        let local = local_reason(&verifier, token, audience, "", &[]).await;
+        assert_eq!(local, want, "local: {name}");
     }
 }
 
