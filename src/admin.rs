@@ -52,15 +52,40 @@ async fn jwks(State(s): State<AdminState>) -> Response {
     jwks_response(&s.keys, &s.jwks_cache_control)
 }
 
+/// `/t/{tenant}/.well-known/jwks.json`: a tenant's keys (its own under
+/// `--tenants`, else the default ones), as the OAuth port serves them; a
+/// name Issue would refuse as a tenant: 404.
+async fn tenant_jwks(
+    State(s): State<AdminState>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> Response {
+    if !crate::service::tenant_name_ok(&tenant) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let keys = s.keys.current();
+    jwks_body(
+        keys.signer_for(&tenant).jwks_json().to_owned(),
+        &s.jwks_cache_control,
+    )
+}
+
 /// The JWK set in force, as `/.well-known/jwks.json` serves it (here and on
 /// the OAuth port).
 pub(crate) fn jwks_response(keys: &KeyRing, cache_control: &str) -> Response {
+    jwks_body(
+        keys.current().default_keys().jwks_json().to_owned(),
+        cache_control,
+    )
+}
+
+/// A JWK set as an HTTP answer.
+pub(crate) fn jwks_body(jwks_json: String, cache_control: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "application/jwk-set+json".to_owned()),
             (header::CACHE_CONTROL, cache_control.to_owned()),
         ],
-        keys.current().jwks_json().to_owned(),
+        jwks_json,
     )
         .into_response()
 }
@@ -87,6 +112,7 @@ pub async fn serve(
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/t/{tenant}/.well-known/jwks.json", get(tenant_jwks))
         .route("/metrics", get(metrics))
         .with_state(state);
     crate::web::serve(listener, app, limits, None, "admin", shutdown).await;

@@ -147,20 +147,29 @@ pub async fn charge<S: crate::store::Store>(
     caller: &str,
     rpc: &str,
 ) -> Result<(), Error> {
+    let event = crate::audit::Event {
+        caller,
+        rpc,
+        detail: "per-caller budget",
+        ..Default::default()
+    };
+    spend(store, &budget_key(caller, rpc), limit, &event).await
+}
+
+/// Spend one event of the budget under `key`: `RateLimited` when it is
+/// spent (audited as `refused`), a store error when the store cannot count.
+/// Per-caller and per-tenant budgets (`--tenants`) both count here.
+pub async fn spend<S: crate::store::Store>(
+    store: &S,
+    key: &str,
+    limit: crate::store::RateLimit,
+    refused: &crate::audit::Event<'_>,
+) -> Result<(), Error> {
     let now_ms = crate::clock::now_ms();
-    match store
-        .rate_limit(&budget_key(caller, rpc), limit, now_ms)
-        .await?
-    {
+    match store.rate_limit(key, limit, now_ms).await? {
         None => Ok(()),
         Some(ms) => {
-            let event = crate::audit::Event {
-                caller,
-                rpc,
-                detail: "per-caller budget",
-                ..Default::default()
-            };
-            crate::audit::emit(crate::audit::Kind::RateLimited, "refused", &event);
+            crate::audit::emit(crate::audit::Kind::RateLimited, "refused", refused);
             Err(Error::RateLimited {
                 retry_after: std::time::Duration::from_millis(ms.max(1) as u64),
             })

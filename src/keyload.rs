@@ -1,5 +1,6 @@
 //! The keys the configuration names: loaded at start, re-read on SIGHUP.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -10,18 +11,7 @@ use crate::keys::{self, KeyRing, KeySet};
 /// Load the signing keys the configuration names, or make an ephemeral one.
 pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {
-        Some(path) => {
-            let active = KeySet::load(path, args.signing_alg)?;
-            // HS256 only when explicitly configured: then a verify key that
-            // is not PEM is the previous (or next) HS256 secret.
-            let hs256 = args.signing_alg == Some(config::KeyAlg::Hs256);
-            let older = args
-                .verify_key
-                .iter()
-                .map(|p| KeySet::load_verifying(p, hs256))
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(active.with_older(older))
-        }
+        Some(path) => load_set(path, args.signing_alg, &args.verify_key),
         None => {
             if args.signing_alg == Some(config::KeyAlg::Hs256) {
                 return Err(keys::KeyError::ShortSecret("(no --signing-key)".into()));
@@ -31,10 +21,31 @@ pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     }
 }
 
-/// On SIGHUP re-read every key file; a file that fails keeps the set in
-/// force (logged). Ends when `drain` fires.
+/// A signing key and the keys that verify beside it (the previous one
+/// after a rotation, the next one before it signs): the default keys, or
+/// a tenant's (`--tenants`).
+pub fn load_set(
+    signing: &Path,
+    alg: Option<config::KeyAlg>,
+    verify: &[PathBuf],
+) -> Result<KeySet, keys::KeyError> {
+    let active = KeySet::load(signing, alg)?;
+    // HS256 only when explicitly configured: then a verify key that
+    // is not PEM is the previous (or next) HS256 secret.
+    let hs256 = alg == Some(config::KeyAlg::Hs256);
+    let older = verify
+        .iter()
+        .map(|p| KeySet::load_verifying(p, hs256))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(active.with_older(older))
+}
+
+/// On SIGHUP re-read every key file and the tenants file (its issuers,
+/// keys and budgets); anything that fails keeps everything in force
+/// (logged). Ends when `drain` fires.
 pub(crate) fn reload_on_sighup(
     keys: Arc<KeyRing>,
+    tenants: Arc<crate::tenants::TenantRing>,
     args: ServeArgs,
     mut drain: watch::Receiver<bool>,
 ) {
@@ -48,14 +59,36 @@ pub(crate) fn reload_on_sighup(
                         _ = hup.recv() => {}
                         _ = drain.changed() => return,
                     }
-                    match load_keys(&args) {
-                        Ok(set) if !set.ephemeral => {
-                            tracing::info!(kid = %set.signer.kid, verifying = ?set.kids(), "keys reloaded");
-                            keys.replace(set);
+                    match crate::tenants::load(&args) {
+                        Ok((set, _)) if set.default_keys().ephemeral && args.tenants.is_none() => {
+                            tracing::warn!(
+                                "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
+                            )
                         }
-                        Ok(_) => tracing::warn!(
-                            "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
-                        ),
+                        Ok((set, limits)) => {
+                            let set = if set.default_keys().ephemeral {
+                                // Keep the ephemeral default key: a new one
+                                // would end every default-key token.
+                                match set.with_default(keys.current().default_keys_arc()) {
+                                    Ok(set) => set,
+                                    Err(e) => {
+                                        tracing::error!(error = %e, "key reload failed; keeping the current keys");
+                                        continue;
+                                    }
+                                }
+                            } else {
+                                set
+                            };
+                            let default = set.default_keys();
+                            tracing::info!(
+                                kid = %default.signer.kid,
+                                verifying = ?default.kids(),
+                                tenants = ?set.tenant_names(),
+                                "keys reloaded"
+                            );
+                            keys.replace(set);
+                            tenants.replace(limits);
+                        }
                         Err(e) => {
                             tracing::error!(error = %e, "key reload failed; keeping the current keys")
                         }
@@ -65,5 +98,5 @@ pub(crate) fn reload_on_sighup(
         }
     }
     #[cfg(not(unix))]
-    let _ = (keys, args, drain);
+    let _ = (keys, tenants, args, drain);
 }

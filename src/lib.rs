@@ -31,6 +31,7 @@ pub mod service;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+pub mod tenants;
 mod tls;
 pub mod web;
 
@@ -141,12 +142,15 @@ pub async fn serve_with_listeners(
         Callers::for_listener(&args, http_local)
             .map_err(|e| ServeError::Config(format!("--http-listen: {e}")))?;
     }
-    let keys = Arc::new(KeyRing::new(keyload::load_keys(&args)?));
-    if keys.current().ephemeral {
-        tracing::warn!(kid = %keys.current().signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
+    let (keys, tenants) = tenants::load(&args).map_err(ServeError::Config)?;
+    let keys = Arc::new(KeyRing::new(keys));
+    let default = keys.current().default_keys_arc();
+    if default.ephemeral {
+        tracing::warn!(kid = %default.signer.kid, "no --signing-key: using an ephemeral EdDSA key; tokens will not verify after a restart or on other replicas");
     }
     let parts = Parts {
         keys,
+        tenants: Arc::new(tenants::TenantRing::new(tenants)),
         callers,
         args,
         listener,
@@ -180,6 +184,7 @@ pub async fn serve_with_listeners(
 /// Everything `run` needs besides the store.
 struct Parts {
     keys: Arc<KeyRing>,
+    tenants: Arc<tenants::TenantRing>,
     callers: Callers,
     args: ServeArgs,
     listener: TcpListener,
@@ -194,6 +199,7 @@ async fn run<S: Store>(
 ) -> Result<(), ServeError> {
     let Parts {
         keys,
+        tenants,
         callers,
         args,
         listener,
@@ -214,9 +220,10 @@ async fn run<S: Store>(
         mtls = args.tls_client_ca.is_some(),
         admin = %admin_addr,
         store = store.kind(),
-        kid = %keys.current().signer.kid,
-        alg = keys::alg_name(keys.current().signer.alg),
-        ephemeral_key = keys.current().ephemeral,
+        kid = %keys.current().default_keys().signer.kid,
+        alg = keys::alg_name(keys.current().default_keys().signer.alg),
+        ephemeral_key = keys.current().default_keys().ephemeral,
+        tenants_with_keys = keys.current().tenant_names().len(),
         "tessera serving"
     );
     // Before anything is minted: take the store's clock (a replica whose own
@@ -255,7 +262,12 @@ async fn run<S: Store>(
         args.store_timeout.0,
     );
 
-    keyload::reload_on_sighup(keys.clone(), args.clone(), drain_rx.clone());
+    keyload::reload_on_sighup(
+        keys.clone(),
+        tenants.clone(),
+        args.clone(),
+        drain_rx.clone(),
+    );
 
     // Reflection in both versions: grpc.reflection.v1, and v1alpha for the
     // clients that only ask for it (Python's grpcio-reflection, older
@@ -290,7 +302,7 @@ async fn run<S: Store>(
     audit::configure(args.audit);
     let caller_limits =
         caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());
-    let authority = Authority::new(store, keys, feed, policy, drain_rx.clone());
+    let authority = Authority::new(store, keys, tenants, feed, policy, drain_rx.clone());
     if let Some(cache) = authority.verifier.cache() {
         // Weak: the server (and its cache) may end before the process.
         let cache = std::sync::Arc::downgrade(cache);

@@ -79,6 +79,10 @@ struct OAuth<S: Store> {
     authority: Arc<Authority<S>>,
     callers: Callers,
     metadata: String,
+    /// The metadata document, whose `issuer` and `jwks_uri` a tenant's
+    /// (`/t/{tenant}/...`) replaces.
+    tenant_metadata: Value,
+    public_url: String,
     token_url: String,
     cors_origins: Vec<String>,
     jwks_cache_control: String,
@@ -126,6 +130,8 @@ pub fn router<S: Store>(
         authority,
         callers,
         metadata: document.to_string(),
+        tenant_metadata: document,
+        public_url: base.clone(),
         token_url: format!("{base}/oauth2/token"),
         cors_origins: settings.cors_origins,
         jwks_cache_control: settings.jwks_cache_control,
@@ -139,20 +145,27 @@ pub fn router<S: Store>(
         router = router.route("/oauth2/token", post(token::<S>).options(preflight::<S>));
     }
     router
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(metadata::<S>).options(preflight::<S>),
-        )
-        .route(
-            "/.well-known/jwks.json",
-            get(jwks::<S>).options(preflight::<S>),
+        .merge(well_known(get(metadata::<S>), get(jwks::<S>)))
+        // A tenant's issuer and keys (`--tenants`), under the same names.
+        .nest(
+            "/t/{tenant}",
+            well_known(get(tenant_metadata::<S>), get(tenant_jwks::<S>)),
         )
         .route_layer(axum::middleware::from_fn(count))
         .with_state(state)
+}
+
+/// The discovery documents (RFC 8414, and OpenID's name for the same) and
+/// the JWK set, each with its CORS preflight.
+fn well_known<S: Store>(
+    metadata: axum::routing::MethodRouter<Arc<OAuth<S>>>,
+    jwks: axum::routing::MethodRouter<Arc<OAuth<S>>>,
+) -> Router<Arc<OAuth<S>>> {
+    let metadata = metadata.options(preflight::<S>);
+    Router::new()
+        .route("/.well-known/oauth-authorization-server", metadata.clone())
+        .route("/.well-known/openid-configuration", metadata)
+        .route("/.well-known/jwks.json", jwks.options(preflight::<S>))
 }
 
 /// `tessera_http_requests_total{path, status}` and the duration histogram
@@ -615,6 +628,75 @@ async fn metadata<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) 
 async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
     let response = crate::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
     o.with_cors(&headers, response)
+}
+
+/// The answer of a `/t/{tenant}/...` path: `answer(jwks, issuer)` with the
+/// tenant's keys (its own, else the default ones) and issuer, with CORS; a
+/// name Issue would refuse as a tenant is answered 404, as an unknown path.
+fn for_tenant<S: Store>(
+    o: &OAuth<S>,
+    tenant: &str,
+    headers: &HeaderMap,
+    answer: impl FnOnce(String, String) -> Response,
+) -> Response {
+    if !crate::service::tenant_name_ok(tenant) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let (jwks, issuer) = o.authority.jwks_of(tenant);
+    o.with_cors(headers, answer(jwks, issuer))
+}
+
+/// `/t/{tenant}/.well-known/openid-configuration`: the metadata with the
+/// tenant's issuer (its own, else `--issuer`) and its JWK set's URL.
+async fn tenant_metadata<S: Store>(
+    State(o): State<Arc<OAuth<S>>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    for_tenant(&o, &tenant, &headers, |_, issuer| {
+        let mut document = o.tenant_metadata.clone();
+        document["issuer"] = json!(issuer);
+        document["jwks_uri"] = json!(format!(
+            "{}/t/{}/.well-known/jwks.json",
+            o.public_url,
+            encode_path_segment(&tenant)
+        ));
+        (
+            [
+                (header::CONTENT_TYPE, "application/json"),
+                // Short: a reload (SIGHUP) may change a tenant's issuer.
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
+            document.to_string(),
+        )
+            .into_response()
+    })
+}
+
+/// `/t/{tenant}/.well-known/jwks.json`: the tenant's own keys only, else
+/// the default keys (which sign every tenant without its own).
+async fn tenant_jwks<S: Store>(
+    State(o): State<Arc<OAuth<S>>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    for_tenant(&o, &tenant, &headers, |jwks, _| {
+        crate::admin::jwks_body(jwks, &o.jwks_cache_control)
+    })
+}
+
+/// RFC 3986 §3.3: a path segment, every byte but the unreserved ones
+/// percent-encoded.
+fn encode_path_segment(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A CORS preflight: 204 with the allowed method and headers for an

@@ -171,11 +171,21 @@ func (c *Client) RevokeSubject(ctx context.Context, tenant, subject string) (str
 
 // JWKS is the JWK set JSON.
 func (c *Client) JWKS(ctx context.Context) (string, error) {
-	resp, err := c.stub.GetJwks(ctx, &pb.GetJwksRequest{})
+	resp, err := c.JWKSOf(ctx, "")
 	if err != nil {
-		return "", fromRPC(err)
+		return "", err
 	}
 	return resp.GetJwksJson(), nil
+}
+
+// JWKSOf calls GetJwks for tenant: its own keys (the server's --tenants),
+// else the default ones, with the issuer of the tokens they sign.
+func (c *Client) JWKSOf(ctx context.Context, tenant string) (*pb.GetJwksResponse, error) {
+	resp, err := c.stub.GetJwks(ctx, &pb.GetJwksRequest{Tenant: tenant})
+	if err != nil {
+		return nil, fromRPC(err)
+	}
+	return resp, nil
 }
 
 // WatchRevocations opens the revocation feed (errors of Recv are raw gRPC

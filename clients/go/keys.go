@@ -26,6 +26,10 @@ type publicKey struct {
 type keySet struct {
 	keys       map[string]*publicKey
 	generation uint64
+	// tenant and issuer: the set is one tenant's (Options.Tenant), so
+	// its keys vouch only for tokens with this tid and this iss.
+	tenant string
+	issuer string
 }
 
 var keyGenerations uint64

@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -334,5 +336,62 @@ func TestLiveHostileCasesMatchServer(t *testing.T) {
 			}
 			t.Logf("%d cases agree with the server", len(cases))
 		})
+	}
+}
+
+// writeTenants writes a --tenants file giving each named tenant its own
+// key (from keygen) and issuer "https://auth.example.com/t/<name>".
+func writeTenants(t *testing.T, names ...string) string {
+	t.Helper()
+	var text strings.Builder
+	for _, name := range names {
+		fmt.Fprintf(&text, "[[tenant]]\nname = %q\nissuer = %q\nsigning_key = %q\n\n",
+			name, "https://auth.example.com/t/"+name, keygen(t, "eddsa"))
+	}
+	path := filepath.Join(t.TempDir(), "tenants.toml")
+	if err := os.WriteFile(path, []byte(text.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A LocalVerifier of one tenant fetches that tenant's keys and issuer and
+// refuses every other tenant's token, as the server does (issue #28).
+func TestLiveTenantVerifier(t *testing.T) {
+	s := liveServer(t, "--tenants", writeTenants(t, "acme", "globex"))
+	c := s.client(t)
+	acme := issue(t, c, &pb.IssueRequest{Subject: "alice", Tenant: "acme"}).AccessToken
+	globex := issue(t, c, &pb.IssueRequest{Subject: "bob", Tenant: "globex"}).AccessToken
+	initech := issue(t, c, &pb.IssueRequest{Subject: "carol", Tenant: "initech"}).AccessToken
+
+	v := startVerifier(t, c, Options{Issuer: "tessera-test", Audience: "api", Tenant: "acme"})
+	claims, err := v.Verify(acme)
+	if err != nil {
+		t.Fatalf("acme's token: %v", err)
+	}
+	if claims.Issuer != "https://auth.example.com/t/acme" || claims.Tenant != "acme" {
+		t.Fatalf("claims %+v", claims)
+	}
+	for _, other := range []string{globex, initech} {
+		if _, err := v.Verify(other); Reason(err) != ReasonTokenSignatureInvalid {
+			t.Fatalf("another tenant's token in acme's verifier: %v", err)
+		}
+	}
+	// A tenant without keys of its own: the default keys and issuer, its
+	// own tokens only.
+	d := startVerifier(t, c, Options{Issuer: "tessera-test", Audience: "api", Tenant: "initech"})
+	if claims, err := d.Verify(initech); err != nil || claims.Issuer != "tessera-test" {
+		t.Fatalf("initech's token: %+v %v", claims, err)
+	}
+	if _, err := d.Verify(acme); Reason(err) != ReasonTokenSignatureInvalid {
+		t.Fatalf("acme's token in initech's verifier: %v", err)
+	}
+	// An unscoped verifier knows only the default keys.
+	u := startVerifier(t, c, Options{Issuer: "tessera-test", Audience: "api"})
+	if _, err := u.Verify(initech); err != nil {
+		t.Fatalf("default-key token: %v", err)
+	}
+	if _, err := u.Verify(acme); Reason(err) != ReasonTokenSignatureInvalid {
+		t.Fatalf("acme's token without a tenant: %v", err)
 	}
 }

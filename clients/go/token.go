@@ -562,6 +562,14 @@ func verifyToken(keys *keySet, token string, now int64, issuer string, leeway in
 	if !ok {
 		return nil, "", refuse(ReasonTokenMalformed)
 	}
+	if keys.tenant != "" {
+		// One tenant's keys vouch for its tokens only: another tid is
+		// as if signed by an unknown key (the server's rule).
+		if v.claims.Tenant != keys.tenant {
+			return nil, "", refuse(ReasonTokenSignatureInvalid)
+		}
+		issuer = keys.issuer
+	}
 	if v.claims.Issuer != issuer {
 		return nil, "", refuse(ReasonIssuerMismatch)
 	}

@@ -43,6 +43,17 @@ type vectorFile struct {
 			ExpiresAt int64    `json:"expires_at"`
 		} `json:"claims"`
 	} `json:"valid"`
+	// Tenant: cases for a verifier of one tenant with its own key (the
+	// server started with --tenants DIR/tenants.toml); Reason "" = verifies.
+	Tenant struct {
+		Name   string `json:"name"`
+		Issuer string `json:"issuer"`
+		Cases  []struct {
+			Name   string `json:"name"`
+			Token  string `json:"token"`
+			Reason string `json:"reason"`
+		} `json:"cases"`
+	} `json:"tenant"`
 }
 
 func nonNil(s []string) []string {
@@ -67,6 +78,7 @@ func TestConformanceVectors(t *testing.T) {
 	}
 	r := startRedis(t)
 	s := startTessera(t, "--issuer", vf.Issuer, "--signing-key", filepath.Join(dir, "signing-key.pem"),
+		"--tenants", filepath.Join(dir, "tenants.toml"),
 		"--redis-url", r.url, "--leeway", (time.Duration(vf.Leeway) * time.Second).String())
 	c := s.client(t)
 	v := startVerifier(t, c, Options{Issuer: vf.Issuer, Audience: vf.Audience, Leeway: time.Duration(vf.Leeway) * time.Second})
@@ -112,5 +124,19 @@ func TestConformanceVectors(t *testing.T) {
 			t.Errorf("valid %d %q: claims\n got  %+v\n want %+v", i, tc.Name, got, exp)
 		}
 	}
-	t.Logf("vectors: %d hostile cases, %d valid tokens, %d failures", len(vf.Cases), len(vf.Valid), failures)
+	if len(vf.Tenant.Cases) == 0 {
+		t.Fatalf("vectors.json has no tenant cases")
+	}
+	tv := startVerifier(t, c, Options{Issuer: vf.Issuer, Audience: vf.Audience, Tenant: vf.Tenant.Name,
+		Leeway: time.Duration(vf.Leeway) * time.Second})
+	tv.nowMs = v.nowMs
+	for i, tc := range vf.Tenant.Cases {
+		_, err := tv.Verify(tc.Token)
+		if got := Reason(err); got != tc.Reason {
+			failures++
+			_, serr := c.Verify(ctx10s(t), &pb.VerifyRequest{AccessToken: tc.Token, Audience: vf.Audience})
+			t.Errorf("tenant case %d %q: got %q, want %q (the server's Verify says %q)", i, tc.Name, got, tc.Reason, Reason(serr))
+		}
+	}
+	t.Logf("vectors: %d hostile cases, %d valid tokens, %d tenant cases, %d failures", len(vf.Cases), len(vf.Valid), len(vf.Tenant.Cases), failures)
 }

@@ -18,6 +18,12 @@ import (
 type Options struct {
 	// Issuer the server mints (its --issuer); default "tessera".
 	Issuer string
+	// Tenant: verify only this tenant's tokens ("" = any tenant of the
+	// default keys). The verifier fetches the tenant's keys (GetJwks with
+	// tenant: its own, else the default ones) and expects the issuer the
+	// server names for them (Issuer only when it names none); another
+	// tenant's token is TOKEN_SIGNATURE_INVALID.
+	Tenant string
 	// Audience the tokens must carry; "" = no audience check.
 	Audience string
 	// Leeway is the clock-skew tolerance (the server's --leeway), in whole
@@ -121,11 +127,7 @@ func NewLocalVerifier(ctx context.Context, client *Client, opts Options) (*Local
 	if opts.CacheBytes == 0 {
 		opts.CacheBytes = DefaultCacheBytes
 	}
-	jwks, err := client.JWKS(ctx)
-	if err != nil {
-		return nil, err
-	}
-	keys, err := parseJWKS(jwks)
+	keys, err := fetchKeys(ctx, client, opts)
 	if err != nil {
 		return nil, err
 	}
@@ -323,18 +325,38 @@ func (v *LocalVerifier) refetchFor(ctx context.Context, token string) bool {
 func (v *LocalVerifier) refetch(ctx context.Context) bool {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	jwks, err := v.client.JWKS(ctx)
+	keys, err := fetchKeys(ctx, v.client, v.opts)
+	if errors.Is(err, errJWKS) {
+		v.logf("tessera: refetched JWK set is invalid")
+		return false
+	}
 	if err != nil {
 		v.logf("tessera: JWK set refetch failed: %v", err)
 		return false
 	}
-	keys, err := parseJWKS(jwks)
-	if err != nil {
-		v.logf("tessera: refetched JWK set is invalid")
-		return false
-	}
 	v.keys.Store(keys)
 	return true
+}
+
+// fetchKeys fetches the JWK set the verifier trusts: the default keys, or
+// with opts.Tenant that tenant's, vouching only for its tid and issuer.
+func fetchKeys(ctx context.Context, client *Client, opts Options) (*keySet, error) {
+	resp, err := client.JWKSOf(ctx, opts.Tenant)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := parseJWKS(resp.GetJwksJson())
+	if err != nil {
+		return nil, err
+	}
+	if opts.Tenant != "" {
+		keys.tenant = opts.Tenant
+		keys.issuer = resp.GetIssuer()
+		if keys.issuer == "" {
+			keys.issuer = opts.Issuer
+		}
+	}
+	return keys, nil
 }
 
 func (v *LocalVerifier) logf(format string, args ...any) {

@@ -86,6 +86,15 @@ pub struct SessionsArgs {
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct JwksArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// A tenant's keys (the server's `--tenants`); none: the default keys.
+    #[arg(long, default_value = "")]
+    pub tenant: String,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct RefreshArgs {
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -297,8 +306,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// List a subject's live sessions (every page, as one JSON array).
     Sessions(SessionsArgs),
-    /// Print the public JWK set.
-    Jwks(ConnectArgs),
+    /// Print the public JWK set (of one tenant with `--tenant`).
+    Jwks(JwksArgs),
     /// Write a new signing key pair (PKCS#8 PEM).
     Keygen(KeygenArgs),
 }
@@ -478,10 +487,12 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
             }
             Ok(Value::Array(out))
         }
-        Command::Jwks(c) => {
-            let r = connect(&c)
+        Command::Jwks(a) => {
+            let c = &a.connect;
+            let tenant = a.tenant.clone();
+            let r = connect(c)
                 .await?
-                .get_jwks(request(&c, pb::GetJwksRequest {})?)
+                .get_jwks(request(c, pb::GetJwksRequest { tenant })?)
                 .await?;
             serde_json::from_str(&r.into_inner().jwks_json)
                 .map_err(|e| fail(format!("server sent invalid JWKS: {e}")))

@@ -270,6 +270,13 @@ pub struct ServeArgs {
     /// TOML file of allowed callers (`[[caller]]` with `api_key_sha256` and `allow`).
     #[arg(long, env = "TESSERA_CALLERS")]
     pub callers: Option<PathBuf>,
+    /// TOML file of tenants with their own issuer and signing key
+    /// (`[[tenant]]` with `name`, `issuer`, `signing_key`; optional
+    /// `verify_keys`, `issue_rate`, `refresh_rate`, `max_sessions_per_subject`).
+    /// Tenants without an entry use `--issuer` and `--signing-key`. Re-read
+    /// on SIGHUP.
+    #[arg(long, env = "TESSERA_TENANTS")]
+    pub tenants: Option<PathBuf>,
     /// Accept unauthenticated calls on a non-loopback address when no callers are configured.
     #[arg(long, env = "TESSERA_ALLOW_ANONYMOUS", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
     pub allow_anonymous: bool,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::instrument;
 
-use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
+use super::{derive_jti, fingerprint_hash, token_pair, Authority, RefreshToken};
 use crate::audit;
 use crate::error::{Error, Violation};
 use crate::pb;
@@ -392,8 +392,7 @@ impl<S: Store> Authority<S> {
             cert_thumbprint: input.cert_thumbprint,
             dpop_jkt: input.dpop_jkt,
         };
-        let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
-        let access_token = tokens::mint(&self.keys.current(), &claims)?;
+        let (access_token, claims) = self.mint_session(&data, derive_jti(&sid, 0, ""), now_ms)?;
         if access_token.len() > tokens::MAX_TOKEN_BYTES {
             // Verify refuses tokens over 8 KiB; never mint one.
             return Err(Error::invalid(
@@ -404,6 +403,10 @@ impl<S: Store> Authority<S> {
                 ),
             ));
         }
+        // The tenant's own budget first: over it, nobody else's is spent.
+        let tenant_limits = self.tenants.current().limits(&data.tenant);
+        self.charge_tenant(&data.tenant, "Issue", tenant_limits.issue_rate, caller)
+            .await?;
         let refresh = RefreshToken::new(&sid);
         let caller_key = crate::caller_limits::budget_key(caller, "Issue");
         let new_session = NewSession {
@@ -415,7 +418,7 @@ impl<S: Store> Authority<S> {
             rate_limit: p.issue_rate,
             caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
             client: input.client,
-            cap: p.session_cap,
+            cap: tenant_limits.session_cap.unwrap_or(p.session_cap),
             feed: p.feed(),
         };
         let outcome = self.store.create_session(&new_session).await?;

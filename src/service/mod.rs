@@ -30,6 +30,7 @@ mod sessions;
 mod verify;
 
 pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
+pub(crate) use issue::{is_hidden_char, Violations};
 pub use secrets::random_b64;
 pub(crate) use secrets::{derive_jti, RefreshToken};
 
@@ -177,6 +178,8 @@ impl Policy {
 pub struct Authority<S: Store> {
     pub(crate) store: Arc<S>,
     pub(crate) keys: Arc<KeyRing>,
+    /// The tenants' own budgets (`--tenants`).
+    pub(crate) tenants: Arc<crate::tenants::TenantRing>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) policy: Policy,
     pub(crate) verifier: TokenVerifier,
@@ -189,6 +192,7 @@ impl<S: Store> Authority<S> {
     pub fn new(
         store: Arc<S>,
         keys: Arc<KeyRing>,
+        tenants: Arc<crate::tenants::TenantRing>,
         feed: Arc<Feed>,
         policy: Policy,
         shutdown: watch::Receiver<bool>,
@@ -197,6 +201,7 @@ impl<S: Store> Authority<S> {
         Authority {
             store,
             keys,
+            tenants,
             feed,
             policy,
             verifier,
@@ -220,9 +225,11 @@ fn caller_rate_for(
 
 // === helpers shared by the RPCs ===
 
-/// The claims of an access token of a session, minted at `iat_ms`.
+/// The claims of an access token of a session, minted at `iat_ms`, with
+/// the issuer of its tenant (`issuer`: [`Keys::issuer_for`]).
 pub(crate) fn session_claims(
     policy: &Policy,
+    issuer: &str,
     data: &SessionData,
     jti: String,
     iat_ms: i64,
@@ -232,7 +239,7 @@ pub(crate) fn session_claims(
     let exp =
         (iat + policy.access_lifetime(data.access_ttl)).min(data.absolute_exp_ms.div_euclid(1000));
     AccessClaims {
-        iss: policy.issuer.clone(),
+        iss: issuer.to_owned(),
         sub: data.subject.clone(),
         aud: data.audience.clone(),
         exp,
@@ -252,6 +259,56 @@ pub(crate) fn session_claims(
             jkt: data.dpop_jkt.clone(),
         }),
         custom: data.custom.clone(),
+    }
+}
+
+impl<S: Store> Authority<S> {
+    /// Mint the access token of a session at `iat_ms`: its tenant's issuer
+    /// and key (`--tenants`), else the default ones, read from one key set
+    /// so a reload in between cannot mix them.
+    pub(crate) fn mint_session(
+        &self,
+        data: &SessionData,
+        jti: String,
+        iat_ms: i64,
+    ) -> Result<(String, AccessClaims), Error> {
+        let keys = self.keys.current();
+        let issuer = keys.issuer_for(&data.tenant, &self.policy.issuer);
+        let claims = session_claims(&self.policy, issuer, data, jti, iat_ms);
+        let token = tokens::mint(keys.signer_for(&data.tenant), &claims)?;
+        Ok((token, claims))
+    }
+
+    /// Re-sign `claims` (a renewal) with the current key and issuer of
+    /// their tenant.
+    pub(crate) fn mint_claims(&self, mut claims: AccessClaims) -> Result<String, Error> {
+        let keys = self.keys.current();
+        claims.iss = keys.issuer_for(&claims.tid, &self.policy.issuer).to_owned();
+        Ok(tokens::mint(keys.signer_for(&claims.tid), &claims)?)
+    }
+
+    /// Spend one call of `tenant`'s own budget for `rpc` (`--tenants`),
+    /// before anything else is counted or written, so a tenant over its
+    /// budget spends nobody else's (a caller's, a subject's).
+    pub(crate) async fn charge_tenant(
+        &self,
+        tenant: &str,
+        rpc: &'static str,
+        limit: Option<crate::store::RateLimit>,
+        caller: &str,
+    ) -> Result<(), Error> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        let event = crate::audit::Event {
+            tenant,
+            caller,
+            rpc,
+            detail: "per-tenant budget",
+            ..Default::default()
+        };
+        let key = crate::tenants::budget_key(tenant, rpc);
+        crate::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
 
@@ -390,6 +447,26 @@ impl<S: Store> Authority<S> {
             }
         }
         response
+    }
+}
+
+/// Whether `name` is a tenant name Issue accepts (the `/t/{tenant}/...`
+/// paths answer 404 for any other).
+pub(crate) fn tenant_name_ok(name: &str) -> bool {
+    let mut v = Violations::default();
+    v.name("tenant", name, true);
+    v.finish().is_ok()
+}
+
+impl<S: Store> Authority<S> {
+    /// The public keys of `tenant` (its own, else the default ones) as a
+    /// JWK set, and the issuer of the tokens they sign.
+    pub(crate) fn jwks_of(&self, tenant: &str) -> (String, String) {
+        let keys = self.keys.current();
+        (
+            keys.signer_for(tenant).jwks_json().to_owned(),
+            keys.issuer_for(tenant, &self.policy.issuer).to_owned(),
+        )
     }
 }
 
@@ -535,11 +612,14 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
 
     async fn get_jwks(
         &self,
-        _request: Request<pb::GetJwksRequest>,
+        request: Request<pb::GetJwksRequest>,
     ) -> Result<Response<pb::GetJwksResponse>, Status> {
-        Ok(Response::new(pb::GetJwksResponse {
-            jwks_json: self.keys.current().jwks_json().to_owned(),
-        }))
+        let tenant = request.into_inner().tenant;
+        let mut v = Violations::default();
+        v.name("tenant", &tenant, false);
+        v.finish().map_err(|e| failed("GetJwks", e))?;
+        let (jwks_json, issuer) = self.jwks_of(&tenant);
+        Ok(Response::new(pb::GetJwksResponse { jwks_json, issuer }))
     }
 }
 

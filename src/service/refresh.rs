@@ -3,13 +3,13 @@
 use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
-use super::{derive_jti, fingerprint_hash, session_claims, token_pair, Authority, RefreshToken};
+use super::{derive_jti, fingerprint_hash, token_pair, Authority, RefreshToken};
 use crate::audit;
 use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
 use crate::telemetry;
-use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+use crate::tokens::{AccessClaims, MAX_TOKEN_BYTES};
 
 /// A rotation's answer, its outcome label for metrics, and the claims of
 /// the new access token.
@@ -90,6 +90,17 @@ impl<S: Store> Authority<S> {
             let entry = self.proof_use(&proof);
             (Some(proof.jkt), Some(entry))
         };
+        // The tenant's own Refresh budget (`--tenants`), before the
+        // rotation spends the subject's: one read of the session's tenant,
+        // made only when some tenant has such a budget.
+        let tenants = self.tenants.current();
+        if tenants.any_refresh_rate() {
+            if let Some(tenant) = self.store.session_tenant(&presented.sid).await? {
+                let limit = tenants.limits(&tenant).refresh_rate;
+                self.charge_tenant(&tenant, "Refresh", limit, caller)
+                    .await?;
+            }
+        }
         let successor = RefreshToken::new(&presented.sid);
         let feed = self.policy.feed();
         let rotate = RotateRequest {
@@ -190,8 +201,7 @@ impl<S: Store> Authority<S> {
         now_ms: i64,
     ) -> Result<(pb::TokenPair, AccessClaims), Error> {
         let jti = derive_jti(&rotation.data.sid, rotation.generation, "");
-        let claims = session_claims(&self.policy, &rotation.data, jti, rotation.rotated_at_ms);
-        let access = tokens::mint(&self.keys.current(), &claims)?;
+        let (access, claims) = self.mint_session(&rotation.data, jti, rotation.rotated_at_ms)?;
         let pair = token_pair(access, &claims, refresh, rotation.refresh_exp_ms, now_ms);
         Ok((pair, claims))
     }

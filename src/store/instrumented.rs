@@ -51,6 +51,13 @@ impl<S: Store> Store for Instrumented<S> {
         )
     }
 
+    fn session_tenant(
+        &self,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
+        store_op("session_tenant", self.0.session_tenant(sid))
+    }
+
     fn first_use(
         &self,
         key: &str,

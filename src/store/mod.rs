@@ -462,6 +462,13 @@ pub trait Store: Send + Sync + 'static {
         r: &RenewRequest,
     ) -> impl Future<Output = Result<RenewOutcome, StoreError>> + Send;
 
+    /// The tenant of a session, if the store keeps it (a Refresh counts its
+    /// tenant's own budget before it rotates, `--tenants`). One read.
+    fn session_tenant(
+        &self,
+        sid: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// Count one event against `limit` under `key`; `Some(retry_after_ms)`
     /// when over budget. Atomic across replicas.
     fn rate_limit(

@@ -84,7 +84,7 @@ async fn issue_then_verify_returns_every_claim(backend: Backend) {
     // The header names the key, and the JWKS publishes it.
     let header = jsonwebtoken::decode_header(&pair.access_token).unwrap();
     let jwks: serde_json::Value = serde_json::from_str(
-        &c.get_jwks(pb::GetJwksRequest {})
+        &c.get_jwks(pb::GetJwksRequest::default())
             .await
             .unwrap()
             .into_inner()

@@ -94,7 +94,7 @@ async fn probe(
     ));
     out.push((
         "GetJwks",
-        r(c.get_jwks(with_key(pb::GetJwksRequest {}, key))
+        r(c.get_jwks(with_key(pb::GetJwksRequest::default(), key))
             .await
             .map(|_| ())),
     ));

@@ -105,10 +105,7 @@ async fn bound_pair(c: &mut Client, key: &ClientKey, subject: &str) -> pb::Token
     .unwrap()
 }
 
-fn payload(token: &str) -> Value {
-    let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&B64.decode(part).unwrap()).unwrap()
-}
+use crate::support::jwt_payload as payload;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dpop_bound_sessions_verify_and_refresh_only_with_proofs_of_their_key() {

@@ -21,15 +21,7 @@ fn thumbprint_of(pem: &str) -> String {
     tessera_core::checks::cert_thumbprint(der.as_ref())
 }
 
-/// A JWT's payload, unverified.
-fn payload(token: &str) -> Value {
-    use base64::Engine as _;
-    let part = token.split('.').nth(1).unwrap();
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .unwrap();
-    serde_json::from_slice(&bytes).unwrap()
-}
+use crate::support::jwt_payload as payload;
 
 fn refresh_with_cert(token: &str, thumbprint: &str) -> pb::RefreshRequest {
     pb::RefreshRequest {

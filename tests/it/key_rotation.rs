@@ -9,13 +9,25 @@ use tessera::keys::generate_pem;
 use tessera::pb;
 
 async fn jwks_kids(c: &mut Client) -> Vec<String> {
+    jwks_kids_of(c, "").await
+}
+
+/// The `kid`s of `GetJwks { tenant }` (`""`: the default keys).
+pub(crate) async fn jwks_kids_of(c: &mut Client, tenant: &str) -> Vec<String> {
     let json = c
-        .get_jwks(pb::GetJwksRequest {})
+        .get_jwks(pb::GetJwksRequest {
+            tenant: tenant.into(),
+        })
         .await
         .unwrap()
         .into_inner()
         .jwks_json;
-    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    kids(&json)
+}
+
+/// The `kid`s of a JWK set, in its order.
+pub(crate) fn kids(jwks_json: &str) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_str(jwks_json).unwrap();
     v["keys"]
         .as_array()
         .unwrap()
@@ -25,15 +37,21 @@ async fn jwks_kids(c: &mut Client) -> Vec<String> {
 }
 
 async fn wait_kids(c: &mut Client, want: usize) -> Vec<String> {
+    wait_kids_of(c, "", want).await
+}
+
+/// Poll `GetJwks { tenant }` until it lists `want` keys (a SIGHUP reload
+/// is asynchronous), or panic after 10 s.
+pub(crate) async fn wait_kids_of(c: &mut Client, tenant: &str, want: usize) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let kids = jwks_kids(c).await;
+        let kids = jwks_kids_of(c, tenant).await;
         if kids.len() == want {
             return kids;
         }
         assert!(
             Instant::now() < deadline,
-            "JWKS never had {want} keys: {kids:?}"
+            "the JWKS of {tenant:?} never had {want} keys: {kids:?}"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -39,6 +39,7 @@ mod sessions;
 mod soak;
 mod store_conformance;
 mod store_differential;
+mod tenant_keys;
 mod tls;
 mod token_budget;
 mod verify_cache;

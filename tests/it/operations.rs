@@ -34,7 +34,7 @@ async fn admin_endpoints_and_readiness_follow_the_store() {
     let (status, jwks) = server.admin_get("/.well-known/jwks.json").await;
     assert_eq!(status, 200);
     let grpc = c
-        .get_jwks(pb::GetJwksRequest {})
+        .get_jwks(pb::GetJwksRequest::default())
         .await
         .unwrap()
         .into_inner()

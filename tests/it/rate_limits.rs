@@ -88,9 +88,9 @@ async fn caller_budget_per_rpc(backend: Backend) {
     let env = Env::new(backend).await;
     let server = env.server(&["--caller-rate=GetJwks=1:2"]).await;
     let mut c = server.client().await;
-    c.get_jwks(pb::GetJwksRequest {}).await.unwrap();
-    c.get_jwks(pb::GetJwksRequest {}).await.unwrap();
-    let s = c.get_jwks(pb::GetJwksRequest {}).await.unwrap_err();
+    c.get_jwks(pb::GetJwksRequest::default()).await.unwrap();
+    c.get_jwks(pb::GetJwksRequest::default()).await.unwrap();
+    let s = c.get_jwks(pb::GetJwksRequest::default()).await.unwrap_err();
     assert_rate_limited(&s);
     // Other RPCs have no caller limit configured.
     for _ in 0..5 {

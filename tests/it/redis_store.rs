@@ -44,7 +44,7 @@ async fn redis_outage_fails_fast_and_recovers_without_restart() {
         started.elapsed()
     );
     // Stateless answers keep working.
-    c.get_jwks(pb::GetJwksRequest {})
+    c.get_jwks(pb::GetJwksRequest::default())
         .await
         .expect("jwks without a store");
 

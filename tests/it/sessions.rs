@@ -787,8 +787,8 @@ async fn a_per_caller_budget_refusal_is_audited() {
     let env = Env::new(Backend::Memory).await;
     let process = Process::start(&env.flags(&["--caller-rate=GetJwks=1:1"])).await;
     let mut c = process.server().client().await;
-    c.get_jwks(pb::GetJwksRequest {}).await.unwrap();
-    let refused = c.get_jwks(pb::GetJwksRequest {}).await.unwrap_err();
+    c.get_jwks(pb::GetJwksRequest::default()).await.unwrap();
+    let refused = c.get_jwks(pb::GetJwksRequest::default()).await.unwrap_err();
     assert_eq!(reason(&refused), "RATE_LIMITED");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

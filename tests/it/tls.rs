@@ -104,7 +104,7 @@ async fn tls_without_client_certificates() {
         .await;
     if let Ok(ch) = plain {
         assert!(TokenAuthorityClient::new(ch)
-            .get_jwks(pb::GetJwksRequest {})
+            .get_jwks(pb::GetJwksRequest::default())
             .await
             .is_err());
     }

@@ -147,8 +147,19 @@ export class TesseraClient {
 
   /** The JWK set JSON (GetJwks). */
   async jwks(opts?: { timeoutMs?: number }): Promise<string> {
-    const res = await this.unary(this.raw.getJwks, GetJwksRequest.fromPartial({}), opts);
-    return res.jwksJson;
+    return (await this.jwksOf("", opts)).jwksJson;
+  }
+
+  /**
+   * GetJwks for `tenant`: its own keys (the server's `--tenants`), else the
+   * default ones, with the issuer of the tokens they sign.
+   */
+  async jwksOf(
+    tenant: string,
+    opts?: { timeoutMs?: number },
+  ): Promise<{ jwksJson: string; issuer: string }> {
+    const res = await this.unary(this.raw.getJwks, GetJwksRequest.fromPartial({ tenant }), opts);
+    return { jwksJson: res.jwksJson, issuer: res.issuer };
   }
 
   /** A subject's live sessions, a page at a time (ListSessions). */

@@ -28,9 +28,23 @@ let nextGeneration = 1;
 /** The public keys of a JWK set (what GetJwks returns), by `kid`. */
 export class PublicKeys {
   /** Changes whenever a new set is loaded: the verified-token cache is per set. */
-  readonly generation: number;
+  generation: number;
+  /**
+   * With a tenant, the set is that tenant's (GetJwks with `tenant`): its
+   * keys vouch only for tokens with this `tid` and this `iss`.
+   */
+  tenant = "";
+  issuer = "";
   private constructor(private readonly keys: Map<string, VerifyingKey>) {
     this.generation = nextGeneration++;
+  }
+
+  /** These keys as one tenant's (the server's `--tenants`). */
+  forTenant(tenant: string, issuer: string): PublicKeys {
+    this.tenant = tenant;
+    this.issuer = issuer;
+    this.generation = nextGeneration++;
+    return this;
   }
 
   /**
@@ -340,7 +354,14 @@ export async function verifyToken(
   if (!(await signatureValid(key, `${h64}.${p64}`, sig))) throw badSignature();
 
   const claims = claimsOf(parsePart(p64));
-  if (claims.iss !== policy.issuer) throw new TokenError(Reason.ISSUER_MISMATCH);
+  let issuer = policy.issuer;
+  if (keys.tenant !== "") {
+    // One tenant's keys vouch for its tokens only: another tid is as if
+    // signed by an unknown key (the server's rule).
+    if (claims.tid !== keys.tenant) throw badSignature();
+    issuer = keys.issuer;
+  }
+  if (claims.iss !== issuer) throw new TokenError(Reason.ISSUER_MISMATCH);
   if (claims.sub === "" || claims.jti === "" || claims.sid === "") throw malformed();
   checkWindow(claims, now, policy.leeway);
   return { claims, kid };

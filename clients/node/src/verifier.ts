@@ -62,6 +62,14 @@ export interface LocalVerifierOptions {
   client?: TesseraClient;
   /** The issuer the server mints (`--issuer`); default "tessera". */
   issuer?: string;
+  /**
+   * Verify only this tenant's tokens (the server's `--tenants`): the
+   * verifier fetches its keys (GetJwks with `tenant`: its own, else the
+   * default ones) and expects the issuer the server names for them
+   * (`issuer` only when it names none); another tenant's token is
+   * TOKEN_SIGNATURE_INVALID. Absent or "": any tenant of the default keys.
+   */
+  tenant?: string;
   /** The audience tokens must name; absent or "" = no audience check. */
   audience?: string;
   /** Clock-skew tolerance in seconds (the server's `--leeway`); default 30. */
@@ -187,6 +195,7 @@ export class LocalVerifier extends EventEmitter {
   private readonly audience: string;
   private readonly minRefetchMs: number;
   private readonly jwksMaxAgeMs: number;
+  private readonly tenant: string;
   private readonly startTimeoutMs: number;
   private readonly backoffBase: number;
   private readonly backoffCap: number;
@@ -215,6 +224,7 @@ export class LocalVerifier extends EventEmitter {
       options.client ??
       new TesseraClient({ ...options.clientOptions, target: options.target!, apiKey: options.apiKey, tls: options.tls });
     this.policy = { issuer: options.issuer ?? "tessera", leeway };
+    this.tenant = options.tenant ?? "";
     this.audience = options.audience ?? "";
     this.minRefetchMs = options.minRefetchMs ?? 30_000;
     this.jwksMaxAgeMs = options.jwksMaxAgeMs ?? 300_000;
@@ -241,7 +251,7 @@ export class LocalVerifier extends EventEmitter {
   private async doStart(): Promise<void> {
     if (this.closed) throw new Error("LocalVerifier is closed");
     try {
-      this.keys = await PublicKeys.fromJwksJson(await this.client.jwks());
+      this.keys = await this.fetchKeys();
       this.lastFetch = Date.now();
     } catch (e) {
       this.close();
@@ -416,10 +426,18 @@ export class LocalVerifier extends EventEmitter {
     return this.refetching;
   }
 
+  /** The JWK set this verifier trusts: the default keys, or its tenant's. */
+  private async fetchKeys(): Promise<PublicKeys> {
+    if (this.tenant === "") return PublicKeys.fromJwksJson(await this.client.jwks());
+    const { jwksJson, issuer } = await this.client.jwksOf(this.tenant);
+    const keys = await PublicKeys.fromJwksJson(jwksJson);
+    return keys.forTenant(this.tenant, issuer || this.policy.issuer);
+  }
+
   /** Fetch the JWK set and put it in force; false when that failed. */
   private async refreshKeys(): Promise<boolean> {
     try {
-      const keys = await PublicKeys.fromJwksJson(await this.client.jwks());
+      const keys = await this.fetchKeys();
       this.keys = keys;
       this.lastFetch = Date.now();
       return true;

@@ -446,3 +446,51 @@ describe("live: ES256 and RS256 signing keys", () => {
     });
   }
 });
+
+describe("live: a verifier of one tenant (--tenants)", () => {
+  let redis, server, client;
+  const opened = [];
+  before(async () => {
+    redis = await startRedis();
+    const dir = tempDir();
+    const entries = ["acme", "globex"].map(
+      (name) =>
+        `[[tenant]]\nname = "${name}"\nissuer = "https://auth.example.com/t/${name}"\nsigning_key = "${keygen(dir, `${name}.pem`)}"\n`,
+    );
+    const tenants = join(dir, "tenants.toml");
+    writeFileSync(tenants, entries.join("\n"));
+    server = await startTessera({ redisUrl: redis.url, signingKey: keygen(dir, "k.pem"), args: ["--tenants", tenants] });
+    client = new TesseraClient({ target: server.target });
+  });
+  after(async () => {
+    for (const v of opened) v.close();
+    client?.close();
+    await server?.stop();
+    await redis?.stop();
+  });
+  const verifierOf = async (tenant) => {
+    const v = new LocalVerifier({ target: server.target, issuer: ISSUER, audience: "api", tenant });
+    opened.push(v);
+    await v.start();
+    return v;
+  };
+  const token = async (tenant, subject) => (await client.issue({ subject, tenant, audience: ["api"] })).tokens.accessToken;
+
+  it("fetches the tenant's keys and issuer and refuses every other tenant's token", async () => {
+    const acme = await token("acme", "alice");
+    const globex = await token("globex", "bob");
+    const initech = await token("initech", "carol");
+    const v = await verifierOf("acme");
+    const claims = await v.verify(acme);
+    assert.equal(claims.tenant, "acme");
+    for (const other of [globex, initech]) {
+      assert.equal(await reasonOf(v.verify(other)), "TOKEN_SIGNATURE_INVALID");
+    }
+    const d = await verifierOf("initech");
+    assert.equal((await d.verify(initech)).tenant, "initech");
+    assert.equal(await reasonOf(d.verify(acme)), "TOKEN_SIGNATURE_INVALID");
+    const u = await verifierOf(undefined);
+    assert.equal((await u.verify(initech)).subject, "carol");
+    assert.equal(await reasonOf(u.verify(acme)), "TOKEN_SIGNATURE_INVALID");
+  });
+});

@@ -16,10 +16,15 @@ assert.ok(existsSync(keyFile), `${keyFile} is missing`);
 assert.ok(vectors.cases.length > 0 && vectors.valid.length > 0, "no vectors");
 
 describe(`conformance vectors (${vectors.cases.length} cases, ${vectors.valid.length} valid)`, () => {
-  let redis, server, client, cached, uncached;
+  let redis, server, client, cached, uncached, tenant;
   before(async () => {
     redis = await startRedis();
-    server = await startTessera({ redisUrl: redis.url, issuer: vectors.issuer, signingKey: keyFile });
+    server = await startTessera({
+      redisUrl: redis.url,
+      issuer: vectors.issuer,
+      signingKey: keyFile,
+      args: ["--tenants", join(VECTORS_DIR, "tenants.toml")],
+    });
     client = new TesseraClient({ target: server.target });
     // The vectors' outcomes hold as of their generation (one valid token
     // is expired within the leeway, good for 10 s): check them on a clock
@@ -29,9 +34,11 @@ describe(`conformance vectors (${vectors.cases.length} cases, ${vectors.valid.le
     const opts = { target: server.target, issuer: vectors.issuer, audience: vectors.audience, leeway: vectors.leeway, clock };
     cached = new LocalVerifier(opts);
     uncached = new LocalVerifier({ ...opts, cache: false });
-    await Promise.all([cached.start(), uncached.start()]);
+    tenant = new LocalVerifier({ ...opts, tenant: vectors.tenant.name });
+    await Promise.all([cached.start(), uncached.start(), tenant.start()]);
   });
   after(async () => {
+    tenant?.close();
     cached?.close();
     uncached?.close();
     client?.close();
@@ -87,5 +94,19 @@ describe(`conformance vectors (${vectors.cases.length} cases, ${vectors.valid.le
     }
     assert.deepEqual(wrong, []);
     assert.ok(compared >= 40, `${compared} cases compared`);
+  });
+
+  it("tenant keys: a verifier of one tenant, and the server, give each case's reason", async () => {
+    const wrong = [];
+    assert.ok(vectors.tenant.cases.length >= 6, "no tenant cases");
+    for (const [i, c] of vectors.tenant.cases.entries()) {
+      const local = await reasonOf(tenant.verify(c.token));
+      if (local !== c.reason) wrong.push(`#${i} ${c.name}: got ${local || "success"}, want ${c.reason || "success"}`);
+      // The server's clock is real: its tokens live ten minutes.
+      if (Date.now() / 1000 - vectors.generated_at > 500) continue;
+      const remote = await reasonOf(client.verify({ accessToken: c.token, audience: vectors.audience }));
+      if (remote !== c.reason) wrong.push(`#${i} ${c.name}: server gave ${remote || "success"}`);
+    }
+    assert.deepEqual(wrong, []);
   });
 });

@@ -349,3 +349,32 @@ def test_silent_server_is_caught_by_keepalive(stack: Stack):
             os.kill(t.proc.pid, signal.SIGCONT)
         wait_until(lambda: v.in_sync, 15, "back in sync after SIGCONT")
         assert v.verify(pair.access_token).subject == "hank"
+
+
+def test_verifier_of_one_tenant(stack: Stack):
+    """A verifier of one tenant fetches that tenant's keys and issuer and
+    refuses every other tenant's token, as the server does (issue #28)."""
+    lines = []
+    for name in ("acme", "globex"):
+        key = stack.key(f"{name}.pem")
+        lines.append(f'[[tenant]]\nname = "{name}"\n'
+                     f'issuer = "https://auth.example.com/t/{name}"\nsigning_key = "{key}"\n')
+    tenants = stack.workdir / "tenants.toml"
+    tenants.write_text("\n".join(lines))
+    t = stack.tessera(extra=["--tenants", str(tenants)])
+    c = TesseraClient(t.target)
+    acme = c.issue("alice", tenant="acme", audience=["api"]).access_token
+    globex = c.issue("bob", tenant="globex", audience=["api"]).access_token
+    initech = c.issue("carol", tenant="initech", audience=["api"]).access_token
+    with LocalVerifier(t.target, issuer=ISSUER, audience="api", tenant="acme") as v:
+        claims = v.verify(acme)
+        assert (claims.tenant, claims.issuer) == ("acme", "https://auth.example.com/t/acme")
+        for other in (globex, initech):
+            assert reason_of(v.verify, other) == "TOKEN_SIGNATURE_INVALID"
+    with LocalVerifier(t.target, issuer=ISSUER, audience="api", tenant="initech") as v:
+        assert v.verify(initech).issuer == ISSUER
+        assert reason_of(v.verify, acme) == "TOKEN_SIGNATURE_INVALID"
+    with LocalVerifier(t.target, issuer=ISSUER, audience="api") as v:
+        assert v.verify(initech).tenant == "initech"
+        assert reason_of(v.verify, acme) == "TOKEN_SIGNATURE_INVALID"
+    c.close()

@@ -49,8 +49,9 @@ def _reason(fn, *a, **kw) -> str:
 
 def test_conformance_vectors(stack: Stack, vectors: dict):
     key = Path(TESSERA_VECTORS) / "signing-key.pem"
+    tenants = Path(TESSERA_VECTORS) / "tenants.toml"
     server = stack.tessera(key=key, issuer=vectors["issuer"],
-                           extra=["--leeway", f"{vectors['leeway']}s"])
+                           extra=["--leeway", f"{vectors['leeway']}s", "--tenants", str(tenants)])
     client = TesseraClient(server.target)
     audience = vectors["audience"]
     cases, valid = vectors["cases"], vectors["valid"]
@@ -94,5 +95,21 @@ def test_conformance_vectors(stack: Stack, vectors: dict):
             elif fresh and local != case.get("reason", "OK"):
                 failures.append(f"fresh, {case['name']}: vector {case.get('reason', 'OK')}, "
                                 f"both {local}")
+
+    # 3. tenant keys: a verifier of one tenant, and the server, at generation time
+    tenant = vectors["tenant"]
+    assert len(tenant["cases"]) >= 6
+    with LocalVerifier(server.target, issuer=vectors["issuer"], audience=audience,
+                       leeway=vectors["leeway"], tenant=tenant["name"]) as v:
+        v._core.time_ns = lambda: generated_ns
+        fresh = time.time() - vectors["generated_at"] < 500  # the tokens live 600 s
+        for case in tenant["cases"]:
+            want = case["reason"] or "OK"
+            local = _reason(v.verify, case["token"])
+            if local != want:
+                failures.append(f"tenant, {case['name']}: vector {want}, local {local}")
+            remote = _reason(client.verify, case["token"], audience=audience)
+            if fresh and remote != want:
+                failures.append(f"tenant, {case['name']}: vector {want}, server {remote}")
     client.close()
     assert not failures, "\n".join(failures)

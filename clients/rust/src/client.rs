@@ -143,13 +143,21 @@ impl TesseraClient {
 
     /// `GetJwks`: the public keys as RFC 7517 JSON.
     pub async fn jwks(&self) -> Result<String, ClientError> {
+        Ok(self.jwks_of("").await?.jwks_json)
+    }
+
+    /// `GetJwks` for `tenant`: its own keys (`--tenants`), else the default
+    /// ones, with the issuer of the tokens they sign.
+    pub async fn jwks_of(&self, tenant: &str) -> Result<pb::GetJwksResponse, ClientError> {
+        let request = pb::GetJwksRequest {
+            tenant: tenant.to_owned(),
+        };
         Ok(self
             .inner
             .clone()
-            .get_jwks(self.req(pb::GetJwksRequest {}))
+            .get_jwks(self.req(request))
             .await?
-            .into_inner()
-            .jwks_json)
+            .into_inner())
     }
 
     /// `WatchRevocations`: the stream of revocation events.

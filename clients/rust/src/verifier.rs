@@ -70,6 +70,21 @@ pub struct VerifierOptions {
     /// seen before skips parsing and the signature, every other check runs.
     /// [`CacheBounds::OFF`] turns it off.
     pub verify_cache: CacheBounds,
+    /// Verify only this tenant's tokens (empty: any tenant of the default
+    /// keys). The verifier fetches the tenant's keys (`GetJwks` with
+    /// `tenant`: its own keys, else the default ones) and expects the
+    /// issuer the server names for them (`issuer` above only when the
+    /// server names none); a token of another tenant (`tid`) is
+    /// `TOKEN_SIGNATURE_INVALID`, one of another issuer `ISSUER_MISMATCH`.
+    pub tenant: String,
+}
+
+impl VerifierOptions {
+    /// These options for `tenant`'s tokens only (see [`VerifierOptions::tenant`]).
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = tenant.into();
+        self
+    }
 }
 
 impl Default for VerifierOptions {
@@ -80,6 +95,7 @@ impl Default for VerifierOptions {
             min_refetch: Duration::from_secs(30),
             resume_cursor: String::new(),
             verify_cache: CacheBounds::default(),
+            tenant: String::new(),
         }
     }
 }
@@ -118,8 +134,7 @@ impl LocalVerifier {
         client: TesseraClient,
         options: VerifierOptions,
     ) -> Result<Self, ClientError> {
-        let keys = PublicKeys::from_jwks_json(&client.jwks().await?)
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        let keys = fetch_keys(&client, &options).await?;
         let cursor = Mutex::new(options.resume_cursor.clone());
         let verifier = TokenVerifier::with_cache(
             VerifyPolicy {
@@ -269,13 +284,9 @@ impl LocalVerifier {
             }
             *last = Instant::now();
         }
-        match self
-            .state
-            .client
-            .jwks()
+        match fetch_keys(&self.state.client, &self.state.options)
             .await
             .ok()
-            .and_then(|j| PublicKeys::from_jwks_json(&j).ok())
         {
             Some(keys) => {
                 *self.state.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
@@ -284,6 +295,27 @@ impl LocalVerifier {
             None => false,
         }
     }
+}
+
+/// The JWK set the verifier trusts: the default keys, or, with a tenant,
+/// that tenant's, vouching only for its `tid` and its issuer.
+async fn fetch_keys(
+    client: &TesseraClient,
+    options: &VerifierOptions,
+) -> Result<PublicKeys, ClientError> {
+    let invalid = |e: tessera_core::keys::KeyError| ClientError::Invalid(e.to_string());
+    if options.tenant.is_empty() {
+        return PublicKeys::from_jwks_json(&client.jwks().await?).map_err(invalid);
+    }
+    let answer = client.jwks_of(&options.tenant).await?;
+    let issuer = if answer.issuer.is_empty() {
+        &options.issuer
+    } else {
+        &answer.issuer
+    };
+    Ok(PublicKeys::from_jwks_json(&answer.jwks_json)
+        .map_err(invalid)?
+        .for_tenant(&options.tenant, issuer))
 }
 
 /// What one message of the feed is.

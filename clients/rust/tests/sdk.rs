@@ -488,6 +488,7 @@ async fn conformance_vectors_match_the_server_and_the_local_verifier() {
             "--signing-key={}",
             dir.path().join("signing-key.pem").display()
         ),
+        format!("--tenants={}", dir.path().join("tenants.toml").display()),
     ])
     .await;
     let c = client(&server).await;
@@ -553,5 +554,104 @@ async fn conformance_vectors_match_the_server_and_the_local_verifier() {
         assert_eq!(local.sub, want["subject"], "local: {name}");
         assert_eq!(local.exp, want["expires_at"], "local: {name}");
         assert_eq!(local.jti, want["token_id"], "local: {name}");
+    }
+
+    // Tenant keys: a verifier of the vectors' tenant, and the server.
+    let tenant = &vectors["tenant"];
+    let verifier = LocalVerifier::start(
+        c.clone(),
+        VerifierOptions {
+            leeway: vectors["leeway"].as_i64().unwrap(),
+            ..Default::default()
+        }
+        .with_tenant(tenant["name"].as_str().unwrap()),
+    )
+    .await
+    .unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    let cases = tenant["cases"].as_array().unwrap();
+    assert!(cases.len() >= 6);
+    for case in cases {
+        let token = case["token"].as_str().unwrap();
+        // `""`: the token verifies, which the helpers call "OK".
+        let want = Some(case["reason"].as_str().unwrap())
+            .filter(|r| !r.is_empty())
+            .unwrap_or("OK");
+        let name = case["name"].as_str().unwrap();
+        let server = server_reason(&c, token, audience, "", &[]).await;
+        assert_eq!(server, want, "server: {name}");
+        let local = local_reason(&verifier, token, audience, "", &[]).await;
+        assert_eq!(local, want, "local: {name}");
+    }
+}
+
+/// A LocalVerifier of one tenant (issue #28): it fetches that tenant's keys
+/// and issuer, and refuses every other tenant's token, as the server does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_of_one_tenant() {
+    let tenants = tessera_test_support::TenantsFile::new(&[
+        ("acme", "https://auth.example.com/t/acme", ""),
+        ("globex", "https://auth.example.com/t/globex", ""),
+    ]);
+    let (env, server) = start(&[&tenants.flag()]).await;
+    let c = client(&server).await;
+    let for_tenant = |tenant: &str| {
+        VerifierOptions {
+            issuer: "tessera-test".into(),
+            leeway: 0,
+            ..Default::default()
+        }
+        .with_tenant(tenant)
+    };
+    let in_tenant = |tenant: &str, subject: &str| pb::IssueRequest {
+        tenant: tenant.into(),
+        ..issue_req(subject)
+    };
+    let acme = c.issue(in_tenant("acme", "alice")).await.unwrap();
+    let globex = c.issue(in_tenant("globex", "bob")).await.unwrap();
+    let initech = c.issue(in_tenant("initech", "carol")).await.unwrap();
+
+    let v = LocalVerifier::start(c.clone(), for_tenant("acme"))
+        .await
+        .unwrap();
+    assert!(v.wait_in_sync(Duration::from_secs(5)).await);
+    let claims = v.verify(&acme.access_token, "api", "", &[]).await.unwrap();
+    assert_eq!(claims.iss, "https://auth.example.com/t/acme");
+    assert_eq!(claims.tid, "acme");
+    // acme's key claiming globex, made by hand: refused here too.
+    let forged = claiming(&tenants.keyset("acme"), &claims, "globex");
+    refused(&v, &[&globex.access_token, &initech.access_token, &forged]).await;
+
+    // A tenant without keys of its own: the default keys and issuer, and
+    // still only its own tokens.
+    let v = LocalVerifier::start(c.clone(), for_tenant("initech"))
+        .await
+        .unwrap();
+    assert!(v.wait_in_sync(Duration::from_secs(5)).await);
+    let claims = v
+        .verify(&initech.access_token, "api", "", &[])
+        .await
+        .unwrap();
+    assert_eq!(claims.iss, "tessera-test");
+    let forged = claiming(&env.key.keyset(), &claims, "hooli");
+    refused(&v, &[&acme.access_token, &globex.access_token, &forged]).await;
+}
+
+/// `claims` with `tid` set to `tenant`, signed with `keys`.
+fn claiming(
+    keys: &tessera::keys::KeySet,
+    claims: &tessera::tokens::AccessClaims,
+    tenant: &str,
+) -> String {
+    let mut claims = claims.clone();
+    claims.tid = tenant.into();
+    tessera::tokens::mint(keys, &claims).unwrap()
+}
+
+/// Every token is refused by `v` as signed by no key of its tenant.
+async fn refused(v: &LocalVerifier, tokens: &[&str]) {
+    for token in tokens {
+        let e = v.verify(token, "api", "", &[]).await.unwrap_err();
+        assert_eq!(e.reason(), "TOKEN_SIGNATURE_INVALID", "{e:?}");
     }
 }

@@ -7,12 +7,15 @@ use std::collections::HashMap;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::keys::{KeyError, KeyLookup, VerifyingKey};
+use crate::keys::{KeyError, KeyLookup, VerifyingKey, Vouches};
 
 /// Public keys from an RFC 7517 JWK set (what `GetJwks` returns).
 pub struct PublicKeys {
     keys: HashMap<String, VerifyingKey>,
     generation: u64,
+    /// The tenant and issuer every key vouches for, when the set is one
+    /// tenant's ([`PublicKeys::for_tenant`]).
+    tenant: Option<(String, String)>,
 }
 
 impl PublicKeys {
@@ -55,7 +58,16 @@ impl PublicKeys {
         Ok(PublicKeys {
             keys,
             generation: crate::keys::next_generation(),
+            tenant: None,
         })
+    }
+
+    /// These keys as one tenant's (`GetJwks` with `tenant`): they vouch
+    /// only for tokens naming `tenant` (`tid`) with `issuer` (`iss`).
+    pub fn for_tenant(mut self, tenant: &str, issuer: &str) -> Self {
+        self.tenant = Some((tenant.to_owned(), issuer.to_owned()));
+        self.generation = crate::keys::next_generation();
+        self
     }
 
     pub fn contains(&self, kid: &str) -> bool {
@@ -78,5 +90,12 @@ impl KeyLookup for PublicKeys {
 
     fn generation(&self) -> u64 {
         self.generation
+    }
+
+    fn vouches(&self, _kid: &str) -> Vouches<'_> {
+        match &self.tenant {
+            Some((tenant, issuer)) => Vouches::Tenant { tenant, issuer },
+            None => Vouches::Default,
+        }
     }
 }

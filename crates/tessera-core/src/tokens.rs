@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
 use crate::error::TokenError as Error;
-use crate::keys::{alg_name, KeyLookup, KeySet};
+use crate::keys::{alg_name, KeyLookup, KeySet, Vouches};
 pub use crate::verified::{CacheBounds, CacheStats, VerifiedCache};
 
 /// Longest token accepted anywhere; longer input is refused before parsing.
@@ -392,8 +392,28 @@ fn verify_with_kid(
     )?;
     let claims = data.claims;
 
-    if claims.iss != policy.issuer {
-        return Err(Error::IssuerMismatch);
+    // Whom the key vouches for (issue #28): a tenant's key signs only that
+    // tenant's tokens, with its issuer; the default keys sign for the
+    // verifier's issuer and only tenants without keys of their own. The
+    // signature is right, but no key of the tenant the token names made
+    // it: as if signed by an unknown key.
+    match keys.vouches(&kid) {
+        Vouches::Tenant { tenant, issuer } => {
+            if claims.tid != tenant {
+                return Err(Error::TokenSignatureInvalid);
+            }
+            if claims.iss != issuer {
+                return Err(Error::IssuerMismatch);
+            }
+        }
+        Vouches::Default => {
+            if keys.has_own_keys(&claims.tid) {
+                return Err(Error::TokenSignatureInvalid);
+            }
+            if claims.iss != policy.issuer {
+                return Err(Error::IssuerMismatch);
+            }
+        }
     }
     if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
         return Err(Error::TokenMalformed);

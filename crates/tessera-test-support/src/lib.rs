@@ -483,6 +483,52 @@ impl TestKey {
     }
 }
 
+/// A `--tenants` file (issue #28) in a temp folder, with a fresh EdDSA key
+/// per tenant in `<name>.pem` beside it (named relative to the file).
+pub struct TenantsFile {
+    pub path: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl TenantsFile {
+    /// `tenants`: (name, issuer, extra TOML lines of its entry, e.g.
+    /// `issue_rate = "1:2"`).
+    pub fn new(tenants: &[(&str, &str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = String::new();
+        for (name, issuer, extra) in tenants {
+            let pem = tessera::keys::generate_pem(tessera::config::KeyAlg::Eddsa).expect("keygen");
+            std::fs::write(dir.path().join(format!("{name}.pem")), pem).expect("write key");
+            text.push_str(&format!(
+                "[[tenant]]\nname = {name:?}\nissuer = {issuer:?}\nsigning_key = \"{name}.pem\"\n{extra}\n\n"
+            ));
+        }
+        let path = dir.path().join("tenants.toml");
+        std::fs::write(&path, text).expect("write tenants file");
+        TenantsFile { path, dir }
+    }
+
+    /// The folder of the file and its keys.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The signing key file of `tenant`.
+    pub fn key_path(&self, tenant: &str) -> PathBuf {
+        self.dir.path().join(format!("{tenant}.pem"))
+    }
+
+    /// The signing key of `tenant`, loaded as the server loads it.
+    pub fn keyset(&self, tenant: &str) -> tessera::keys::KeySet {
+        tessera::keys::KeySet::load(&self.key_path(tenant), None).expect("load tenant key")
+    }
+
+    /// `--tenants=<path>`.
+    pub fn flag(&self) -> String {
+        format!("--tenants={}", self.path.display())
+    }
+}
+
 /// A running Tessera server.
 pub struct Server {
     pub addr: SocketAddr,
@@ -662,6 +708,16 @@ impl Env {
     pub async fn server(&self, extra: &[&str]) -> Server {
         Server::start(&self.flags(extra)).await
     }
+}
+
+/// A JWT's payload, unverified (tests reading what a token carries).
+pub fn jwt_payload(token: &str) -> serde_json::Value {
+    use base64::Engine as _;
+    let part = token.split('.').nth(1).expect("a JWT has a payload");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON payload")
 }
 
 /// The `ErrorInfo.reason` of a failed call.

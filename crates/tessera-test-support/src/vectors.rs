@@ -11,6 +11,12 @@
 //! `OUTDIR/signing-key.pem`: the key to start Tessera with
 //! (`--issuer tessera-test --signing-key OUTDIR/signing-key.pem`). Tokens are
 //! good for ten minutes after generation.
+//!
+//! Tenant keys (issue #28): `OUTDIR/tenants.toml` gives tenant [`TENANT`]
+//! its own key (`OUTDIR/tenant-key.pem`) and issuer; start Tessera with
+//! `--tenants OUTDIR/tenants.toml` too. `tenant: {name, issuer, cases:
+//! [{name, token, reason}]}` are checked by a verifier of that tenant (and
+//! by the server's `Verify`); `reason` `""` means the token verifies.
 
 use std::path::Path;
 
@@ -25,13 +31,28 @@ pub const AUDIENCE: &str = "api";
 /// The server's default `--leeway`, which the cases assume.
 pub const LEEWAY: i64 = 30;
 
+/// The tenant with a key of its own in the vectors, and its issuer.
+pub const TENANT: &str = "globex";
+pub const TENANT_ISSUER: &str = "https://tessera.test/t/globex";
+
 /// Make a key and the vectors signed with it; write both into `dir`.
 pub fn write(dir: &Path) -> std::io::Result<Value> {
     let pem = generate_pem(KeyAlg::Eddsa).map_err(std::io::Error::other)?;
     let keys = KeySet::from_bytes(pem.as_bytes(), None, "k").map_err(std::io::Error::other)?;
-    let vectors = generate(&keys, &pem);
+    let tenant_pem = generate_pem(KeyAlg::Es256).map_err(std::io::Error::other)?;
+    let tenant_keys =
+        KeySet::from_bytes(tenant_pem.as_bytes(), None, "t").map_err(std::io::Error::other)?;
+    let mut vectors = generate(&keys, &pem);
+    vectors["tenant"] = generate_tenant(&keys, &tenant_keys);
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("signing-key.pem"), &pem)?;
+    std::fs::write(dir.join("tenant-key.pem"), &tenant_pem)?;
+    std::fs::write(
+        dir.join("tenants.toml"),
+        format!(
+            "[[tenant]]\nname = {TENANT:?}\nissuer = {TENANT_ISSUER:?}\nsigning_key = \"tenant-key.pem\"\n"
+        ),
+    )?;
     std::fs::write(
         dir.join("vectors.json"),
         serde_json::to_string_pretty(&vectors)?,
@@ -120,5 +141,46 @@ pub fn generate(keys: &KeySet, pem: &str) -> Value {
         "generated_at": n,
         "cases": all,
         "valid": valid,
+    })
+}
+
+/// The tenant-keyed cases, for a verifier of [`TENANT`]: its own token
+/// verifies; its key claiming another tenant or none, or another issuer,
+/// and the default key claiming it, are refused with the server's reasons.
+pub fn generate_tenant(default: &KeySet, tenant: &KeySet) -> Value {
+    let n = now();
+    let sign = |keys: &KeySet, tid: Option<&str>, iss: &str| {
+        let mut p = payload(n);
+        p["iss"] = json!(iss);
+        match tid {
+            Some(t) => p["tid"] = json!(t),
+            None => {
+                p.as_object_mut().map(|o| o.remove("tid"));
+            }
+        }
+        sign_raw(
+            &header(alg_name(keys.signer.alg), &keys.signer.kid).to_string(),
+            &p.to_string(),
+            &keys.signer.encoding,
+            keys.signer.alg,
+        )
+    };
+    let case = |name: &str, token: String, reason: &str| json!({"name": name, "token": token, "reason": reason});
+    json!({
+        "name": TENANT,
+        "issuer": TENANT_ISSUER,
+        "cases": [
+            case("the tenant's own token", sign(tenant, Some(TENANT), TENANT_ISSUER), ""),
+            case("the tenant's key claiming another tenant",
+                sign(tenant, Some("acme"), TENANT_ISSUER), "TOKEN_SIGNATURE_INVALID"),
+            case("the tenant's key claiming no tenant",
+                sign(tenant, None, TENANT_ISSUER), "TOKEN_SIGNATURE_INVALID"),
+            case("the tenant's key with the default issuer",
+                sign(tenant, Some(TENANT), ISSUER), "ISSUER_MISMATCH"),
+            case("the default key claiming the tenant",
+                sign(default, Some(TENANT), TENANT_ISSUER), "TOKEN_SIGNATURE_INVALID"),
+            case("the default key and issuer claiming the tenant",
+                sign(default, Some(TENANT), ISSUER), "TOKEN_SIGNATURE_INVALID"),
+        ],
     })
 }

@@ -807,6 +807,10 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn session_tenant(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().sessions.get(sid).map(|s| s.data.tenant.clone()))
+    }
+
     async fn first_use(
         &self,
         key: &str,

@@ -643,6 +643,15 @@ impl Store for RedisStore {
         Ok(old.unwrap_or_else(|| candidate.to_owned()))
     }
 
+    async fn session_tenant(&self, sid: &str) -> Result<Option<String>, StoreError> {
+        let Some(partition) = self.sid_partition(sid).await? else {
+            return Ok(None);
+        };
+        let name = key(self.parts.prefix(partition), &schema::session(sid));
+        // `t`: the tenant field of the session hash (common.lua's layout).
+        self.client.hget(name, "t").await.map_err(unavailable)
+    }
+
     async fn first_use(
         &self,
         key_name: &str,

@@ -348,6 +348,18 @@ class PublicKeys:
     def __init__(self, keys: Dict[str, VerifyingKey]):
         self.keys = keys
         self.generation = next(PublicKeys._generations)
+        #: With a tenant, the set is that tenant's (``GetJwks`` with
+        #: ``tenant``): its keys vouch only for tokens with this ``tid`` and
+        #: this ``iss``.
+        self.tenant = ""
+        self.issuer = ""
+
+    def for_tenant(self, tenant: str, issuer: str) -> "PublicKeys":
+        """These keys as one tenant's (the server's ``--tenants``)."""
+        self.tenant = tenant
+        self.issuer = issuer
+        self.generation = next(PublicKeys._generations)
+        return self
 
     @classmethod
     def from_jwks_json(cls, text: str) -> "PublicKeys":
@@ -553,6 +565,12 @@ def _verify(
     payload, payload_text, payload_risky = strict_json(payload_raw)
     _deserialized_ok(payload_text, payload, payload_risky)
     claims = _claims(payload)
+    if keys.tenant:
+        # One tenant's keys vouch for its tokens only: another tid is as if
+        # signed by an unknown key (the server's rule).
+        if claims.tid != keys.tenant:
+            raise TokenError(TOKEN_SIGNATURE_INVALID)
+        issuer = keys.issuer
     if claims.iss != issuer:
         raise TokenError(ISSUER_MISMATCH)
     if not claims.sub or not claims.jti or not claims.sid:

@@ -212,7 +212,14 @@ class TesseraClient:
 
     def jwks(self, timeout: Optional[float] = None) -> str:
         """The JWK set JSON."""
-        return self._call(self.stub.GetJwks, pb.GetJwksRequest(), timeout).jwks_json
+        return self.jwks_of("", timeout)[0]
+
+    def jwks_of(self, tenant: str, timeout: Optional[float] = None) -> Tuple[str, str]:
+        """``tenant``'s keys (its own under the server's ``--tenants``,
+        else the default ones) as JWK set JSON, and the issuer of the
+        tokens they sign."""
+        r = self._call(self.stub.GetJwks, pb.GetJwksRequest(tenant=tenant), timeout)
+        return r.jwks_json, r.issuer
 
     def list_sessions(self, subject: str, **kw: Any) -> pb.ListSessionsResponse:
         return self._call(self.stub.ListSessions, pb.ListSessionsRequest(subject=subject, **kw))
@@ -318,7 +325,11 @@ class AsyncTesseraClient:
         return (await self._call(self.stub.Revoke, req)).cursor
 
     async def jwks(self, timeout: Optional[float] = None) -> str:
-        return (await self._call(self.stub.GetJwks, pb.GetJwksRequest(), timeout)).jwks_json
+        return (await self.jwks_of("", timeout))[0]
+
+    async def jwks_of(self, tenant: str, timeout: Optional[float] = None) -> Tuple[str, str]:
+        r = await self._call(self.stub.GetJwks, pb.GetJwksRequest(tenant=tenant), timeout)
+        return r.jwks_json, r.issuer
 
     async def list_sessions(self, subject: str, **kw: Any) -> pb.ListSessionsResponse:
         req = pb.ListSessionsRequest(subject=subject, **kw)

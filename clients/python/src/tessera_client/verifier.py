@@ -108,8 +108,10 @@ class _Core:
         resume_cursor: str,
         cache_size: int,
         cache_bytes: int,
+        tenant: str = "",
     ) -> None:
         self.issuer = issuer
+        self.tenant = tenant
         self.audience = audience or ""
         self.leeway = int(leeway)
         self.min_refetch = min_refetch
@@ -128,12 +130,21 @@ class _Core:
         #: The wall clock (ns); tests replay vectors at their generation time.
         self.time_ns = time.time_ns
 
-    def set_keys(self, jwks_json: str) -> None:
+    def set_keys(self, jwks_json: str, issuer: str = "") -> None:
+        """Put in force a JWK set and the issuer the server names for it
+        (``jwks_of``): with a tenant, the keys vouch only for its ``tid`` and
+        that issuer (this verifier's ``issuer`` when the server names none)."""
+        if self.tenant:
+            issuer = issuer or self.issuer
+            jwks_json_key = f"{issuer}\n{jwks_json}"
+        else:
+            jwks_json_key = jwks_json
         # The same set again (periodic refresh): keep it, and the cache with it.
-        if jwks_json == self.jwks_json:
+        if jwks_json_key == self.jwks_json:
             return
-        self.keys = PublicKeys.from_jwks_json(jwks_json)
-        self.jwks_json = jwks_json
+        keys = PublicKeys.from_jwks_json(jwks_json)
+        self.keys = keys.for_tenant(self.tenant, issuer) if self.tenant else keys
+        self.jwks_json = jwks_json_key
 
     def token_claims(self, token: str, now: int) -> AccessClaims:
         """Signature, type, issuer, window -- through the cache."""
@@ -252,6 +263,12 @@ class LocalVerifier:
     :meth:`start`/:meth:`close`. :meth:`verify` returns :class:`Claims` or
     raises :class:`TokenError` with the server's reason.
 
+    ``tenant``: verify only that tenant's tokens (the server's
+    ``--tenants``): the verifier fetches its keys (``GetJwks`` with
+    ``tenant``: its own, else the default ones) and expects the issuer the
+    server names for them (``issuer`` only when it names none); another
+    tenant's token is ``TOKEN_SIGNATURE_INVALID``.
+
     Other keywords: ``min_refetch`` (s, unknown-kid refetch cooldown),
     ``jwks_max_age`` (s, background refresh of the key set),
     ``resume_cursor`` (start from a saved cursor), ``cache_size`` /
@@ -270,6 +287,7 @@ class LocalVerifier:
         issuer: str = "tessera",
         audience: Optional[str] = None,
         leeway: int = 30,
+        tenant: str = "",
         min_refetch: float = 30.0,
         jwks_max_age: float = 300.0,
         resume_cursor: str = "",
@@ -280,9 +298,8 @@ class LocalVerifier:
         backoff_cap: float = 3.0,
         **client_options: Any,
     ) -> None:
-        self._core = _Core(
-            issuer, audience, leeway, min_refetch, resume_cursor, cache_size, cache_bytes
-        )
+        self._core = _Core(issuer, audience, leeway, min_refetch, resume_cursor,
+                           cache_size, cache_bytes, tenant)
         self._target = target
         self._api_key = api_key
         self._client_options = client_options
@@ -307,7 +324,7 @@ class LocalVerifier:
             return self
         self._client = TesseraClient(self._target, api_key=self._api_key, **self._client_options)
         try:
-            self._core.set_keys(self._client.jwks())
+            self._core.set_keys(*self._client.jwks_of(self._core.tenant))
         except BaseException:
             self._client.close()
             self._client = None
@@ -409,7 +426,7 @@ class LocalVerifier:
         if self._client is None or not self._core.should_refetch(token):
             return False
         try:
-            self._core.set_keys(self._client.jwks(timeout=5.0))
+            self._core.set_keys(*self._client.jwks_of(self._core.tenant, timeout=5.0))
         except (TokenError, ValueError) as e:
             log.warning("JWK set refetch failed: %s", getattr(e, "reason", "invalid JWK set"))
             return False
@@ -456,7 +473,7 @@ class LocalVerifier:
             if time.monotonic() >= next_jwks and self._client is not None:
                 next_jwks = time.monotonic() + self._opt.jwks_max_age
                 try:
-                    self._core.set_keys(self._client.jwks(timeout=5.0))
+                    self._core.set_keys(*self._client.jwks_of(self._core.tenant, timeout=5.0))
                 except (TokenError, ValueError):
                     log.warning("periodic JWK set refresh failed; keeping the current set")
 
@@ -476,6 +493,7 @@ class AsyncLocalVerifier:
         issuer: str = "tessera",
         audience: Optional[str] = None,
         leeway: int = 30,
+        tenant: str = "",
         min_refetch: float = 30.0,
         jwks_max_age: float = 300.0,
         resume_cursor: str = "",
@@ -486,9 +504,8 @@ class AsyncLocalVerifier:
         backoff_cap: float = 3.0,
         **client_options: Any,
     ) -> None:
-        self._core = _Core(
-            issuer, audience, leeway, min_refetch, resume_cursor, cache_size, cache_bytes
-        )
+        self._core = _Core(issuer, audience, leeway, min_refetch, resume_cursor,
+                           cache_size, cache_bytes, tenant)
         self._target = target
         self._api_key = api_key
         self._client_options = client_options
@@ -508,7 +525,7 @@ class AsyncLocalVerifier:
             self._target, api_key=self._api_key, **self._client_options
         )
         try:
-            self._core.set_keys(await self._client.jwks())
+            self._core.set_keys(*await self._client.jwks_of(self._core.tenant))
         except BaseException:
             await self._client.close()
             self._client = None
@@ -606,7 +623,7 @@ class AsyncLocalVerifier:
         if self._client is None or not self._core.should_refetch(token):
             return False
         try:
-            self._core.set_keys(await self._client.jwks(timeout=5.0))
+            self._core.set_keys(*await self._client.jwks_of(self._core.tenant, timeout=5.0))
         except (TokenError, ValueError) as e:
             log.warning("JWK set refetch failed: %s", getattr(e, "reason", "invalid JWK set"))
             return False
@@ -646,6 +663,6 @@ class AsyncLocalVerifier:
             if time.monotonic() >= next_jwks and self._client is not None:
                 next_jwks = time.monotonic() + self._opt.jwks_max_age
                 try:
-                    self._core.set_keys(await self._client.jwks(timeout=5.0))
+                    self._core.set_keys(*await self._client.jwks_of(self._core.tenant, timeout=5.0))
                 except (TokenError, ValueError):
                     log.warning("periodic JWK set refresh failed; keeping the current set")

@@ -342,8 +342,15 @@ pub struct RevocationEvent {
 }
 /// Asks for the public keys.
 #[allow(clippy::all)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct GetJwksRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct GetJwksRequest {
+    /// Whose keys: a tenant of the tenants file (--tenants) gets its own keys
+    /// only; any other tenant, or empty, the default keys (those that sign
+    /// every tenant without keys of its own). A name Issue would refuse as a
+    /// tenant: INVALID_ARGUMENT.
+    #[prost(string, tag = "1")]
+    pub tenant: ::prost::alloc::string::String,
+}
 /// The public keys that verify access tokens.
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -351,6 +358,11 @@ pub struct GetJwksResponse {
     /// An RFC 7517 JWK set, as JSON text.
     #[prost(string, tag = "1")]
     pub jwks_json: ::prost::alloc::string::String,
+    /// The `iss` of the tokens these keys sign: the tenant's issuer, or the
+    /// server's --issuer for the default keys. A verifier of one tenant's
+    /// tokens expects it.
+    #[prost(string, tag = "2")]
+    pub issuer: ::prost::alloc::string::String,
 }
 /// Which subject's sessions, and which page.
 #[allow(clippy::all)]

@@ -8,9 +8,10 @@ fn main() {
     };
     match tessera_test_support::vectors::write(std::path::Path::new(&dir)) {
         Ok(v) => println!(
-            "{} cases, {} valid tokens in {}",
+            "{} cases, {} valid tokens, {} tenant-key cases in {}",
             v["cases"].as_array().map_or(0, Vec::len),
             v["valid"].as_array().map_or(0, Vec::len),
+            v["tenant"]["cases"].as_array().map_or(0, Vec::len),
             std::path::Path::new(&dir).display()
         ),
         Err(e) => {

@@ -243,14 +243,18 @@ class RevocationEvent(_message.Message):
     def __init__(self, cursor: _Optional[str] = ..., kind: _Optional[_Union[RevocationKind, str]] = ..., token_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., subject: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetJwksRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
+    __slots__ = ("tenant",)
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    tenant: str
+    def __init__(self, tenant: _Optional[str] = ...) -> None: ...
 
 class GetJwksResponse(_message.Message):
-    __slots__ = ("jwks_json",)
+    __slots__ = ("jwks_json", "issuer")
     JWKS_JSON_FIELD_NUMBER: _ClassVar[int]
+    ISSUER_FIELD_NUMBER: _ClassVar[int]
     jwks_json: str
-    def __init__(self, jwks_json: _Optional[str] = ...) -> None: ...
+    issuer: str
+    def __init__(self, jwks_json: _Optional[str] = ..., issuer: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("tenant", "subject", "page_size", "page_token")

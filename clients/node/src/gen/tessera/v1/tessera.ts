@@ -418,12 +418,25 @@ export interface RevocationEvent {
 
 /** Asks for the public keys. */
 export interface GetJwksRequest {
+  /**
+   * Whose keys: a tenant of the tenants file (--tenants) gets its own keys
+   * only; any other tenant, or empty, the default keys (those that sign
+   * every tenant without keys of its own). A name Issue would refuse as a
+   * tenant: INVALID_ARGUMENT.
+   */
+  tenant: string;
 }
 
 /** The public keys that verify access tokens. */
 export interface GetJwksResponse {
   /** An RFC 7517 JWK set, as JSON text. */
   jwksJson: string;
+  /**
+   * The `iss` of the tokens these keys sign: the tenant's issuer, or the
+   * server's --issuer for the default keys. A verifier of one tenant's
+   * tokens expects it.
+   */
+  issuer: string;
 }
 
 /** Which subject's sessions, and which page. */
@@ -2781,11 +2794,14 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
 };
 
 function createBaseGetJwksRequest(): GetJwksRequest {
-  return {};
+  return { tenant: "" };
 }
 
 export const GetJwksRequest: MessageFns<GetJwksRequest> = {
-  encode(_: GetJwksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+  encode(message: GetJwksRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.tenant !== "") {
+      writer.uint32(10).string(message.tenant);
+    }
     return writer;
   },
 
@@ -2802,6 +2818,14 @@ export const GetJwksRequest: MessageFns<GetJwksRequest> = {
       while (reader.pos < end) {
         const tag = reader.uint32();
         switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.tenant = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2814,32 +2838,39 @@ export const GetJwksRequest: MessageFns<GetJwksRequest> = {
     }
   },
 
-  fromJSON(_: any): GetJwksRequest {
-    return {};
+  fromJSON(object: any): GetJwksRequest {
+    return { tenant: isSet(object.tenant) ? globalThis.String(object.tenant) : "" };
   },
 
-  toJSON(_: GetJwksRequest): unknown {
+  toJSON(message: GetJwksRequest): unknown {
     const obj: any = {};
+    if (message.tenant !== "") {
+      obj.tenant = message.tenant;
+    }
     return obj;
   },
 
   create<I extends Exact<DeepPartial<GetJwksRequest>, I>>(base?: I): GetJwksRequest {
     return GetJwksRequest.fromPartial(base ?? ({} as any));
   },
-  fromPartial<I extends Exact<DeepPartial<GetJwksRequest>, I>>(_: I): GetJwksRequest {
+  fromPartial<I extends Exact<DeepPartial<GetJwksRequest>, I>>(object: I): GetJwksRequest {
     const message = createBaseGetJwksRequest();
+    message.tenant = object.tenant ?? "";
     return message;
   },
 };
 
 function createBaseGetJwksResponse(): GetJwksResponse {
-  return { jwksJson: "" };
+  return { jwksJson: "", issuer: "" };
 }
 
 export const GetJwksResponse: MessageFns<GetJwksResponse> = {
   encode(message: GetJwksResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.jwksJson !== "") {
       writer.uint32(10).string(message.jwksJson);
+    }
+    if (message.issuer !== "") {
+      writer.uint32(18).string(message.issuer);
     }
     return writer;
   },
@@ -2865,6 +2896,14 @@ export const GetJwksResponse: MessageFns<GetJwksResponse> = {
             message.jwksJson = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.issuer = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2884,6 +2923,7 @@ export const GetJwksResponse: MessageFns<GetJwksResponse> = {
         : isSet(object.jwks_json)
         ? globalThis.String(object.jwks_json)
         : "",
+      issuer: isSet(object.issuer) ? globalThis.String(object.issuer) : "",
     };
   },
 
@@ -2891,6 +2931,9 @@ export const GetJwksResponse: MessageFns<GetJwksResponse> = {
     const obj: any = {};
     if (message.jwksJson !== "") {
       obj.jwksJson = message.jwksJson;
+    }
+    if (message.issuer !== "") {
+      obj.issuer = message.issuer;
     }
     return obj;
   },
@@ -2901,6 +2944,7 @@ export const GetJwksResponse: MessageFns<GetJwksResponse> = {
   fromPartial<I extends Exact<DeepPartial<GetJwksResponse>, I>>(object: I): GetJwksResponse {
     const message = createBaseGetJwksResponse();
     message.jwksJson = object.jwksJson ?? "";
+    message.issuer = object.issuer ?? "";
     return message;
   },
 };
