@@ -361,6 +361,12 @@ pub struct ServeArgs {
     /// Per-subject budget of Refresh (`RATE:BURST`, or `off`), across replicas.
     #[arg(long, env = "TESSERA_REFRESH_RATE", default_value = DEFAULT_SUBJECT_RATE)]
     pub refresh_rate: RateSpec,
+    /// Tenants counted by name in `tessera_tenant_events_total{tenant, event}`
+    /// (comma-separated or repeated); every other tenant counts as `other`.
+    /// Absent: no per-tenant series at all. Only the tenants listed here
+    /// ever become label values, so their number bounds the series.
+    #[arg(long, env = "TESSERA_METRICS_TENANTS", value_delimiter = ',')]
+    pub metrics_tenants: Vec<String>,
     /// Per-caller budget of an RPC, `RPC=RATE:BURST` (`*=…` for all), repeatable
     /// or comma-separated. Counted in the store (one round trip per limited
     /// call; Issue's is counted in its own script). Issue has a budget of

@@ -344,13 +344,19 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
 impl<S: Store> Authority<S> {
     #[instrument(level = "debug", skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
     /// `caller` is the caller's name (its Issue budget, `Policy::caller_issue_rate`,
-    /// and the audit trail).
+    /// and the audit trail); `scope` the tenants it may issue for.
     pub(crate) async fn issue(
         &self,
         request: pb::IssueRequest,
         caller: &str,
+        scope: &crate::scope::TenantScope,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
+        let who = super::tenancy::Acting {
+            subject: &input.subject,
+            ..super::tenancy::Acting::new("Issue", caller, scope)
+        };
+        self.allow_tenant(&who, &input.tenant)?;
         let p = &self.policy;
         let now_ms = crate::clock::now_ms();
         let access_ttl = input
@@ -425,6 +431,7 @@ impl<S: Store> Authority<S> {
             subject: &data.subject,
             session_id: &sid,
             caller,
+            caller_tenants: "",
             client_ip: &new_session.client.ip_address,
             rpc: "Issue",
             detail: "",
@@ -458,6 +465,7 @@ impl<S: Store> Authority<S> {
             }
         }
         audit::emit(audit::Kind::Issued, "ok", &event);
+        self.count_tenant(&data.tenant, "issued");
         tracing::debug!("session issued");
         Ok(pb::IssueResponse {
             tokens: Some(token_pair(

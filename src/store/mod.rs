@@ -481,6 +481,20 @@ pub trait Store: Send + Sync + 'static {
         r: &RevokeRequest,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// The tenant of session `sid` while the store keeps it (usable or
+    /// not: revoked, expired but kept for its live access tokens), so that
+    /// a caller scoped to tenants can be checked before anything of the
+    /// session changes. With `refresh_hash`, only when that is the hash of
+    /// the session's current refresh token or of one it superseded (and
+    /// still remembers); `None` otherwise, and for a session not kept. A
+    /// read: nothing changes. One round trip.
+    fn session_tenant(
+        &self,
+        sid: &str,
+        refresh_hash: Option<&str>,
+        now_ms: i64,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// Revocation state of a token at `now_ms`, read from the store (strong
     /// consistency). Redis answers by its keys' own expiry; the memory store
     /// by `now_ms`, like every other operation (never its own clock).

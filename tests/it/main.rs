@@ -39,6 +39,7 @@ mod sessions;
 mod soak;
 mod store_conformance;
 mod store_differential;
+mod tenants;
 mod tls;
 mod token_budget;
 mod verify_cache;

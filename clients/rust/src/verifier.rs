@@ -344,6 +344,8 @@ async fn follow(state: Arc<VerifierState>) {
             include_snapshot: cursor.is_empty(),
             after_cursor: cursor,
             mark_caught_up: true,
+            // Every tenant the caller may act on (its scope, if scoped).
+            tenants: Vec::new(),
         };
         match state.client.watch(request).await {
             Ok(mut stream) => loop {

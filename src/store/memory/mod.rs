@@ -44,6 +44,14 @@ struct Session {
     client: ClientInfo,
 }
 
+impl Session {
+    /// Is `hash` the hash of this session's current refresh token or of one
+    /// it superseded and remembers?
+    fn holds(&self, hash: &str) -> bool {
+        self.current == hash || self.previous == hash || self.older.iter().any(|h| h == hash)
+    }
+}
+
 #[derive(Default)]
 struct State {
     sessions: HashMap<String, Session>,
@@ -660,11 +668,8 @@ impl Store for MemoryStore {
                 let Some(s) = st.kept_session(sid, now) else {
                     return Ok(None);
                 };
-                if let Some(hash) = refresh_hash {
-                    let known = &s.current == hash || &s.previous == hash || s.older.contains(hash);
-                    if !known {
-                        return Ok(None);
-                    }
+                if refresh_hash.as_deref().is_some_and(|h| !s.holds(h)) {
+                    return Ok(None);
                 }
                 st.revoke_session(sid, now, &r.feed)
             }
@@ -724,6 +729,19 @@ impl Store for MemoryStore {
         drop(st);
         let _ = self.notify.send(());
         Ok(Some(cursor))
+    }
+
+    async fn session_tenant(
+        &self,
+        sid: &str,
+        refresh_hash: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let st = self.lock();
+        Ok(st
+            .kept_session(sid, now_ms)
+            .filter(|s| refresh_hash.is_none_or(|h| s.holds(h)))
+            .map(|s| s.data.tenant.clone()))
     }
 
     async fn revocation_state(
