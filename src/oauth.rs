@@ -476,9 +476,13 @@ impl<S: Store> OAuth<S> {
         };
         let rates = &self.authority.policy.caller_rates;
         if let Some(limit) = crate::caller_limits::budget_for(rates, rpc) {
-            let spent =
-                crate::caller_limits::charge(self.authority.store.as_ref(), limit, &name, rpc)
-                    .await;
+            let spent = crate::caller_limits::charge(
+                self.authority.store.as_ref(),
+                limit,
+                (&name, &scope.label()),
+                rpc,
+            )
+            .await;
             if let Err(e) = spent {
                 return Err(OAuthError::from_error(rpc, &e));
             }

@@ -41,11 +41,12 @@ impl TenantScope {
     }
 
     /// The scope as the audit trail writes it: `*` for every tenant, else
-    /// the tenants, comma-separated, in order.
-    pub fn label(&self) -> String {
+    /// the tenants, comma-separated, in order. (No allocation for a
+    /// platform-wide caller: Verify labels every refusal it audits.)
+    pub fn label(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            TenantScope::All => "*".to_owned(),
-            TenantScope::Only(set) => set.iter().cloned().collect::<Vec<_>>().join(","),
+            TenantScope::All => "*".into(),
+            TenantScope::Only(set) => set.iter().cloned().collect::<Vec<_>>().join(",").into(),
         }
     }
 
@@ -80,6 +81,7 @@ mod tests {
         assert!(acme.allows("acme") && !acme.allows("globex") && !acme.allows(""));
         assert_eq!(acme.label(), "acme,initech");
         assert_eq!(all.label(), "*");
+        assert!(matches!(all.label(), std::borrow::Cow::Borrowed(_)));
         assert_eq!(acme.narrow(&[]), Ok(acme.clone()));
         assert_eq!(
             acme.narrow(&["acme".to_owned()]),

@@ -431,7 +431,7 @@ impl<S: Store> Authority<S> {
             subject: &data.subject,
             session_id: &sid,
             caller,
-            caller_tenants: "",
+            caller_tenants: &scope.label(),
             client_ip: &new_session.client.ip_address,
             rpc: "Issue",
             detail: "",

@@ -126,9 +126,11 @@ impl<S: Store> Authority<S> {
             dpop_replay,
         };
         let outcome = self.store.rotate(&rotate).await?;
+        let caller_tenants = scope.label();
         let event = audit::Event {
             session_id: &presented.sid,
             caller,
+            caller_tenants: &caller_tenants,
             client_ip: &rotate.client.ip_address,
             rpc: "Refresh",
             ..Default::default()

@@ -228,11 +228,13 @@ impl<S: Store> Authority<S> {
         self.read_own_write(&cursor).await;
         tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
         let detail = format!("{kind}; reason: {reason}");
+        let caller_tenants = who.scope.label();
         let event = crate::audit::Event {
             tenant: &tenant,
             subject: &subject,
             session_id: &session,
             caller,
+            caller_tenants: &caller_tenants,
             rpc: "Revoke",
             detail: &detail,
             ..Default::default()

@@ -142,11 +142,13 @@ impl<S: Store> Authority<S> {
             ..*who
         };
         self.allow_tenant(&about, &claims.tid)?;
+        let caller_tenants = who.scope.label();
         let event = || crate::audit::Event {
             tenant: &claims.tid,
             subject: &claims.sub,
             session_id: &claims.sid,
             caller: who.caller,
+            caller_tenants: &caller_tenants,
             rpc: who.rpc,
             ..Default::default()
         };
