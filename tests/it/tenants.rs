@@ -640,3 +640,40 @@ on_both_stores!(
     scoped_caller_is_refused_on_another_tenant,
     watchers_see_exactly_their_tenants_events
 );
+
+/// A tenant refusal is a `caller_denied` audit event whose outcome is the
+/// reason, with the caller's scope and what the call was about; a
+/// platform-wide caller's events say `*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_refusals_are_audited_with_the_callers_scope() {
+    let env = Env::new(Backend::Memory).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let process = Process::start(&env.flags(&[&callers_file(&dir)])).await;
+    let mut c = process.server().client().await;
+    let bob = issued(&mut c, "platform", "globex", "bob").await;
+    refused(
+        "Verify",
+        c.verify(by("acme-gw", verify_request(&bob.access_token)))
+            .await,
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let events = crate::sessions::audit_events(&process);
+        let denied = events
+            .iter()
+            .find(|e| e["event"] == "caller_denied" && e["outcome"] == "TENANT_NOT_ALLOWED");
+        let issued = events.iter().find(|e| e["event"] == "issued");
+        if let (Some(denied), Some(issued)) = (denied, issued) {
+            assert_eq!(denied["rpc"], "Verify");
+            assert_eq!(denied["caller"], "acme-gw");
+            assert_eq!(denied["caller_tenants"], "acme,initech");
+            assert_eq!(denied["tenant"], "globex");
+            assert_eq!(denied["subject"], "bob");
+            assert_eq!(denied["session_id"], bob.session_id.as_str());
+            assert_eq!(issued["caller_tenants"], "*");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no such events: {events:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
