@@ -82,6 +82,7 @@ async fn server(backend: Backend) -> (Env, Server, tempfile::TempDir) {
         .server(&[
             &callers,
             "--http-listen=127.0.0.1:0",
+            "--http-token-endpoint",
             "--issue-rate=off",
             "--refresh-rate=off",
             "--metrics-tenants=acme",
@@ -291,6 +292,22 @@ async fn scoped_caller_is_refused_on_another_tenant(backend: Backend) {
         assert_eq!(answer.status, 403, "{}", answer.body);
         assert_eq!(answer.json()["error_description"], "TENANT_NOT_ALLOWED");
     }
+    // The token endpoint, with a scoped caller's credentials (a public
+    // client, without any, is not a caller: the refresh token decides).
+    let auth = basic("acme-app", "acme-app-key");
+    let answer = post(
+        http,
+        "/oauth2/token",
+        &[FORM, ("Authorization", &auth)],
+        &form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &bob.refresh_token),
+        ]),
+    )
+    .await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
+    assert_eq!(answer.json()["error"], "invalid_grant");
+    assert_eq!(answer.json()["error_description"], "TENANT_NOT_ALLOWED");
 
     // Globex's state is unchanged: both sessions live, every token of
     // them verifies (in the store, not only the cache), nothing was
