@@ -317,6 +317,8 @@ fn to_event(e: &pb::RevocationEvent) -> FeedItem {
         session_id: e.session_id.clone(),
         tenant: e.tenant.clone(),
         subject: e.subject.clone(),
+        // The server's key of the subject: all the cache needs.
+        subject_key: e.subject_key.clone(),
         revoked_at_ms: ms(&e.revoked_at),
         issued_before_ms: ms(&e.issued_before),
         expires_at_ms: ms(&e.expires_at),
