@@ -78,6 +78,8 @@ pub struct Policy {
     /// `--metrics-tenants`: the tenants counted by name (empty = no
     /// per-tenant series).
     pub metrics_tenants: Arc<std::collections::BTreeSet<String>>,
+    /// `--watch-raw-subjects`: subject events carry the raw subject too.
+    pub watch_raw_subjects: bool,
 }
 
 impl Policy {
@@ -129,6 +131,7 @@ impl Policy {
                     .expect("the default partition count is valid")
                 }),
             ),
+            watch_raw_subjects: a.watch_raw_subjects,
             metrics_tenants: Arc::new(
                 a.metrics_tenants
                     .iter()

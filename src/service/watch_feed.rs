@@ -32,9 +32,10 @@ const BATCH: usize = 256;
 
 /// `e` as sent, with `cursor` the watcher's whole position after it. A
 /// token or session event carries no subject (a verifier matches it by
-/// `jti` or session id); a subject event carries its subject key, and the
-/// raw subject for verifiers written before the key was sent.
-fn to_proto(e: &RevocationEvent, cursor: String) -> pb::RevocationEvent {
+/// `jti` or session id); a subject event carries its subject key, and with
+/// `raw_subject` (`--watch-raw-subjects`) the raw subject for verifiers
+/// written before the key was sent.
+fn to_proto(e: &RevocationEvent, cursor: String, raw_subject: bool) -> pb::RevocationEvent {
     let subject_kind = e.kind == RevocationKind::Subject;
     let kind = match e.kind {
         RevocationKind::Token => pb::RevocationKind::Token,
@@ -47,7 +48,7 @@ fn to_proto(e: &RevocationEvent, cursor: String) -> pb::RevocationEvent {
         token_id: e.token_id.clone(),
         session_id: e.session_id.clone(),
         tenant: e.tenant.clone(),
-        subject: if subject_kind {
+        subject: if subject_kind && raw_subject {
             e.subject.clone()
         } else {
             String::new()
@@ -160,6 +161,7 @@ impl<S: Store> Authority<S> {
         let feed = self.feed.clone();
         let mut shutdown = self.shutdown.clone();
         let send_timeout = self.policy.watch_send_timeout;
+        let raw_subjects = self.policy.watch_raw_subjects;
         let mut marker_pending = request.mark_caught_up;
         let span = tracing::info_span!("watch");
         tokio::spawn(
@@ -215,7 +217,7 @@ impl<S: Store> Authority<S> {
                         if !filter.allows(&event.tenant) {
                             continue; // another tenant's; the cursor still moves
                         }
-                        let sent = to_proto(event, cursor.encode(deployment));
+                        let sent = to_proto(event, cursor.encode(deployment), raw_subjects);
                         match tokio::time::timeout(send_timeout, tx.send(Ok(sent))).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return, // the client went away

@@ -341,18 +341,7 @@ async fn scoped_caller_is_refused_on_another_tenant(backend: Backend) {
     c.refresh(by("globex-app", refresh_req(&bob2.refresh_token)))
         .await
         .expect("bob2's session was not revoked by the replayed token");
-    let mut all = c
-        .watch_revocations(by(
-            "platform",
-            pb::WatchRevocationsRequest {
-                include_snapshot: true,
-                mark_caught_up: true,
-                ..Default::default()
-            },
-        ))
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut all = watch(&mut c, "platform", "", &[]).await;
     let snapshot = until_caught_up(&mut all).await;
     assert!(snapshot.is_empty(), "no event was written: {snapshot:?}");
 
@@ -692,5 +681,29 @@ async fn tenant_refusals_are_audited_with_the_callers_scope() {
         }
         assert!(Instant::now() < deadline, "no such events: {events:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// With `--watch-raw-subjects=false` the stream carries no subject at all:
+/// a subject event has only the subject's key (what verifiers match).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_subjects_can_be_left_off_the_stream() {
+    let env = Env::new(Backend::Memory).await;
+    for (raw, subject) in [("true", "alice"), ("false", "")] {
+        let server = env.server(&[&format!("--watch-raw-subjects={raw}")]).await;
+        let mut c = server.client().await;
+        issue(&mut c, "alice").await;
+        c.revoke(revoke_subject("acme", "alice"))
+            .await
+            .expect("revoke");
+        // (Anonymous: the key `watch` sends is not looked at.)
+        let mut s = watch(&mut c, "platform", "", &[]).await;
+        let events = until_caught_up(&mut s).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].subject, subject, "raw subjects: {raw}");
+        assert_eq!(
+            events[0].subject_key,
+            tessera::store::subject_key("acme", "alice")
+        );
     }
 }

@@ -1344,9 +1344,10 @@ type RevocationEvent struct {
 	SessionId string `protobuf:"bytes,4,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`
 	// The tenant of the subject (every kind).
 	Tenant string `protobuf:"bytes,5,opt,name=tenant,proto3" json:"tenant,omitempty"`
-	// Kind SUBJECT only (empty for the others): the subject, as verifiers
-	// written before subject_key match it. Prefer subject_key, which is
-	// enough to match and is not the raw subject (an email address, say).
+	// Kind SUBJECT only (empty for the others), unless the server runs with
+	// --watch-raw-subjects=false: the subject, as verifiers written before
+	// subject_key match it. Prefer subject_key, which is enough to match and
+	// is not the raw subject (an email address, say).
 	Subject string `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
 	// When the revocation was made.
 	RevokedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=revoked_at,json=revokedAt,proto3" json:"revoked_at,omitempty"`

@@ -339,9 +339,10 @@ pub struct RevocationEvent {
     /// The tenant of the subject (every kind).
     #[prost(string, tag = "5")]
     pub tenant: ::prost::alloc::string::String,
-    /// Kind SUBJECT only (empty for the others): the subject, as verifiers
-    /// written before subject_key match it. Prefer subject_key, which is
-    /// enough to match and is not the raw subject (an email address, say).
+    /// Kind SUBJECT only (empty for the others), unless the server runs with
+    /// --watch-raw-subjects=false: the subject, as verifiers written before
+    /// subject_key match it. Prefer subject_key, which is enough to match and
+    /// is not the raw subject (an email address, say).
     #[prost(string, tag = "6")]
     pub subject: ::prost::alloc::string::String,
     /// When the revocation was made.

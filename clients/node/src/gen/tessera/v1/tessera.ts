@@ -416,9 +416,10 @@ export interface RevocationEvent {
   /** The tenant of the subject (every kind). */
   tenant: string;
   /**
-   * Kind SUBJECT only (empty for the others): the subject, as verifiers
-   * written before subject_key match it. Prefer subject_key, which is
-   * enough to match and is not the raw subject (an email address, say).
+   * Kind SUBJECT only (empty for the others), unless the server runs with
+   * --watch-raw-subjects=false: the subject, as verifiers written before
+   * subject_key match it. Prefer subject_key, which is enough to match and
+   * is not the raw subject (an email address, say).
    */
   subject: string;
   /** When the revocation was made. */
