@@ -71,6 +71,7 @@ fn event(i: usize, now_ms: i64) -> RevocationEvent {
         session_id: String::new(),
         tenant: String::new(),
         subject: String::new(),
+        subject_key: String::new(),
         revoked_at_ms: now_ms,
         issued_before_ms: 0,
         expires_at_ms: now_ms + 3_600_000,

@@ -39,7 +39,8 @@ pub enum Kind {
     BindingMismatch,
     /// Issue or Refresh refused by a budget.
     RateLimited,
-    /// A call refused for its caller (unauthenticated or not allowed).
+    /// A call refused for its caller (unauthenticated, not allowed the RPC,
+    /// or acting on a tenant outside its scope: outcome `TENANT_NOT_ALLOWED`).
     CallerDenied,
 }
 
@@ -67,6 +68,10 @@ pub struct Event<'a> {
     pub subject: &'a str,
     pub session_id: &'a str,
     pub caller: &'a str,
+    /// The caller's tenant scope where it decided or refused something:
+    /// `*` for a platform-wide caller, else its tenants comma-separated
+    /// (`crate::scope::TenantScope::label`); "" where not recorded.
+    pub caller_tenants: &'a str,
     pub client_ip: &'a str,
     /// The RPC the event came from.
     pub rpc: &'a str,
@@ -97,6 +102,7 @@ pub fn emit(kind: Kind, outcome: &str, e: &Event<'_>) {
         subject = e.subject,
         session_id = e.session_id,
         caller = e.caller,
+        caller_tenants = e.caller_tenants,
         client_ip = e.client_ip,
         detail = e.detail,
         "audit"

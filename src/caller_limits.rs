@@ -114,8 +114,9 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
         let caller = caller_name(req.extensions()).to_owned();
+        let scope = crate::scope::of(req.extensions()).label();
         futures::future::Either::Right(Box::pin(async move {
-            match charge(store.as_ref(), limit, &caller, &rpc).await {
+            match charge(store.as_ref(), limit, (&caller, &scope), &rpc).await {
                 Ok(()) => inner.call(req).await,
                 Err(e) => Ok(crate::error::failed(&rpc, e).into_http()),
             }
@@ -140,15 +141,17 @@ pub fn budget_for(
 }
 
 /// Spend one call of `caller`'s budget for `rpc`: `RateLimited` when it is
-/// spent (audited), a store error when the store cannot count.
+/// spent (audited with the caller's tenant scope, its
+/// `TenantScope::label`), a store error when the store cannot count.
 pub async fn charge<S: crate::store::Store>(
     store: &S,
     limit: crate::store::RateLimit,
-    caller: &str,
+    (caller, caller_tenants): (&str, &str),
     rpc: &str,
 ) -> Result<(), Error> {
     let event = crate::audit::Event {
         caller,
+        caller_tenants,
         rpc,
         detail: "per-caller budget",
         ..Default::default()

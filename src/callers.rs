@@ -10,7 +10,17 @@
 //! name = "gateway"
 //! tls_uri = "spiffe://example.org/gateway"  # or tls_dns = "…", tls_cn = "…"
 //! allow = ["Verify"]
+//!
+//! [[caller]]
+//! name = "acme-login"
+//! api_key_sha256 = "<64 hex chars>"
+//! allow = ["Issue", "Refresh", "Revoke", "ListSessions"]
+//! tenants = ["acme"]   # absent: every tenant (a platform-wide caller)
 //! ```
+//!
+//! `tenants` scopes a caller to those tenants ([`TenantScope`]): it may act
+//! only on their subjects, tokens, sessions and refresh tokens, and its
+//! `WatchRevocations` carries only their events (`service::tenancy`).
 //!
 //! A certificate identity names its type and matches only that part of the
 //! certificate: `tls_uri` a URI SAN, `tls_dns` a DNS SAN, `tls_cn` the
@@ -36,6 +46,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{to_status, Error};
+pub use crate::scope::TenantScope;
 
 pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
 
@@ -61,6 +72,9 @@ struct CallerEntry {
     #[serde(default)]
     tls_cn: Option<String>,
     allow: Vec<String>,
+    /// The tenants this caller may act on; absent = every tenant.
+    #[serde(default)]
+    tenants: Option<Vec<String>>,
 }
 
 /// Which part of a client certificate a caller is known by.
@@ -132,6 +146,8 @@ pub struct Caller {
     pub tls: Option<TlsIdentity>,
     allow_all: bool,
     allow: HashSet<String>,
+    /// The tenants it may act on (`tenants`; all when absent).
+    pub tenants: TenantScope,
 }
 
 impl Caller {
@@ -185,7 +201,27 @@ impl Callers {
                         return Err(format!("caller {:?}: unknown RPC {rpc:?} in allow (one of {RPC_NAMES:?} or \"*\")", c.name));
                     }
                 }
+                let tenants = match c.tenants {
+                    None => TenantScope::All,
+                    Some(list) => {
+                        if list.is_empty() {
+                            return Err(format!("caller {:?}: tenants = [] allows no tenant; list at least one, or leave tenants out for a platform-wide caller", c.name));
+                        }
+                        if let Some(bad) = list.iter().find(|t| {
+                            t.len() > crate::service::MAX_NAME_BYTES
+                                || t.chars().any(crate::service::is_hidden_char)
+                        }) {
+                            return Err(format!(
+                                "caller {:?}: tenant {bad:?} is not a tenant name (at most {} bytes of printable text)",
+                                c.name,
+                                crate::service::MAX_NAME_BYTES
+                            ));
+                        }
+                        TenantScope::only(list)
+                    }
+                };
                 Ok(Caller {
+                    tenants,
                     allow_all: c.allow.iter().any(|a| a == "*"),
                     allow: c.allow.into_iter().collect(),
                     name: c.name,
@@ -217,6 +253,20 @@ impl Callers {
         peer: &PeerIdentities,
         client_ip: &str,
     ) -> Result<Option<String>, Error> {
+        self.authorize_scoped(rpc, api_key, peer, client_ip)
+            .map(|found| found.map(|(name, _)| name))
+    }
+
+    /// [`Callers::authorize_at`] with the caller's tenant scope:
+    /// `Ok(Some((name, scope)))` for a known caller, `Ok(None)` in
+    /// anonymous mode (platform-wide).
+    pub fn authorize_scoped(
+        &self,
+        rpc: &str,
+        api_key: Option<&[u8]>,
+        peer: &PeerIdentities,
+        client_ip: &str,
+    ) -> Result<Option<(String, TenantScope)>, Error> {
         let callers = match self {
             Callers::Anonymous => return Ok(None),
             Callers::Listed(c) => c,
@@ -234,17 +284,24 @@ impl Callers {
                 found = Some(caller);
             }
         }
-        let denied = |caller: &str, e: Error| {
-            crate::refusals::refused(e.reason(), rpc, caller, client_ip);
+        let denied = |caller: Option<&Caller>, e: Error| {
+            let refusal = crate::audit::Event {
+                rpc,
+                caller: caller.map_or("", |c| c.name.as_str()),
+                caller_tenants: &caller.map(|c| c.tenants.label()).unwrap_or_default(),
+                client_ip,
+                ..Default::default()
+            };
+            crate::refusals::refused(e.reason(), &refusal);
             e
         };
         let Some(caller) = found else {
-            return Err(denied("", Error::CallerUnauthenticated));
+            return Err(denied(None, Error::CallerUnauthenticated));
         };
         if !caller.may_call(rpc) {
-            return Err(denied(&caller.name, Error::CallerNotAllowed));
+            return Err(denied(Some(caller), Error::CallerNotAllowed));
         }
-        Ok(Some(caller.name.clone()))
+        Ok(Some((caller.name.clone(), caller.tenants.clone())))
     }
 }
 
@@ -382,11 +439,13 @@ where
         let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
         let ids = peer_identities(&req);
         let ip = peer_ip(&req);
-        match self.callers.authorize_at(rpc, key, &ids, &ip) {
+        match self.callers.authorize_scoped(rpc, key, &ids, &ip) {
             Ok(caller) => {
-                let name = caller.unwrap_or_else(|| "anonymous".to_owned());
+                let (name, scope) =
+                    caller.unwrap_or_else(|| ("anonymous".to_owned(), TenantScope::All));
                 tracing::trace!(caller = %name, rpc, "authorized");
                 req.extensions_mut().insert(CallerName(name));
+                req.extensions_mut().insert(scope);
                 futures::future::Either::Left(self.inner.call(req))
             }
             Err(e) => {
@@ -479,6 +538,35 @@ mod tests {
             "[[caller]]\nname = \"x\"\ntls_uri = \"a://b\"\ntls_cn = \"b\"\nallow = [\"*\"]\n"
         )
         .is_err());
+    }
+
+    #[test]
+    fn tenants_scope_a_caller() {
+        let h = api_key_sha256("k");
+        let g = api_key_sha256("g");
+        let text = format!(
+            "[[caller]]\nname = \"acme\"\napi_key_sha256 = \"{h}\"\nallow = [\"*\"]\ntenants = [\"acme\", \"initech\"]\n\n[[caller]]\nname = \"ops\"\napi_key_sha256 = \"{g}\"\nallow = [\"*\"]\n"
+        );
+        let c = Callers::Listed(Arc::new(Callers::parse(&text).unwrap()));
+        let none = PeerIdentities::default();
+        let (name, scope) = c
+            .authorize_scoped("Issue", Some(b"k"), &none, "")
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, "acme");
+        assert!(scope.allows("acme") && scope.allows("initech") && !scope.allows("globex"));
+        let (_, scope) = c
+            .authorize_scoped("Issue", Some(b"g"), &none, "")
+            .unwrap()
+            .unwrap();
+        assert_eq!(scope, TenantScope::All, "no tenants: platform-wide");
+        // An empty list, or a name no tenant can have, is refused.
+        for tenants in ["[]", "[\"a\\u202eb\"]", &format!("[{:?}]", "x".repeat(257))] {
+            let text = format!(
+                "[[caller]]\nname = \"x\"\napi_key_sha256 = \"{h}\"\nallow = [\"*\"]\ntenants = {tenants}\n"
+            );
+            assert!(Callers::parse(&text).is_err(), "{tenants}");
+        }
     }
 
     #[test]

@@ -66,6 +66,11 @@ pub enum Error {
     CallerUnauthenticated,
     #[error("caller is not allowed to call this method")]
     CallerNotAllowed,
+    /// A caller scoped to tenants acting on another tenant's subject,
+    /// token, session or refresh token (or on one it cannot show is its
+    /// own: see `service::tenancy`).
+    #[error("caller may not act on this tenant")]
+    TenantNotAllowed,
     #[error("invalid argument")]
     InvalidArgument(Vec<Violation>),
     /// A `WatchRevocations` cursor that is malformed, from another
@@ -102,6 +107,7 @@ impl Error {
             Error::RefreshTokenReused => reason::REFRESH_TOKEN_REUSED,
             Error::CallerUnauthenticated => reason::CALLER_UNAUTHENTICATED,
             Error::CallerNotAllowed => reason::CALLER_NOT_ALLOWED,
+            Error::TenantNotAllowed => reason::TENANT_NOT_ALLOWED,
             Error::InvalidArgument(_) => reason::FIELD_INVALID,
             Error::CursorInvalid => reason::CURSOR_INVALID,
             Error::RateLimited { .. } => reason::RATE_LIMITED,
@@ -133,7 +139,7 @@ impl Error {
             | Error::RefreshTokenReused
             | Error::CallerUnauthenticated
             | Error::DpopNonce { .. } => Code::Unauthenticated,
-            Error::CallerNotAllowed => Code::PermissionDenied,
+            Error::CallerNotAllowed | Error::TenantNotAllowed => Code::PermissionDenied,
             Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
             Error::RateLimited { .. } | Error::SessionLimit => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
@@ -195,6 +201,7 @@ pub fn to_status(err: &Error) -> Status {
         | Error::RefreshTokenReused
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
+        | Error::TenantNotAllowed
         | Error::SessionLimit
         | Error::DpopNonce { .. } => err.to_string(),
     };
@@ -243,6 +250,7 @@ pub fn log_failed(rpc: &str, err: &Error) {
         | Error::RefreshTokenInvalid
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
+        | Error::TenantNotAllowed
         | Error::InvalidArgument(_)
         | Error::CursorInvalid
         | Error::DpopNonce { .. } => tracing::debug!(rpc, reason, "call failed"),

@@ -27,6 +27,7 @@ pub mod keyload;
 pub mod limits;
 pub mod oauth;
 pub mod refusals;
+pub mod scope;
 pub mod service;
 pub mod signals;
 pub mod store;

@@ -34,10 +34,10 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use crate::callers::Callers;
+use crate::callers::{Callers, TenantScope};
 use crate::error::{Error, TokenError};
 use crate::pb;
-use crate::service::Authority;
+use crate::service::{Acting, Authority};
 use crate::store::Store;
 use crate::web::Peer;
 
@@ -364,14 +364,15 @@ impl<St: Send + Sync> axum::extract::FromRequest<St> for FormRequest {
 }
 
 impl FormRequest {
-    /// The caller (allowed `rpc`, budget spent), and only then the form.
+    /// The caller (allowed `rpc`, budget spent) and its tenant scope, and
+    /// only then the form.
     async fn authorized<S: Store>(
         self,
         o: &OAuth<S>,
         rpc: &str,
-    ) -> Result<(String, Form), OAuthError> {
-        let caller = o.caller(&self.headers, &self.peer, rpc).await?;
-        Ok((caller, read_form(&self.headers, self.body).await?))
+    ) -> Result<(String, TenantScope, Form), OAuthError> {
+        let (caller, scope) = o.caller(&self.headers, &self.peer, rpc).await?;
+        Ok((caller, scope, read_form(&self.headers, self.body).await?))
     }
 }
 
@@ -441,13 +442,13 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Vec<u8>)>, (
 
 impl<S: Store> OAuth<S> {
     /// The caller of a request to an endpoint that needs one, allowed to
-    /// call `rpc`, with its `--caller-rate` budget spent.
+    /// call `rpc`, with its `--caller-rate` budget spent, and its scope.
     async fn caller(
         &self,
         headers: &HeaderMap,
         peer: &Peer,
         rpc: &str,
-    ) -> Result<String, OAuthError> {
+    ) -> Result<(String, TenantScope), OAuthError> {
         let unauthenticated = || {
             OAuthError::new(
                 StatusCode::UNAUTHORIZED,
@@ -465,14 +466,17 @@ impl<S: Store> OAuth<S> {
             .map(|v| v.as_bytes());
         let key = basic.as_ref().map(|(_, k)| k.as_slice()).or(header_key);
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
-        let name = match self.callers.authorize_at(rpc, key, &peer.identities, &ip) {
-            Ok(None) => "anonymous".to_owned(),
-            Ok(Some(found)) => {
+        let (name, scope) = match self
+            .callers
+            .authorize_scoped(rpc, key, &peer.identities, &ip)
+        {
+            Ok(None) => ("anonymous".to_owned(), TenantScope::All),
+            Ok(Some((found, scope))) => {
                 // Basic names the caller: the key must be that caller's.
                 if basic.as_ref().is_some_and(|(name, _)| *name != found) {
                     return Err(unauthenticated());
                 }
-                found
+                (found, scope)
             }
             Err(Error::CallerNotAllowed) => {
                 return Err(OAuthError::new(
@@ -485,14 +489,18 @@ impl<S: Store> OAuth<S> {
         };
         let rates = &self.authority.policy.caller_rates;
         if let Some(limit) = crate::caller_limits::budget_for(rates, rpc) {
-            let spent =
-                crate::caller_limits::charge(self.authority.store.as_ref(), limit, &name, rpc)
-                    .await;
+            let spent = crate::caller_limits::charge(
+                self.authority.store.as_ref(),
+                limit,
+                (&name, &scope.label()),
+                rpc,
+            )
+            .await;
             if let Err(e) = spent {
                 return Err(OAuthError::from_error(rpc, &e));
             }
         }
-        Ok(name)
+        Ok((name, scope))
     }
 
     /// CORS (`--http-cors-origin`): the allowed origin of the request, if any.
@@ -529,14 +537,17 @@ async fn introspect<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) 
 }
 
 async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
-    let (_, form) = req.authorized(o, "Verify").await?;
+    let (caller, scope, form) = req.authorized(o, "Verify").await?;
     let token = required(&form, "token")?;
     // `token_type_hint` is optional and needs no use: a refresh token is
     // never active here (it is no JWT), an access token is looked up alike.
     let started = tokio::time::Instant::now();
+    // Another tenant's token is inactive for a scoped caller (RFC 7662
+    // §2.2), after the same floor as any inactive answer.
+    let who = Acting::new("Verify", &caller, &scope);
     let verified = o
         .authority
-        .introspect(token)
+        .introspect(token, &who)
         .await
         .map_err(|e| OAuthError::from_error("Verify", &e))?;
     let Some(v) = verified else {
@@ -598,17 +609,25 @@ async fn revoke<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> R
 }
 
 async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
-    let (caller, form) = req.authorized(o, "Revoke").await?;
+    let (caller, scope, form) = req.authorized(o, "Revoke").await?;
     let token = required(&form, "token")?;
     let request = pb::RevokeRequest {
         target: Some(pb::revoke_request::Target::Token(token.to_owned())),
         reason: "oauth2/revoke".into(),
         ..Default::default()
     };
-    match o.authority.revoke(request, &caller).await {
+    let who = Acting::new("Revoke", &caller, &scope);
+    match o.authority.revoke(request, &who).await {
         // RFC 7009 §2.2: an invalid token is no error; neither is one
         // that breaks a field bound (it cannot be ours).
         Ok(_) | Err(Error::InvalidArgument(_)) => Ok(json_response(StatusCode::OK, "{}".into())),
+        // RFC 7009 §2.1: a token the client may not revoke is refused; the
+        // description is the reason, as the gRPC ErrorInfo's.
+        Err(e @ Error::TenantNotAllowed) => Err(OAuthError::new(
+            StatusCode::FORBIDDEN,
+            "unauthorized_client",
+            e.reason(),
+        )),
         Err(e) => Err(OAuthError::from_error("Revoke", &e)),
     }
 }

@@ -62,22 +62,21 @@ pub fn admitted(key: &'static str) -> bool {
 }
 
 /// A call refused for its caller: counted, and logged and audited within
-/// the rate above. `caller` is the caller's name when it is known (a
-/// caller not allowed the RPC), `client_ip` the peer's address ("" when
-/// unknown). Never a key.
-pub fn refused(reason: &'static str, rpc: &str, caller: &str, client_ip: &str) {
+/// the rate above (`caller_denied`, its outcome the reason). `event` says
+/// who (the caller's name and tenant scope when known, the peer's address)
+/// and, for a tenant refusal, what the call was about. Never a key.
+pub fn refused(reason: &'static str, event: &crate::audit::Event<'_>) {
     metrics::counter!(crate::telemetry::CALLS_REFUSED, "reason" => reason).increment(1);
     if admitted(reason) {
-        tracing::info!(rpc, reason, client_ip, "call refused");
+        tracing::info!(
+            rpc = event.rpc,
+            reason,
+            client_ip = event.client_ip,
+            "call refused"
+        );
     }
     // Bounded by `audit::emit` itself.
-    let event = crate::audit::Event {
-        caller,
-        rpc,
-        client_ip,
-        ..Default::default()
-    };
-    crate::audit::emit(crate::audit::Kind::CallerDenied, reason, &event);
+    crate::audit::emit(crate::audit::Kind::CallerDenied, reason, event);
 }
 
 #[cfg(test)]

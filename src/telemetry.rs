@@ -27,6 +27,12 @@ pub const HTTP_REQUEST_TIMEOUTS: &str = "tessera_http_request_timeouts_total";
 /// Calls refused for their caller (unauthenticated, not allowed), by
 /// `reason`: every one, though their log lines are rate-limited.
 pub const CALLS_REFUSED: &str = "tessera_calls_refused_total";
+/// Per tenant listed in `--metrics-tenants` (every other one as `other`),
+/// by `event`: `issued`, `refreshed`, `verified` (Verify and Check that
+/// succeeded), `denied` (`TENANT_NOT_ALLOWED`, by the tenant asked for).
+pub const TENANT_EVENTS: &str = "tessera_tenant_events_total";
+/// The `tenant` label of a tenant `--metrics-tenants` does not list.
+pub const OTHER_TENANT: &str = "other";
 /// Sliding renewals by band: extend, mint, refused.
 pub const RENEWALS: &str = "tessera_renewals_total";
 pub const REVOCATIONS: &str = "tessera_revocations_total";

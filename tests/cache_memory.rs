@@ -32,6 +32,7 @@ fn a_cached_revocation_costs_at_most_150_bytes() {
         session_id: String::new(),
         tenant: String::new(),
         subject: String::new(),
+        subject_key: String::new(),
         revoked_at_ms: now,
         issued_before_ms: 0,
         expires_at_ms: now + 3_600_000,

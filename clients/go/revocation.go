@@ -14,11 +14,15 @@ const (
 
 // revocationEvent is one feed event, times in Unix ms.
 type revocationEvent struct {
-	kind           int
-	tokenID        string
-	sessionID      string
-	tenant         string
-	subject        string
+	kind      int
+	tokenID   string
+	sessionID string
+	tenant    string
+	subject   string
+	// subjectKey is the server's key of (tenant, subject) on subject
+	// events (RevocationEvent.subject_key); "" from servers before it,
+	// whose events carry the raw subject instead.
+	subjectKey     string
 	revokedAtMs    int64
 	issuedBeforeMs int64
 	expiresAtMs    int64
@@ -49,7 +53,12 @@ func (c *revocationCache) apply(ev revocationEvent) {
 	case kindSession:
 		c.sessions[ev.sessionID] = ev.expiresAtMs
 	case kindSubject:
-		key := subjectKey(ev.tenant, ev.subject)
+		// The server's key when it sends one: the raw subject is then
+		// not needed (docs/integrating.md, "Following the feed").
+		key := ev.subjectKey
+		if key == "" {
+			key = subjectKey(ev.tenant, ev.subject)
+		}
 		e := c.subjects[key]
 		if ev.issuedBeforeMs > e.beforeMs {
 			e.beforeMs = ev.issuedBeforeMs

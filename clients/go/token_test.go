@@ -409,6 +409,13 @@ func TestRevocationAndSync(t *testing.T) {
 	v.feed.apply(revocationEvent{kind: kindSession, sessionID: "s2", expiresAtMs: far})
 	v.feed.apply(revocationEvent{kind: kindSubject, tenant: "acme", subject: "carol", issuedBeforeMs: now*1000 - 4500, expiresAtMs: far})
 	v.feed.apply(revocationEvent{kind: kindToken, tokenID: "old", expiresAtMs: now*1000 - 1})
+	// A subject event with the server's key and no raw subject; the key is
+	// the server's, byte for byte (crates/tessera-core revocation.rs has
+	// the same case).
+	if k := subjectKey("acme", "dave"); k != "d_0dg3l8kfzk32ilysEoUq" {
+		t.Fatalf("subjectKey: %q", k)
+	}
+	v.feed.apply(revocationEvent{kind: kindSubject, tenant: "acme", subjectKey: subjectKey("acme", "dave"), issuedBeforeMs: now*1000 - 4500, expiresAtMs: far})
 	for _, c := range []struct {
 		token, reason string
 	}{
@@ -419,13 +426,15 @@ func TestRevocationAndSync(t *testing.T) {
 		{tok("j5", "s5", "carol", now-4), ""},
 		{tok("j6", "s6", "bob", now-100), ""},
 		{tok("old", "s7", "bob", now), ""}, // entry past its expiry
+		{tok("j8", "s8", "dave", now-6), ReasonTokenRevoked},
+		{tok("j9", "s9", "dave", now-4), ""},
 	} {
 		if _, err := v.Verify(c.token); Reason(err) != c.reason {
 			t.Errorf("got %v, want %q", err, c.reason)
 		}
 	}
 	v.feed.expire(now * 1000)
-	if n := v.feed.len(); n != 3 {
+	if n := v.feed.len(); n != 4 {
 		t.Fatalf("after expire: %d entries", n)
 	}
 	v.feed.inSync.Store(false)

@@ -385,7 +385,7 @@ func toEvent(e *pb.RevocationEvent) (revocationEvent, bool) {
 	}
 	return revocationEvent{
 		kind: kind, tokenID: e.GetTokenId(), sessionID: e.GetSessionId(),
-		tenant: e.GetTenant(), subject: e.GetSubject(),
+		tenant: e.GetTenant(), subject: e.GetSubject(), subjectKey: e.GetSubjectKey(),
 		revokedAtMs: ms(e.GetRevokedAt()), issuedBeforeMs: ms(e.GetIssuedBefore()),
 		expiresAtMs: ms(e.GetExpiresAt()),
 	}, true

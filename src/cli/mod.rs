@@ -174,6 +174,10 @@ pub struct WatchArgs {
     /// First print every revocation still in force.
     #[arg(long)]
     pub snapshot: bool,
+    /// Only events of these tenants (comma-separated or repeated; within
+    /// the caller's own when it is scoped to tenants).
+    #[arg(long, value_delimiter = ',')]
+    pub tenant: Vec<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -431,6 +435,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                 after_cursor: a.after.clone(),
                 include_snapshot: a.snapshot,
                 mark_caught_up: false,
+                tenants: a.tenant.clone(),
             };
             let mut stream = connect(&a.connect)
                 .await?
@@ -446,6 +451,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                     json!({
                         "cursor": ev.cursor, "kind": kind, "token_id": ev.token_id,
                         "session_id": ev.session_id, "tenant": ev.tenant, "subject": ev.subject,
+                        "subject_key": ev.subject_key,
                         "revoked_at": ts(&ev.revoked_at), "issued_before": ts(&ev.issued_before),
                         "expires_at": ts(&ev.expires_at),
                     })

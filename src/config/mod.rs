@@ -368,6 +368,19 @@ pub struct ServeArgs {
     /// Per-subject budget of Refresh (`RATE:BURST`, or `off`), across replicas.
     #[arg(long, env = "TESSERA_REFRESH_RATE", default_value = DEFAULT_SUBJECT_RATE)]
     pub refresh_rate: RateSpec,
+    /// Send the raw subject on the subject events of `WatchRevocations`
+    /// beside `subject_key`, for verifiers that match subject revocations by
+    /// tenant and subject (those released before the key). `false` once
+    /// every verifier matches by `subject_key` (the libraries do as of this
+    /// version): the stream then carries no subject at all.
+    #[arg(long, env = "TESSERA_WATCH_RAW_SUBJECTS", num_args = 0..=1, default_missing_value = "true", default_value = "true", action = clap::ArgAction::Set)]
+    pub watch_raw_subjects: bool,
+    /// Tenants counted by name in `tessera_tenant_events_total{tenant, event}`
+    /// (comma-separated or repeated); every other tenant counts as `other`.
+    /// Absent: no per-tenant series at all. Only the tenants listed here
+    /// ever become label values, so their number bounds the series.
+    #[arg(long, env = "TESSERA_METRICS_TENANTS", value_delimiter = ',')]
+    pub metrics_tenants: Vec<String>,
     /// Per-caller budget of an RPC, `RPC=RATE:BURST` (`*=…` for all), repeatable
     /// or comma-separated. Counted in the store (one round trip per limited
     /// call; Issue's is counted in its own script). Issue has a budget of

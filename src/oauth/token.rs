@@ -43,8 +43,12 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
             let name = form.get("client_id").ok_or_else(|| invalid_client(false))?;
             client = Some(o.token_client(name, secret.as_bytes(), &peer, false)?);
         }
-        let caller = client.as_deref().unwrap_or(PUBLIC_CLIENT);
-        refresh_grant(&o, &peer, &headers, &form, caller).await
+        // A public client is no caller of the callers file: the refresh
+        // token is its credential, whatever its tenant. An authenticated
+        // client keeps its tenant scope.
+        let (caller, scope) =
+            client.unwrap_or_else(|| (PUBLIC_CLIENT.to_owned(), crate::scope::TenantScope::All));
+        refresh_grant(&o, &peer, &headers, &form, (&caller, &scope)).await
     }
     .await;
     o.with_cors(&headers, answer(result))
@@ -110,11 +114,14 @@ impl<S: Store> OAuth<S> {
         key: &[u8],
         peer: &Peer,
         basic: bool,
-    ) -> Result<String, OAuthError> {
+    ) -> Result<(String, crate::scope::TenantScope), OAuthError> {
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
         let none = crate::callers::PeerIdentities::default();
-        match self.callers.authorize_at("Refresh", Some(key), &none, &ip) {
-            Ok(Some(found)) if found == name => Ok(found),
+        match self
+            .callers
+            .authorize_scoped("Refresh", Some(key), &none, &ip)
+        {
+            Ok(Some((found, scope))) if found == name => Ok((found, scope)),
             Err(Error::CallerNotAllowed) => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
@@ -142,7 +149,7 @@ async fn refresh_grant<S: Store>(
     peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
-    caller: &str,
+    (caller, scope): (&str, &crate::scope::TenantScope),
 ) -> Answer {
     match required(form, "grant_type")? {
         "refresh_token" => {}
@@ -206,7 +213,7 @@ async fn refresh_grant<S: Store>(
         .flatten();
     let refreshed = match o
         .authority
-        .refresh_counted(request, caller, public_client_id)
+        .refresh_counted(request, caller, scope, public_client_id)
         .await
     {
         Ok(r) => r,

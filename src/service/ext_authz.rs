@@ -51,7 +51,7 @@ fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckRespo
     let challenge = if reason.is_empty() {
         // No credentials at all (RFC 6750 §3.1: no error code then).
         "Bearer".to_owned()
-    } else if status == HttpStatusCode::Forbidden {
+    } else if reason == tessera_core::wire::reason::SCOPE_MISSING {
         format!("Bearer error=\"insufficient_scope\", error_description=\"{description}\"")
     } else {
         format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
@@ -75,7 +75,11 @@ fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckRespo
 }
 
 impl<S: Store> Authority<S> {
-    async fn check_request(&self, req: CheckRequest, caller: &str) -> CheckResponse {
+    async fn check_request(
+        &self,
+        req: CheckRequest,
+        who: &super::tenancy::Acting<'_>,
+    ) -> CheckResponse {
         let empty = Default::default();
         let headers = req.get_client_headers().unwrap_or(&empty);
         let Some(authorization) = headers.get("authorization") else {
@@ -131,7 +135,7 @@ impl<S: Store> Authority<S> {
             ..Default::default()
         };
         match self
-            .verify(verify, caller, "Check", || source_cert_thumbprint(&req))
+            .verify(verify, who, || source_cert_thumbprint(&req))
             .await
         {
             Ok((response, renewed)) => {
@@ -173,9 +177,8 @@ impl<S: Store> Authority<S> {
                 let description = e.to_string().replace('"', "'");
                 let status = match &e {
                     Error::Store(_) | Error::Internal(_) => HttpStatusCode::ServiceUnavailable,
-                    Error::Token(tessera_core::error::TokenError::ScopeMissing) => {
-                        HttpStatusCode::Forbidden
-                    }
+                    Error::Token(tessera_core::error::TokenError::ScopeMissing)
+                    | Error::TenantNotAllowed => HttpStatusCode::Forbidden,
                     Error::RateLimited { .. } => HttpStatusCode::TooManyRequests,
                     _ => HttpStatusCode::Unauthorized,
                 };
@@ -193,6 +196,8 @@ impl<S: Store> Authorization for Authority<S> {
     ) -> Result<Response<CheckResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
-        Ok(Response::new(self.check_request(request, caller).await))
+        let scope = crate::scope::of(&extensions);
+        let who = super::tenancy::Acting::new("Check", caller, &scope);
+        Ok(Response::new(self.check_request(request, &who).await))
     }
 }

@@ -344,13 +344,19 @@ impl TryFrom<pb::IssueRequest> for IssueInput {
 impl<S: Store> Authority<S> {
     #[instrument(level = "debug", skip_all, fields(tenant = tracing::field::Empty, session.id = tracing::field::Empty))]
     /// `caller` is the caller's name (its Issue budget, `Policy::caller_issue_rate`,
-    /// and the audit trail).
+    /// and the audit trail); `scope` the tenants it may issue for.
     pub(crate) async fn issue(
         &self,
         request: pb::IssueRequest,
         caller: &str,
+        scope: &crate::scope::TenantScope,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
+        let who = super::tenancy::Acting {
+            subject: &input.subject,
+            ..super::tenancy::Acting::new("Issue", caller, scope)
+        };
+        self.allow_tenant(&who, &input.tenant)?;
         let p = &self.policy;
         let now_ms = crate::clock::now_ms();
         let access_ttl = input
@@ -405,8 +411,13 @@ impl<S: Store> Authority<S> {
         }
         // The tenant's own budget first: over it, nobody else's is spent.
         let tenant_limits = self.tenants.current().limits(&data.tenant);
-        self.charge_tenant(&data.tenant, "Issue", tenant_limits.issue_rate, caller)
-            .await?;
+        self.charge_tenant(
+            &data.tenant,
+            "Issue",
+            tenant_limits.issue_rate,
+            (caller, scope),
+        )
+        .await?;
         let refresh = RefreshToken::new(&sid);
         let caller_key = crate::caller_limits::budget_key(caller, "Issue");
         let new_session = NewSession {
@@ -428,6 +439,7 @@ impl<S: Store> Authority<S> {
             subject: &data.subject,
             session_id: &sid,
             caller,
+            caller_tenants: &scope.label(),
             client_ip: &new_session.client.ip_address,
             rpc: "Issue",
             detail: "",
@@ -461,6 +473,7 @@ impl<S: Store> Authority<S> {
             }
         }
         audit::emit(audit::Kind::Issued, "ok", &event);
+        self.count_tenant(&data.tenant, "issued");
         tracing::debug!("session issued");
         Ok(pb::IssueResponse {
             tokens: Some(token_pair(

@@ -27,12 +27,15 @@ mod refresh;
 mod revoke;
 mod secrets;
 mod sessions;
+mod tenancy;
 mod verify;
 
 pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
-pub(crate) use issue::{is_hidden_char, Violations};
+pub(crate) use issue::Violations;
+pub use issue::{is_hidden_char, MAX_NAME_BYTES};
 pub use secrets::random_b64;
 pub(crate) use secrets::{derive_jti, RefreshToken};
+pub(crate) use tenancy::Acting;
 
 mod watch_feed;
 
@@ -73,6 +76,11 @@ pub struct Policy {
     pub ext_authz_strip_authorization: bool,
     /// `--redis-partitions`: which partition a new session id names.
     pub partitions: std::sync::Arc<crate::store::partition::Partitions>,
+    /// `--metrics-tenants`: the tenants counted by name (empty = no
+    /// per-tenant series).
+    pub metrics_tenants: Arc<std::collections::BTreeSet<String>>,
+    /// `--watch-raw-subjects`: subject events carry the raw subject too.
+    pub watch_raw_subjects: bool,
 }
 
 impl Policy {
@@ -124,11 +132,33 @@ impl Policy {
                     .expect("the default partition count is valid")
                 }),
             ),
+            watch_raw_subjects: a.watch_raw_subjects,
+            metrics_tenants: Arc::new(
+                a.metrics_tenants
+                    .iter()
+                    .filter(|t| !t.is_empty())
+                    .cloned()
+                    .collect(),
+            ),
             session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
                 max: a.max_sessions_per_subject,
                 evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,
             }),
         }
+    }
+
+    /// The `tenant` label of `tenant` in the per-tenant metrics: its name
+    /// when `--metrics-tenants` lists it, `other` when it lists others,
+    /// `None` (count nothing) without the flag.
+    pub fn tenant_label(&self, tenant: &str) -> Option<String> {
+        if self.metrics_tenants.is_empty() {
+            return None;
+        }
+        Some(if self.metrics_tenants.contains(tenant) {
+            tenant.to_owned()
+        } else {
+            telemetry::OTHER_TENANT.to_owned()
+        })
     }
 
     pub fn verify_policy(&self) -> VerifyPolicy {
@@ -295,7 +325,7 @@ impl<S: Store> Authority<S> {
         tenant: &str,
         rpc: &'static str,
         limit: Option<crate::store::RateLimit>,
-        caller: &str,
+        (caller, scope): (&str, &crate::scope::TenantScope),
     ) -> Result<(), Error> {
         let Some(limit) = limit else {
             return Ok(());
@@ -303,6 +333,7 @@ impl<S: Store> Authority<S> {
         let event = crate::audit::Event {
             tenant,
             caller,
+            caller_tenants: &scope.label(),
             rpc,
             detail: "per-tenant budget",
             ..Default::default()
@@ -525,7 +556,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let result = self.issue(request.into_inner(), &caller).await;
+        let scope = crate::scope::of(request.extensions());
+        let result = self.issue(request.into_inner(), &caller, &scope).await;
         let response = result.map_err(|e| failed("Issue", e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
@@ -537,13 +569,14 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::RefreshResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let (_, extensions, mut request) = request.into_parts();
+        let scope = crate::scope::of(&extensions);
         // A certificate-bound session's refresh: the thumbprint the caller
         // names, else that of the mTLS call's own certificate (as Verify).
         if request.cert_thumbprint.is_empty() {
             request.cert_thumbprint = peer_cert_thumbprint(&extensions).unwrap_or_default();
         }
         let had_proof = !request.dpop_proof.is_empty();
-        let result = self.refresh_counted(request, &caller, None).await;
+        let result = self.refresh_counted(request, &caller, &scope, None).await;
         let refreshed = result.map_err(|e| failed("Refresh", e))?;
         Ok(self
             .with_dpop_nonce(had_proof, Response::new(refreshed.response))
@@ -556,11 +589,11 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
+        let scope = crate::scope::of(&extensions);
+        let who = tenancy::Acting::new("Verify", caller, &scope);
         let had_proof = !request.dpop_proof.is_empty();
         let result = self
-            .verify(request, caller, "Verify", || {
-                peer_cert_thumbprint(&extensions)
-            })
+            .verify(request, &who, || peer_cert_thumbprint(&extensions))
             .await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
@@ -584,7 +617,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let result = self.revoke(request.into_inner(), &caller).await;
+        let scope = crate::scope::of(request.extensions());
+        let who = tenancy::Acting::new("Revoke", &caller, &scope);
+        let result = self.revoke(request.into_inner(), &who).await;
         Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
     }
 
@@ -594,7 +629,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let result = self.watch(request.into_inner()).await;
+        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::scope::of(request.extensions());
+        let who = tenancy::Acting::new("WatchRevocations", &caller, &scope);
+        let result = self.watch(request.into_inner(), &who).await;
         Ok(Response::new(
             result.map_err(|e| failed("WatchRevocations", e))?,
         ))
@@ -604,7 +642,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let result = self.list_sessions(request.into_inner()).await;
+        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::scope::of(request.extensions());
+        let who = tenancy::Acting::new("ListSessions", &caller, &scope);
+        let result = self.list_sessions(request.into_inner(), &who).await;
         Ok(Response::new(
             result.map_err(|e| failed("ListSessions", e))?,
         ))

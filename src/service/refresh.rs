@@ -28,9 +28,10 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
+        scope: &crate::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
-        let result = self.refresh(request, caller, client_id).await;
+        let result = self.refresh(request, caller, scope, client_id).await;
         let outcome = match &result {
             Ok(r) => r.outcome,
             Err(Error::RefreshTokenReused) => "reused",
@@ -38,6 +39,7 @@ impl<S: Store> Authority<S> {
             Err(Error::Token(TokenError::FingerprintMismatch)) => "fingerprint_mismatch",
             Err(Error::Token(TokenError::TokenBindingMismatch)) => "binding_mismatch",
             Err(Error::RateLimited { .. }) => "rate_limited",
+            Err(Error::TenantNotAllowed) => "tenant_not_allowed",
             Err(_) => "error",
         };
         metrics::counter!(telemetry::REFRESHES, "outcome" => outcome).increment(1);
@@ -50,6 +52,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
+        scope: &crate::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
         let mut v = Violations::default();
@@ -69,6 +72,16 @@ impl<S: Store> Authority<S> {
         let presented =
             RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
         tracing::Span::current().record("session.id", presented.sid.as_str());
+        // A scoped caller's check comes before anything of the session can
+        // change (rotation, reuse detection): a secret that is not the
+        // session's answers as an unknown token does (`service::tenancy`).
+        let who = super::tenancy::Acting::new("Refresh", caller, scope);
+        let owner = self
+            .allow_session(&who, &presented.sid, Some(&presented.hash()))
+            .await?;
+        if owner == super::tenancy::Owner::Unknown {
+            return Err(Error::RefreshTokenInvalid);
+        }
 
         let now_ms = crate::clock::now_ms();
         // A proof by the session's key (RFC 9449 §5): checked here, its key
@@ -95,9 +108,13 @@ impl<S: Store> Authority<S> {
         // made only when some tenant has such a budget.
         let tenants = self.tenants.current();
         if tenants.any_refresh_rate() {
-            if let Some(tenant) = self.store.session_tenant(&presented.sid).await? {
+            if let Some(tenant) = self
+                .store
+                .session_tenant(&presented.sid, None, now_ms)
+                .await?
+            {
                 let limit = tenants.limits(&tenant).refresh_rate;
-                self.charge_tenant(&tenant, "Refresh", limit, caller)
+                self.charge_tenant(&tenant, "Refresh", limit, (caller, scope))
                     .await?;
             }
         }
@@ -124,9 +141,11 @@ impl<S: Store> Authority<S> {
             dpop_replay,
         };
         let outcome = self.store.rotate(&rotate).await?;
+        let caller_tenants = scope.label();
         let event = audit::Event {
             session_id: &presented.sid,
             caller,
+            caller_tenants: &caller_tenants,
             client_ip: &rotate.client.ip_address,
             rpc: "Refresh",
             ..Default::default()
@@ -182,6 +201,7 @@ impl<S: Store> Authority<S> {
             ..event
         };
         audit::emit(kind, "ok", &event);
+        self.count_tenant(&rotation.data.tenant, "refreshed");
         let (tokens, claims) = self.successor_pair(&rotation, &refresh, now_ms)?;
         Ok(Refreshed {
             response: pb::RefreshResponse {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tracing::instrument;
 
 use super::issue::Violations;
+use super::tenancy::{Acting, Owner};
 use super::{Authority, RefreshToken};
 use crate::error::Error;
 use crate::pb;
@@ -126,18 +127,69 @@ impl<S: Store> Authority<S> {
         })
     }
 
+    /// The tenant check of a revocation (`service::tenancy`), before
+    /// anything is written: `false` when the target is a refresh token
+    /// whose secret is not its session's (nothing to revoke, as for an
+    /// unscoped caller). A session id the store does not keep for one of
+    /// the caller's tenants is refused like another tenant's.
+    async fn allow_target(&self, who: &Acting<'_>, target: &RevokeTarget) -> Result<bool, Error> {
+        match target {
+            RevokeTarget::Token {
+                tenant,
+                subject,
+                sid,
+                ..
+            } => {
+                let who = Acting {
+                    subject,
+                    session_id: sid,
+                    ..*who
+                };
+                self.allow_tenant(&who, tenant).map(|()| true)
+            }
+            RevokeTarget::Subject { tenant, subject }
+            | RevokeTarget::SubjectExcept {
+                tenant, subject, ..
+            } => {
+                let who = Acting { subject, ..*who };
+                self.allow_tenant(&who, tenant).map(|()| true)
+            }
+            RevokeTarget::Session { sid, refresh_hash } => {
+                match self
+                    .allow_session(who, sid, refresh_hash.as_deref())
+                    .await?
+                {
+                    Owner::Allowed => Ok(true),
+                    Owner::Unknown if refresh_hash.is_some() => Ok(false),
+                    Owner::Unknown => {
+                        let who = Acting {
+                            session_id: sid,
+                            ..*who
+                        };
+                        Err(self.refuse(&who, ""))
+                    }
+                }
+            }
+        }
+    }
+
     #[instrument(level = "debug", skip_all, fields(kind = tracing::field::Empty))]
     pub(crate) async fn revoke(
         &self,
         request: pb::RevokeRequest,
-        caller: &str,
+        who: &Acting<'_>,
     ) -> Result<pb::RevokeResponse, Error> {
+        let caller = who.caller;
         let reason = request.reason.clone();
-        let Some(target) = self.revoke_target(request)? else {
-            return Ok(pb::RevokeResponse {
-                cursor: String::new(),
-            });
+        let nothing = || pb::RevokeResponse {
+            cursor: String::new(),
         };
+        let Some(target) = self.revoke_target(request)? else {
+            return Ok(nothing());
+        };
+        if !self.allow_target(who, &target).await? {
+            return Ok(nothing());
+        }
         // (kind, tenant, subject, session) for metrics and the audit trail.
         let (kind, tenant, subject, session) = match &target {
             RevokeTarget::Token {
@@ -176,11 +228,13 @@ impl<S: Store> Authority<S> {
         self.read_own_write(&cursor).await;
         tracing::info!(revocation.cursor = %cursor, reason = %reason, "revoked");
         let detail = format!("{kind}; reason: {reason}");
+        let caller_tenants = who.scope.label();
         let event = crate::audit::Event {
             tenant: &tenant,
             subject: &subject,
             session_id: &session,
             caller,
+            caller_tenants: &caller_tenants,
             rpc: "Revoke",
             detail: &detail,
             ..Default::default()

@@ -59,6 +59,7 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn list_sessions(
         &self,
         r: pb::ListSessionsRequest,
+        who: &super::tenancy::Acting<'_>,
     ) -> Result<pb::ListSessionsResponse, Error> {
         let mut v = Violations::default();
         v.name("subject", &r.subject, true);
@@ -70,6 +71,11 @@ impl<S: Store> Authority<S> {
             v.add("page_token", "not a page token of this server");
         }
         v.finish()?;
+        let about = super::tenancy::Acting {
+            subject: &r.subject,
+            ..*who
+        };
+        self.allow_tenant(&about, &r.tenant)?;
         let limit = match r.page_size {
             0 => DEFAULT_PAGE_SIZE,
             n => (n as usize).min(MAX_PAGE_SIZE),

@@ -119,13 +119,14 @@ impl<S: Store> Authority<S> {
     /// `peer_thumbprint`: the thumbprint of the presenter's client
     /// certificate (the mTLS call's own, or the one Envoy saw), used when
     /// the request names none; called only for a certificate-bound token,
-    /// so other calls pay no hashing for it. `rpc` names the call in the
-    /// audit trail (`Verify`, or `Check` for Envoy's).
+    /// so other calls pay no hashing for it. `who.rpc` names the call in
+    /// the audit trail (`Verify`, or `Check` for Envoy's); a token of a
+    /// tenant outside `who.scope` is refused right after its signature and
+    /// validity window, before revocation state or renewal is looked at.
     pub(crate) async fn verify(
         &self,
         request: pb::VerifyRequest,
-        caller: &str,
-        rpc: &'static str,
+        who: &super::tenancy::Acting<'_>,
         peer_thumbprint: impl FnOnce() -> Option<String> + Send,
     ) -> Result<(pb::VerifyResponse, Option<String>), Error> {
         let mut input = VerifyInput::try_from(request)?;
@@ -135,12 +136,20 @@ impl<S: Store> Authority<S> {
         let claims = self
             .verifier
             .verify(self.keys.current().as_ref(), &input.token, now)?;
+        let about = super::tenancy::Acting {
+            subject: &claims.sub,
+            session_id: &claims.sid,
+            ..*who
+        };
+        self.allow_tenant(&about, &claims.tid)?;
+        let caller_tenants = who.scope.label();
         let event = || crate::audit::Event {
             tenant: &claims.tid,
             subject: &claims.sub,
             session_id: &claims.sid,
-            caller,
-            rpc,
+            caller: who.caller,
+            caller_tenants: &caller_tenants,
+            rpc: who.rpc,
             ..Default::default()
         };
         let cert_bound = claims
@@ -203,6 +212,7 @@ impl<S: Store> Authority<S> {
         if renewed.is_some() {
             crate::audit::emit(crate::audit::Kind::Renewed, "ok", &event());
         }
+        self.count_tenant(&claims.tid, "verified");
         let response = pb::VerifyResponse {
             claims: Some(claims_to_proto(&claims)),
             renewed_access_token: renewed
@@ -224,7 +234,15 @@ impl<S: Store> Authority<S> {
     /// token that is not, a refresh token included. Bindings are reported
     /// (`cnf`), not checked: the resource server holds the proof (RFC 9449
     /// §6.2, RFC 8705 §3.2). Only a store that cannot answer is an error.
-    pub(crate) async fn introspect(&self, token: &str) -> Result<Option<Arc<Verified>>, Error> {
+    /// A token of a tenant outside `who.scope` is not active either (RFC
+    /// 7662 §2.2: the protected resource "is not allowed to introspect this
+    /// particular token"); the refusal is counted and audited as
+    /// `TENANT_NOT_ALLOWED`, and its revocation state is never read.
+    pub(crate) async fn introspect(
+        &self,
+        token: &str,
+        who: &super::tenancy::Acting<'_>,
+    ) -> Result<Option<Arc<Verified>>, Error> {
         if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
             return Ok(None);
         }
@@ -235,6 +253,14 @@ impl<S: Store> Authority<S> {
         else {
             return Ok(None);
         };
+        let about = super::tenancy::Acting {
+            subject: &claims.sub,
+            session_id: &claims.sid,
+            ..*who
+        };
+        if self.allow_tenant(&about, &claims.tid).is_err() {
+            return Ok(None);
+        }
         if self.is_revoked(&claims, false, now_ms).await? {
             return Ok(None);
         }

@@ -16,10 +16,13 @@ use tokio::sync::mpsc;
 use tonic::Status;
 use tracing::Instrument;
 
+use super::issue::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
+use super::tenancy::Acting;
 use super::{timestamp_ms, Authority, WatchStream};
 use crate::error::Error;
 use crate::feed::RingHint;
 use crate::pb;
+use crate::scope::TenantScope;
 use crate::store::{parse_event_ref, Position, RevocationEvent, RevocationKind, Store};
 
 /// Events buffered per watcher before it counts as slow.
@@ -27,8 +30,13 @@ pub const WATCH_BUFFER: usize = 256;
 /// Events read per step.
 const BATCH: usize = 256;
 
-/// `e` as sent, with `cursor` the watcher's whole position after it.
-fn to_proto(e: &RevocationEvent, cursor: String) -> pb::RevocationEvent {
+/// `e` as sent, with `cursor` the watcher's whole position after it. A
+/// token or session event carries no subject (a verifier matches it by
+/// `jti` or session id); a subject event carries its subject key, and with
+/// `raw_subject` (`--watch-raw-subjects`) the raw subject for verifiers
+/// written before the key was sent.
+fn to_proto(e: &RevocationEvent, cursor: String, raw_subject: bool) -> pb::RevocationEvent {
+    let subject_kind = e.kind == RevocationKind::Subject;
     let kind = match e.kind {
         RevocationKind::Token => pb::RevocationKind::Token,
         RevocationKind::Session => pb::RevocationKind::Session,
@@ -40,11 +48,19 @@ fn to_proto(e: &RevocationEvent, cursor: String) -> pb::RevocationEvent {
         token_id: e.token_id.clone(),
         session_id: e.session_id.clone(),
         tenant: e.tenant.clone(),
-        subject: e.subject.clone(),
+        subject: if subject_kind && raw_subject {
+            e.subject.clone()
+        } else {
+            String::new()
+        },
         revoked_at: Some(timestamp_ms(e.revoked_at_ms)),
-        issued_before: (e.kind == RevocationKind::Subject)
-            .then(|| timestamp_ms(e.issued_before_ms)),
+        issued_before: subject_kind.then(|| timestamp_ms(e.issued_before_ms)),
         expires_at: Some(timestamp_ms(e.expires_at_ms)),
+        subject_key: if subject_kind {
+            crate::store::subject_key(&e.tenant, &e.subject)
+        } else {
+            String::new()
+        },
     }
 }
 
@@ -92,10 +108,39 @@ impl<S: Store> Authority<S> {
         Ok(at.encode(self.store.deployment().await?))
     }
 
+    /// The tenants a watch delivers: the caller's scope, narrowed by the
+    /// request's `tenants` (one outside the scope is refused).
+    fn watch_scope(&self, who: &Acting<'_>, wanted: &[String]) -> Result<TenantScope, Error> {
+        let mut v = Violations::default();
+        if wanted.len() > MAX_LIST_LEN {
+            v.add(
+                "tenants",
+                format!("must have at most {MAX_LIST_LEN} entries"),
+            );
+        }
+        if wanted
+            .iter()
+            .any(|t| t.len() > MAX_NAME_BYTES || t.chars().any(is_hidden_char))
+        {
+            v.add(
+                "tenants",
+                format!("entries must be at most {MAX_NAME_BYTES} bytes of printable text"),
+            );
+        }
+        v.finish()?;
+        who.scope
+            .narrow(wanted)
+            .map_err(|outside| self.refuse(who, &outside))
+    }
+
     pub(crate) async fn watch(
         &self,
         request: pb::WatchRevocationsRequest,
+        who: &Acting<'_>,
     ) -> Result<WatchStream, Error> {
+        // Filtered here, after the log is read: the cursor moves past what
+        // is left out, so it stays a position in the whole feed.
+        let filter = self.watch_scope(who, &request.tenants)?;
         let deployment = self.store.deployment().await?;
         // Empty cursor: only new events, unless a snapshot was asked for, in
         // which case the whole retained log is every revocation in force.
@@ -116,6 +161,7 @@ impl<S: Store> Authority<S> {
         let feed = self.feed.clone();
         let mut shutdown = self.shutdown.clone();
         let send_timeout = self.policy.watch_send_timeout;
+        let raw_subjects = self.policy.watch_raw_subjects;
         let mut marker_pending = request.mark_caught_up;
         let span = tracing::info_span!("watch");
         tokio::spawn(
@@ -168,7 +214,10 @@ impl<S: Store> Authority<S> {
                         if snapshot && event.expires_at_ms <= now {
                             continue; // no longer in force; the cursor still moves
                         }
-                        let sent = to_proto(event, cursor.encode(deployment));
+                        if !filter.allows(&event.tenant) {
+                            continue; // another tenant's; the cursor still moves
+                        }
+                        let sent = to_proto(event, cursor.encode(deployment), raw_subjects);
                         match tokio::time::timeout(send_timeout, tx.send(Ok(sent))).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => return, // the client went away

@@ -54,8 +54,13 @@ impl<S: Store> Store for Instrumented<S> {
     fn session_tenant(
         &self,
         sid: &str,
+        refresh_hash: Option<&str>,
+        now_ms: i64,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
-        store_op("session_tenant", self.0.session_tenant(sid))
+        store_op(
+            "session_tenant",
+            self.0.session_tenant(sid, refresh_hash, now_ms),
+        )
     }
 
     fn first_use(

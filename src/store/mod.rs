@@ -462,13 +462,6 @@ pub trait Store: Send + Sync + 'static {
         r: &RenewRequest,
     ) -> impl Future<Output = Result<RenewOutcome, StoreError>> + Send;
 
-    /// The tenant of a session, if the store keeps it (a Refresh counts its
-    /// tenant's own budget before it rotates, `--tenants`). One read.
-    fn session_tenant(
-        &self,
-        sid: &str,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
     /// Count one event against `limit` under `key`; `Some(retry_after_ms)`
     /// when over budget. Atomic across replicas.
     fn rate_limit(
@@ -486,6 +479,20 @@ pub trait Store: Send + Sync + 'static {
     fn revoke(
         &self,
         r: &RevokeRequest,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// The tenant of session `sid` while the store keeps it (usable or
+    /// not: revoked, expired but kept for its live access tokens), so that
+    /// a caller scoped to tenants can be checked before anything of the
+    /// session changes. With `refresh_hash`, only when that is the hash of
+    /// the session's current refresh token or of one it superseded (and
+    /// still remembers); `None` otherwise, and for a session not kept. A
+    /// read: nothing changes. One round trip.
+    fn session_tenant(
+        &self,
+        sid: &str,
+        refresh_hash: Option<&str>,
+        now_ms: i64,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
     /// Revocation state of a token at `now_ms`, read from the store (strong

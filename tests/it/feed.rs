@@ -13,6 +13,7 @@ async fn watch(c: &mut Client, after: &str, snapshot: bool) -> Streaming<pb::Rev
         after_cursor: after.into(),
         include_snapshot: snapshot,
         mark_caught_up: false,
+        ..Default::default()
     })
     .await
     .expect("watch")
@@ -293,6 +294,7 @@ async fn snapshot_sends_what_is_in_force_then_live(backend: Backend) {
             after_cursor: "nonsense".into(),
             include_snapshot: false,
             mark_caught_up: false,
+            ..Default::default()
         })
         .await
         .unwrap_err();

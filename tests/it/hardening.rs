@@ -286,6 +286,7 @@ async fn cursor_ahead_of_the_log_is_refused(backend: Backend) {
         after_cursor: after.to_owned(),
         include_snapshot: false,
         mark_caught_up: true,
+        ..Default::default()
     };
     for bad in [
         far.as_str(),

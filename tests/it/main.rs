@@ -40,6 +40,7 @@ mod soak;
 mod store_conformance;
 mod store_differential;
 mod tenant_keys;
+mod tenants;
 mod tls;
 mod token_budget;
 mod verify_cache;

@@ -530,7 +530,7 @@ async fn list_sessions_needs_its_permission() {
 }
 
 /// The audit events of a process's log, as (event, outcome, fields).
-fn audit_events(process: &Process) -> Vec<serde_json::Value> {
+pub(crate) fn audit_events(process: &Process) -> Vec<serde_json::Value> {
     process
         .log_text()
         .lines()

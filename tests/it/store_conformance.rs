@@ -847,6 +847,64 @@ async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
     assert_eq!(page, SessionPage::default());
 }
 
+/// `session_tenant` (the check of a caller scoped to tenants): a kept
+/// session's tenant, with a refresh hash only when it is the session's
+/// current one or one it superseded; nothing for an unknown session or
+/// secret; and a read only — a superseded hash looked up does not count as
+/// a replay, nothing is logged.
+async fn session_tenant_checks_the_secret_and_changes_nothing<S: Store>(s: Arc<S>) {
+    let t = now();
+    let mut other = session("st-globex", "gus", t);
+    other.data.tenant = "globex".into();
+    s.create_session(&session("st1", "tina", t)).await.unwrap();
+    s.create_session(&other).await.unwrap();
+    let tenant = |label: &'static str, hash: Option<&'static str>| {
+        let s = s.clone();
+        async move { s.session_tenant(&sid(label), hash, t).await.unwrap() }
+    };
+    assert_eq!(tenant("st1", None).await.as_deref(), Some("acme"));
+    assert_eq!(tenant("st1", Some("h0-st1")).await.as_deref(), Some("acme"));
+    assert_eq!(tenant("st-globex", None).await.as_deref(), Some("globex"));
+    assert_eq!(
+        tenant("st1", Some("h0-st-globex")).await,
+        None,
+        "another session's secret"
+    );
+    assert_eq!(tenant("st1", Some("nope")).await, None);
+    assert_eq!(tenant("st-never", None).await, None);
+    let RotateOutcome::Rotated(_) = s
+        .rotate(&rotate("st1", "h0-st1", "h1-st1", t, 0))
+        .await
+        .unwrap()
+    else {
+        panic!("rotates");
+    };
+    let start = Position::start(s.log_partitions());
+    let logged = s.read_log(&start, None, 1000).await.unwrap().len();
+    // The superseded hash is still the session's; asking changes nothing.
+    assert_eq!(tenant("st1", Some("h0-st1")).await.as_deref(), Some("acme"));
+    assert_eq!(tenant("st1", Some("h1-st1")).await.as_deref(), Some("acme"));
+    assert!(matches!(
+        s.rotate(&rotate("st1", "h1-st1", "h2-st1", t + 10, 0))
+            .await
+            .unwrap(),
+        RotateOutcome::Rotated(_)
+    ));
+    assert_eq!(s.read_log(&start, None, 1000).await.unwrap().len(), logged);
+    // A revoked session is still kept (its access tokens may live): its
+    // tenant is still known.
+    let revoked = RevokeRequest {
+        target: RevokeTarget::Session {
+            sid: sid("st-globex"),
+            refresh_hash: None,
+        },
+        now_ms: t + 20,
+        feed: FEED,
+    };
+    assert!(s.revoke(&revoked).await.unwrap().is_some());
+    assert_eq!(tenant("st-globex", None).await.as_deref(), Some("globex"));
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory { $(
@@ -894,6 +952,7 @@ conformance!(
     reuse_history_is_bounded,
     ten_thousand_sessions_page,
     revoked_sessions_leave_the_index,
+    session_tenant_checks_the_secret_and_changes_nothing,
 );
 
 /// Redis only: Issue's and Refresh's scripts go to Redis in batches (group

@@ -2,6 +2,8 @@
 // feed: the Node counterparts of crates/tessera-core/src/verified.rs and
 // revocation.rs.
 
+import { createHash } from "node:crypto";
+
 import type { AccessClaims } from "./token.js";
 
 /** Bounds of the verified-token cache; either 0 turns it off. */
@@ -185,13 +187,24 @@ export interface Revocation {
   sessionId: string;
   tenant: string;
   subject: string;
+  /**
+   * Subject events: the server's key of (tenant, subject)
+   * (`RevocationEvent.subject_key`); absent or "" from servers before it,
+   * whose events carry the raw subject instead.
+   */
+  subjectKey?: string;
   issuedBeforeMs: number;
   expiresAtMs: number;
 }
 
-/** The revocation cache's key of a tenant's subject (unambiguous for any strings). */
+/**
+ * The revocation cache's key of a tenant's subject: the server's own
+ * (`RevocationEvent.subject_key`), the first 22 characters of base64url
+ * SHA-256 of tenant, NUL, subject (unambiguous for any strings: neither
+ * may hold a NUL).
+ */
 export function subjectKey(tenant: string, subject: string): string {
-  return JSON.stringify([tenant, subject]);
+  return createHash("sha256").update(`${tenant}\0${subject}`, "utf8").digest("base64url").slice(0, 22);
 }
 
 /** Does a subject cut-off (ms) kill a token issued at `iat` (seconds)? */
@@ -226,7 +239,9 @@ export class RevocationCache {
         this.sessions.set(ev.sessionId, ev.expiresAtMs);
         break;
       case "subject": {
-        const key = subjectKey(ev.tenant, ev.subject);
+        // The server's key when it sends one: the raw subject is then not
+        // needed (docs/integrating.md, "Following the feed").
+        const key = ev.subjectKey || subjectKey(ev.tenant, ev.subject);
         const e = this.subjects.get(key) ?? { cut: 0, exp: 0 };
         e.cut = Math.max(e.cut, ev.issuedBeforeMs);
         e.exp = Math.max(e.exp, ev.expiresAtMs);

@@ -142,6 +142,7 @@ function toRevocation(e: RevocationEvent): Revocation | undefined {
     sessionId: e.sessionId,
     tenant: e.tenant,
     subject: e.subject,
+    subjectKey: e.subjectKey,
     issuedBeforeMs: ms(e.issuedBefore),
     expiresAtMs: ms(e.expiresAt),
   };

@@ -11,6 +11,7 @@ import {
 } from "@tessera/client";
 import { parseStrictJson, JsonNumber, hasDuplicateOf } from "../dist/json.js";
 import { b64urlDecode } from "../dist/token.js";
+import { subjectKey } from "../dist/cache.js";
 import { claims, event, fail, makeKey, marker, mint, now, signRaw, startFake, status } from "./fake.mjs";
 import { eventually, reasonOf, sleep } from "./harness.mjs";
 
@@ -197,13 +198,19 @@ describe("revocation cache", () => {
     c.apply({ ...base, kind: "token", tokenId: "j1" });
     c.apply({ ...base, kind: "session", sessionId: "s1" });
     c.apply({ ...base, kind: "subject", subject: "bob", issuedBeforeMs: 1_000_500 });
-    const skey = JSON.stringify(["acme", "bob"]);
+    const skey = subjectKey("acme", "bob");
     assert.equal(c.check("j1", "x", "x", 0, nowMs), "revoked");
     assert.equal(c.check("x", "s1", "x", 0, nowMs), "revoked");
     assert.equal(c.check("x", "x", skey, 999, nowMs), "revoked");
     assert.equal(c.check("x", "x", skey, 1000, nowMs), "revoked"); // same second as the cut-off
     assert.equal(c.check("x", "x", skey, 1001, nowMs), "not-revoked");
-    assert.equal(c.check("x", "x", JSON.stringify(["other", "bob"]), 999, nowMs), "not-revoked");
+    assert.equal(c.check("x", "x", subjectKey("other", "bob"), 999, nowMs), "not-revoked");
+    // A subject event with the server's key and no raw subject.
+    c.apply({ ...base, kind: "subject", subject: "", subjectKey: subjectKey("acme", "dave"), issuedBeforeMs: 1_000_500 });
+    assert.equal(c.check("x", "x", subjectKey("acme", "dave"), 999, nowMs), "revoked");
+    assert.equal(c.check("x", "x", subjectKey("acme", "dave"), 1001, nowMs), "not-revoked");
+    // The server's key, byte for byte (crates/tessera-core revocation.rs has the same case).
+    assert.equal(subjectKey("acme", "dave"), "d_0dg3l8kfzk32ilysEoUq");
     // A later cut-off only extends.
     c.apply({ ...base, kind: "subject", subject: "bob", issuedBeforeMs: 500, expiresAtMs: nowMs + 1000 });
     assert.equal(c.check("x", "x", skey, 1000, nowMs), "revoked");

@@ -11,7 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from helpers import ISSUER, Key, b64, hostile_cases, jwks, now, payload
 from tessera_client import TokenError, cert_thumbprint, fingerprint_hash
-from tessera_client._state import RevocationCache, VerifiedCache
+from tessera_client._state import RevocationCache, VerifiedCache, subject_key
 from tessera_client._tokens import PublicKeys, b64url_decode, _Malformed
 from tessera_client.verifier import _Core, _check_size
 
@@ -223,7 +223,7 @@ def ts(ms: int) -> Timestamp:
 
 
 def ev(kind: int, **kw):
-    base = dict(cursor="c", token_id="", session_id="", tenant="", subject="",
+    base = dict(cursor="c", token_id="", session_id="", tenant="", subject="", subject_key="",
                 revoked_at=ts(0), issued_before=ts(0), expires_at=ts(0))
     base.update(kw)
     return SimpleNamespace(kind=kind, **base)
@@ -251,6 +251,13 @@ def test_revocation_cache_horizons():
     assert check(c3, later, at=n).token_id == "j2"
     other_tenant = k.mint(payload(n, jti="j3", sid="s3", sub="alice", tid="other", iat=n - 5))
     assert check(c3, other_tenant, at=n).token_id == "j3"
+    # a subject event with the server's key and no raw subject
+    c3.on_event(ev(3, tenant="acme", subject_key=subject_key("acme", "dave"),
+                   issued_before=ts((n - 5) * 1000 + 1), expires_at=far))
+    dave = k.mint(payload(n, jti="j4", sid="s4", sub="dave", tid="acme", iat=n - 5))
+    assert reason(c3, dave, at=n) == "TOKEN_REVOKED"
+    # the server's key, byte for byte (crates/tessera-core revocation.rs has the same case)
+    assert subject_key("acme", "dave") == "d_0dg3l8kfzk32ilysEoUq"
     # an entry past its expiry no longer counts, and expire() drops it
     c4 = core(k)
     c4.on_event(ev(1, token_id="j1", expires_at=ts(t_ms - 1)))
@@ -268,7 +275,7 @@ def test_subject_cutoffs_only_grow():
     rc = RevocationCache()
     rc.apply(ev(3, tenant="t", subject="s", issued_before=ts(5000), expires_at=ts(9000)))
     rc.apply(ev(3, tenant="t", subject="s", issued_before=ts(3000), expires_at=ts(7000)))
-    assert rc.subjects[("t", "s")] == [5000, 9000]
+    assert rc.subjects[subject_key("t", "s")] == [5000, 9000]
 
 
 def test_verified_cache_is_bounded_and_follows_the_key_set():

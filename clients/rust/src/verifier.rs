@@ -349,6 +349,8 @@ fn to_event(e: &pb::RevocationEvent) -> FeedItem {
         session_id: e.session_id.clone(),
         tenant: e.tenant.clone(),
         subject: e.subject.clone(),
+        // The server's key of the subject: all the cache needs.
+        subject_key: e.subject_key.clone(),
         revoked_at_ms: ms(&e.revoked_at),
         issued_before_ms: ms(&e.issued_before),
         expires_at_ms: ms(&e.expires_at),
@@ -376,6 +378,8 @@ async fn follow(state: Arc<VerifierState>) {
             include_snapshot: cursor.is_empty(),
             after_cursor: cursor,
             mark_caught_up: true,
+            // Every tenant the caller may act on (its scope, if scoped).
+            tenants: Vec::new(),
         };
         match state.client.watch(request).await {
             Ok(mut stream) => loop {

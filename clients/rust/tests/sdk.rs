@@ -22,6 +22,32 @@ async fn client(server: &Server) -> TesseraClient {
         .expect("connect")
 }
 
+/// A `LocalVerifier` of the harness's issuer, without leeway, in sync.
+async fn in_sync_verifier(c: &TesseraClient) -> LocalVerifier {
+    let options = VerifierOptions {
+        issuer: "tessera-test".into(),
+        leeway: 0,
+        ..Default::default()
+    };
+    let verifier = LocalVerifier::start(c.clone(), options).await.unwrap();
+    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    verifier
+}
+
+/// "Log out everywhere" for acme's `subject`.
+async fn revoke_subject(c: &TesseraClient, subject: &str) {
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
+            tenant: "acme".into(),
+            subject: subject.into(),
+        })),
+        reason: String::new(),
+        keep_session_id: String::new(),
+    })
+    .await
+    .unwrap();
+}
+
 fn issue_req(subject: &str) -> pb::IssueRequest {
     pb::IssueRequest {
         subject: subject.into(),
@@ -228,16 +254,7 @@ async fn local_verifier_agrees_with_the_server() {
     })
     .await
     .unwrap();
-    c.revoke(pb::RevokeRequest {
-        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
-            tenant: "acme".into(),
-            subject: "dave".into(),
-        })),
-        reason: String::new(),
-        keep_session_id: String::new(),
-    })
-    .await
-    .unwrap();
+    revoke_subject(&c, "dave").await;
     let read = vec!["read".to_owned()];
     let admin = vec!["admin".to_owned()];
     let mut cases: Vec<(String, &str, &str, Vec<String>)> = vec![
@@ -320,21 +337,36 @@ async fn local_verifier_agrees_with_the_server() {
     println!("local revocation after {:?}", t0.elapsed());
 }
 
+/// With `--watch-raw-subjects=false` a subject event carries only the
+/// subject's key: the verifier still honours "log out everywhere", by the
+/// key, and a token of another subject stays valid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_verifier_matches_subject_revocations_by_their_key() {
+    let (_env, server) = start(&["--watch-raw-subjects=false"]).await;
+    let c = client(&server).await;
+    let verifier = in_sync_verifier(&c).await;
+    let alice = c.issue(issue_req("alice")).await.unwrap();
+    let bob = c.issue(issue_req("bob")).await.unwrap();
+    revoke_subject(&c, "alice").await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while local_reason(&verifier, &alice.access_token, "", "", &[]).await != "TOKEN_REVOKED" {
+        assert!(
+            Instant::now() < deadline,
+            "the subject revocation never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        local_reason(&verifier, &bob.access_token, "", "", &[]).await,
+        "OK"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_verifier_fails_closed_when_the_feed_is_gone() {
     let (_env, server) = start(&[]).await;
     let c = client(&server).await;
-    let verifier = LocalVerifier::start(
-        c.clone(),
-        VerifierOptions {
-            issuer: "tessera-test".into(),
-            leeway: 0,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
-    assert!(verifier.wait_in_sync(Duration::from_secs(5)).await);
+    let verifier = in_sync_verifier(&c).await;
     let pair = c.issue(issue_req("alice")).await.unwrap();
     assert_eq!(
         local_reason(&verifier, &pair.access_token, "", "", &[]).await,

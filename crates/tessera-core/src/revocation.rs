@@ -47,6 +47,11 @@ pub struct RevocationEvent {
     pub session_id: String,
     pub tenant: String,
     pub subject: String,
+    /// Subject kind, as `WatchRevocations` sends it: the [`subject_key`] of
+    /// (tenant, subject), which is all the cache needs; "" when the key is
+    /// to be computed from `tenant` and `subject` (the store's own events,
+    /// and servers before the key was sent).
+    pub subject_key: String,
     pub revoked_at_ms: i64,
     /// Subject kind: access tokens issued before this are dead (Unix ms).
     pub issued_before_ms: i64,
@@ -150,7 +155,11 @@ impl RevocationCache {
                     e.sessions.insert(ev.session_id.clone(), ev.expires_at_ms);
                 }
                 RevocationKind::Subject => {
-                    let key = subject_key(&ev.tenant, &ev.subject);
+                    let key = if ev.subject_key.is_empty() {
+                        subject_key(&ev.tenant, &ev.subject)
+                    } else {
+                        ev.subject_key.clone()
+                    };
                     let entry = e.subjects.entry(key).or_insert((0, 0));
                     entry.0 = entry.0.max(ev.issued_before_ms);
                     entry.1 = entry.1.max(ev.expires_at_ms);
@@ -201,5 +210,46 @@ impl RevocationCache {
     /// Is nothing cached?
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_events_match_by_the_key_alone() {
+        // The key every verifier library computes (their tests pin the
+        // same case).
+        assert_eq!(subject_key("acme", "dave"), "d_0dg3l8kfzk32ilysEoUq");
+        let cache = RevocationCache::default();
+        cache.set_in_sync(true);
+        let event = |subject: &str, key: &str| RevocationEvent {
+            cursor: "1-0".into(),
+            partition: 0,
+            kind: RevocationKind::Subject,
+            token_id: String::new(),
+            session_id: String::new(),
+            tenant: "acme".into(),
+            subject: subject.into(),
+            subject_key: key.into(),
+            revoked_at_ms: 1_000,
+            issued_before_ms: 5_000,
+            expires_at_ms: 60_000,
+        };
+        cache.apply(&[event("", &subject_key("acme", "dave")), event("erin", "")]);
+        for subject in ["dave", "erin"] {
+            let key = subject_key("acme", subject);
+            assert_eq!(cache.check("j", "s", &key, 4, 10_000), CacheAnswer::Revoked);
+            assert_eq!(
+                cache.check("j", "s", &key, 6, 10_000),
+                CacheAnswer::NotRevoked
+            );
+        }
+        let other = subject_key("globex", "dave");
+        assert_eq!(
+            cache.check("j", "s", &other, 4, 10_000),
+            CacheAnswer::NotRevoked
+        );
     }
 }

@@ -73,6 +73,10 @@ pub mod reason {
     pub const CALLER_UNAUTHENTICATED: &str = "CALLER_UNAUTHENTICATED";
     pub const SCOPE_MISSING: &str = "SCOPE_MISSING";
     pub const CALLER_NOT_ALLOWED: &str = "CALLER_NOT_ALLOWED";
+    /// `PERMISSION_DENIED`: a caller scoped to tenants (`tenants = [...]`
+    /// in the callers file) named, or presented a token, session or
+    /// refresh token of, a tenant outside its scope (DESIGN §10).
+    pub const TENANT_NOT_ALLOWED: &str = "TENANT_NOT_ALLOWED";
     pub const FIELD_INVALID: &str = "FIELD_INVALID";
     pub const CURSOR_INVALID: &str = "CURSOR_INVALID";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";

@@ -44,6 +44,14 @@ struct Session {
     client: ClientInfo,
 }
 
+impl Session {
+    /// Is `hash` the hash of this session's current refresh token or of one
+    /// it superseded and remembers?
+    fn holds(&self, hash: &str) -> bool {
+        self.current == hash || self.previous == hash || self.older.iter().any(|h| h == hash)
+    }
+}
+
 #[derive(Default)]
 struct State {
     sessions: HashMap<String, Session>,
@@ -298,6 +306,7 @@ impl State {
                 session_id: sid.to_owned(),
                 tenant,
                 subject,
+                subject_key: String::new(),
                 revoked_at_ms: now_ms,
                 issued_before_ms: 0,
                 expires_at_ms: expires,
@@ -642,6 +651,7 @@ impl Store for MemoryStore {
                         session_id: sid.clone(),
                         tenant: tenant.clone(),
                         subject: subject.clone(),
+                        subject_key: String::new(),
                         revoked_at_ms: now,
                         issued_before_ms: 0,
                         expires_at_ms: expires,
@@ -660,11 +670,8 @@ impl Store for MemoryStore {
                 let Some(s) = st.kept_session(sid, now) else {
                     return Ok(None);
                 };
-                if let Some(hash) = refresh_hash {
-                    let known = &s.current == hash || &s.previous == hash || s.older.contains(hash);
-                    if !known {
-                        return Ok(None);
-                    }
+                if refresh_hash.as_deref().is_some_and(|h| !s.holds(h)) {
+                    return Ok(None);
                 }
                 st.revoke_session(sid, now, &r.feed)
             }
@@ -688,6 +695,7 @@ impl Store for MemoryStore {
                         session_id: String::new(),
                         tenant: tenant.clone(),
                         subject: subject.clone(),
+                        subject_key: String::new(),
                         revoked_at_ms: now,
                         issued_before_ms: cutoff,
                         expires_at_ms: now + r.feed.access_horizon_ms,
@@ -724,6 +732,19 @@ impl Store for MemoryStore {
         drop(st);
         let _ = self.notify.send(());
         Ok(Some(cursor))
+    }
+
+    async fn session_tenant(
+        &self,
+        sid: &str,
+        refresh_hash: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        let st = self.lock();
+        Ok(st
+            .kept_session(sid, now_ms)
+            .filter(|s| refresh_hash.is_none_or(|h| s.holds(h)))
+            .map(|s| s.data.tenant.clone()))
     }
 
     async fn revocation_state(
@@ -805,10 +826,6 @@ impl Store for MemoryStore {
                 Ok(candidate.to_owned())
             }
         }
-    }
-
-    async fn session_tenant(&self, sid: &str) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().sessions.get(sid).map(|s| s.data.tenant.clone()))
     }
 
     async fn first_use(

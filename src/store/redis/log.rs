@@ -122,6 +122,7 @@ fn event_from(
         session_id: get("sid"),
         tenant: get("tid"),
         subject: get("sub"),
+        subject_key: String::new(),
         revoked_at_ms: num(&get("at"))?,
         issued_before_ms: num(&get("ib"))?,
         expires_at_ms: num(&get("exp"))?,

@@ -65,6 +65,7 @@ pub struct RedisStore {
     rate: Batcher,
     log_head: Script,
     list: Script,
+    owner: Script,
     meta_script: Script,
     /// `--redis-wait-replicas`: the count and the connection revocations go
     /// through (see [`RedisStore::wait_for_replicas`]).
@@ -129,6 +130,7 @@ impl RedisStore {
             renew: Script::from_lua(RENEW_LUA),
             log_head: Script::from_lua(LOG_HEAD_LUA),
             list: Script::from_lua(LIST_LUA),
+            owner: Script::from_lua(OWNER_LUA),
             meta_script: Script::from_lua(META_LUA),
             durable: None,
             parts: Arc::new(parts),
@@ -557,6 +559,22 @@ impl Store for RedisStore {
         Ok(reply.map(|id| event_ref(p, &id)))
     }
 
+    async fn session_tenant(
+        &self,
+        sid: &str,
+        refresh_hash: Option<&str>,
+        _now_ms: i64,
+    ) -> Result<Option<String>, StoreError> {
+        // An id naming no partition names no session.
+        let Some(p) = self.sid_partition(sid).await? else {
+            return Ok(None);
+        };
+        let prefix = self.parts.prefix(p);
+        let keys = vec![key(prefix, &schema::session(sid))];
+        let args = vec![refresh_hash.unwrap_or_default().to_owned()];
+        self.script(&self.owner, keys, args).await
+    }
+
     async fn revocation_state(
         &self,
         jti: &str,
@@ -641,15 +659,6 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(old.unwrap_or_else(|| candidate.to_owned()))
-    }
-
-    async fn session_tenant(&self, sid: &str) -> Result<Option<String>, StoreError> {
-        let Some(partition) = self.sid_partition(sid).await? else {
-            return Ok(None);
-        };
-        let name = key(self.parts.prefix(partition), &schema::session(sid));
-        // `t`: the tenant field of the session hash (common.lua's layout).
-        self.client.hget(name, "t").await.map_err(unavailable)
     }
 
     async fn first_use(

@@ -29,6 +29,10 @@ pub(super) const LIST_LUA: &str = concat!(
     include_str!("../scripts/common.lua"),
     include_str!("../scripts/list.lua")
 );
+pub(super) const OWNER_LUA: &str = concat!(
+    include_str!("../scripts/common.lua"),
+    include_str!("../scripts/owner.lua")
+);
 /// The last id ever generated in the log (XINFO STREAM), "" without a log.
 pub(super) const LOG_HEAD_LUA: &str = "if redis.call('EXISTS', KEYS[1]) == 0 then return '' end
 local info = redis.call('XINFO', 'STREAM', KEYS[1])

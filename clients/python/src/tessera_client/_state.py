@@ -4,6 +4,8 @@ cache of verified tokens (as ``verified.rs``)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import threading
 from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Tuple
@@ -14,6 +16,13 @@ KIND_UNSPECIFIED = 0
 KIND_TOKEN = 1
 KIND_SESSION = 2
 KIND_SUBJECT = 3
+
+
+def subject_key(tenant: str, subject: str) -> str:
+    """The server's key of a tenant's subject (``RevocationEvent.subject_key``):
+    the first 22 characters of base64url SHA-256 of tenant, NUL, subject."""
+    raw = f"{tenant}\0{subject}".encode("utf-8", "surrogatepass")
+    return base64.urlsafe_b64encode(hashlib.sha256(raw).digest()).decode("ascii")[:22]
 
 
 def _ms(ts: Any) -> int:
@@ -31,7 +40,8 @@ class RevocationCache:
         self._lock = threading.Lock()
         self.tokens: Dict[str, int] = {}  # jti -> expires at (ms)
         self.sessions: Dict[str, int] = {}  # sid -> expires at (ms)
-        self.subjects: Dict[Tuple[str, str], List[int]] = {}  # -> [cut-off ms, expires ms]
+        # subject key -> [cut-off ms, expires ms]
+        self.subjects: Dict[str, List[int]] = {}
         self.in_sync = False
 
     def apply(self, ev: Any) -> None:
@@ -44,7 +54,10 @@ class RevocationCache:
             elif kind == KIND_SESSION:
                 self.sessions[ev.session_id] = expires
             elif kind == KIND_SUBJECT:
-                entry = self.subjects.setdefault((ev.tenant, ev.subject), [0, 0])
+                # The server's key when it sends one: the raw subject is then
+                # not needed (docs/integrating.md, "Following the feed").
+                key = getattr(ev, "subject_key", "") or subject_key(ev.tenant, ev.subject)
+                entry = self.subjects.setdefault(key, [0, 0])
                 entry[0] = max(entry[0], _ms(ev.issued_before))
                 entry[1] = max(entry[1], expires)
 
@@ -66,7 +79,7 @@ class RevocationCache:
         if exp is not None and exp > now_ms:
             return True
         if self.subjects:
-            entry = self.subjects.get((claims.tid, claims.sub))
+            entry = self.subjects.get(subject_key(claims.tid, claims.sub))
             # A cut-off kills every token issued before it, and one issued
             # in the same second (iat is whole seconds).
             if entry is not None and entry[1] > now_ms and claims.iat * 1000 < entry[0]:

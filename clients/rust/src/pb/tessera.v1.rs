@@ -307,6 +307,18 @@ pub struct WatchRevocationsRequest {
     /// so a local verifier knows from when its cache is complete.
     #[prost(bool, tag = "3")]
     pub mark_caught_up: bool,
+    /// Only events of these tenants (at most 64; "" is the tenant of sessions
+    /// issued without one). Empty = every tenant the caller may act on: all
+    /// of them for a platform-wide caller, its own for a caller scoped with
+    /// `tenants` in the callers file, whose stream, snapshot included, never
+    /// carries another tenant's events. A scoped caller naming a tenant
+    /// outside its scope is refused with PERMISSION_DENIED /
+    /// TENANT_NOT_ALLOWED. Events are filtered on the server after the log
+    /// is read: every cursor is still a position in the whole feed (it moves
+    /// past the events left out), so a filtered stream resumed from its last
+    /// cursor misses none of its tenants' events and shows no other's.
+    #[prost(string, repeated, tag = "4")]
+    pub tenants: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// One revocation, as WatchRevocations streams it.
 #[allow(clippy::all)]
@@ -324,10 +336,13 @@ pub struct RevocationEvent {
     /// The revoked session (kind SESSION; the token's session for TOKEN).
     #[prost(string, tag = "4")]
     pub session_id: ::prost::alloc::string::String,
-    /// The tenant of the subject.
+    /// The tenant of the subject (every kind).
     #[prost(string, tag = "5")]
     pub tenant: ::prost::alloc::string::String,
-    /// The subject (kind SUBJECT; when known for the others).
+    /// Kind SUBJECT only (empty for the others), unless the server runs with
+    /// --watch-raw-subjects=false: the subject, as verifiers written before
+    /// subject_key match it. Prefer subject_key, which is enough to match and
+    /// is not the raw subject (an email address, say).
     #[prost(string, tag = "6")]
     pub subject: ::prost::alloc::string::String,
     /// When the revocation was made.
@@ -339,6 +354,12 @@ pub struct RevocationEvent {
     /// After this the entry can be forgotten.
     #[prost(message, optional, tag = "9")]
     pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Kind SUBJECT only: the server's key of (tenant, subject), which a
+    /// verifier computes from a token's `tid` and `sub` and compares: the
+    /// first 22 characters of the base64url (no padding) SHA-256 of the
+    /// tenant's UTF-8 bytes, one NUL byte, and the subject's UTF-8 bytes.
+    #[prost(string, tag = "10")]
+    pub subject_key: ::prost::alloc::string::String,
 }
 /// Asks for the public keys.
 #[allow(clippy::all)]

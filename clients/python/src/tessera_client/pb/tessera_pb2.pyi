@@ -211,17 +211,19 @@ class RevokeResponse(_message.Message):
     def __init__(self, cursor: _Optional[str] = ...) -> None: ...
 
 class WatchRevocationsRequest(_message.Message):
-    __slots__ = ("after_cursor", "include_snapshot", "mark_caught_up")
+    __slots__ = ("after_cursor", "include_snapshot", "mark_caught_up", "tenants")
     AFTER_CURSOR_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     MARK_CAUGHT_UP_FIELD_NUMBER: _ClassVar[int]
+    TENANTS_FIELD_NUMBER: _ClassVar[int]
     after_cursor: str
     include_snapshot: bool
     mark_caught_up: bool
-    def __init__(self, after_cursor: _Optional[str] = ..., include_snapshot: _Optional[bool] = ..., mark_caught_up: _Optional[bool] = ...) -> None: ...
+    tenants: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, after_cursor: _Optional[str] = ..., include_snapshot: _Optional[bool] = ..., mark_caught_up: _Optional[bool] = ..., tenants: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RevocationEvent(_message.Message):
-    __slots__ = ("cursor", "kind", "token_id", "session_id", "tenant", "subject", "revoked_at", "issued_before", "expires_at")
+    __slots__ = ("cursor", "kind", "token_id", "session_id", "tenant", "subject", "revoked_at", "issued_before", "expires_at", "subject_key")
     CURSOR_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     TOKEN_ID_FIELD_NUMBER: _ClassVar[int]
@@ -231,6 +233,7 @@ class RevocationEvent(_message.Message):
     REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
     ISSUED_BEFORE_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_KEY_FIELD_NUMBER: _ClassVar[int]
     cursor: str
     kind: RevocationKind
     token_id: str
@@ -240,7 +243,8 @@ class RevocationEvent(_message.Message):
     revoked_at: _timestamp_pb2.Timestamp
     issued_before: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
-    def __init__(self, cursor: _Optional[str] = ..., kind: _Optional[_Union[RevocationKind, str]] = ..., token_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., subject: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    subject_key: str
+    def __init__(self, cursor: _Optional[str] = ..., kind: _Optional[_Union[RevocationKind, str]] = ..., token_id: _Optional[str] = ..., session_id: _Optional[str] = ..., tenant: _Optional[str] = ..., subject: _Optional[str] = ..., revoked_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., subject_key: _Optional[str] = ...) -> None: ...
 
 class GetJwksRequest(_message.Message):
     __slots__ = ("tenant",)

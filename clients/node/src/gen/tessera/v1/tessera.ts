@@ -388,6 +388,19 @@ export interface WatchRevocationsRequest {
    * so a local verifier knows from when its cache is complete.
    */
   markCaughtUp: boolean;
+  /**
+   * Only events of these tenants (at most 64; "" is the tenant of sessions
+   * issued without one). Empty = every tenant the caller may act on: all
+   * of them for a platform-wide caller, its own for a caller scoped with
+   * `tenants` in the callers file, whose stream, snapshot included, never
+   * carries another tenant's events. A scoped caller naming a tenant
+   * outside its scope is refused with PERMISSION_DENIED /
+   * TENANT_NOT_ALLOWED. Events are filtered on the server after the log
+   * is read: every cursor is still a position in the whole feed (it moves
+   * past the events left out), so a filtered stream resumed from its last
+   * cursor misses none of its tenants' events and shows no other's.
+   */
+  tenants: string[];
 }
 
 /** One revocation, as WatchRevocations streams it. */
@@ -400,9 +413,14 @@ export interface RevocationEvent {
   tokenId: string;
   /** The revoked session (kind SESSION; the token's session for TOKEN). */
   sessionId: string;
-  /** The tenant of the subject. */
+  /** The tenant of the subject (every kind). */
   tenant: string;
-  /** The subject (kind SUBJECT; when known for the others). */
+  /**
+   * Kind SUBJECT only (empty for the others), unless the server runs with
+   * --watch-raw-subjects=false: the subject, as verifiers written before
+   * subject_key match it. Prefer subject_key, which is enough to match and
+   * is not the raw subject (an email address, say).
+   */
   subject: string;
   /** When the revocation was made. */
   revokedAt:
@@ -413,7 +431,16 @@ export interface RevocationEvent {
     | Timestamp
     | undefined;
   /** After this the entry can be forgotten. */
-  expiresAt: Timestamp | undefined;
+  expiresAt:
+    | Timestamp
+    | undefined;
+  /**
+   * Kind SUBJECT only: the server's key of (tenant, subject), which a
+   * verifier computes from a token's `tid` and `sub` and compares: the
+   * first 22 characters of the base64url (no padding) SHA-256 of the
+   * tenant's UTF-8 bytes, one NUL byte, and the subject's UTF-8 bytes.
+   */
+  subjectKey: string;
 }
 
 /** Asks for the public keys. */
@@ -2448,7 +2475,7 @@ export const RevokeResponse: MessageFns<RevokeResponse> = {
 };
 
 function createBaseWatchRevocationsRequest(): WatchRevocationsRequest {
-  return { afterCursor: "", includeSnapshot: false, markCaughtUp: false };
+  return { afterCursor: "", includeSnapshot: false, markCaughtUp: false, tenants: [] };
 }
 
 export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
@@ -2461,6 +2488,9 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
     }
     if (message.markCaughtUp !== false) {
       writer.uint32(24).bool(message.markCaughtUp);
+    }
+    for (const v of message.tenants) {
+      writer.uint32(34).string(v!);
     }
     return writer;
   },
@@ -2502,6 +2532,14 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
             message.markCaughtUp = reader.bool();
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.tenants.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2531,6 +2569,7 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
         : isSet(object.mark_caught_up)
         ? globalThis.Boolean(object.mark_caught_up)
         : false,
+      tenants: globalThis.Array.isArray(object?.tenants) ? object.tenants.map((e: any) => globalThis.String(e)) : [],
     };
   },
 
@@ -2545,6 +2584,9 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
     if (message.markCaughtUp !== false) {
       obj.markCaughtUp = message.markCaughtUp;
     }
+    if (message.tenants?.length) {
+      obj.tenants = message.tenants;
+    }
     return obj;
   },
 
@@ -2556,6 +2598,7 @@ export const WatchRevocationsRequest: MessageFns<WatchRevocationsRequest> = {
     message.afterCursor = object.afterCursor ?? "";
     message.includeSnapshot = object.includeSnapshot ?? false;
     message.markCaughtUp = object.markCaughtUp ?? false;
+    message.tenants = object.tenants?.map((e) => e) || [];
     return message;
   },
 };
@@ -2571,6 +2614,7 @@ function createBaseRevocationEvent(): RevocationEvent {
     revokedAt: undefined,
     issuedBefore: undefined,
     expiresAt: undefined,
+    subjectKey: "",
   };
 }
 
@@ -2602,6 +2646,9 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
     }
     if (message.expiresAt !== undefined) {
       Timestamp.encode(message.expiresAt, writer.uint32(74).fork()).join();
+    }
+    if (message.subjectKey !== "") {
+      writer.uint32(82).string(message.subjectKey);
     }
     return writer;
   },
@@ -2691,6 +2738,14 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
             message.expiresAt = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.subjectKey = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2734,6 +2789,11 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
         : isSet(object.expires_at)
         ? fromJsonTimestamp(object.expires_at)
         : undefined,
+      subjectKey: isSet(object.subjectKey)
+        ? globalThis.String(object.subjectKey)
+        : isSet(object.subject_key)
+        ? globalThis.String(object.subject_key)
+        : "",
     };
   },
 
@@ -2766,6 +2826,9 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
     if (message.expiresAt !== undefined) {
       obj.expiresAt = fromTimestamp(message.expiresAt).toISOString();
     }
+    if (message.subjectKey !== "") {
+      obj.subjectKey = message.subjectKey;
+    }
     return obj;
   },
 
@@ -2789,6 +2852,7 @@ export const RevocationEvent: MessageFns<RevocationEvent> = {
     message.expiresAt = (object.expiresAt !== undefined && object.expiresAt !== null)
       ? Timestamp.fromPartial(object.expiresAt)
       : undefined;
+    message.subjectKey = object.subjectKey ?? "";
     return message;
   },
 };
