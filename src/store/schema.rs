@@ -536,6 +536,7 @@ mod lua_tests {
         ("create.lua", include_str!("scripts/create.lua")),
         ("gcra.lua", include_str!("scripts/gcra.lua")),
         ("list.lua", include_str!("scripts/list.lua")),
+        ("owner.lua", include_str!("scripts/owner.lua")),
         ("rate.lua", include_str!("scripts/rate.lua")),
         ("renew.lua", include_str!("scripts/renew.lua")),
         ("revoke.lua", include_str!("scripts/revoke.lua")),
