@@ -41,6 +41,10 @@ pub enum Kind {
     RateLimited,
     /// A call refused for its caller (unauthenticated or not allowed).
     CallerDenied,
+    /// Exchange minted a derived token (or refused one that would widen
+    /// what the subject token gives); the detail names the actor chain and
+    /// the audience, never a token.
+    Exchanged,
 }
 
 impl Kind {
@@ -55,6 +59,7 @@ impl Kind {
             Kind::BindingMismatch => "binding_mismatch",
             Kind::RateLimited => "rate_limited",
             Kind::CallerDenied => "caller_denied",
+            Kind::Exchanged => "exchanged",
         }
     }
 }

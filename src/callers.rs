@@ -16,6 +16,9 @@
 //! certificate: `tls_uri` a URI SAN, `tls_dns` a DNS SAN, `tls_cn` the
 //! subject common name. (One untyped list once let a certificate with
 //! `CN=spiffe://x/gw` and no URI SAN pass as the caller of that SPIFFE id.)
+//! `exchange_audiences = ["billing", …]` lists the audiences a caller may
+//! ask Exchange for (RFC 8693 token exchange; none when absent).
+//!
 //! The older `tls_identity` is still read, with a warning at start-up, as
 //! `tls_uri` when it has a scheme (`spiffe://…`) and as `tls_dns` otherwise;
 //! it never matches the common name.
@@ -61,6 +64,8 @@ struct CallerEntry {
     #[serde(default)]
     tls_cn: Option<String>,
     allow: Vec<String>,
+    #[serde(default)]
+    exchange_audiences: Vec<String>,
 }
 
 /// Which part of a client certificate a caller is known by.
@@ -132,6 +137,25 @@ pub struct Caller {
     pub tls: Option<TlsIdentity>,
     allow_all: bool,
     allow: HashSet<String>,
+    /// The audiences Exchange may mint tokens for on this caller's behalf.
+    exchange_audiences: Arc<[String]>,
+}
+
+/// The audiences a caller may ask Exchange for: any in anonymous mode (no
+/// callers file: every RPC is open anyway), else its `exchange_audiences`.
+#[derive(Debug, Clone)]
+pub enum ExchangeAudiences {
+    Any,
+    Only(Arc<[String]>),
+}
+
+impl ExchangeAudiences {
+    pub fn allows(&self, audience: &str) -> bool {
+        match self {
+            ExchangeAudiences::Any => true,
+            ExchangeAudiences::Only(list) => list.iter().any(|a| a == audience),
+        }
+    }
 }
 
 impl Caller {
@@ -185,7 +209,11 @@ impl Callers {
                         return Err(format!("caller {:?}: unknown RPC {rpc:?} in allow (one of {RPC_NAMES:?} or \"*\")", c.name));
                     }
                 }
+                if c.exchange_audiences.iter().any(|a| a.is_empty() || a.chars().any(char::is_control)) {
+                    return Err(format!("caller {:?}: exchange_audiences entries must be non-empty printable text", c.name));
+                }
                 Ok(Caller {
+                    exchange_audiences: c.exchange_audiences.into(),
                     allow_all: c.allow.iter().any(|a| a == "*"),
                     allow: c.allow.into_iter().collect(),
                     name: c.name,
@@ -221,19 +249,7 @@ impl Callers {
             Callers::Anonymous => return Ok(None),
             Callers::Listed(c) => c,
         };
-        let presented = api_key.map(Sha256::digest);
-        let mut found: Option<&Caller> = None;
-        for caller in callers.iter() {
-            // Compare against every entry: no early exit on a match.
-            let key_match = match (&presented, &caller.api_key_sha256) {
-                (Some(p), Some(h)) => bool::from(p.as_slice().ct_eq(h)),
-                _ => false,
-            };
-            let tls_match = caller.tls.as_ref().is_some_and(|id| peer.proves(id));
-            if (key_match || tls_match) && found.is_none() {
-                found = Some(caller);
-            }
-        }
+        let found = find(callers, api_key, peer);
         let denied = |caller: &str, e: Error| {
             crate::refusals::refused(e.reason(), rpc, caller, client_ip);
             e
@@ -245,6 +261,53 @@ impl Callers {
             return Err(denied(&caller.name, Error::CallerNotAllowed));
         }
         Ok(Some(caller.name.clone()))
+    }
+}
+
+/// The caller whose key or certificate matches, the first in the file.
+fn find<'c>(
+    callers: &'c [Caller],
+    api_key: Option<&[u8]>,
+    peer: &PeerIdentities,
+) -> Option<&'c Caller> {
+    let presented = api_key.map(Sha256::digest);
+    let mut found: Option<&Caller> = None;
+    for caller in callers {
+        // Compare against every entry: no early exit on a match.
+        let key_match = match (&presented, &caller.api_key_sha256) {
+            (Some(p), Some(h)) => bool::from(p.as_slice().ct_eq(h)),
+            _ => false,
+        };
+        let tls_match = caller.tls.as_ref().is_some_and(|id| peer.proves(id));
+        if (key_match || tls_match) && found.is_none() {
+            found = Some(caller);
+        }
+    }
+    found
+}
+
+impl Callers {
+    /// The name of the listed caller an API key authenticates, whatever it
+    /// may call (`None` in anonymous mode, where no key is right).
+    pub fn authenticate(&self, api_key: &[u8]) -> Option<String> {
+        match self {
+            Callers::Anonymous => None,
+            Callers::Listed(c) => {
+                find(c, Some(api_key), &PeerIdentities::default()).map(|c| c.name.clone())
+            }
+        }
+    }
+
+    /// The audiences caller `name` may ask Exchange for.
+    pub fn exchange_audiences(&self, name: &str) -> ExchangeAudiences {
+        match self {
+            Callers::Anonymous => ExchangeAudiences::Any,
+            Callers::Listed(c) => ExchangeAudiences::Only(
+                c.iter()
+                    .find(|c| c.name == name)
+                    .map_or_else(|| Arc::from(Vec::new()), |c| c.exchange_audiences.clone()),
+            ),
+        }
     }
 }
 
@@ -386,6 +449,10 @@ where
             Ok(caller) => {
                 let name = caller.unwrap_or_else(|| "anonymous".to_owned());
                 tracing::trace!(caller = %name, rpc, "authorized");
+                if rpc == "Exchange" {
+                    let audiences = self.callers.exchange_audiences(&name);
+                    req.extensions_mut().insert(audiences);
+                }
                 req.extensions_mut().insert(CallerName(name));
                 futures::future::Either::Left(self.inner.call(req))
             }

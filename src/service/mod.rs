@@ -21,6 +21,7 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+mod exchange;
 mod ext_authz;
 mod issue;
 mod refresh;
@@ -59,6 +60,10 @@ pub struct Policy {
     /// Per-caller Issue budget, counted in the same atomic step as the
     /// session is written (`None` = off).
     pub caller_issue_rate: Option<crate::store::RateLimit>,
+    /// Per-caller Exchange budget, counted by the handler (`None` = off).
+    pub caller_exchange_rate: Option<crate::store::RateLimit>,
+    /// `--max-exchange-depth`: the most actors of an `act` chain.
+    pub max_exchange_depth: usize,
     /// Bounds of the verified-token cache (`--verify-cache-size`/`-bytes`).
     pub verify_cache: CacheBounds,
     /// `--max-sessions-per-subject` (`None` = no cap).
@@ -98,15 +103,9 @@ impl Policy {
                 .iter()
                 .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
                 .collect(),
-            caller_issue_rate: caller_rate_for(&a.caller_rate, "Issue").map_or_else(
-                || {
-                    crate::config::DEFAULT_CALLER_ISSUE_RATE
-                        .parse::<crate::config::RateSpec>()
-                        .ok()
-                        .and_then(|r| r.limit())
-                },
-                |r| r.limit(),
-            ),
+            caller_issue_rate: minting_budget(&a.caller_rate, "Issue"),
+            caller_exchange_rate: minting_budget(&a.caller_rate, "Exchange"),
+            max_exchange_depth: a.max_exchange_depth as usize,
             verify_cache: CacheBounds {
                 max_entries: a.verify_cache_size,
                 max_bytes: a.verify_cache_bytes,
@@ -206,6 +205,23 @@ impl<S: Store> Authority<S> {
     }
 }
 
+/// The caller budget of an RPC that mints tokens (Issue, Exchange): the
+/// `--caller-rate` entry for it, else the default one.
+fn minting_budget(
+    rates: &[crate::config::CallerRate],
+    rpc: &str,
+) -> Option<crate::store::RateLimit> {
+    caller_rate_for(rates, rpc).map_or_else(
+        || {
+            crate::config::DEFAULT_CALLER_ISSUE_RATE
+                .parse::<crate::config::RateSpec>()
+                .ok()
+                .and_then(|r| r.limit())
+        },
+        |r| r.limit(),
+    )
+}
+
 /// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
 fn caller_rate_for(
     rates: &[crate::config::CallerRate],
@@ -251,6 +267,7 @@ pub(crate) fn session_claims(
             cert_thumbprint_sha256: data.cert_thumbprint.clone(),
             jkt: data.dpop_jkt.clone(),
         }),
+        act: None,
         custom: data.custom.clone(),
     }
 }
@@ -530,6 +547,27 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let result = self.list_sessions(request.into_inner()).await;
         Ok(Response::new(
             result.map_err(|e| failed("ListSessions", e))?,
+        ))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let caller = crate::caller_limits::caller_name(&extensions);
+        let audiences = extensions
+            .get::<crate::callers::ExchangeAudiences>()
+            .cloned()
+            // The auth layer names them for every Exchange; without it, none.
+            .unwrap_or_else(|| crate::callers::ExchangeAudiences::Only(Vec::new().into()));
+        let result = self
+            .exchange(request, caller, &audiences, || {
+                peer_cert_thumbprint(&extensions)
+            })
+            .await;
+        Ok(Response::new(
+            result.map_err(|e| failed("Exchange", e))?.response,
         ))
     }
 

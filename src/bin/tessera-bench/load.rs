@@ -129,6 +129,7 @@ fn mint_tokens(args: &BenchArgs, count: usize) -> Result<Vec<String>, String> {
                 roles: vec![],
                 scope: "read".into(),
                 cnf: None,
+                act: None,
                 custom: serde_json::Map::new(),
             };
             tessera::tokens::mint(&keys, &claims).map_err(|e| e.to_string())
