@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use crate::support::*;
 use tessera::pb;
 
-fn check_request(
+pub(crate) fn check_request(
     headers: &[(&str, &str)],
     route: &[(&str, &str)],
     certificate: &str,
@@ -68,7 +68,9 @@ async fn check(e: &mut AuthorizationClient<Channel>, req: CheckRequest) -> Check
 
 /// (allowed, HTTP status of a denial, headers to add upstream or to send
 /// downstream, response headers to add on allow).
-fn outcome(r: &CheckResponse) -> (bool, i32, HashMap<String, String>, HashMap<String, String>) {
+pub(crate) fn outcome(
+    r: &CheckResponse,
+) -> (bool, i32, HashMap<String, String>, HashMap<String, String>) {
     let allowed = r.status.as_ref().map_or(-1, |s| s.code) == 0;
     let header_map = |hs: &[envoy_types::ext_authz::v3::pb::HeaderValueOption]| {
         hs.iter()
