@@ -549,6 +549,29 @@ mod tests {
     }
 
     #[test]
+    fn exchange_audiences_are_per_caller() {
+        let h = api_key_sha256("k");
+        let text = format!(
+            "[[caller]]\nname = \"svc\"\napi_key_sha256 = \"{h}\"\nallow = [\"Exchange\"]\nexchange_audiences = [\"billing\"]\n\n[[caller]]\nname = \"other\"\napi_key_sha256 = \"{}\"\nallow = [\"Exchange\"]\n",
+            api_key_sha256("k2")
+        );
+        let c = Callers::Listed(Arc::new(Callers::parse(&text).unwrap()));
+        assert!(c.exchange_audiences("svc").allows("billing"));
+        assert!(!c.exchange_audiences("svc").allows("payroll"));
+        assert!(!c.exchange_audiences("other").allows("billing"));
+        assert!(!c.exchange_audiences("nobody").allows("billing"));
+        assert!(Callers::Anonymous
+            .exchange_audiences("anonymous")
+            .allows("x"));
+        assert_eq!(c.authenticate(b"k2").as_deref(), Some("other"));
+        assert_eq!(c.authenticate(b"nope"), None);
+        assert!(Callers::parse(&format!(
+            "[[caller]]\nname = \"x\"\napi_key_sha256 = \"{h}\"\nallow = [\"Exchange\"]\nexchange_audiences = [\"\"]\n"
+        ))
+        .is_err());
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         assert!(Callers::parse(
             "[[caller]]\nname = \"x\"\napi_key_sha256 = \"abc\"\nallow = [\"Issue\"]\n"

@@ -32,6 +32,13 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
         let basic = basic_credentials(&headers).map_err(|()| invalid_client(true))?;
         if let Some((name, key)) = &basic {
             if o.callers.authenticate(key).as_deref() != Some(name.as_str()) {
+                let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
+                crate::refusals::refused(
+                    tessera_core::wire::reason::CALLER_UNAUTHENTICATED,
+                    PUBLIC_CLIENT,
+                    "",
+                    &ip,
+                );
                 return Err(invalid_client(true));
             }
         }

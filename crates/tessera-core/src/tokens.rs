@@ -503,6 +503,31 @@ mod tests {
     }
 
     #[test]
+    fn act_chains_nest_and_round_trip() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let mut c = claims(now);
+        c.act = Some(Actor {
+            sub: "b".into(),
+            act: Some(Box::new(Actor {
+                sub: "a".into(),
+                act: None,
+            })),
+        });
+        let token = mint(&keys, &c).unwrap();
+        let payload: Value =
+            serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            payload["act"],
+            serde_json::json!({"sub": "b", "act": {"sub": "a"}})
+        );
+        let back = verify(&keys, &token, now, &policy()).unwrap();
+        assert_eq!(back.actors(), ["b", "a"]);
+        assert_eq!(back.act.as_ref().map(Actor::depth), Some(2));
+        assert!(claims(now).actors().is_empty());
+    }
+
+    #[test]
     fn cached_ed25519_signer_matches_jsonwebtoken() {
         let keys = KeySet::ephemeral().unwrap();
         let c = claims(1_800_000_000);
