@@ -96,6 +96,33 @@ pub(crate) struct Parties {
     pub act: Actor,
 }
 
+/// The audit event of an exchange of `subject`'s token by `caller`.
+fn exchange_event<'a>(
+    subject: &'a Verified,
+    caller: &'a str,
+    detail: &'a str,
+) -> crate::audit::Event<'a> {
+    crate::audit::Event {
+        tenant: &subject.tid,
+        subject: &subject.sub,
+        session_id: &subject.sid,
+        caller,
+        rpc: "Exchange",
+        detail,
+        ..Default::default()
+    }
+}
+
+/// Audit an exchange refused for asking more than it may (the refusal is
+/// the detail; it names no token).
+fn audit_refusal(subject: &Verified, caller: &str, e: &Error) {
+    if matches!(e, Error::ExchangeNotAllowed { .. }) {
+        let detail = e.to_string();
+        let event = exchange_event(subject, caller, &detail);
+        crate::audit::emit(crate::audit::Kind::Exchanged, "refused", &event);
+    }
+}
+
 /// An exchange done: the answer and the claims it minted.
 pub(crate) struct Exchanged {
     pub response: pb::ExchangeResponse,
@@ -126,26 +153,9 @@ impl<S: Store> Authority<S> {
             .await?;
         let subject = &parties.subject;
         tracing::Span::current().record("session.id", subject.sid.as_str());
-        let event = |detail| crate::audit::Event {
-            tenant: &subject.tid,
-            subject: &subject.sub,
-            session_id: &subject.sid,
-            caller,
-            rpc: "Exchange",
-            detail,
-            ..Default::default()
-        };
-        let claims = match self.narrowed(&parties, &input, audiences, now_ms) {
-            Ok(claims) => claims,
-            Err(e) => {
-                crate::audit::emit(
-                    crate::audit::Kind::Exchanged,
-                    "refused",
-                    &event(&e.to_string()),
-                );
-                return Err(e);
-            }
-        };
+        let claims = self
+            .narrowed(&parties, &input, audiences, now_ms)
+            .inspect_err(|e| audit_refusal(subject, caller, e))?;
         let access_token = tokens::mint(&self.keys.current(), &claims)?;
         if access_token.len() > MAX_TOKEN_BYTES {
             return Err(Error::invalid(
@@ -158,7 +168,11 @@ impl<S: Store> Authority<S> {
             "audience": claims.aud,
         })
         .to_string();
-        crate::audit::emit(crate::audit::Kind::Exchanged, "ok", &event(&detail));
+        crate::audit::emit(
+            crate::audit::Kind::Exchanged,
+            "ok",
+            &exchange_event(subject, caller, &detail),
+        );
         let now = now_ms.div_euclid(1000);
         Ok(Exchanged {
             response: pb::ExchangeResponse {
@@ -218,10 +232,12 @@ impl<S: Store> Authority<S> {
                 return Err(Error::Token(TokenError::TokenRevoked));
             }
             if actor.tid != subject.tid {
-                return Err(Error::exchange(
+                let e = Error::exchange(
                     ExchangeRefusal::ActorTenant,
                     "the actor token is of another tenant than the subject token",
-                ));
+                );
+                audit_refusal(&subject, caller, &e);
+                return Err(e);
             }
             actor.sub.clone()
         };
@@ -229,16 +245,6 @@ impl<S: Store> Authority<S> {
             sub: actor,
             act: subject.act.clone().map(Box::new),
         };
-        let max = self.policy.max_exchange_depth;
-        if act.depth() > max {
-            return Err(Error::exchange(
-                ExchangeRefusal::Depth,
-                format!(
-                    "the act chain would hold {} actors; at most {max} (--max-exchange-depth)",
-                    act.depth()
-                ),
-            ));
-        }
         Ok(Parties { subject, act })
     }
 
@@ -252,6 +258,16 @@ impl<S: Store> Authority<S> {
         now_ms: i64,
     ) -> Result<AccessClaims, Error> {
         let subject = &parties.subject;
+        let max = self.policy.max_exchange_depth;
+        if parties.act.depth() > max {
+            return Err(Error::exchange(
+                ExchangeRefusal::Depth,
+                format!(
+                    "the act chain would hold {} actors; at most {max} (--max-exchange-depth)",
+                    parties.act.depth()
+                ),
+            ));
+        }
         if let Some(aud) = input.audience.iter().find(|a| !audiences.allows(a)) {
             return Err(Error::exchange(
                 ExchangeRefusal::Audience,
