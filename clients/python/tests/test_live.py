@@ -103,15 +103,11 @@ def test_exchanged_tokens_die_with_their_parent_session(shared):
     its parent's session, so this verifier accepts it for its own audience
     and refuses it, like the parent, once the session's revocation arrives
     through the feed."""
-    from tessera_client.pb import tessera_pb2 as pb
-
     c = TesseraClient(shared.target)
     sub = f"user-exchange-{time.monotonic_ns()}"
     pair = c.issue(sub, tenant="acme", audience=["api"], scopes=["read", "write"])
-    request = pb.ExchangeRequest(
-        subject_token=pair.access_token, audience=["billing"], scopes=["read"]
-    )
-    derived = c._call(c.stub.Exchange, request)
+    derived = c.exchange(pair.access_token, audience=["billing"], scopes=["read"])
+    assert derived.issued_token_type == "urn:ietf:params:oauth:token-type:access_token"
     with LocalVerifier(shared.target, issuer=ISSUER, audience="billing") as v:
         claims = v.verify(derived.access_token)
         assert (claims.subject, claims.session_id, claims.scopes) == (
