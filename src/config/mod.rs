@@ -178,8 +178,9 @@ pub struct ServeArgs {
     /// (the token endpoint serves public clients).
     #[arg(long, env = "TESSERA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
-    /// Serve the public token endpoint (`POST /oauth2/token`, the
-    /// `refresh_token` grant) on `--http-listen`. Off by default: opening
+    /// Serve the public token endpoint (`POST /oauth2/token`: the
+    /// `refresh_token` grant, and RFC 8693 token exchange for callers
+    /// allowed `Exchange`) on `--http-listen`. Off by default: opening
     /// the port for gateways' introspection must not open refresh to
     /// anyone who can reach it.
     #[arg(long, env = "TESSERA_HTTP_TOKEN_ENDPOINT", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
