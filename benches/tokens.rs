@@ -23,6 +23,7 @@ fn claims(now: i64) -> AccessClaims {
         roles: vec!["admin".into()],
         scope: "read write".into(),
         cnf: None,
+        act: None,
         custom: Default::default(),
     }
 }

@@ -42,6 +42,10 @@ pub enum Kind {
     /// A call refused for its caller (unauthenticated, not allowed the RPC,
     /// or acting on a tenant outside its scope: outcome `TENANT_NOT_ALLOWED`).
     CallerDenied,
+    /// Exchange minted a derived token (or refused one that would widen
+    /// what the subject token gives); the detail names the actor chain and
+    /// the audience, never a token.
+    Exchanged,
 }
 
 impl Kind {
@@ -56,6 +60,7 @@ impl Kind {
             Kind::BindingMismatch => "binding_mismatch",
             Kind::RateLimited => "rate_limited",
             Kind::CallerDenied => "caller_denied",
+            Kind::Exchanged => "exchanged",
         }
     }
 }

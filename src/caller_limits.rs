@@ -125,12 +125,13 @@ where
 }
 
 /// The caller budget of `rpc` (`--caller-rate`; `*` for any RPC), if any.
-/// Issue's is counted by the store in the same step as its session.
+/// Issue's is counted by the store in the same step as its session, and
+/// Exchange's by its handler (both have a budget by default).
 pub fn budget_for(
     rates: &[(String, crate::store::RateLimit)],
     rpc: &str,
 ) -> Option<crate::store::RateLimit> {
-    if rpc == "Issue" {
+    if rpc == "Issue" || rpc == "Exchange" {
         return None;
     }
     rates

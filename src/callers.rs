@@ -26,6 +26,9 @@
 //! certificate: `tls_uri` a URI SAN, `tls_dns` a DNS SAN, `tls_cn` the
 //! subject common name. (One untyped list once let a certificate with
 //! `CN=spiffe://x/gw` and no URI SAN pass as the caller of that SPIFFE id.)
+//! `exchange_audiences = ["billing", …]` lists the audiences a caller may
+//! ask Exchange for (RFC 8693 token exchange; none when absent).
+//!
 //! The older `tls_identity` is still read, with a warning at start-up, as
 //! `tls_uri` when it has a scheme (`spiffe://…`) and as `tls_dns` otherwise;
 //! it never matches the common name.
@@ -75,6 +78,8 @@ struct CallerEntry {
     /// The tenants this caller may act on; absent = every tenant.
     #[serde(default)]
     tenants: Option<Vec<String>>,
+    #[serde(default)]
+    exchange_audiences: Vec<String>,
 }
 
 /// Which part of a client certificate a caller is known by.
@@ -148,6 +153,25 @@ pub struct Caller {
     allow: HashSet<String>,
     /// The tenants it may act on (`tenants`; all when absent).
     pub tenants: TenantScope,
+    /// The audiences Exchange may mint tokens for on this caller's behalf.
+    exchange_audiences: Arc<[String]>,
+}
+
+/// The audiences a caller may ask Exchange for: any in anonymous mode (no
+/// callers file: every RPC is open anyway), else its `exchange_audiences`.
+#[derive(Debug, Clone)]
+pub enum ExchangeAudiences {
+    Any,
+    Only(Arc<[String]>),
+}
+
+impl ExchangeAudiences {
+    pub fn allows(&self, audience: &str) -> bool {
+        match self {
+            ExchangeAudiences::Any => true,
+            ExchangeAudiences::Only(list) => list.iter().any(|a| a == audience),
+        }
+    }
 }
 
 impl Caller {
@@ -220,8 +244,12 @@ impl Callers {
                         TenantScope::only(list)
                     }
                 };
+                if c.exchange_audiences.iter().any(|a| a.is_empty() || a.chars().any(char::is_control)) {
+                    return Err(format!("caller {:?}: exchange_audiences entries must be non-empty printable text", c.name));
+                }
                 Ok(Caller {
                     tenants,
+                    exchange_audiences: c.exchange_audiences.into(),
                     allow_all: c.allow.iter().any(|a| a == "*"),
                     allow: c.allow.into_iter().collect(),
                     name: c.name,
@@ -271,19 +299,7 @@ impl Callers {
             Callers::Anonymous => return Ok(None),
             Callers::Listed(c) => c,
         };
-        let presented = api_key.map(Sha256::digest);
-        let mut found: Option<&Caller> = None;
-        for caller in callers.iter() {
-            // Compare against every entry: no early exit on a match.
-            let key_match = match (&presented, &caller.api_key_sha256) {
-                (Some(p), Some(h)) => bool::from(p.as_slice().ct_eq(h)),
-                _ => false,
-            };
-            let tls_match = caller.tls.as_ref().is_some_and(|id| peer.proves(id));
-            if (key_match || tls_match) && found.is_none() {
-                found = Some(caller);
-            }
-        }
+        let found = find(callers, api_key, peer);
         let denied = |caller: Option<&Caller>, e: Error| {
             let refusal = crate::audit::Event {
                 rpc,
@@ -302,6 +318,53 @@ impl Callers {
             return Err(denied(Some(caller), Error::CallerNotAllowed));
         }
         Ok(Some((caller.name.clone(), caller.tenants.clone())))
+    }
+}
+
+/// The caller whose key or certificate matches, the first in the file.
+fn find<'c>(
+    callers: &'c [Caller],
+    api_key: Option<&[u8]>,
+    peer: &PeerIdentities,
+) -> Option<&'c Caller> {
+    let presented = api_key.map(Sha256::digest);
+    let mut found: Option<&Caller> = None;
+    for caller in callers {
+        // Compare against every entry: no early exit on a match.
+        let key_match = match (&presented, &caller.api_key_sha256) {
+            (Some(p), Some(h)) => bool::from(p.as_slice().ct_eq(h)),
+            _ => false,
+        };
+        let tls_match = caller.tls.as_ref().is_some_and(|id| peer.proves(id));
+        if (key_match || tls_match) && found.is_none() {
+            found = Some(caller);
+        }
+    }
+    found
+}
+
+impl Callers {
+    /// The name of the listed caller an API key authenticates, whatever it
+    /// may call (`None` in anonymous mode, where no key is right).
+    pub fn authenticate(&self, api_key: &[u8]) -> Option<String> {
+        match self {
+            Callers::Anonymous => None,
+            Callers::Listed(c) => {
+                find(c, Some(api_key), &PeerIdentities::default()).map(|c| c.name.clone())
+            }
+        }
+    }
+
+    /// The audiences caller `name` may ask Exchange for.
+    pub fn exchange_audiences(&self, name: &str) -> ExchangeAudiences {
+        match self {
+            Callers::Anonymous => ExchangeAudiences::Any,
+            Callers::Listed(c) => ExchangeAudiences::Only(
+                c.iter()
+                    .find(|c| c.name == name)
+                    .map_or_else(|| Arc::from(Vec::new()), |c| c.exchange_audiences.clone()),
+            ),
+        }
     }
 }
 
@@ -444,6 +507,10 @@ where
                 let (name, scope) =
                     caller.unwrap_or_else(|| ("anonymous".to_owned(), TenantScope::All));
                 tracing::trace!(caller = %name, rpc, "authorized");
+                if rpc == "Exchange" {
+                    let audiences = self.callers.exchange_audiences(&name);
+                    req.extensions_mut().insert(audiences);
+                }
                 req.extensions_mut().insert(CallerName(name));
                 req.extensions_mut().insert(scope);
                 futures::future::Either::Left(self.inner.call(req))
@@ -567,6 +634,29 @@ mod tests {
             );
             assert!(Callers::parse(&text).is_err(), "{tenants}");
         }
+    }
+
+    #[test]
+    fn exchange_audiences_are_per_caller() {
+        let h = api_key_sha256("k");
+        let text = format!(
+            "[[caller]]\nname = \"svc\"\napi_key_sha256 = \"{h}\"\nallow = [\"Exchange\"]\nexchange_audiences = [\"billing\"]\n\n[[caller]]\nname = \"other\"\napi_key_sha256 = \"{}\"\nallow = [\"Exchange\"]\n",
+            api_key_sha256("k2")
+        );
+        let c = Callers::Listed(Arc::new(Callers::parse(&text).unwrap()));
+        assert!(c.exchange_audiences("svc").allows("billing"));
+        assert!(!c.exchange_audiences("svc").allows("payroll"));
+        assert!(!c.exchange_audiences("other").allows("billing"));
+        assert!(!c.exchange_audiences("nobody").allows("billing"));
+        assert!(Callers::Anonymous
+            .exchange_audiences("anonymous")
+            .allows("x"));
+        assert_eq!(c.authenticate(b"k2").as_deref(), Some("other"));
+        assert_eq!(c.authenticate(b"nope"), None);
+        assert!(Callers::parse(&format!(
+            "[[caller]]\nname = \"x\"\napi_key_sha256 = \"{h}\"\nallow = [\"Exchange\"]\nexchange_audiences = [\"\"]\n"
+        ))
+        .is_err());
     }
 
     #[test]

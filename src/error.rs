@@ -73,6 +73,13 @@ pub enum Error {
     TenantNotAllowed,
     #[error("invalid argument")]
     InvalidArgument(Vec<Violation>),
+    /// An Exchange that would widen what the subject token gives or ask
+    /// for what the caller may not; `message` says what (no secret in it).
+    #[error("exchange not allowed: {message}")]
+    ExchangeNotAllowed {
+        refusal: ExchangeRefusal,
+        message: String,
+    },
     /// A `WatchRevocations` cursor that is malformed, from another
     /// deployment, or ahead of the log: accepting it would silence the feed.
     #[error("after_cursor is not a position of this revocation feed; resume with an empty cursor and include_snapshot")]
@@ -94,7 +101,30 @@ pub enum Error {
     Internal(String),
 }
 
+/// What an Exchange asked for that it may not have (for the OAuth error
+/// code of the token endpoint, RFC 8693 §2.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeRefusal {
+    /// Scopes the subject token does not carry (`invalid_scope`).
+    Scope,
+    /// An audience the caller may not request (`invalid_target`).
+    Audience,
+    /// A lifetime past the subject token's or `--max-access-ttl`.
+    Lifetime,
+    /// An `act` chain over `--max-exchange-depth` (`invalid_grant`).
+    Depth,
+    /// An actor token of another tenant than the subject's (`invalid_grant`).
+    ActorTenant,
+}
+
 impl Error {
+    pub fn exchange(refusal: ExchangeRefusal, message: impl Into<String>) -> Self {
+        Error::ExchangeNotAllowed {
+            refusal,
+            message: message.into(),
+        }
+    }
+
     pub fn invalid(field: &'static str, description: impl Into<String>) -> Self {
         Error::InvalidArgument(vec![Violation::new(field, description)])
     }
@@ -109,6 +139,7 @@ impl Error {
             Error::CallerNotAllowed => reason::CALLER_NOT_ALLOWED,
             Error::TenantNotAllowed => reason::TENANT_NOT_ALLOWED,
             Error::InvalidArgument(_) => reason::FIELD_INVALID,
+            Error::ExchangeNotAllowed { .. } => reason::EXCHANGE_NOT_ALLOWED,
             Error::CursorInvalid => reason::CURSOR_INVALID,
             Error::RateLimited { .. } => reason::RATE_LIMITED,
             Error::SessionLimit => reason::SESSION_LIMIT,
@@ -139,7 +170,9 @@ impl Error {
             | Error::RefreshTokenReused
             | Error::CallerUnauthenticated
             | Error::DpopNonce { .. } => Code::Unauthenticated,
-            Error::CallerNotAllowed | Error::TenantNotAllowed => Code::PermissionDenied,
+            Error::CallerNotAllowed
+            | Error::TenantNotAllowed
+            | Error::ExchangeNotAllowed { .. } => Code::PermissionDenied,
             Error::InvalidArgument(_) | Error::CursorInvalid => Code::InvalidArgument,
             Error::RateLimited { .. } | Error::SessionLimit => Code::ResourceExhausted,
             Error::Store(_) => Code::Unavailable,
@@ -202,6 +235,7 @@ pub fn to_status(err: &Error) -> Status {
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
         | Error::TenantNotAllowed
+        | Error::ExchangeNotAllowed { .. }
         | Error::SessionLimit
         | Error::DpopNonce { .. } => err.to_string(),
     };
@@ -251,6 +285,7 @@ pub fn log_failed(rpc: &str, err: &Error) {
         | Error::CallerUnauthenticated
         | Error::CallerNotAllowed
         | Error::TenantNotAllowed
+        | Error::ExchangeNotAllowed { .. }
         | Error::InvalidArgument(_)
         | Error::CursorInvalid
         | Error::DpopNonce { .. } => tracing::debug!(rpc, reason, "call failed"),

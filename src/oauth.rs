@@ -11,6 +11,9 @@
 //!   the refresh token is the credential (public clients), so no caller
 //!   credentials; the per-subject refresh budget applies. A `DPoP` header
 //!   is the proof of a DPoP-bound session (RFC 9449 §5).
+//! - `POST /oauth2/token` with
+//!   `grant_type=urn:ietf:params:oauth:grant-type:token-exchange` (RFC 8693
+//!   §2): Exchange over HTTP; caller credentials required (`Exchange`).
 //! - `GET /.well-known/oauth-authorization-server` (RFC 8414) and
 //!   `/.well-known/openid-configuration` (the same document: Tessera is no
 //!   OpenID provider, but many libraries look only there), and the JWK set
@@ -41,6 +44,7 @@ use crate::service::{Acting, Authority};
 use crate::store::Store;
 use crate::web::Peer;
 
+mod exchange;
 mod token;
 use token::token;
 
@@ -117,7 +121,8 @@ pub fn router<S: Store>(
     });
     if settings.token_endpoint {
         document["token_endpoint"] = json!(format!("{base}/oauth2/token"));
-        document["grant_types_supported"] = json!(["refresh_token"]);
+        document["grant_types_supported"] =
+            json!(["refresh_token", tessera_core::wire::TOKEN_EXCHANGE_GRANT]);
         // Public clients send none; a caller of the callers file may
         // authenticate (presented credentials must then be right).
         // (A client certificate there binds a session, RFC 8705 §3; it
@@ -597,6 +602,10 @@ async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
     }
     if let Some(cnf) = &c.cnf {
         body.insert("cnf".into(), json!(cnf));
+    }
+    // RFC 8693 §4.1: an exchanged token's actor chain, as the token has it.
+    if let Some(act) = &c.act {
+        body.insert("act".into(), json!(act));
     }
     Ok(json_response(
         StatusCode::OK,

@@ -145,6 +145,15 @@ func (c *Client) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.VerifyR
 	return resp, fromRPC(err)
 }
 
+// Exchange trades a subject token for a narrower one for another audience
+// (RFC 8693): the new token names the subject token's user and this caller
+// (or the actor token's subject) as the actor. Anything wider than the
+// subject token gives is EXCHANGE_NOT_ALLOWED.
+func (c *Client) Exchange(ctx context.Context, req *pb.ExchangeRequest) (*pb.ExchangeResponse, error) {
+	resp, err := c.stub.Exchange(ctx, req)
+	return resp, fromRPC(err)
+}
+
 // Revoke revokes a token, a session or a subject; it answers the event's cursor.
 func (c *Client) Revoke(ctx context.Context, req *pb.RevokeRequest) (string, error) {
 	resp, err := c.stub.Revoke(ctx, req)

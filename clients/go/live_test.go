@@ -104,6 +104,40 @@ func TestLiveRevocationPropagates(t *testing.T) {
 	}
 }
 
+// An exchanged token (RFC 8693, issue #29) is an access token of its
+// parent's session: it verifies for its own audience and dies with that
+// session through the feed.
+func TestLiveExchangedTokenDiesWithItsParentSession(t *testing.T) {
+	s := liveServer(t)
+	c := s.client(t)
+	v := startVerifier(t, c, Options{Issuer: "tessera-test", Audience: "billing"})
+	ctx := ctx10s(t)
+	pair := issue(t, c, &pb.IssueRequest{Subject: "exchange-user", Tenant: "acme", Scopes: []string{"read", "write"}})
+	derived, err := c.Exchange(ctx, &pb.ExchangeRequest{
+		SubjectToken: pair.AccessToken,
+		Audience:     []string{"billing"},
+		Scopes:       []string{"read"},
+	})
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	claims, err := v.Verify(derived.AccessToken)
+	if err != nil {
+		t.Fatalf("derived token: %v", err)
+	}
+	if claims.Subject != "exchange-user" || claims.SessionID != pair.SessionId || len(claims.Scopes) != 1 || claims.Scopes[0] != "read" {
+		t.Fatalf("claims %+v", claims)
+	}
+	if _, err := v.Verify(pair.AccessToken); Reason(err) != "AUDIENCE_MISMATCH" {
+		t.Fatalf("the parent is not for billing: %v", err)
+	}
+	if _, err := c.RevokeSession(ctx, pair.SessionId); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	took := deniedWithin(t, v, derived.AccessToken, ReasonTokenRevoked, time.Second)
+	t.Logf("derived token denied after %v", took)
+}
+
 func TestLiveCursorFromAnotherDeployment(t *testing.T) {
 	a := liveServer(t)
 	ca := a.client(t)

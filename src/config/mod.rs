@@ -45,6 +45,11 @@ pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
 /// budget bounds the state it can make Tessera hold (rate × TTL). Far above
 /// a login service's peak; `--caller-rate Issue=off` lifts it.
 pub const DEFAULT_CALLER_ISSUE_RATE: &str = "1000:2000";
+/// The most actors an exchanged token's `act` chain may hold (RFC 8693
+/// §4.1 nests one per exchange): a user's token passed through three
+/// services is as deep as real call graphs go; deeper chains are more
+/// likely a loop than a need.
+pub const DEFAULT_MAX_EXCHANGE_DEPTH: u32 = 3;
 /// How long a shutdown waits for in-flight calls before exiting anyway;
 /// below Kubernetes' default 30 s grace period so the exit is ours.
 pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
@@ -173,8 +178,9 @@ pub struct ServeArgs {
     /// (the token endpoint serves public clients).
     #[arg(long, env = "TESSERA_HTTP_LISTEN")]
     pub http_listen: Option<SocketAddr>,
-    /// Serve the public token endpoint (`POST /oauth2/token`, the
-    /// `refresh_token` grant) on `--http-listen`. Off by default: opening
+    /// Serve the public token endpoint (`POST /oauth2/token`: the
+    /// `refresh_token` grant, and RFC 8693 token exchange for callers
+    /// allowed `Exchange`) on `--http-listen`. Off by default: opening
     /// the port for gateways' introspection must not open refresh to
     /// anyone who can reach it.
     #[arg(long, env = "TESSERA_HTTP_TOKEN_ENDPOINT", num_args = 0..=1, default_missing_value = "true", default_value = "false", action = clap::ArgAction::Set)]
@@ -381,10 +387,17 @@ pub struct ServeArgs {
     /// ever become label values, so their number bounds the series.
     #[arg(long, env = "TESSERA_METRICS_TENANTS", value_delimiter = ',')]
     pub metrics_tenants: Vec<String>,
+    /// Exchange: the most actors an `act` chain may hold (1 = an exchanged
+    /// token can never be exchanged again). Deeper is PERMISSION_DENIED /
+    /// EXCHANGE_NOT_ALLOWED.
+    #[arg(long, env = "TESSERA_MAX_EXCHANGE_DEPTH", default_value_t = DEFAULT_MAX_EXCHANGE_DEPTH,
+          value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub max_exchange_depth: u32,
     /// Per-caller budget of an RPC, `RPC=RATE:BURST` (`*=…` for all), repeatable
     /// or comma-separated. Counted in the store (one round trip per limited
-    /// call; Issue's is counted in its own script). Issue has a budget of
-    /// 1000:2000 unless one is given here (`Issue=off` lifts it).
+    /// call; Issue's is counted in its own script). Issue and Exchange have
+    /// a budget of 1000:2000 each unless one is given here (`Issue=off`,
+    /// `Exchange=off` lift them).
     #[arg(long, env = "TESSERA_CALLER_RATE", value_delimiter = ',')]
     pub caller_rate: Vec<CallerRate>,
     /// Most open connections on the gRPC port; at the cap, new ones wait to be accepted.

@@ -16,6 +16,7 @@ use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::Store;
 use crate::web::Peer;
+use tessera_core::wire;
 
 /// `POST /oauth2/token`, when `--http-token-endpoint` serves it.
 pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> Response {
@@ -26,13 +27,40 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
     } = req;
     let result = async {
         o.token_budget(&peer).await?;
-        // Credentials in the header are checked before the body is read.
+        // Credentials in the header are checked before the body is read
+        // (which RPC they must allow depends on the grant, in the body).
         let basic = basic_credentials(&headers).map_err(|()| invalid_client(true))?;
+        if let Some((name, key)) = &basic {
+            if o.callers.authenticate(key).as_deref() != Some(name.as_str()) {
+                let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
+                let refusal = crate::audit::Event {
+                    rpc: PUBLIC_CLIENT,
+                    client_ip: &ip,
+                    ..Default::default()
+                };
+                crate::refusals::refused(
+                    tessera_core::wire::reason::CALLER_UNAUTHENTICATED,
+                    &refusal,
+                );
+                return Err(invalid_client(true));
+            }
+        }
+        let form = read_form(&headers, body).await?;
+        let (rpc, grant) = match required(&form, "grant_type")? {
+            "refresh_token" => ("Refresh", "refresh_token"),
+            wire::TOKEN_EXCHANGE_GRANT => ("Exchange", "token-exchange"),
+            _ => {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "grant_type must be refresh_token or urn:ietf:params:oauth:grant-type:token-exchange",
+                ))
+            }
+        };
         let mut client = match &basic {
-            Some((name, key)) => Some(o.token_client(name, key, &peer, true)?),
+            Some((name, key)) => Some(o.token_client(name, key, &peer, true, rpc, grant)?),
             None => None,
         };
-        let form = read_form(&headers, body).await?;
         if let Some(secret) = form.get("client_secret") {
             // RFC 6749 §2.3: one authentication method per request.
             if basic.is_some() {
@@ -41,7 +69,10 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
                 ));
             }
             let name = form.get("client_id").ok_or_else(|| invalid_client(false))?;
-            client = Some(o.token_client(name, secret.as_bytes(), &peer, false)?);
+            client = Some(o.token_client(name, secret.as_bytes(), &peer, false, rpc, grant)?);
+        }
+        if rpc == "Exchange" {
+            return super::exchange::exchange_grant(&o, &peer, &headers, &form, client).await;
         }
         // A public client is no caller of the callers file: the refresh
         // token is its credential, whatever its tenant. An authenticated
@@ -84,7 +115,7 @@ impl<S: Store> OAuth<S> {
 
 /// RFC 6749 §5.2 `invalid_client` (401; with the `Basic` challenge when the
 /// client tried the `Authorization` header).
-fn invalid_client(basic: bool) -> OAuthError {
+pub(super) fn invalid_client(basic: bool) -> OAuthError {
     let e = OAuthError::new(
         StatusCode::UNAUTHORIZED,
         "invalid_client",
@@ -108,24 +139,23 @@ impl<S: Store> OAuth<S> {
     /// no credential can be right), allowed `Refresh`
     /// (`unauthorized_client` otherwise). Only the key decides here, not
     /// the connection's certificate: it is the credential presented.
-    fn token_client(
+    pub(super) fn token_client(
         &self,
         name: &str,
         key: &[u8],
         peer: &Peer,
         basic: bool,
+        rpc: &str,
+        grant: &str,
     ) -> Result<(String, crate::scope::TenantScope), OAuthError> {
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
         let none = crate::callers::PeerIdentities::default();
-        match self
-            .callers
-            .authorize_scoped("Refresh", Some(key), &none, &ip)
-        {
+        match self.callers.authorize_scoped(rpc, Some(key), &none, &ip) {
             Ok(Some((found, scope))) if found == name => Ok((found, scope)),
             Err(Error::CallerNotAllowed) => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "unauthorized_client",
-                "this client may not use the refresh_token grant",
+                format!("this client may not use the {grant} grant"),
             )),
             _ => Err(invalid_client(basic)),
         }
@@ -151,39 +181,8 @@ async fn refresh_grant<S: Store>(
     form: &Form,
     (caller, scope): (&str, &crate::scope::TenantScope),
 ) -> Answer {
-    match required(form, "grant_type")? {
-        "refresh_token" => {}
-        _ => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "unsupported_grant_type",
-                "only grant_type=refresh_token is served here",
-            ))
-        }
-    }
     let refresh_token = required(form, "refresh_token")?;
-    // RFC 9449 §4.3: exactly one DPoP header.
-    let mut proofs = headers.get_all("dpop").iter();
-    let proof = match (proofs.next(), proofs.next()) {
-        (None, _) => String::new(),
-        (Some(p), None) => p
-            .to_str()
-            .map_err(|_| {
-                OAuthError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_dpop_proof",
-                    "DPOP_PROOF_INVALID",
-                )
-            })?
-            .to_owned(),
-        (Some(_), Some(_)) => {
-            return Err(OAuthError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_dpop_proof",
-                "more than one DPoP header",
-            ))
-        }
-    };
+    let proof = dpop_header(headers)?;
     let had_proof = !proof.is_empty();
     let request = pb::RefreshRequest {
         refresh_token: refresh_token.to_owned(),
@@ -248,7 +247,7 @@ async fn refresh_grant<S: Store>(
 
 /// RFC 6749 §5.2 (and RFC 9449 §5, §8) for a refused refresh; the
 /// `ErrorInfo` reason of the gRPC API is the `error_description`.
-fn grant_error(e: Error) -> OAuthError {
+pub(super) fn grant_error(e: Error) -> OAuthError {
     if let Some(answer) = OAuthError::from_service("Refresh", &e) {
         return answer;
     }
@@ -270,5 +269,26 @@ fn grant_error(e: Error) -> OAuthError {
                 .with_header(HeaderName::from_static("dpop-nonce"), nonce)
         }
         _ => OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", e.reason()),
+    }
+}
+
+/// The request's DPoP proof (RFC 9449 §4.3: at most one `DPoP` header);
+/// "" without one.
+pub(super) fn dpop_header(headers: &HeaderMap) -> Result<String, OAuthError> {
+    let mut proofs = headers.get_all("dpop").iter();
+    match (proofs.next(), proofs.next()) {
+        (None, _) => Ok(String::new()),
+        (Some(p), None) => p.to_str().map(str::to_owned).map_err(|_| {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_dpop_proof",
+                "DPOP_PROOF_INVALID",
+            )
+        }),
+        (Some(_), Some(_)) => Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_dpop_proof",
+            "more than one DPoP header",
+        )),
     }
 }

@@ -10,7 +10,9 @@
 //!   the client certificate Envoy saw (`source.certificate`, URL-encoded
 //!   PEM) gives the thumbprint.
 //! - Allowed: `OkResponse` setting `x-tessera-subject`, `x-tessera-tenant`,
-//!   `x-tessera-session`, `x-tessera-scopes`, `x-tessera-roles` upstream
+//!   `x-tessera-session`, `x-tessera-scopes`, `x-tessera-roles` and
+//!   `x-tessera-actor` (the `act` chain of an exchanged token, a JSON array
+//!   of the actors' `sub`, the current actor first) upstream
 //!   (the prefix is `--ext-authz-header-prefix`; values a client sent under
 //!   these names are overwritten), removing `authorization` with
 //!   `--ext-authz-strip-authorization`, and a renewed token as
@@ -148,6 +150,12 @@ impl<S: Store> Authority<S> {
                     ("session", claims.session_id),
                     ("scopes", claims.scopes.join(" ")),
                     ("roles", claims.roles.join(" ")),
+                    // The `act` chain of an exchanged token, as a JSON array
+                    // (a `sub` may hold spaces or commas); `[]` otherwise.
+                    (
+                        tessera_core::wire::ACTOR_HEADER_SUFFIX,
+                        serde_json::to_string(&claims.actors).unwrap_or_default(),
+                    ),
                 ] {
                     // Overwrite: a client cannot smuggle its own identity headers.
                     ok.add_header(

@@ -21,6 +21,7 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+mod exchange;
 mod ext_authz;
 mod issue;
 mod refresh;
@@ -63,6 +64,10 @@ pub struct Policy {
     /// Per-caller Issue budget, counted in the same atomic step as the
     /// session is written (`None` = off).
     pub caller_issue_rate: Option<crate::store::RateLimit>,
+    /// Per-caller Exchange budget, counted by the handler (`None` = off).
+    pub caller_exchange_rate: Option<crate::store::RateLimit>,
+    /// `--max-exchange-depth`: the most actors of an `act` chain.
+    pub max_exchange_depth: usize,
     /// Bounds of the verified-token cache (`--verify-cache-size`/`-bytes`).
     pub verify_cache: CacheBounds,
     /// `--max-sessions-per-subject` (`None` = no cap).
@@ -107,15 +112,9 @@ impl Policy {
                 .iter()
                 .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
                 .collect(),
-            caller_issue_rate: caller_rate_for(&a.caller_rate, "Issue").map_or_else(
-                || {
-                    crate::config::DEFAULT_CALLER_ISSUE_RATE
-                        .parse::<crate::config::RateSpec>()
-                        .ok()
-                        .and_then(|r| r.limit())
-                },
-                |r| r.limit(),
-            ),
+            caller_issue_rate: minting_budget(&a.caller_rate, "Issue"),
+            caller_exchange_rate: minting_budget(&a.caller_rate, "Exchange"),
+            max_exchange_depth: a.max_exchange_depth as usize,
             verify_cache: CacheBounds {
                 max_entries: a.verify_cache_size,
                 max_bytes: a.verify_cache_bytes,
@@ -241,6 +240,23 @@ impl<S: Store> Authority<S> {
     }
 }
 
+/// The caller budget of an RPC that mints tokens (Issue, Exchange): the
+/// `--caller-rate` entry for it, else the default one.
+fn minting_budget(
+    rates: &[crate::config::CallerRate],
+    rpc: &str,
+) -> Option<crate::store::RateLimit> {
+    caller_rate_for(rates, rpc).map_or_else(
+        || {
+            crate::config::DEFAULT_CALLER_ISSUE_RATE
+                .parse::<crate::config::RateSpec>()
+                .ok()
+                .and_then(|r| r.limit())
+        },
+        |r| r.limit(),
+    )
+}
+
 /// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
 fn caller_rate_for(
     rates: &[crate::config::CallerRate],
@@ -288,6 +304,7 @@ pub(crate) fn session_claims(
             cert_thumbprint_sha256: data.cert_thumbprint.clone(),
             jkt: data.dpop_jkt.clone(),
         }),
+        act: None,
         custom: data.custom.clone(),
     }
 }
@@ -309,9 +326,9 @@ impl<S: Store> Authority<S> {
         Ok((token, claims))
     }
 
-    /// Re-sign `claims` (a renewal) with the current key and issuer of
-    /// their tenant.
-    pub(crate) fn mint_claims(&self, mut claims: AccessClaims) -> Result<String, Error> {
+    /// Sign `claims` (a renewal, an exchange) with the current key of
+    /// their tenant, after setting `iss` to that tenant's issuer.
+    pub(crate) fn mint_claims(&self, claims: &mut AccessClaims) -> Result<String, Error> {
         let keys = self.keys.current();
         claims.iss = keys.issuer_for(&claims.tid, &self.policy.issuer).to_owned();
         Ok(tokens::mint(keys.signer_for(&claims.tid), &claims)?)
@@ -648,6 +665,28 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let result = self.list_sessions(request.into_inner(), &who).await;
         Ok(Response::new(
             result.map_err(|e| failed("ListSessions", e))?,
+        ))
+    }
+
+    async fn exchange(
+        &self,
+        request: Request<pb::ExchangeRequest>,
+    ) -> Result<Response<pb::ExchangeResponse>, Status> {
+        let (_, extensions, request) = request.into_parts();
+        let caller = crate::caller_limits::caller_name(&extensions);
+        let scope = crate::scope::of(&extensions);
+        let audiences = extensions
+            .get::<crate::callers::ExchangeAudiences>()
+            .cloned()
+            // The auth layer names them for every Exchange; without it, none.
+            .unwrap_or_else(|| crate::callers::ExchangeAudiences::Only(Vec::new().into()));
+        let result = self
+            .exchange(request, (caller, &scope), &audiences, || {
+                peer_cert_thumbprint(&extensions)
+            })
+            .await;
+        Ok(Response::new(
+            result.map_err(|e| failed("Exchange", e))?.response,
         ))
     }
 

@@ -85,10 +85,94 @@ pub(crate) fn claims_to_proto(c: &AccessClaims) -> pb::Claims {
         custom: Some(crate::convert::json_to_struct(&c.custom)),
         issuer: c.iss.clone(),
         not_before: Some(timestamp_s(c.nbf)),
+        actors: c.actors().into_iter().map(str::to_owned).collect(),
     }
 }
 
+/// How a token was presented: with what a bound token needs (a device
+/// fingerprint, a certificate thumbprint, a DPoP proof for a request).
+pub(crate) struct Presented<'a> {
+    pub token: &'a str,
+    pub fingerprint: &'a str,
+    /// "" = none named: the presenter's (see `check_presented`).
+    pub cert_thumbprint: String,
+    pub dpop_proof: &'a str,
+    pub http_method: &'a str,
+    pub http_url: &'a str,
+    /// The DPoP replay set a proof is recorded in: "" = Verify's; another
+    /// name keeps its own, so the proof a resource server checked with
+    /// Verify can also be shown once to Exchange.
+    pub replay_scope: &'static str,
+}
+
 impl<S: Store> Authority<S> {
+    /// Audience (when one is expected) and every binding of `claims`:
+    /// device fingerprint, certificate (`peer_thumbprint` when the request
+    /// names none; called only for a certificate-bound token, so other
+    /// calls pay no hashing for it) and DPoP key (a bound token needs a
+    /// proof by its key; an unbound one presented with a proof passes).
+    pub(crate) async fn check_presented(
+        &self,
+        claims: &Verified,
+        audience: &str,
+        mut presented: Presented<'_>,
+        peer_thumbprint: impl FnOnce() -> Option<String> + Send,
+        now_ms: i64,
+    ) -> Result<(), Error> {
+        let cert_bound = claims
+            .cnf
+            .as_ref()
+            .is_some_and(|c| c.cert_thumbprint_sha256.is_some());
+        if cert_bound && presented.cert_thumbprint.is_empty() {
+            presented.cert_thumbprint = peer_thumbprint().unwrap_or_default();
+        }
+        check_audience_and_binding(claims, audience, presented.fingerprint)
+            .and_then(|()| check_certificate_binding(claims, &presented.cert_thumbprint))?;
+        let Some(jkt) = claims.cnf.as_ref().and_then(|c| c.jkt.as_ref()) else {
+            return Ok(());
+        };
+        if presented.dpop_proof.is_empty() {
+            return Err(Error::Token(TokenError::TokenBindingMismatch));
+        }
+        let proof = if presented.replay_scope.is_empty() {
+            self.check_dpop(
+                presented.dpop_proof,
+                presented.http_method,
+                presented.http_url,
+                Some(presented.token),
+                now_ms,
+            )
+            .await?
+        } else {
+            let proof = self
+                .verify_dpop(
+                    presented.dpop_proof,
+                    presented.http_method,
+                    presented.http_url,
+                    Some(presented.token),
+                    now_ms,
+                )
+                .await?;
+            let mut entry = self.proof_use(&proof);
+            entry.key = crate::tokens::sha256_b64(
+                format!("{}\0{}", presented.replay_scope, entry.key).as_bytes(),
+            );
+            if !self
+                .store
+                .first_use(&entry.key, entry.expires_at_ms, now_ms)
+                .await?
+            {
+                return Err(Error::Token(TokenError::DpopProofReplayed));
+            }
+            proof
+        };
+        if tessera_core::checks::constant_time_eq(proof.jkt.as_bytes(), jkt.as_bytes()) {
+            Ok(())
+        } else {
+            Err(Error::Token(TokenError::TokenBindingMismatch))
+        }
+    }
+
     /// Is this token revoked? From the cache when it is in sync and the
     /// caller did not ask for strong consistency; from the store otherwise.
     pub(crate) async fn is_revoked(
@@ -152,54 +236,27 @@ impl<S: Store> Authority<S> {
             rpc: who.rpc,
             ..Default::default()
         };
-        let cert_bound = claims
-            .cnf
-            .as_ref()
-            .is_some_and(|c| c.cert_thumbprint_sha256.is_some());
-        if cert_bound && input.cert_thumbprint.is_empty() {
-            input.cert_thumbprint = peer_thumbprint().unwrap_or_default();
-        }
-        let bound = check_audience_and_binding(&claims, &input.audience, &input.fingerprint)
-            .and_then(|()| check_certificate_binding(&claims, &input.cert_thumbprint));
-        if let Err(e) = bound {
-            if matches!(
-                e,
-                TokenError::FingerprintMismatch | TokenError::TokenBindingMismatch
-            ) {
-                crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
-            }
-            return Err(e.into());
-        }
-        // DPoP (RFC 9449): a bound token needs a proof by its key; an
-        // unbound token presented with a proof verifies as usual.
-        if let Some(jkt) = claims.cnf.as_ref().and_then(|c| c.jkt.as_ref()) {
-            let proven = if input.dpop_proof.is_empty() {
-                Err(Error::Token(TokenError::TokenBindingMismatch))
-            } else {
-                self.check_dpop(
-                    &input.dpop_proof,
-                    &input.http_method,
-                    &input.http_url,
-                    Some(&input.token),
-                    now_ms,
-                )
-                .await
-                .and_then(|proof| {
-                    if tessera_core::checks::constant_time_eq(proof.jkt.as_bytes(), jkt.as_bytes())
-                    {
-                        Ok(())
-                    } else {
-                        Err(Error::Token(TokenError::TokenBindingMismatch))
-                    }
-                })
-            };
-            if let Err(e) = proven {
-                if matches!(e, Error::Token(TokenError::TokenBindingMismatch)) {
+        let presented = Presented {
+            token: &input.token,
+            fingerprint: &input.fingerprint,
+            cert_thumbprint: std::mem::take(&mut input.cert_thumbprint),
+            dpop_proof: &input.dpop_proof,
+            http_method: &input.http_method,
+            http_url: &input.http_url,
+            replay_scope: "",
+        };
+        self.check_presented(&claims, &input.audience, presented, peer_thumbprint, now_ms)
+            .await
+            .inspect_err(|e| {
+                if matches!(
+                    e,
+                    Error::Token(
+                        TokenError::FingerprintMismatch | TokenError::TokenBindingMismatch
+                    )
+                ) {
                     crate::audit::emit(crate::audit::Kind::BindingMismatch, "refused", &event());
                 }
-                return Err(e);
-            }
-        }
+            })?;
         if self.is_revoked(&claims, input.strong, now_ms).await? {
             return Err(Error::Token(TokenError::TokenRevoked));
         }
@@ -326,7 +383,7 @@ impl<S: Store> Authority<S> {
                     return Ok(None);
                 }
                 let expires_at = next.exp;
-                let token = self.mint_claims(next)?;
+                let token = self.mint_claims(&mut next)?;
                 tracing::debug!(session.id = %claims.sid, "access token renewed");
                 Ok(Some(Renewed { token, expires_at }))
             }

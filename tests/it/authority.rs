@@ -32,6 +32,7 @@ fn test_claims(now: i64) -> AccessClaims {
         roles: vec![],
         scope: "read".into(),
         cnf: None,
+        act: None,
         custom: Default::default(),
     }
 }

@@ -29,6 +29,7 @@ fn token_of(env: &Env, pair: &pb::TokenPair, jti: &str, remaining: i64) -> Strin
         roles: vec![],
         scope: "read".into(),
         cnf: None,
+        act: None,
         custom: Default::default(),
     };
     tokens::mint(&env.key.keyset(), &claims).unwrap()
@@ -223,6 +224,7 @@ async fn clock_skew_is_tolerated_within_the_leeway(backend: Backend) {
                 roles: vec![],
                 scope: String::new(),
                 cnf: None,
+                act: None,
                 custom: Default::default(),
             },
         )

@@ -18,6 +18,7 @@ mod cluster;
 mod deploy;
 mod dpop;
 mod examples;
+mod exchange;
 mod ext_authz;
 mod feed;
 mod fuzz_seeds;

@@ -674,7 +674,10 @@ async fn discovery_names_the_issuer_and_the_endpoints() {
     }
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!(["refresh_token"])
+        serde_json::json!([
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     assert_eq!(
         m["introspection_endpoint_auth_methods_supported"],

@@ -77,6 +77,7 @@ fn forged(keys: &KeySet, tid: &str, iss: &str) -> String {
         roles: vec![],
         scope: String::new(),
         cnf: None,
+        act: None,
         custom: Default::default(),
     };
     tokens::mint(keys, &claims).unwrap()

@@ -33,6 +33,11 @@ type TokenAuthorityClient interface {
 	GetJwks(ctx context.Context, in *GetJwksRequest, opts ...grpc.CallOption) (*GetJwksResponse, error)
 	// A subject's live sessions ("where am I signed in?"), a page at a time.
 	ListSessions(ctx context.Context, in *ListSessionsRequest, opts ...grpc.CallOption) (*ListSessionsResponse, error)
+	// RFC 8693 token exchange: a narrower access token for another audience
+	// that names the subject (`sub`) and the actor (`act`, nested for
+	// chains), in the subject token's session, so that every revocation of
+	// that session or subject revokes it too.
+	Exchange(ctx context.Context, in *ExchangeRequest, opts ...grpc.CallOption) (*ExchangeResponse, error)
 }
 
 type tokenAuthorityClient struct {
@@ -129,6 +134,15 @@ func (c *tokenAuthorityClient) ListSessions(ctx context.Context, in *ListSession
 	return out, nil
 }
 
+func (c *tokenAuthorityClient) Exchange(ctx context.Context, in *ExchangeRequest, opts ...grpc.CallOption) (*ExchangeResponse, error) {
+	out := new(ExchangeResponse)
+	err := c.cc.Invoke(ctx, "/tessera.v1.TokenAuthority/Exchange", in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TokenAuthorityServer is the server API for TokenAuthority service.
 // All implementations must embed UnimplementedTokenAuthorityServer
 // for forward compatibility
@@ -149,6 +163,11 @@ type TokenAuthorityServer interface {
 	GetJwks(context.Context, *GetJwksRequest) (*GetJwksResponse, error)
 	// A subject's live sessions ("where am I signed in?"), a page at a time.
 	ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error)
+	// RFC 8693 token exchange: a narrower access token for another audience
+	// that names the subject (`sub`) and the actor (`act`, nested for
+	// chains), in the subject token's session, so that every revocation of
+	// that session or subject revokes it too.
+	Exchange(context.Context, *ExchangeRequest) (*ExchangeResponse, error)
 	mustEmbedUnimplementedTokenAuthorityServer()
 }
 
@@ -176,6 +195,9 @@ func (UnimplementedTokenAuthorityServer) GetJwks(context.Context, *GetJwksReques
 }
 func (UnimplementedTokenAuthorityServer) ListSessions(context.Context, *ListSessionsRequest) (*ListSessionsResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ListSessions not implemented")
+}
+func (UnimplementedTokenAuthorityServer) Exchange(context.Context, *ExchangeRequest) (*ExchangeResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Exchange not implemented")
 }
 func (UnimplementedTokenAuthorityServer) mustEmbedUnimplementedTokenAuthorityServer() {}
 
@@ -319,6 +341,24 @@ func _TokenAuthority_ListSessions_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _TokenAuthority_Exchange_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExchangeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TokenAuthorityServer).Exchange(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: "/tessera.v1.TokenAuthority/Exchange",
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TokenAuthorityServer).Exchange(ctx, req.(*ExchangeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 var _TokenAuthority_serviceDesc = grpc.ServiceDesc{
 	ServiceName: "tessera.v1.TokenAuthority",
 	HandlerType: (*TokenAuthorityServer)(nil),
@@ -346,6 +386,10 @@ var _TokenAuthority_serviceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSessions",
 			Handler:    _TokenAuthority_ListSessions_Handler,
+		},
+		{
+			MethodName: "Exchange",
+			Handler:    _TokenAuthority_Exchange_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -5,6 +5,7 @@ import { credentials, Metadata } from "@grpc/grpc-js";
 import type { CallOptions, ChannelCredentials, ChannelOptions, ClientReadableStream, ServiceError } from "@grpc/grpc-js";
 import { TokenError } from "./errors.js";
 import {
+  ExchangeRequest,
   GetJwksRequest,
   IssueRequest,
   ListSessionsRequest,
@@ -16,6 +17,7 @@ import {
 } from "./gen/tessera/v1/tessera.js";
 import type {
   DeepPartial,
+  ExchangeResponse,
   IssueResponse,
   ListSessionsResponse,
   RefreshResponse,
@@ -143,6 +145,16 @@ export class TesseraClient {
    */
   revoke(req: RevokeTarget | DeepPartial<RevokeRequest>, opts?: { timeoutMs?: number }): Promise<RevokeResponse> {
     return this.unary(this.raw.revoke, toRevokeRequest(req), opts);
+  }
+
+  /**
+   * RFC 8693 token exchange (Exchange): a narrower access token for
+   * `audience` that names the subject token's user and this caller (or the
+   * `actorToken`'s subject) as the actor; anything wider than the subject
+   * token gives is `EXCHANGE_NOT_ALLOWED`.
+   */
+  exchange(req: DeepPartial<ExchangeRequest>, opts?: { timeoutMs?: number }): Promise<ExchangeResponse> {
+    return this.unary(this.raw.exchange, ExchangeRequest.fromPartial(req), opts);
   }
 
   /** The JWK set JSON (GetJwks). */

@@ -66,6 +66,29 @@ describe("live: one Tessera on Redis", () => {
     });
   }
 
+  it("an exchanged token verifies for its audience and dies with its parent session within 1 s", async () => {
+    // RFC 8693 (issue #29): the derived token is an access token of the
+    // parent's session, so the session's revocation reaches it through the feed.
+    const subject = `exchange-${Date.now()}`;
+    const t = await issue(subject);
+    const derived = await client.exchange({ subjectToken: t.accessToken, audience: ["billing"], scopes: ["read"] });
+    assert.equal(derived.issuedTokenType, "urn:ietf:params:oauth:token-type:access_token");
+    const billing = new LocalVerifier({ target: server.target, issuer: ISSUER, audience: "billing" });
+    await billing.start();
+    try {
+      const claims = await billing.verify(derived.accessToken);
+      assert.equal(claims.subject, subject);
+      assert.equal(claims.sessionId, t.sessionId);
+      assert.deepEqual([...claims.scopes], ["read"]);
+      assert.equal(await reasonOf(billing.verify(t.accessToken)), "AUDIENCE_MISMATCH");
+      await client.revoke({ sessionId: t.sessionId });
+      const ms = await eventually("derived token revoked", 1000, async () => (await reasonOf(billing.verify(derived.accessToken))) === "TOKEN_REVOKED", 1);
+      assert.ok(ms < 1000, `${ms} ms`);
+    } finally {
+      billing.close();
+    }
+  });
+
   it("a subject revocation kills only tokens issued before its cut-off", async () => {
     const subject = `cutoff-${Date.now()}`;
     const old = await issue(subject);

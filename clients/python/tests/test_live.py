@@ -98,6 +98,29 @@ def test_revocation_reaches_the_verifier_within_a_second(shared, target):
     c.close()
 
 
+def test_exchanged_tokens_die_with_their_parent_session(shared):
+    """RFC 8693 Exchange (issue #29): a derived token is an access token of
+    its parent's session, so this verifier accepts it for its own audience
+    and refuses it, like the parent, once the session's revocation arrives
+    through the feed."""
+    c = TesseraClient(shared.target)
+    sub = f"user-exchange-{time.monotonic_ns()}"
+    pair = c.issue(sub, tenant="acme", audience=["api"], scopes=["read", "write"])
+    derived = c.exchange(pair.access_token, audience=["billing"], scopes=["read"])
+    assert derived.issued_token_type == "urn:ietf:params:oauth:token-type:access_token"
+    with LocalVerifier(shared.target, issuer=ISSUER, audience="billing") as v:
+        claims = v.verify(derived.access_token)
+        assert (claims.subject, claims.session_id, claims.scopes) == (
+            sub,
+            pair.session_id,
+            ["read"],
+        )
+        assert reason_of(v.verify, pair.access_token) == "AUDIENCE_MISMATCH"
+        c.revoke(session_id=pair.session_id)
+        denied_within(v, derived.access_token, "TOKEN_REVOKED", 1.0)
+    c.close()
+
+
 def test_foreign_cursor_is_dropped_and_resynced(stack: Stack):
     a = stack.tessera(redis=stack.redis())
     b = stack.tessera(redis=stack.redis())

@@ -141,6 +141,18 @@ impl TesseraClient {
             .into_inner())
     }
 
+    /// `Exchange` (RFC 8693): a narrower access token for `r.audience` that
+    /// names the subject of `r.subject_token` and this caller (or the
+    /// `actor_token`'s subject) as the actor. The caller must be allowed
+    /// `Exchange` and the audience (`exchange_audiences`); anything wider
+    /// than the subject token gives is `EXCHANGE_NOT_ALLOWED`.
+    pub async fn exchange(
+        &self,
+        r: pb::ExchangeRequest,
+    ) -> Result<pb::ExchangeResponse, ClientError> {
+        Ok(self.inner.clone().exchange(self.req(r)).await?.into_inner())
+    }
+
     /// `GetJwks`: the public keys as RFC 7517 JSON.
     pub async fn jwks(&self) -> Result<String, ClientError> {
         Ok(self.jwks_of("").await?.jwks_json)

@@ -1,5 +1,6 @@
 //! [`TokenSource`] (a session's pair, refreshed ahead of expiry and on
-//! `TOKEN_EXPIRED`) and [`BearerInterceptor`].
+//! `TOKEN_EXPIRED`; or an exchanged token for a downstream audience,
+//! exchanged again ahead of expiry) and [`BearerInterceptor`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -12,6 +13,8 @@ use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
 use crate::{pb, reason, ClientError, TesseraClient};
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 struct Held {
     access_token: String,
@@ -28,11 +31,21 @@ struct Dpop {
     refresh_url: String,
 }
 
-/// A session's token pair, refreshed ahead of expiry.
+/// What an exchanging source exchanges: the request (audience, scopes,
+/// lifetime, actor token), its subject token taken from `subject` each time.
+struct Exchange {
+    subject: Arc<TokenSource>,
+    request: pb::ExchangeRequest,
+}
+
+/// A session's token pair, refreshed ahead of expiry; or, made by
+/// [`TokenSource::exchanging`], an exchanged token kept fresh by exchanging
+/// again.
 pub struct TokenSource {
     client: TesseraClient,
     fingerprint: String,
     dpop: Option<Dpop>,
+    exchange: Option<Exchange>,
     held: RwLock<Held>,
     /// Single flight: one refresh at a time; the others wait and reuse it.
     refreshing: tokio::sync::Mutex<()>,
@@ -60,6 +73,7 @@ impl TokenSource {
             client,
             fingerprint: fingerprint.to_owned(),
             dpop: None,
+            exchange: None,
             held: RwLock::new(held_from(&pair)),
             refreshing: tokio::sync::Mutex::new(()),
             margin,
@@ -85,10 +99,68 @@ impl TokenSource {
                 key,
                 refresh_url: refresh_url.to_owned(),
             }),
+            exchange: None,
             held: RwLock::new(held_from(&pair)),
             refreshing: tokio::sync::Mutex::new(()),
             margin,
             refreshes: AtomicU64::new(0),
+        })
+    }
+
+    /// A source of exchanged tokens (RFC 8693) for one downstream audience:
+    /// `request` names the audience, scopes and lifetime (and an actor
+    /// token, if any); its `subject_token` is ignored and taken from
+    /// `subject` (a session's source, itself kept fresh) at every
+    /// exchange. The first exchange happens here; later ones a fifth of the
+    /// exchanged token's lifetime (at most 60 s) before it expires, or on
+    /// `TOKEN_EXPIRED` in [`TokenSource::call`]. When the subject's session
+    /// is revoked, the exchanged token dies with it and the next exchange
+    /// ends in [`ClientError::SessionEnded`].
+    pub async fn exchanging(
+        client: TesseraClient,
+        subject: Arc<TokenSource>,
+        request: pb::ExchangeRequest,
+    ) -> Result<Arc<Self>, ClientError> {
+        let source = TokenSource {
+            client,
+            fingerprint: String::new(),
+            dpop: None,
+            exchange: Some(Exchange { subject, request }),
+            held: RwLock::new(Held {
+                access_token: String::new(),
+                refresh_token: String::new(),
+                expires: Instant::now(),
+            }),
+            refreshing: tokio::sync::Mutex::new(()),
+            margin: Duration::ZERO,
+            refreshes: AtomicU64::new(0),
+        };
+        let lifetime = source.exchange_locked().await?;
+        Ok(Arc::new(TokenSource {
+            margin: Duration::from_secs((lifetime / 5).min(60)),
+            ..source
+        }))
+    }
+
+    /// Exchange again (the lock is held); the new token's lifetime, seconds.
+    /// Boxed with its type spelled out: the subject is a source too (an
+    /// exchanged one for a chain), and a recursive `async fn` can be
+    /// neither sized nor proven `Send`.
+    fn exchange_locked(&self) -> BoxFuture<'_, Result<u64, ClientError>> {
+        Box::pin(async move {
+            let Some(exchange) = &self.exchange else {
+                return Err(ClientError::Invalid("not an exchanging source".into()));
+            };
+            let mut request = exchange.request.clone();
+            request.subject_token = exchange.subject.access_token().await?;
+            let response = self.client.exchange(request).await?;
+            let lifetime = response.expires_in.max(0) as u64;
+            *self.held.write().unwrap_or_else(|p| p.into_inner()) = Held {
+                access_token: response.access_token,
+                refresh_token: String::new(),
+                expires: Instant::now() + Duration::from_secs(lifetime),
+            };
+            Ok(lifetime)
         })
     }
 
@@ -153,6 +225,11 @@ impl TokenSource {
     }
 
     async fn refresh_locked(&self) -> Result<String, ClientError> {
+        if self.exchange.is_some() {
+            self.exchange_locked().await?;
+            self.refreshes.fetch_add(1, Ordering::Relaxed);
+            return Ok(self.current());
+        }
         let refresh_token = self
             .held
             .read()

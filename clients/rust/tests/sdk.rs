@@ -172,6 +172,79 @@ async fn renewed_tokens_are_picked_up_and_session_ends_are_typed() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchanging_token_source_stays_fresh_and_dies_with_the_session() {
+    let (_env, server) = start(&["--access-ttl=2s"]).await;
+    let c = client(&server).await;
+    let pair = c.issue(issue_req("alice")).await.unwrap();
+    let user = TokenSource::with_margin(c.clone(), pair.clone(), "", Duration::from_secs(1));
+    let request = pb::ExchangeRequest {
+        audience: vec!["billing".into()],
+        ..Default::default()
+    };
+    let billing = TokenSource::exchanging(c.clone(), user.clone(), request)
+        .await
+        .expect("the first exchange");
+    let first = billing.access_token().await.unwrap();
+    let verify_billing = |token: String| {
+        let c = c.clone();
+        async move {
+            c.verify(pb::VerifyRequest {
+                audience: "billing".into(),
+                ..verify_req(&token)
+            })
+            .await
+        }
+    };
+    let claims = verify_billing(first.clone())
+        .await
+        .unwrap()
+        .into_inner()
+        .claims
+        .unwrap();
+    // No callers file: the caller is `anonymous`, and the actor with it.
+    assert_eq!(
+        (claims.subject.as_str(), claims.actors.as_slice()),
+        ("alice", &["anonymous".to_owned()][..])
+    );
+    assert_eq!(claims.session_id, pair.session_id);
+
+    // Past the exchanged token's life (at most the subject token's, 2 s):
+    // the source exchanges again, from a refreshed subject token.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let second = billing.access_token().await.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(billing.refreshes(), 1);
+    assert!(
+        user.refreshes() >= 1,
+        "the subject token was refreshed first"
+    );
+    let response = billing
+        .call(verify_billing)
+        .await
+        .expect("fresh for billing");
+    assert_eq!(response.into_inner().claims.unwrap().audience, ["billing"]);
+
+    // The session ends: the exchanged token dies with it, and so does the source.
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::SessionId(
+            pair.session_id.clone(),
+        )),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dead = c.verify(verify_req(&billing.current())).await.unwrap_err();
+    assert_eq!(
+        tessera_client::reason(&dead).as_deref(),
+        Some("TOKEN_REVOKED")
+    );
+    match billing.refresh_after(&billing.current()).await {
+        Err(ClientError::SessionEnded { reason }) => assert_eq!(reason, "TOKEN_REVOKED"),
+        other => panic!("expected a typed session end, got {other:?}"),
+    }
+}
+
 /// Reason of a server Verify for `token` expecting `audience`.
 async fn server_reason(
     c: &TesseraClient,

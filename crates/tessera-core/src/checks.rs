@@ -93,6 +93,7 @@ mod tests {
             roles: vec![],
             scope: String::new(),
             cnf,
+            act: None,
             custom: Default::default(),
         }
     }

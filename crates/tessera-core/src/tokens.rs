@@ -42,6 +42,7 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "roles",
     "scope",
     "cnf",
+    "act",
     "azp",
     "client_id",
     "typ",
@@ -64,6 +65,34 @@ pub struct Confirmation {
     /// RFC 9449 §6: the thumbprint of the DPoP key the token is bound to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jkt: Option<String>,
+}
+
+/// The actor of an exchanged token (RFC 8693 §4.1): who acts for the
+/// subject, and, nested, for whom that actor acted in turn (a chain).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// The chain from this actor outwards: its `sub`, then the one it
+    /// acted for, and so on.
+    pub fn chain(&self) -> Vec<&str> {
+        let mut out = vec![self.sub.as_str()];
+        let mut next = self.act.as_deref();
+        while let Some(a) = next {
+            out.push(a.sub.as_str());
+            next = a.act.as_deref();
+        }
+        out
+    }
+
+    /// How many actors the chain holds (1 for a single `act`).
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_deref().map_or(0, Actor::depth)
+    }
 }
 
 /// The claims of a Tessera access token.
@@ -94,6 +123,9 @@ pub struct AccessClaims {
     pub scope: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// RFC 8693 §4.1: the actor of an exchanged token (nested for chains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
     /// Custom claims, flattened into the payload.
     #[serde(flatten)]
     pub custom: Map<String, Value>,
@@ -102,6 +134,11 @@ pub struct AccessClaims {
 impl AccessClaims {
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
         self.scope.split(' ').filter(|s| !s.is_empty())
+    }
+
+    /// The `act` chain, the current actor first; empty when not exchanged.
+    pub fn actors(&self) -> Vec<&str> {
+        self.act.as_ref().map(Actor::chain).unwrap_or_default()
     }
 }
 
@@ -461,6 +498,7 @@ mod tests {
             roles: vec!["admin".into()],
             scope: "read write".into(),
             cnf: None,
+            act: None,
             custom: Map::new(),
         }
     }
@@ -482,6 +520,31 @@ mod tests {
                 "{alg:?}"
             );
         }
+    }
+
+    #[test]
+    fn act_chains_nest_and_round_trip() {
+        let keys = KeySet::ephemeral().unwrap();
+        let now = 1_800_000_000;
+        let mut c = claims(now);
+        c.act = Some(Actor {
+            sub: "b".into(),
+            act: Some(Box::new(Actor {
+                sub: "a".into(),
+                act: None,
+            })),
+        });
+        let token = mint(&keys, &c).unwrap();
+        let payload: Value =
+            serde_json::from_slice(&B64.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+        assert_eq!(
+            payload["act"],
+            serde_json::json!({"sub": "b", "act": {"sub": "a"}})
+        );
+        let back = verify(&keys, &token, now, &policy()).unwrap();
+        assert_eq!(back.actors(), ["b", "a"]);
+        assert_eq!(back.act.as_ref().map(Actor::depth), Some(2));
+        assert!(claims(now).actors().is_empty());
     }
 
     #[test]

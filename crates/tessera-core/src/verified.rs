@@ -316,6 +316,7 @@ mod tests {
             roles: vec!["admin".into()],
             scope: "read write".into(),
             cnf: None,
+            act: None,
             custom: Map::new(),
         }
     }

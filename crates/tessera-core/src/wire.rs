@@ -32,6 +32,7 @@ pub const RPC_NAMES: &[&str] = &[
     "WatchRevocations",
     "GetJwks",
     "ListSessions",
+    "Exchange",
     "Check",
 ];
 
@@ -45,6 +46,24 @@ pub fn rpc_of_path(path: &str) -> Option<&str> {
     path.strip_prefix(SERVICE_PATH_PREFIX)
         .or_else(|| (path == ENVOY_CHECK_PATH).then_some("Check"))
 }
+
+/// The upstream header (with ext_authz's default prefix) that carries the
+/// `act` chain of an exchanged token, as a JSON array of the actors' `sub`,
+/// the current actor first (`[]` for a token that was not exchanged).
+pub const ACTOR_HEADER: &str = "x-tessera-actor";
+
+/// The name of [`ACTOR_HEADER`] after `--ext-authz-header-prefix`.
+pub const ACTOR_HEADER_SUFFIX: &str = "actor";
+
+/// RFC 8693 §2.1: the token-exchange grant of `POST /oauth2/token`.
+pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// RFC 8693 §3: the token type of an access token (what Exchange issues).
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// RFC 8693 §3: a JWT (a Tessera access token is one; accepted as a
+/// subject or actor token type beside [`ACCESS_TOKEN_TYPE`]).
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
 
 /// Metadata with the server's current DPoP nonce (RFC 9449 §8, the
 /// `DPoP-Nonce` header of HTTP), on Verify and Refresh answers when
@@ -77,6 +96,12 @@ pub mod reason {
     /// in the callers file) named, or presented a token, session or
     /// refresh token of, a tenant outside its scope (DESIGN §10).
     pub const TENANT_NOT_ALLOWED: &str = "TENANT_NOT_ALLOWED";
+    /// `PERMISSION_DENIED`: an Exchange that asks for more than the subject
+    /// token gives or the caller may request (wider scopes, an audience
+    /// not in `exchange_audiences`, a longer lifetime, a chain over
+    /// `--max-exchange-depth`, an actor of another tenant); the message
+    /// says which (DESIGN §10).
+    pub const EXCHANGE_NOT_ALLOWED: &str = "EXCHANGE_NOT_ALLOWED";
     pub const FIELD_INVALID: &str = "FIELD_INVALID";
     pub const CURSOR_INVALID: &str = "CURSOR_INVALID";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";

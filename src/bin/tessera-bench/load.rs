@@ -26,6 +26,9 @@ pub enum Scenario {
     Issue,
     Refresh,
     Revoke,
+    /// RFC 8693 Exchange of Issue-minted subject tokens (`--token-count`
+    /// of them, default 1, cycled) for the audience `bench-downstream`.
+    Exchange,
     Mixed,
     Echo,
 }
@@ -129,6 +132,7 @@ fn mint_tokens(args: &BenchArgs, count: usize) -> Result<Vec<String>, String> {
                 roles: vec![],
                 scope: "read".into(),
                 cnf: None,
+                act: None,
                 custom: serde_json::Map::new(),
             };
             tessera::tokens::mint(&keys, &claims).map_err(|e| e.to_string())
@@ -281,6 +285,23 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         }
         _ => Vec::new(),
     });
+    // Exchange's subject tokens, issued here before the clock starts.
+    let subjects: Arc<Vec<String>> = Arc::new(if args.scenario == Scenario::Exchange {
+        let mut out = Vec::new();
+        for i in 0..args.token_count.unwrap_or(1).clamp(1, 10_000) {
+            let pair = setup
+                .issue(with_key(issue_req(format!("bench-x-{i}")), &args.api_key))
+                .await
+                .map_err(|e| format!("setup Issue failed: {e}"))?
+                .into_inner()
+                .tokens
+                .unwrap_or_default();
+            out.push(pair.access_token);
+        }
+        out
+    } else {
+        Vec::new()
+    });
     let next_token = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mix = args.tokens;
     if let Some(a) = args.admin_addr {
@@ -348,6 +369,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         let channel = channels[worker % connections].clone();
         let token = token.clone();
         let minted = minted.clone();
+        let subjects = subjects.clone();
         let next_token = next_token.clone();
         let issued = issued.clone();
         let api_key = args.api_key.clone();
@@ -505,6 +527,22 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
                             }
                             Err(e) => Err(e),
                         }
+                    }
+                    Scenario::Exchange => {
+                        let n = next_token.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let subject_token = subjects[n as usize % subjects.len()].clone();
+                        client
+                            .exchange(with_key(
+                                pb::ExchangeRequest {
+                                    subject_token,
+                                    audience: vec!["bench-downstream".into()],
+                                    scopes: vec!["read".into()],
+                                    ..Default::default()
+                                },
+                                &api_key,
+                            ))
+                            .await
+                            .map(|_| ())
                     }
                     Scenario::Echo | Scenario::Mixed => health
                         .check(HealthCheckRequest {

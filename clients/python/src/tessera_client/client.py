@@ -195,6 +195,13 @@ class TesseraClient:
         """The server's ``Verify`` (``strong=True`` for CONSISTENCY_STRONG)."""
         return self._call(self.stub.Verify, _verify_request(access_token, **kw))
 
+    def exchange(self, subject_token: str, **kw: Any) -> pb.ExchangeResponse:
+        """RFC 8693 ``Exchange``: a narrower token for ``audience`` (a list)
+        naming the subject token's user and this caller (or ``actor_token``'s
+        subject) as the actor; keywords are ``ExchangeRequest`` fields."""
+        req = pb.ExchangeRequest(subject_token=subject_token, **kw)
+        return self._call(self.stub.Exchange, req)
+
     def revoke(
         self,
         *,
@@ -310,6 +317,10 @@ class AsyncTesseraClient:
 
     async def verify(self, access_token: str, **kw: Any) -> pb.VerifyResponse:
         return await self._call(self.stub.Verify, _verify_request(access_token, **kw))
+
+    async def exchange(self, subject_token: str, **kw: Any) -> pb.ExchangeResponse:
+        req = pb.ExchangeRequest(subject_token=subject_token, **kw)
+        return await self._call(self.stub.Exchange, req)
 
     async def revoke(
         self,

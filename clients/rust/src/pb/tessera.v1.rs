@@ -215,6 +215,11 @@ pub struct Claims {
     /// `nbf`.
     #[prost(message, optional, tag = "12")]
     pub not_before: ::core::option::Option<::prost_types::Timestamp>,
+    /// The `act` chain of an exchanged token (RFC 8693 §4.1): the current
+    /// actor's `sub` first, then the actor it acted for, and so on; empty for
+    /// a token that was not exchanged.
+    #[prost(string, repeated, tag = "13")]
+    pub actors: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// A verified token's claims, and its successor when renewed.
 #[allow(clippy::all)]
@@ -458,6 +463,75 @@ pub struct Session {
     /// The roles of its access tokens.
     #[prost(string, repeated, tag = "13")]
     pub roles: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// Exchanges a subject token for a narrower one (RFC 8693). Only narrower:
+/// scopes a subset of the subject token's, an audience the caller's
+/// `exchange_audiences` allow, a lifetime within the subject token's and
+/// `--max-access-ttl`; anything wider is PERMISSION_DENIED /
+/// EXCHANGE_NOT_ALLOWED and mints nothing.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExchangeRequest {
+    /// The access token of the subject (a user's, or an exchanged one for a
+    /// chain). Checked as Verify checks it at CONSISTENCY_STRONG.
+    #[prost(string, tag = "1")]
+    pub subject_token: ::prost::alloc::string::String,
+    /// Optional: the calling service's own access token, whose `sub` becomes
+    /// the actor; of the subject token's tenant. Empty: the caller's name (as
+    /// the callers file knows it) is the actor.
+    #[prost(string, tag = "2")]
+    pub actor_token: ::prost::alloc::string::String,
+    /// Required: the `aud` of the new token; each one must be in the caller's
+    /// `exchange_audiences`.
+    #[prost(string, repeated, tag = "3")]
+    pub audience: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The scopes of the new token, a subset of the subject token's; empty =
+    /// the subject token's scopes.
+    #[prost(string, repeated, tag = "4")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The lifetime of the new token, seconds; 0 = `--access-ttl`, shortened
+    /// to the subject token's remaining life. Asking for more than the subject
+    /// token's remaining life or `--max-access-ttl` is EXCHANGE_NOT_ALLOWED.
+    #[prost(int64, tag = "5")]
+    pub ttl_seconds: i64,
+    /// For a subject token bound to a device fingerprint: the fingerprint.
+    #[prost(string, tag = "6")]
+    pub device_fingerprint: ::prost::alloc::string::String,
+    /// For a certificate-bound subject token (RFC 8705): the `x5t#S256` of the
+    /// certificate it was presented with (empty on an mTLS call: the caller's).
+    #[prost(string, tag = "7")]
+    pub cert_thumbprint: ::prost::alloc::string::String,
+    /// For a DPoP-bound subject token (RFC 9449): the proof that came with it
+    /// (`ath` = the hash of subject_token), and the request it was made for.
+    #[prost(string, tag = "8")]
+    pub dpop_proof: ::prost::alloc::string::String,
+    /// The HTTP method of that request.
+    #[prost(string, tag = "9")]
+    pub http_method: ::prost::alloc::string::String,
+    /// The URL of that request (its query and fragment are ignored).
+    #[prost(string, tag = "10")]
+    pub http_url: ::prost::alloc::string::String,
+}
+/// The exchanged token.
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ExchangeResponse {
+    /// The new access JWT (`typ: at+jwt`), a Bearer token: it is not bound to
+    /// the subject token's key or certificate (docs/security.md).
+    #[prost(string, tag = "1")]
+    pub access_token: ::prost::alloc::string::String,
+    /// When it expires (`exp`).
+    #[prost(message, optional, tag = "2")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// Always `urn:ietf:params:oauth:token-type:access_token` (RFC 8693 §3).
+    #[prost(string, tag = "3")]
+    pub issued_token_type: ::prost::alloc::string::String,
+    /// Seconds until it expires (server clock).
+    #[prost(int64, tag = "4")]
+    pub expires_in: i64,
+    /// Its scopes.
+    #[prost(string, repeated, tag = "5")]
+    pub scopes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Where Verify reads revocation state from.
 #[allow(clippy::all)]
@@ -787,6 +861,34 @@ pub mod token_authority_client {
             let mut req = request.into_request();
             req.extensions_mut()
                 .insert(GrpcMethod::new("tessera.v1.TokenAuthority", "ListSessions"));
+            self.inner.unary(req, path, codec).await
+        }
+        /// RFC 8693 token exchange: a narrower access token for another audience
+        /// that names the subject (`sub`) and the actor (`act`, nested for
+        /// chains), in the subject token's session, so that every revocation of
+        /// that session or subject revokes it too.
+        pub async fn exchange(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ExchangeRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ExchangeResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/tessera.v1.TokenAuthority/Exchange",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("tessera.v1.TokenAuthority", "Exchange"));
             self.inner.unary(req, path, codec).await
         }
     }

@@ -141,7 +141,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, access_token: _Optional[str] = ..., audience: _Optional[str] = ..., device_fingerprint: _Optional[str] = ..., renew: _Optional[bool] = ..., required_scopes: _Optional[_Iterable[str]] = ..., consistency: _Optional[_Union[Consistency, str]] = ..., cert_thumbprint: _Optional[str] = ..., dpop_proof: _Optional[str] = ..., http_method: _Optional[str] = ..., http_url: _Optional[str] = ...) -> None: ...
 
 class Claims(_message.Message):
-    __slots__ = ("subject", "tenant", "session_id", "token_id", "audience", "roles", "scopes", "issued_at", "expires_at", "custom", "issuer", "not_before")
+    __slots__ = ("subject", "tenant", "session_id", "token_id", "audience", "roles", "scopes", "issued_at", "expires_at", "custom", "issuer", "not_before", "actors")
     SUBJECT_FIELD_NUMBER: _ClassVar[int]
     TENANT_FIELD_NUMBER: _ClassVar[int]
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class Claims(_message.Message):
     CUSTOM_FIELD_NUMBER: _ClassVar[int]
     ISSUER_FIELD_NUMBER: _ClassVar[int]
     NOT_BEFORE_FIELD_NUMBER: _ClassVar[int]
+    ACTORS_FIELD_NUMBER: _ClassVar[int]
     subject: str
     tenant: str
     session_id: str
@@ -166,7 +167,8 @@ class Claims(_message.Message):
     custom: _struct_pb2.Struct
     issuer: str
     not_before: _timestamp_pb2.Timestamp
-    def __init__(self, subject: _Optional[str] = ..., tenant: _Optional[str] = ..., session_id: _Optional[str] = ..., token_id: _Optional[str] = ..., audience: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issuer: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    actors: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, subject: _Optional[str] = ..., tenant: _Optional[str] = ..., session_id: _Optional[str] = ..., token_id: _Optional[str] = ..., audience: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., custom: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., issuer: _Optional[str] = ..., not_before: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
     __slots__ = ("claims", "renewed_access_token", "renewed_expires_at", "server_time", "expires_in")
@@ -309,3 +311,41 @@ class Session(_message.Message):
     scopes: _containers.RepeatedScalarFieldContainer[str]
     roles: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, session_id: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_refreshed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idle_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., absolute_expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., device_name: _Optional[str] = ..., client_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., user_agent: _Optional[str] = ..., bound: _Optional[bool] = ..., audience: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., roles: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExchangeRequest(_message.Message):
+    __slots__ = ("subject_token", "actor_token", "audience", "scopes", "ttl_seconds", "device_fingerprint", "cert_thumbprint", "dpop_proof", "http_method", "http_url")
+    SUBJECT_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    AUDIENCE_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    CERT_THUMBPRINT_FIELD_NUMBER: _ClassVar[int]
+    DPOP_PROOF_FIELD_NUMBER: _ClassVar[int]
+    HTTP_METHOD_FIELD_NUMBER: _ClassVar[int]
+    HTTP_URL_FIELD_NUMBER: _ClassVar[int]
+    subject_token: str
+    actor_token: str
+    audience: _containers.RepeatedScalarFieldContainer[str]
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    ttl_seconds: int
+    device_fingerprint: str
+    cert_thumbprint: str
+    dpop_proof: str
+    http_method: str
+    http_url: str
+    def __init__(self, subject_token: _Optional[str] = ..., actor_token: _Optional[str] = ..., audience: _Optional[_Iterable[str]] = ..., scopes: _Optional[_Iterable[str]] = ..., ttl_seconds: _Optional[int] = ..., device_fingerprint: _Optional[str] = ..., cert_thumbprint: _Optional[str] = ..., dpop_proof: _Optional[str] = ..., http_method: _Optional[str] = ..., http_url: _Optional[str] = ...) -> None: ...
+
+class ExchangeResponse(_message.Message):
+    __slots__ = ("access_token", "expires_at", "issued_token_type", "expires_in", "scopes")
+    ACCESS_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_TOKEN_TYPE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    access_token: str
+    expires_at: _timestamp_pb2.Timestamp
+    issued_token_type: str
+    expires_in: int
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, access_token: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., issued_token_type: _Optional[str] = ..., expires_in: _Optional[int] = ..., scopes: _Optional[_Iterable[str]] = ...) -> None: ...

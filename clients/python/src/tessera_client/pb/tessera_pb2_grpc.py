@@ -70,6 +70,11 @@ class TokenAuthorityStub:
                 request_serializer=tessera_dot_v1_dot_tessera__pb2.ListSessionsRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_tessera__pb2.ListSessionsResponse.FromString,
                 _registered_method=True)
+        self.Exchange = channel.unary_unary(
+                '/tessera.v1.TokenAuthority/Exchange',
+                request_serializer=tessera_dot_v1_dot_tessera__pb2.ExchangeRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_tessera__pb2.ExchangeResponse.FromString,
+                _registered_method=True)
 
 
 class TokenAuthorityServicer:
@@ -127,6 +132,16 @@ class TokenAuthorityServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Exchange(self, request, context):
+        """RFC 8693 token exchange: a narrower access token for another audience
+        that names the subject (`sub`) and the actor (`act`, nested for
+        chains), in the subject token's session, so that every revocation of
+        that session or subject revokes it too.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TokenAuthorityServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +179,11 @@ def add_TokenAuthorityServicer_to_server(servicer, server):
                     servicer.ListSessions,
                     request_deserializer=tessera_dot_v1_dot_tessera__pb2.ListSessionsRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_tessera__pb2.ListSessionsResponse.SerializeToString,
+            ),
+            'Exchange': grpc.unary_unary_rpc_method_handler(
+                    servicer.Exchange,
+                    request_deserializer=tessera_dot_v1_dot_tessera__pb2.ExchangeRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_tessera__pb2.ExchangeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +376,33 @@ class TokenAuthority:
             '/tessera.v1.TokenAuthority/ListSessions',
             tessera_dot_v1_dot_tessera__pb2.ListSessionsRequest.SerializeToString,
             tessera_dot_v1_dot_tessera__pb2.ListSessionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Exchange(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.TokenAuthority/Exchange',
+            tessera_dot_v1_dot_tessera__pb2.ExchangeRequest.SerializeToString,
+            tessera_dot_v1_dot_tessera__pb2.ExchangeResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -307,7 +307,15 @@ export interface Claims {
   /** `iss`. */
   issuer: string;
   /** `nbf`. */
-  notBefore: Timestamp | undefined;
+  notBefore:
+    | Timestamp
+    | undefined;
+  /**
+   * The `act` chain of an exchanged token (RFC 8693 §4.1): the current
+   * actor's `sub` first, then the actor it acted for, and so on; empty for
+   * a token that was not exchanged.
+   */
+  actors: string[];
 }
 
 /** A verified token's claims, and its successor when renewed. */
@@ -528,6 +536,78 @@ export interface Session {
   scopes: string[];
   /** The roles of its access tokens. */
   roles: string[];
+}
+
+/**
+ * Exchanges a subject token for a narrower one (RFC 8693). Only narrower:
+ * scopes a subset of the subject token's, an audience the caller's
+ * `exchange_audiences` allow, a lifetime within the subject token's and
+ * `--max-access-ttl`; anything wider is PERMISSION_DENIED /
+ * EXCHANGE_NOT_ALLOWED and mints nothing.
+ */
+export interface ExchangeRequest {
+  /**
+   * The access token of the subject (a user's, or an exchanged one for a
+   * chain). Checked as Verify checks it at CONSISTENCY_STRONG.
+   */
+  subjectToken: string;
+  /**
+   * Optional: the calling service's own access token, whose `sub` becomes
+   * the actor; of the subject token's tenant. Empty: the caller's name (as
+   * the callers file knows it) is the actor.
+   */
+  actorToken: string;
+  /**
+   * Required: the `aud` of the new token; each one must be in the caller's
+   * `exchange_audiences`.
+   */
+  audience: string[];
+  /**
+   * The scopes of the new token, a subset of the subject token's; empty =
+   * the subject token's scopes.
+   */
+  scopes: string[];
+  /**
+   * The lifetime of the new token, seconds; 0 = `--access-ttl`, shortened
+   * to the subject token's remaining life. Asking for more than the subject
+   * token's remaining life or `--max-access-ttl` is EXCHANGE_NOT_ALLOWED.
+   */
+  ttlSeconds: number;
+  /** For a subject token bound to a device fingerprint: the fingerprint. */
+  deviceFingerprint: string;
+  /**
+   * For a certificate-bound subject token (RFC 8705): the `x5t#S256` of the
+   * certificate it was presented with (empty on an mTLS call: the caller's).
+   */
+  certThumbprint: string;
+  /**
+   * For a DPoP-bound subject token (RFC 9449): the proof that came with it
+   * (`ath` = the hash of subject_token), and the request it was made for.
+   */
+  dpopProof: string;
+  /** The HTTP method of that request. */
+  httpMethod: string;
+  /** The URL of that request (its query and fragment are ignored). */
+  httpUrl: string;
+}
+
+/** The exchanged token. */
+export interface ExchangeResponse {
+  /**
+   * The new access JWT (`typ: at+jwt`), a Bearer token: it is not bound to
+   * the subject token's key or certificate (docs/security.md).
+   */
+  accessToken: string;
+  /** When it expires (`exp`). */
+  expiresAt:
+    | Timestamp
+    | undefined;
+  /** Always `urn:ietf:params:oauth:token-type:access_token` (RFC 8693 §3). */
+  issuedTokenType: string;
+  /** Seconds until it expires (server clock). */
+  expiresIn: number;
+  /** Its scopes. */
+  scopes: string[];
 }
 
 function createBaseIssueRequest(): IssueRequest {
@@ -1731,6 +1811,7 @@ function createBaseClaims(): Claims {
     custom: undefined,
     issuer: "",
     notBefore: undefined,
+    actors: [],
   };
 }
 
@@ -1771,6 +1852,9 @@ export const Claims: MessageFns<Claims> = {
     }
     if (message.notBefore !== undefined) {
       Timestamp.encode(message.notBefore, writer.uint32(98).fork()).join();
+    }
+    for (const v of message.actors) {
+      writer.uint32(106).string(v!);
     }
     return writer;
   },
@@ -1884,6 +1968,14 @@ export const Claims: MessageFns<Claims> = {
             message.notBefore = Timestamp.decode(reader, reader.uint32());
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.actors.push(reader.string());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1930,6 +2022,9 @@ export const Claims: MessageFns<Claims> = {
         : isSet(object.not_before)
         ? fromJsonTimestamp(object.not_before)
         : undefined,
+      actors: globalThis.Array.isArray(object?.actors)
+        ? object.actors.map((e: any) => globalThis.String(e))
+        : [],
     };
   },
 
@@ -1971,6 +2066,9 @@ export const Claims: MessageFns<Claims> = {
     if (message.notBefore !== undefined) {
       obj.notBefore = fromTimestamp(message.notBefore).toISOString();
     }
+    if (message.actors?.length) {
+      obj.actors = message.actors;
+    }
     return obj;
   },
 
@@ -1997,6 +2095,7 @@ export const Claims: MessageFns<Claims> = {
     message.notBefore = (object.notBefore !== undefined && object.notBefore !== null)
       ? Timestamp.fromPartial(object.notBefore)
       : undefined;
+    message.actors = object.actors?.map((e) => e) || [];
     return message;
   },
 };
@@ -3552,6 +3651,415 @@ export const Session: MessageFns<Session> = {
   },
 };
 
+function createBaseExchangeRequest(): ExchangeRequest {
+  return {
+    subjectToken: "",
+    actorToken: "",
+    audience: [],
+    scopes: [],
+    ttlSeconds: 0,
+    deviceFingerprint: "",
+    certThumbprint: "",
+    dpopProof: "",
+    httpMethod: "",
+    httpUrl: "",
+  };
+}
+
+export const ExchangeRequest: MessageFns<ExchangeRequest> = {
+  encode(message: ExchangeRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.subjectToken !== "") {
+      writer.uint32(10).string(message.subjectToken);
+    }
+    if (message.actorToken !== "") {
+      writer.uint32(18).string(message.actorToken);
+    }
+    for (const v of message.audience) {
+      writer.uint32(26).string(v!);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(34).string(v!);
+    }
+    if (message.ttlSeconds !== 0) {
+      writer.uint32(40).int64(message.ttlSeconds);
+    }
+    if (message.deviceFingerprint !== "") {
+      writer.uint32(50).string(message.deviceFingerprint);
+    }
+    if (message.certThumbprint !== "") {
+      writer.uint32(58).string(message.certThumbprint);
+    }
+    if (message.dpopProof !== "") {
+      writer.uint32(66).string(message.dpopProof);
+    }
+    if (message.httpMethod !== "") {
+      writer.uint32(74).string(message.httpMethod);
+    }
+    if (message.httpUrl !== "") {
+      writer.uint32(82).string(message.httpUrl);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExchangeRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExchangeRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.subjectToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.actorToken = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.audience.push(reader.string());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.ttlSeconds = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.deviceFingerprint = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.certThumbprint = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.dpopProof = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.httpMethod = reader.string();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.httpUrl = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExchangeRequest {
+    return {
+      subjectToken: isSet(object.subjectToken)
+        ? globalThis.String(object.subjectToken)
+        : isSet(object.subject_token)
+        ? globalThis.String(object.subject_token)
+        : "",
+      actorToken: isSet(object.actorToken)
+        ? globalThis.String(object.actorToken)
+        : isSet(object.actor_token)
+        ? globalThis.String(object.actor_token)
+        : "",
+      audience: globalThis.Array.isArray(object?.audience) ? object.audience.map((e: any) => globalThis.String(e)) : [],
+      scopes: globalThis.Array.isArray(object?.scopes) ? object.scopes.map((e: any) => globalThis.String(e)) : [],
+      ttlSeconds: isSet(object.ttlSeconds)
+        ? globalThis.Number(object.ttlSeconds)
+        : isSet(object.ttl_seconds)
+        ? globalThis.Number(object.ttl_seconds)
+        : 0,
+      deviceFingerprint: isSet(object.deviceFingerprint)
+        ? globalThis.String(object.deviceFingerprint)
+        : isSet(object.device_fingerprint)
+        ? globalThis.String(object.device_fingerprint)
+        : "",
+      certThumbprint: isSet(object.certThumbprint)
+        ? globalThis.String(object.certThumbprint)
+        : isSet(object.cert_thumbprint)
+        ? globalThis.String(object.cert_thumbprint)
+        : "",
+      dpopProof: isSet(object.dpopProof)
+        ? globalThis.String(object.dpopProof)
+        : isSet(object.dpop_proof)
+        ? globalThis.String(object.dpop_proof)
+        : "",
+      httpMethod: isSet(object.httpMethod)
+        ? globalThis.String(object.httpMethod)
+        : isSet(object.http_method)
+        ? globalThis.String(object.http_method)
+        : "",
+      httpUrl: isSet(object.httpUrl)
+        ? globalThis.String(object.httpUrl)
+        : isSet(object.http_url)
+        ? globalThis.String(object.http_url)
+        : "",
+    };
+  },
+
+  toJSON(message: ExchangeRequest): unknown {
+    const obj: any = {};
+    if (message.subjectToken !== "") {
+      obj.subjectToken = message.subjectToken;
+    }
+    if (message.actorToken !== "") {
+      obj.actorToken = message.actorToken;
+    }
+    if (message.audience?.length) {
+      obj.audience = message.audience;
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    if (message.ttlSeconds !== 0) {
+      obj.ttlSeconds = Math.round(message.ttlSeconds);
+    }
+    if (message.deviceFingerprint !== "") {
+      obj.deviceFingerprint = message.deviceFingerprint;
+    }
+    if (message.certThumbprint !== "") {
+      obj.certThumbprint = message.certThumbprint;
+    }
+    if (message.dpopProof !== "") {
+      obj.dpopProof = message.dpopProof;
+    }
+    if (message.httpMethod !== "") {
+      obj.httpMethod = message.httpMethod;
+    }
+    if (message.httpUrl !== "") {
+      obj.httpUrl = message.httpUrl;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExchangeRequest>, I>>(base?: I): ExchangeRequest {
+    return ExchangeRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExchangeRequest>, I>>(object: I): ExchangeRequest {
+    const message = createBaseExchangeRequest();
+    message.subjectToken = object.subjectToken ?? "";
+    message.actorToken = object.actorToken ?? "";
+    message.audience = object.audience?.map((e) => e) || [];
+    message.scopes = object.scopes?.map((e) => e) || [];
+    message.ttlSeconds = object.ttlSeconds ?? 0;
+    message.deviceFingerprint = object.deviceFingerprint ?? "";
+    message.certThumbprint = object.certThumbprint ?? "";
+    message.dpopProof = object.dpopProof ?? "";
+    message.httpMethod = object.httpMethod ?? "";
+    message.httpUrl = object.httpUrl ?? "";
+    return message;
+  },
+};
+
+function createBaseExchangeResponse(): ExchangeResponse {
+  return { accessToken: "", expiresAt: undefined, issuedTokenType: "", expiresIn: 0, scopes: [] };
+}
+
+export const ExchangeResponse: MessageFns<ExchangeResponse> = {
+  encode(message: ExchangeResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accessToken !== "") {
+      writer.uint32(10).string(message.accessToken);
+    }
+    if (message.expiresAt !== undefined) {
+      Timestamp.encode(message.expiresAt, writer.uint32(18).fork()).join();
+    }
+    if (message.issuedTokenType !== "") {
+      writer.uint32(26).string(message.issuedTokenType);
+    }
+    if (message.expiresIn !== 0) {
+      writer.uint32(32).int64(message.expiresIn);
+    }
+    for (const v of message.scopes) {
+      writer.uint32(42).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ExchangeResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseExchangeResponse();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.accessToken = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.expiresAt = Timestamp.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.issuedTokenType = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.expiresIn = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.scopes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ExchangeResponse {
+    return {
+      accessToken: isSet(object.accessToken)
+        ? globalThis.String(object.accessToken)
+        : isSet(object.access_token)
+        ? globalThis.String(object.access_token)
+        : "",
+      expiresAt: isSet(object.expiresAt)
+        ? fromJsonTimestamp(object.expiresAt)
+        : isSet(object.expires_at)
+        ? fromJsonTimestamp(object.expires_at)
+        : undefined,
+      issuedTokenType: isSet(object.issuedTokenType)
+        ? globalThis.String(object.issuedTokenType)
+        : isSet(object.issued_token_type)
+        ? globalThis.String(object.issued_token_type)
+        : "",
+      expiresIn: isSet(object.expiresIn)
+        ? globalThis.Number(object.expiresIn)
+        : isSet(object.expires_in)
+        ? globalThis.Number(object.expires_in)
+        : 0,
+      scopes: globalThis.Array.isArray(object?.scopes)
+        ? object.scopes.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: ExchangeResponse): unknown {
+    const obj: any = {};
+    if (message.accessToken !== "") {
+      obj.accessToken = message.accessToken;
+    }
+    if (message.expiresAt !== undefined) {
+      obj.expiresAt = fromTimestamp(message.expiresAt).toISOString();
+    }
+    if (message.issuedTokenType !== "") {
+      obj.issuedTokenType = message.issuedTokenType;
+    }
+    if (message.expiresIn !== 0) {
+      obj.expiresIn = Math.round(message.expiresIn);
+    }
+    if (message.scopes?.length) {
+      obj.scopes = message.scopes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ExchangeResponse>, I>>(base?: I): ExchangeResponse {
+    return ExchangeResponse.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ExchangeResponse>, I>>(object: I): ExchangeResponse {
+    const message = createBaseExchangeResponse();
+    message.accessToken = object.accessToken ?? "";
+    message.expiresAt = (object.expiresAt !== undefined && object.expiresAt !== null)
+      ? Timestamp.fromPartial(object.expiresAt)
+      : undefined;
+    message.issuedTokenType = object.issuedTokenType ?? "";
+    message.expiresIn = object.expiresIn ?? 0;
+    message.scopes = object.scopes?.map((e) => e) || [];
+    return message;
+  },
+};
+
 /** Issues, rotates, verifies and revokes JWT sessions, and streams revocations. */
 export type TokenAuthorityService = typeof TokenAuthorityService;
 export const TokenAuthorityService = {
@@ -3633,6 +4141,21 @@ export const TokenAuthorityService = {
       Buffer.from(ListSessionsResponse.encode(value).finish()),
     responseDeserialize: (value: Buffer): ListSessionsResponse => ListSessionsResponse.decode(value),
   },
+  /**
+   * RFC 8693 token exchange: a narrower access token for another audience
+   * that names the subject (`sub`) and the actor (`act`, nested for
+   * chains), in the subject token's session, so that every revocation of
+   * that session or subject revokes it too.
+   */
+  exchange: {
+    path: "/tessera.v1.TokenAuthority/Exchange" as const,
+    requestStream: false as const,
+    responseStream: false as const,
+    requestSerialize: (value: ExchangeRequest): Buffer => Buffer.from(ExchangeRequest.encode(value).finish()),
+    requestDeserialize: (value: Buffer): ExchangeRequest => ExchangeRequest.decode(value),
+    responseSerialize: (value: ExchangeResponse): Buffer => Buffer.from(ExchangeResponse.encode(value).finish()),
+    responseDeserialize: (value: Buffer): ExchangeResponse => ExchangeResponse.decode(value),
+  },
 } as const;
 
 export interface TokenAuthorityServer extends UntypedServiceImplementation {
@@ -3656,6 +4179,13 @@ export interface TokenAuthorityServer extends UntypedServiceImplementation {
   getJwks: handleUnaryCall<GetJwksRequest, GetJwksResponse>;
   /** A subject's live sessions ("where am I signed in?"), a page at a time. */
   listSessions: handleUnaryCall<ListSessionsRequest, ListSessionsResponse>;
+  /**
+   * RFC 8693 token exchange: a narrower access token for another audience
+   * that names the subject (`sub`) and the actor (`act`, nested for
+   * chains), in the subject token's session, so that every revocation of
+   * that session or subject revokes it too.
+   */
+  exchange: handleUnaryCall<ExchangeRequest, ExchangeResponse>;
 }
 
 export interface TokenAuthorityClient extends Client {
@@ -3770,6 +4300,27 @@ export interface TokenAuthorityClient extends Client {
     metadata: Metadata,
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: ListSessionsResponse) => void,
+  ): ClientUnaryCall;
+  /**
+   * RFC 8693 token exchange: a narrower access token for another audience
+   * that names the subject (`sub`) and the actor (`act`, nested for
+   * chains), in the subject token's session, so that every revocation of
+   * that session or subject revokes it too.
+   */
+  exchange(
+    request: ExchangeRequest,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
+  ): ClientUnaryCall;
+  exchange(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
+  ): ClientUnaryCall;
+  exchange(
+    request: ExchangeRequest,
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: ExchangeResponse) => void,
   ): ClientUnaryCall;
 }
 
