@@ -331,7 +331,7 @@ impl<S: Store> Authority<S> {
     pub(crate) fn mint_claims(&self, claims: &mut AccessClaims) -> Result<String, Error> {
         let keys = self.keys.current();
         claims.iss = keys.issuer_for(&claims.tid, &self.policy.issuer).to_owned();
-        Ok(tokens::mint(keys.signer_for(&claims.tid), &claims)?)
+        Ok(tokens::mint(keys.signer_for(&claims.tid), claims)?)
     }
 
     /// Spend one call of `tenant`'s own budget for `rpc` (`--tenants`),
