@@ -117,6 +117,24 @@ async fn tenant_tokens_carry_its_issuer_and_key(backend: Backend) {
     assert_eq!(kid_of(&next.access_token), acme_kid);
     assert_eq!(jwt_payload(&next.access_token)["iss"], ACME_ISSUER);
     c.verify(verify_request(&next.access_token)).await.unwrap();
+    // So does an Exchange of its token (token exchange, #29).
+    let derived = c
+        .exchange(pb::ExchangeRequest {
+            subject_token: next.access_token.clone(),
+            audience: vec!["billing".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("acme's token exchanges")
+        .into_inner();
+    assert_eq!(kid_of(&derived.access_token), acme_kid);
+    assert_eq!(jwt_payload(&derived.access_token)["iss"], ACME_ISSUER);
+    c.verify(pb::VerifyRequest {
+        audience: "billing".into(),
+        ..strong(&derived.access_token)
+    })
+    .await
+    .expect("the exchanged token verifies");
 
     // A tenant without an entry: the default key and issuer, as before.
     let other = issue_in(&mut c, "initech", "bob").await;

@@ -26,7 +26,7 @@ use tessera::pb;
 fn callers_file(dir: &tempfile::TempDir) -> String {
     let entry = |name: &str, allow: &str, tenants: Option<&str>| {
         format!(
-            "[[caller]]\nname = {name:?}\napi_key_sha256 = {:?}\nallow = {allow}\n{}\n",
+            "[[caller]]\nname = {name:?}\napi_key_sha256 = {:?}\nallow = {allow}\nexchange_audiences = [\"billing\"]\n{}\n",
             api_key_sha256(&format!("{name}-key")),
             tenants.map_or(String::new(), |t| format!("tenants = {t}\n"))
         )
@@ -184,6 +184,17 @@ async fn scoped_caller_is_refused_on_another_tenant(backend: Backend) {
     ] {
         refused("Verify", c.verify(by("acme-app", request)).await);
     }
+    // Exchange another tenant's token (for an audience it may request).
+    let exchange = |token: &str| pb::ExchangeRequest {
+        subject_token: token.to_owned(),
+        audience: vec!["billing".into()],
+        ..Default::default()
+    };
+    refused(
+        "Exchange",
+        c.exchange(by("acme-app", exchange(&bob.access_token)))
+            .await,
+    );
     refused(
         "Verify by a gateway of two tenants",
         c.verify(by("acme-gw", verify_request(&bob.access_token)))
@@ -372,6 +383,20 @@ async fn scoped_caller_is_refused_on_another_tenant(backend: Backend) {
         .expect("tokens");
     let answer = introspect("acme-app", alice.access_token.clone()).await;
     assert_eq!(answer["active"], Value::Bool(true), "{answer}");
+    let derived = c
+        .exchange(by("acme-app", exchange(&alice.access_token)))
+        .await
+        .expect("acme exchanges its own")
+        .into_inner();
+    c.verify(by(
+        "acme-app",
+        pb::VerifyRequest {
+            audience: "billing".into(),
+            ..verify_request(&derived.access_token)
+        },
+    ))
+    .await
+    .expect("the exchanged token verifies for its audience");
     let cursor = c
         .revoke(by("acme-app", revoke_session_id(&alice.session_id)))
         .await
