@@ -67,6 +67,7 @@ pub fn admitted(key: &'static str) -> bool {
 /// unknown). Never a key.
 pub fn refused(reason: &'static str, rpc: &str, caller: &str, client_ip: &str) {
     metrics::counter!(crate::telemetry::CALLS_REFUSED, "reason" => reason).increment(1);
+    crate::trace::record_reason(reason);
     if admitted(reason) {
         tracing::info!(rpc, reason, client_ip, "call refused");
     }

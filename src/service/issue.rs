@@ -393,7 +393,7 @@ impl<S: Store> Authority<S> {
             dpop_jkt: input.dpop_jkt,
         };
         let claims = session_claims(p, &data, derive_jti(&sid, 0, ""), now_ms);
-        let access_token = tokens::mint(&self.keys.current(), &claims)?;
+        let access_token = self.sign(&claims)?;
         if access_token.len() > tokens::MAX_TOKEN_BYTES {
             // Verify refuses tokens over 8 KiB; never mint one.
             return Err(Error::invalid(

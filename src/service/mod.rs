@@ -393,6 +393,15 @@ impl<S: Store> Authority<S> {
     }
 }
 
+impl<S: Store> Authority<S> {
+    /// Mint an access token with the current key, in a span of its own.
+    pub(crate) fn sign(&self, claims: &AccessClaims) -> Result<String, TokenError> {
+        let keys = self.keys.current();
+        let _span = crate::trace::sign_span(crate::keys::alg_name(keys.signer.alg)).entered();
+        tokens::mint(&keys, claims)
+    }
+}
+
 /// Build the response pair for an access token and a refresh token.
 pub(crate) fn token_pair(
     access_token: String,

@@ -9,7 +9,7 @@ use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
 use crate::telemetry;
-use crate::tokens::{self, AccessClaims, MAX_TOKEN_BYTES};
+use crate::tokens::{AccessClaims, MAX_TOKEN_BYTES};
 
 /// A rotation's answer, its outcome label for metrics, and the claims of
 /// the new access token.
@@ -191,7 +191,7 @@ impl<S: Store> Authority<S> {
     ) -> Result<(pb::TokenPair, AccessClaims), Error> {
         let jti = derive_jti(&rotation.data.sid, rotation.generation, "");
         let claims = session_claims(&self.policy, &rotation.data, jti, rotation.rotated_at_ms);
-        let access = tokens::mint(&self.keys.current(), &claims)?;
+        let access = self.sign(&claims)?;
         let pair = token_pair(access, &claims, refresh, rotation.refresh_exp_ms, now_ms);
         Ok((pair, claims))
     }

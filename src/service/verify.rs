@@ -11,7 +11,7 @@ use crate::error::{Error, TokenError};
 use crate::feed::CacheAnswer;
 use crate::pb;
 use crate::store::Store;
-use crate::tokens::{self, AccessClaims, Verified, MAX_TOKEN_BYTES};
+use crate::tokens::{AccessClaims, Verified, MAX_TOKEN_BYTES};
 use tessera_core::checks::{check_audience_and_binding, check_certificate_binding, check_scopes};
 
 /// A validated Verify request.
@@ -299,7 +299,7 @@ impl<S: Store> Authority<S> {
                     // The session ends no later than the presented token: nothing to gain.
                     return Ok(None);
                 }
-                let token = tokens::mint(&self.keys.current(), &next)?;
+                let token = self.sign(&next)?;
                 tracing::debug!(session.id = %claims.sid, "access token renewed");
                 Ok(Some(Renewed {
                     token,

@@ -41,4 +41,5 @@ mod store_conformance;
 mod store_differential;
 mod tls;
 mod token_budget;
+mod tracing;
 mod verify_cache;

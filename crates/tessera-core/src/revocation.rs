@@ -52,6 +52,10 @@ pub struct RevocationEvent {
     pub issued_before_ms: i64,
     /// After this the entry can be forgotten (Unix ms).
     pub expires_at_ms: i64,
+    /// The W3C `traceparent` of the sampled span that made the revocation
+    /// (a `Revoke`), so a replica applying it can link back; "" for none
+    /// (tracing off, unsampled, or an entry written before it existed).
+    pub traceparent: String,
 }
 
 /// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
