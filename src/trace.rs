@@ -52,6 +52,9 @@ pub const DEFAULT_SAMPLE_RATIO: &str = "0.1";
 /// How long one export may take before the exporter gives up on it.
 const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How long the exit waits for the last spans to be sent.
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 static ON: AtomicBool = AtomicBool::new(false);
 
 /// Is the OTLP layer installed? Everything here is a no-op when not.
@@ -68,7 +71,9 @@ pub struct Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         ON.store(false, Ordering::Relaxed);
-        if let Err(e) = self.provider.shutdown() {
+        // Bounded: a collector that is gone must not hold up the exit past
+        // the drain (Kubernetes' grace period).
+        if let Err(e) = self.provider.shutdown_with_timeout(FLUSH_TIMEOUT) {
             eprintln!("tessera: flushing traces: {e}");
         }
     }
