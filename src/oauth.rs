@@ -185,7 +185,9 @@ async fn traced(req: axum::extract::Request, next: axum::middleware::Next) -> Re
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or("", |p| p.as_str());
-    let span = crate::trace::http_span(req.method(), route, req.headers());
+    let Some(span) = crate::trace::http_span(req.method(), route, req.headers()) else {
+        return next.run(req).await;
+    };
     let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     crate::trace::record_http_status(&span, response.status());
     response

@@ -14,25 +14,27 @@
 //!   *link* to the span of the `Revoke` that caused it ([`applied_span`]):
 //!   the event carries that span's `traceparent` in the revocation log.
 //!
+//! Sampling is parent based, decided *before* any span is made
+//! ([`start`]): a call whose `traceparent` says sampled is traced, one that
+//! says not is not, and one without draws at `--trace-sample-ratio`. A call
+//! not sampled makes no span at all, nor do its store calls or signatures
+//! ([`in_trace`]), so its cost is a header lookup and a random draw.
+//!
 //! Never on a span: tokens, refresh secrets, keys, fingerprints or
 //! thumbprints, nor any request body. Spans take their fields from the
 //! names listed here only (no `#[instrument]` of arguments), and the OTLP
 //! layer takes spans of Tessera's own targets only, never log events.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use futures::future::Either;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::{
-    Link, SpanContext, SpanKind, TraceContextExt, TraceId, TraceState, TracerProvider as _,
-};
+use opentelemetry::trace::{SpanContext, TraceContextExt, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::{
-    Sampler, SamplingDecision, SamplingResult, SdkTracerProvider, ShouldSample,
-};
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -56,6 +58,8 @@ const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 static ON: AtomicBool = AtomicBool::new(false);
+/// `--trace-sample-ratio`, as the bits of an `f64`.
+static RATIO: AtomicU64 = AtomicU64::new(0);
 
 /// Is the OTLP layer installed? Everything here is a no-op when not.
 #[inline]
@@ -103,7 +107,9 @@ where
     }
     let provider = SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_sampler(LinkedOrParent::new(ratio))
+        // Spans are made only for sampled calls ([`start`]) and for the
+        // revocations of sampled Revokes ([`applied`]): record them all.
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
         .with_resource(resource.build())
         .build();
     let tracer = provider.tracer("tessera");
@@ -115,10 +121,15 @@ where
         .with_location(false)
         .with_tracked_inactivity(false)
         .with_target(false)
-        .with_filter(tracing_subscriber::filter::filter_fn(|m| {
-            m.is_span() && m.target() == TARGET
-        }))
+        // Cached per callsite (a function of the metadata only), and no
+        // level above INFO: the dependencies' `trace!`/`debug!` stay off
+        // at the macro's level check.
+        .with_filter(
+            tracing_subscriber::filter::filter_fn(|m| m.is_span() && m.target() == TARGET)
+                .with_max_level_hint(tracing::level_filters::LevelFilter::INFO),
+        )
         .boxed();
+    RATIO.store(ratio.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
     ON.store(true, Ordering::Relaxed);
     Ok((layer, Guard { provider }))
 }
@@ -130,43 +141,27 @@ pub fn not_ours(meta: &tracing::Metadata<'_>) -> bool {
 
 // === sampling ===
 
-/// Parent based over a trace-id ratio, and one more rule: a span with no
-/// parent that links to a sampled span is sampled (the replica applying a
-/// sampled `Revoke`'s event records it, whatever its own ratio).
-#[derive(Debug, Clone)]
-struct LinkedOrParent {
-    inner: Sampler,
-}
-
-impl LinkedOrParent {
-    fn new(ratio: f64) -> Self {
-        LinkedOrParent {
-            inner: Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(ratio))),
+/// The parent a sampled call's span takes: `Some` with the caller's context
+/// when its `traceparent` says sampled, or with an empty one (a new trace)
+/// when it has none (or a malformed one) and the ratio draws it; `None`:
+/// not traced.
+fn start(traceparent: Option<&dyn Extractor>) -> Option<opentelemetry::Context> {
+    if let Some(extractor) = traceparent {
+        let cx = extract(extractor);
+        let sc = cx.span().span_context().clone();
+        if sc.is_valid() {
+            return sc.is_sampled().then_some(cx);
         }
     }
+    let ratio = f64::from_bits(RATIO.load(Ordering::Relaxed));
+    (ratio >= 1.0 || rand::random::<f64>() < ratio).then(opentelemetry::Context::new)
 }
 
-impl ShouldSample for LinkedOrParent {
-    fn should_sample(
-        &self,
-        parent_context: Option<&opentelemetry::Context>,
-        trace_id: TraceId,
-        name: &str,
-        span_kind: &SpanKind,
-        attributes: &[KeyValue],
-        links: &[Link],
-    ) -> SamplingResult {
-        let rooted = parent_context.is_none_or(|cx| !cx.has_active_span());
-        if rooted && links.iter().any(|l| l.span_context.is_sampled()) {
-            return SamplingResult {
-                decision: SamplingDecision::RecordAndSample,
-                attributes: Vec::new(),
-                trace_state: TraceState::default(),
-            };
-        }
-        self.inner
-            .should_sample(parent_context, trace_id, name, span_kind, attributes, links)
-    }
+/// Is a traced call running here (an OTel span entered on this thread)?
+/// Store calls and signatures outside one make no span: not those of an
+/// unsampled call, nor the feed reader's and health checks' own.
+pub fn in_trace() -> bool {
+    on() && opentelemetry::Context::map_current(|cx| cx.has_active_span())
 }
 
 // === propagation ===
@@ -271,12 +266,23 @@ fn grpc_span(path: &str, parent: opentelemetry::Context) -> Span {
 pub fn check_span(
     metadata: &http::HeaderMap,
     checked: Option<&std::collections::HashMap<String, String>>,
-) -> Span {
+) -> Option<Span> {
     let parent = match checked {
-        Some(headers) if !has_traceparent(metadata) => extract(&StringMap(headers)),
-        _ => extract(&Headers(metadata)),
-    };
-    grpc_span(CHECK_PATH, parent)
+        Some(headers) if !has_traceparent(metadata) && headers.contains_key("traceparent") => {
+            start(Some(&StringMap(headers)))
+        }
+        _ => start(
+            traceparent_of(metadata)
+                .as_ref()
+                .map(|h| h as &dyn Extractor),
+        ),
+    }?;
+    Some(grpc_span(CHECK_PATH, parent))
+}
+
+/// The extractor of a header map that has a `traceparent`.
+fn traceparent_of(headers: &http::HeaderMap) -> Option<Headers<'_>> {
+    has_traceparent(headers).then_some(Headers(headers))
 }
 
 /// The gRPC path of Envoy's external authorization.
@@ -284,7 +290,12 @@ pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// The server span of one OAuth HTTP request, `POST /oauth2/introspect`
 /// (`route` is the matched route, never the raw path).
-pub fn http_span(method: &http::Method, route: &str, headers: &http::HeaderMap) -> Span {
+pub fn http_span(method: &http::Method, route: &str, headers: &http::HeaderMap) -> Option<Span> {
+    let parent = start(
+        traceparent_of(headers)
+            .as_ref()
+            .map(|h| h as &dyn Extractor),
+    )?;
     let span = tracing::info_span!(
         target: TARGET,
         "http",
@@ -296,8 +307,8 @@ pub fn http_span(method: &http::Method, route: &str, headers: &http::HeaderMap) 
         http.response.status_code = Empty,
         tessera.reason = Empty,
     );
-    let _ = span.set_parent(extract(&Headers(headers)));
-    span
+    let _ = span.set_parent(parent);
+    Some(span)
 }
 
 /// Record an HTTP answer's status on `span`.
@@ -310,17 +321,14 @@ pub fn record_http_status(span: &Span, status: http::StatusCode) {
 
 /// Put a refusal's reason code (`TOKEN_REVOKED`, …) on the current span.
 pub fn record_reason(reason: &'static str) {
-    if on() && !reason.is_empty() {
+    if !reason.is_empty() && in_trace() {
         Span::current().record("tessera.reason", reason);
     }
 }
 
 /// A store call: `store.<op>` with the store kind and, on Redis, the Lua
 /// script it runs; the Redis store adds the partition ([`record_partition`]).
-pub fn store_span(kind: &'static str, op: &'static str) -> Span {
-    if !on() {
-        return Span::none();
-    }
+fn store_span(kind: &'static str, op: &'static str) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         "store",
@@ -359,7 +367,7 @@ fn script_of(op: &str) -> &'static str {
 
 /// The partition the current store call works on.
 pub fn record_partition(partition: u32) {
-    if on() {
+    if in_trace() {
         Span::current().record("tessera.store.partition", partition);
     }
 }
@@ -371,7 +379,7 @@ pub async fn in_store_span<T, E>(
     op: &'static str,
     fut: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, E> {
-    if !on() {
+    if !in_trace() {
         return fut.await;
     }
     let span = store_span(kind, op);
@@ -385,7 +393,7 @@ pub async fn in_store_span<T, E>(
 /// A signature (minting an access token): the algorithm only, never the
 /// key or its id.
 pub fn sign_span(alg: &'static str) -> Span {
-    if !on() {
+    if !in_trace() {
         return Span::none();
     }
     tracing::info_span!(target: TARGET, "sign", otel.name = "sign", jwt.alg = alg)
@@ -466,10 +474,18 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if !on() || untraced(req.uri().path()) {
+        let parent = match on() && !untraced(req.uri().path()) {
+            true => start(
+                traceparent_of(req.headers())
+                    .as_ref()
+                    .map(|h| h as &dyn Extractor),
+            ),
+            false => None,
+        };
+        let Some(parent) = parent else {
             return Either::Left(self.inner.call(req));
-        }
-        let span = grpc_span(req.uri().path(), extract(&Headers(req.headers())));
+        };
+        let span = grpc_span(req.uri().path(), parent);
         let fut = span.in_scope(|| self.inner.call(req));
         let recorded = span.clone();
         Either::Right(Box::pin(
@@ -525,32 +541,30 @@ mod tests {
     #[test]
     fn nothing_is_made_with_tracing_off() {
         assert!(!on());
-        assert!(store_span("redis", "revoke").is_none());
+        assert!(!in_trace());
         assert!(sign_span("EdDSA").is_none());
         assert_eq!(current_traceparent(), None);
     }
 
     #[test]
-    fn a_root_span_linked_to_a_sampled_span_is_sampled() {
-        let sampler = LinkedOrParent::new(0.0);
-        let sc = parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-            .expect("valid");
-        let decide = |links: &[Link]| {
-            sampler
-                .should_sample(
-                    None,
-                    TraceId::from(7u128),
-                    "revocation.apply",
-                    &SpanKind::Consumer,
-                    &[],
-                    links,
-                )
-                .decision
+    fn only_sampled_callers_and_drawn_roots_are_traced() {
+        let headers = |tp: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert("traceparent", tp.parse().expect("ascii"));
+            h
         };
-        assert_eq!(
-            decide(&[Link::with_context(sc)]),
-            SamplingDecision::RecordAndSample
-        );
-        assert_eq!(decide(&[]), SamplingDecision::Drop);
+        let sampled = headers("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let unsampled = headers("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00");
+        let garbage = headers("garbage");
+        for ratio in [0.0, 1.0] {
+            RATIO.store(f64::to_bits(ratio), Ordering::Relaxed);
+            let parent = start(Some(&Headers(&sampled))).expect("a sampled caller is traced");
+            assert!(parent.span().span_context().is_remote());
+            assert!(start(Some(&Headers(&unsampled))).is_none());
+            // No (valid) traceparent: the ratio decides, for a new trace.
+            assert_eq!(start(Some(&Headers(&garbage))).is_some(), ratio == 1.0);
+            assert_eq!(start(None).is_some(), ratio == 1.0);
+        }
+        RATIO.store(0, Ordering::Relaxed);
     }
 }

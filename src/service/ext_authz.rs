@@ -194,13 +194,17 @@ impl<S: Store> Authorization for Authority<S> {
     ) -> Result<Response<CheckResponse>, Status> {
         let (metadata, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
-        if !crate::trace::on() {
-            return Ok(Response::new(self.check_request(request, caller).await));
-        }
         // The span is made here, not in the gRPC layer: only the handler
         // sees the checked request's own `traceparent`.
-        let checked = request.get_client_headers();
-        let span = crate::trace::check_span(&metadata.into_headers(), checked);
+        let span = match crate::trace::on() {
+            true => {
+                crate::trace::check_span(&metadata.into_headers(), request.get_client_headers())
+            }
+            false => None,
+        };
+        let Some(span) = span else {
+            return Ok(Response::new(self.check_request(request, caller).await));
+        };
         let answer =
             tracing::Instrument::instrument(self.check_request(request, caller), span.clone())
                 .await;
