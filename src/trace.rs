@@ -2,12 +2,12 @@
 //! `OTEL_EXPORTER_OTLP_ENDPOINT`) is set; with neither, nothing here runs
 //! but one relaxed atomic load per call ([`on`]).
 //!
-//! What a trace holds (docs/operations.md, "Tracing"):
+//! What a trace holds (README, "Tracing"):
 //! - one server span per RPC ([`GrpcTraceLayer`]) and per OAuth HTTP
 //!   request ([`http_span`]), parented on the caller's W3C `traceparent`
 //!   (gRPC metadata, HTTP headers; for ext_authz, the checked request's
 //!   headers when Envoy sent none of its own);
-//! - a child span per store call ([`store_span`]: operation, Lua script,
+//! - a child span per store call ([`in_store_span`]: operation, Lua script,
 //!   partition) and per signature ([`sign_span`]);
 //! - the refusal's reason code (`tessera.reason`, [`record_reason`]);
 //! - on a replica applying a revocation, a `revocation.apply` span with a
