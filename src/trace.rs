@@ -11,7 +11,7 @@
 //!   partition) and per signature ([`sign_span`]);
 //! - the refusal's reason code (`tessera.reason`, [`record_reason`]);
 //! - on a replica applying a revocation, a `revocation.apply` span with a
-//!   *link* to the span of the `Revoke` that caused it ([`applied_span`]):
+//!   *link* to the span of the `Revoke` that caused it ([`applied`]):
 //!   the event carries that span's `traceparent` in the revocation log.
 //!
 //! Sampling is parent based, decided *before* any span is made
