@@ -15,7 +15,7 @@
 //!   the event carries that span's `traceparent` in the revocation log.
 //!
 //! Sampling is parent based, decided *before* any span is made
-//! ([`start`]): a call whose `traceparent` says sampled is traced, one that
+//! (`start`): a call whose `traceparent` says sampled is traced, one that
 //! says not is not, and one without draws at `--trace-sample-ratio`. A call
 //! not sampled makes no span at all, nor do its store calls or signatures
 //! ([`in_trace`]), so its cost is a header lookup and a random draw.
