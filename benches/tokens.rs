@@ -76,6 +76,7 @@ fn event(i: usize, now_ms: i64) -> RevocationEvent {
         revoked_at_ms: now_ms,
         issued_before_ms: 0,
         expires_at_ms: now_ms + 3_600_000,
+        traceparent: String::new(),
     }
 }
 

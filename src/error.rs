@@ -266,6 +266,7 @@ pub fn failed(rpc: &str, err: Error) -> Status {
 /// The log line of [`failed`], for answers that are not gRPC statuses.
 pub fn log_failed(rpc: &str, err: &Error) {
     let reason = err.reason();
+    crate::trace::record_reason(reason);
     match err {
         Error::Store(e) => tracing::warn!(rpc, reason, error = %e, "call failed"),
         Error::Internal(why) | Error::Token(TokenError::Internal(why)) => {

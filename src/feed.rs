@@ -193,8 +193,9 @@ impl Feed {
         }
         let now = crate::clock::now_ms();
         for ev in events {
-            let lag = (now - ev.revoked_at_ms).max(0) as f64 / 1000.0;
-            metrics::histogram!(crate::telemetry::FEED_LAG).record(lag);
+            let lag_ms = (now - ev.revoked_at_ms).max(0);
+            metrics::histogram!(crate::telemetry::FEED_LAG).record(lag_ms as f64 / 1000.0);
+            crate::trace::applied(ev, lag_ms);
         }
         self.head.send_replace(head);
     }

@@ -34,6 +34,7 @@ pub mod store;
 pub mod telemetry;
 pub mod tenants;
 mod tls;
+pub mod trace;
 pub mod web;
 
 /// The token core (claims, minting, verification, keys), shared with the SDK.
@@ -366,6 +367,7 @@ async fn run<S: Store>(
         .cap("/grpc.health.v1.Health/Watch", args.max_health_watches);
     let incoming = limits::incoming(listener, args.max_connections, args.idle_timeout.0, "grpc");
     let server = builder
+        .layer(trace::GrpcTraceLayer)
         .layer(telemetry::MetricsLayer)
         .layer(AuthLayer::new(callers))
         .layer(caller_limits)

@@ -157,6 +157,7 @@ pub fn router<S: Store>(
             well_known(get(tenant_metadata::<S>), get(tenant_jwks::<S>)),
         )
         .route_layer(axum::middleware::from_fn(count))
+        .route_layer(axum::middleware::from_fn(traced))
         .with_state(state)
 }
 
@@ -189,6 +190,24 @@ async fn count(req: axum::extract::Request, next: axum::middleware::Next) -> Res
         .record(start.elapsed().as_secs_f64());
     metrics::counter!(crate::telemetry::HTTP_REQUESTS, "path" => path, "status" => status)
         .increment(1);
+    response
+}
+
+/// A server span around every request to a known path, with tracing on
+/// (src/trace.rs), parented on the request's `traceparent`.
+async fn traced(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if !crate::trace::on() {
+        return next.run(req).await;
+    }
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("", |p| p.as_str());
+    let Some(span) = crate::trace::http_span(req.method(), route, req.headers()) else {
+        return next.run(req).await;
+    };
+    let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    crate::trace::record_http_status(&span, response.status());
     response
 }
 
@@ -225,6 +244,7 @@ impl OAuthError {
     /// [`OAuthError::from_service`], or `invalid_request` with the reason
     /// for anything else (introspection, revocation, caller budgets).
     fn from_error(rpc: &str, e: &Error) -> Self {
+        crate::trace::record_reason(e.reason());
         Self::from_service(rpc, e).unwrap_or_else(|| Self::invalid_request(e.reason()))
     }
 

@@ -67,6 +67,7 @@ pub fn admitted(key: &'static str) -> bool {
 /// and, for a tenant refusal, what the call was about. Never a key.
 pub fn refused(reason: &'static str, event: &crate::audit::Event<'_>) {
     metrics::counter!(crate::telemetry::CALLS_REFUSED, "reason" => reason).increment(1);
+    crate::trace::record_reason(reason);
     if admitted(reason) {
         tracing::info!(
             rpc = event.rpc,

@@ -188,7 +188,7 @@ pub struct MetricsService<S> {
     inner: S,
 }
 
-type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 impl<S, B, RB> tower::Service<http::Request<B>> for MetricsService<S>
 where

@@ -36,6 +36,7 @@ fn a_cached_revocation_costs_at_most_150_bytes() {
         revoked_at_ms: now,
         issued_before_ms: 0,
         expires_at_ms: now + 3_600_000,
+        traceparent: String::new(),
     };
     let feed = Feed::new(1);
     // Fill the bounded ring first, so what grows afterwards is the cache alone.

@@ -442,6 +442,15 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_enum, default_value = "pretty")]
     pub log_format: LogFormat,
+    /// OTLP/gRPC endpoint to export traces to (`http://collector:4317`);
+    /// absent: no traces, at no cost. The standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` is read when nothing else sets it.
+    #[arg(long, env = "TESSERA_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Share of the traces that start here to record (0 to 1); a trace a
+    /// caller started (its `traceparent`) keeps the caller's decision.
+    #[arg(long, env = "TESSERA_TRACE_SAMPLE_RATIO", default_value = crate::trace::DEFAULT_SAMPLE_RATIO)]
+    pub trace_sample_ratio: f64,
 }
 
 impl ServeArgs {
@@ -493,7 +502,8 @@ impl ServeArgs {
 
     /// Checks that do not fit clap: relations between settings.
     /// `TESSERA_VERIFY_KEYS`, the old env name of `--verify-key`, when no
-    /// flag, `TESSERA_VERIFY_KEY` or config file gave one.
+    /// flag, `TESSERA_VERIFY_KEY` or config file gave one; the standard
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` likewise for `--otlp-endpoint`.
     pub fn with_deprecated_env(mut self) -> Self {
         if self.verify_key.is_empty() && std::env::var_os("TESSERA_VERIFY_KEY").is_none() {
             if let Some(old) = std::env::var_os("TESSERA_VERIFY_KEYS") {
@@ -506,10 +516,18 @@ impl ServeArgs {
                 eprintln!("warning: TESSERA_VERIFY_KEYS is deprecated; use TESSERA_VERIFY_KEY");
             }
         }
+        if self.otlp_endpoint.is_none() {
+            self.otlp_endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
+                .ok()
+                .filter(|e| !e.is_empty());
+        }
         self
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
+            return Err("--trace-sample-ratio must be between 0 and 1".into());
+        }
         if self.renewal_critical.0 > self.renewal_warning.0 {
             return Err("--renewal-critical must not exceed --renewal-warning".into());
         }

@@ -77,3 +77,19 @@ fn file_is_below_flags() {
     assert_eq!(a.access_ttl.0, Duration::from_secs(120));
     assert!(!a.renewal);
 }
+
+#[test]
+fn the_trace_sample_ratio_is_a_share() {
+    let args = |ratio: &str| {
+        ServeArgs::parse_with_file(vec![format!("--trace-sample-ratio={ratio}")]).unwrap()
+    };
+    assert!(args("0").validate().is_ok());
+    assert!(args("1").validate().is_ok());
+    assert!(args("1.5").validate().is_err());
+    assert!(args("-0.1").validate().is_err());
+    let default = ServeArgs::parse_with_file(vec![]).unwrap();
+    assert_eq!(
+        default.trace_sample_ratio.to_string(),
+        crate::trace::DEFAULT_SAMPLE_RATIO
+    );
+}

@@ -47,7 +47,7 @@ fn source_cert_thumbprint(req: &CheckRequest) -> Option<String> {
     Some(tessera_core::checks::cert_thumbprint(block.contents()))
 }
 
-fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckResponse {
+fn denied(status: HttpStatusCode, reason: &'static str, description: &str) -> CheckResponse {
     let mut http = DeniedHttpResponseBuilder::new();
     http.set_http_status(status);
     let challenge = if reason.is_empty() {
@@ -65,6 +65,7 @@ fn denied(status: HttpStatusCode, reason: &str, description: &str) -> CheckRespo
         http.add_header("www-authenticate", challenge, None, false);
     }
     http.add_header("x-tessera-reason", reason, None, false);
+    crate::trace::record_reason(reason);
     let grpc_status = match status {
         HttpStatusCode::Forbidden => Status::permission_denied(description),
         HttpStatusCode::TooManyRequests => Status::resource_exhausted(description),
@@ -202,10 +203,24 @@ impl<S: Store> Authorization for Authority<S> {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let (_, extensions, request) = request.into_parts();
+        let (metadata, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
         let scope = crate::scope::of(&extensions);
         let who = super::tenancy::Acting::new("Check", caller, &scope);
-        Ok(Response::new(self.check_request(request, &who).await))
+        // The span is made here, not in the gRPC layer: only the handler
+        // sees the checked request's own `traceparent`.
+        let span = match crate::trace::on() {
+            true => {
+                crate::trace::check_span(&metadata.into_headers(), request.get_client_headers())
+            }
+            false => None,
+        };
+        let Some(span) = span else {
+            return Ok(Response::new(self.check_request(request, &who).await));
+        };
+        let answer =
+            tracing::Instrument::instrument(self.check_request(request, &who), span.clone()).await;
+        crate::trace::record_grpc_code(&span, 0);
+        Ok(Response::new(answer))
     }
 }

@@ -309,6 +309,14 @@ pub(crate) fn session_claims(
     }
 }
 
+/// Sign `claims` with their tenant's current key (`--tenants`; else the
+/// default key), in a span of its own.
+fn sign(keys: &tessera_core::keys::Keys, claims: &AccessClaims) -> Result<String, TokenError> {
+    let signer = keys.signer_for(&claims.tid);
+    let _span = crate::trace::sign_span(crate::keys::alg_name(signer.signer.alg)).entered();
+    tokens::mint(signer, claims)
+}
+
 impl<S: Store> Authority<S> {
     /// Mint the access token of a session at `iat_ms`: its tenant's issuer
     /// and key (`--tenants`), else the default ones, read from one key set
@@ -322,7 +330,7 @@ impl<S: Store> Authority<S> {
         let keys = self.keys.current();
         let issuer = keys.issuer_for(&data.tenant, &self.policy.issuer);
         let claims = session_claims(&self.policy, issuer, data, jti, iat_ms);
-        let token = tokens::mint(keys.signer_for(&data.tenant), &claims)?;
+        let token = sign(&keys, &claims)?;
         Ok((token, claims))
     }
 
@@ -331,7 +339,7 @@ impl<S: Store> Authority<S> {
     pub(crate) fn mint_claims(&self, claims: &mut AccessClaims) -> Result<String, Error> {
         let keys = self.keys.current();
         claims.iss = keys.issuer_for(&claims.tid, &self.policy.issuer).to_owned();
-        Ok(tokens::mint(keys.signer_for(&claims.tid), claims)?)
+        Ok(sign(&keys, claims)?)
     }
 
     /// Spend one call of `tenant`'s own budget for `rpc` (`--tenants`),

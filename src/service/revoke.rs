@@ -220,6 +220,7 @@ impl<S: Store> Authority<S> {
             target,
             now_ms: crate::clock::now_ms(),
             feed: self.policy.feed(),
+            traceparent: crate::trace::current_traceparent().unwrap_or_default(),
         };
         let cursor = self.store.revoke(&request).await?.unwrap_or_default();
         if !cursor.is_empty() {

@@ -1,7 +1,7 @@
 //! [`Instrumented`]: any [`Store`] with every call timed into
 //! `tessera_store_duration_seconds{op, outcome}`, in one place rather than at
-//! each call site. The feed reader's log reads and the health pings are
-//! timed too.
+//! each call site, and, with tracing on, in a span of its own (src/trace.rs).
+//! The feed reader's log reads and the health pings are timed too.
 
 use std::future::Future;
 
@@ -17,6 +17,18 @@ use crate::telemetry::store_op;
 
 /// A store whose every call is timed (see the module docs).
 pub struct Instrumented<S>(pub S);
+
+impl<S: Store> Instrumented<S> {
+    /// Time `fut`, the store operation `op`, inside its span.
+    fn timed<F, T, E>(&self, op: &'static str, fut: F) -> impl Future<Output = Result<T, E>> + Send
+    where
+        F: Future<Output = Result<T, E>> + Send,
+        T: Send,
+        E: Send,
+    {
+        crate::trace::in_store_span(self.0.kind(), op, store_op(op, fut))
+    }
+}
 
 impl<S: Store> Store for Instrumented<S> {
     fn kind(&self) -> &'static str {
@@ -35,7 +47,7 @@ impl<S: Store> Store for Instrumented<S> {
         &self,
         s: &NewSession,
     ) -> impl Future<Output = Result<CreateOutcome, StoreError>> + Send {
-        store_op("create_session", self.0.create_session(s))
+        self.timed("create_session", self.0.create_session(s))
     }
 
     fn shared_value(
@@ -45,7 +57,7 @@ impl<S: Store> Store for Instrumented<S> {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<String, StoreError>> + Send {
-        store_op(
+        self.timed(
             "shared_value",
             self.0.shared_value(key, candidate, expires_at_ms, now_ms),
         )
@@ -69,7 +81,7 @@ impl<S: Store> Store for Instrumented<S> {
         expires_at_ms: i64,
         now_ms: i64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
-        store_op("first_use", self.0.first_use(key, expires_at_ms, now_ms))
+        self.timed("first_use", self.0.first_use(key, expires_at_ms, now_ms))
     }
 
     fn list_sessions(
@@ -79,7 +91,7 @@ impl<S: Store> Store for Instrumented<S> {
         limit: usize,
         now_ms: i64,
     ) -> impl Future<Output = Result<SessionPage, StoreError>> + Send {
-        store_op(
+        self.timed(
             "list_sessions",
             self.0.list_sessions(subject_key, after, limit, now_ms),
         )
@@ -89,14 +101,14 @@ impl<S: Store> Store for Instrumented<S> {
         &self,
         r: &RotateRequest,
     ) -> impl Future<Output = Result<RotateOutcome, StoreError>> + Send {
-        store_op("rotate", self.0.rotate(r))
+        self.timed("rotate", self.0.rotate(r))
     }
 
     fn renew(
         &self,
         r: &RenewRequest,
     ) -> impl Future<Output = Result<RenewOutcome, StoreError>> + Send {
-        store_op("renew", self.0.renew(r))
+        self.timed("renew", self.0.renew(r))
     }
 
     fn rate_limit(
@@ -105,14 +117,14 @@ impl<S: Store> Store for Instrumented<S> {
         limit: RateLimit,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
-        store_op("rate_limit", self.0.rate_limit(key, limit, now_ms))
+        self.timed("rate_limit", self.0.rate_limit(key, limit, now_ms))
     }
 
     fn revoke(
         &self,
         r: &RevokeRequest,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
-        store_op("revoke", self.0.revoke(r))
+        self.timed("revoke", self.0.revoke(r))
     }
 
     fn revocation_state(
@@ -122,7 +134,7 @@ impl<S: Store> Store for Instrumented<S> {
         subject_key: &str,
         now_ms: i64,
     ) -> impl Future<Output = Result<RevocationState, StoreError>> + Send {
-        store_op(
+        self.timed(
             "revocation_state",
             self.0.revocation_state(jti, sid, subject_key, now_ms),
         )
@@ -134,11 +146,11 @@ impl<S: Store> Store for Instrumented<S> {
         only: Option<u32>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<RevocationEvent>, StoreError>> + Send {
-        store_op("read_log", self.0.read_log(after, only, limit))
+        self.timed("read_log", self.0.read_log(after, only, limit))
     }
 
     fn log_head(&self) -> impl Future<Output = Result<Position, StoreError>> + Send {
-        store_op("log_head", self.0.log_head())
+        self.timed("log_head", self.0.log_head())
     }
 
     fn subscribe(
@@ -148,6 +160,6 @@ impl<S: Store> Store for Instrumented<S> {
     }
 
     fn ping(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
-        store_op("ping", self.0.ping())
+        self.timed("ping", self.0.ping())
     }
 }

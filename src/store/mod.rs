@@ -372,6 +372,9 @@ pub struct RevokeRequest {
     pub target: RevokeTarget,
     pub now_ms: i64,
     pub feed: FeedPolicy,
+    /// The W3C `traceparent` its events carry ([`RevocationEvent::traceparent`]);
+    /// "" for none.
+    pub traceparent: String,
 }
 
 /// Revocation state of one access token, read from the store.

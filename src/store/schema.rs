@@ -516,6 +516,7 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
             // 'x': sessions created up to the request's start, a batch at a time.
             now.to_string(),
             LOG_OUT_OTHERS_BATCH.to_string(),
+            r.traceparent.clone(),
         ],
     })
 }

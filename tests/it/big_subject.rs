@@ -139,6 +139,7 @@ async fn many_sessions_cost_each_call_a_page<S: Store>(s: &S, redis: Option<&Red
         },
         now_ms: t + 1,
         feed: FEED,
+        traceparent: String::new(),
     };
     let unrelated = session(&format!("{subject}-bystander"), "bystander", t + 1);
     let before = match redis {

@@ -44,4 +44,5 @@ mod tenant_keys;
 mod tenants;
 mod tls;
 mod token_budget;
+mod tracing;
 mod verify_cache;

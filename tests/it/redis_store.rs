@@ -341,6 +341,7 @@ async fn revoke_token_in(store: &tessera::store::redis::RedisStore, jti: &str, s
             access_horizon_ms: 60_000,
             subject_horizon_ms: 60_000,
         },
+        traceparent: String::new(),
     };
     store.revoke(&request).await.unwrap().unwrap();
 }

@@ -277,6 +277,7 @@ async fn reuse_history_is_bounded<S: Store>(s: Arc<S>) {
         },
         now_ms: t + 200,
         feed: FEED,
+        traceparent: String::new(),
     };
     assert_eq!(s.revoke(&revoke(2)).await.unwrap(), None, "too old");
     assert!(s.revoke(&revoke(3)).await.unwrap().is_some());
@@ -394,6 +395,7 @@ async fn revocation_and_log<S: Store>(s: Arc<S>) {
         target,
         now_ms,
         feed: FEED,
+        traceparent: String::new(),
     };
     let token = |jti: &str| RevokeTarget::Token {
         jti: jti.into(),
@@ -532,6 +534,7 @@ async fn unknown_targets_are_no_ops<S: Store>(s: Arc<S>) {
         target,
         now_ms,
         feed: FEED,
+        traceparent: String::new(),
     };
     let session_target = |label: &str| RevokeTarget::Session {
         sid: sid(label),
@@ -589,6 +592,7 @@ async fn subject_cutoff_kills_older_sessions_only<S: Store>(s: Arc<S>) {
         },
         now_ms: t + 5,
         feed: FEED,
+        traceparent: String::new(),
     })
     .await
     .unwrap();
@@ -644,6 +648,7 @@ async fn renewal_single_flight<S: Store>(s: Arc<S>) {
         },
         now_ms: t + 600,
         feed: FEED,
+        traceparent: String::new(),
     })
     .await
     .unwrap();
@@ -777,6 +782,7 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
         },
         now_ms: t,
         feed: FEED,
+        traceparent: String::new(),
     })
     .await
     .unwrap();
@@ -826,6 +832,7 @@ async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
                 },
                 now_ms: t,
                 feed: FEED,
+                traceparent: String::new(),
             })
             .await
             .unwrap();
@@ -838,6 +845,7 @@ async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
         },
         now_ms: t,
         feed: FEED,
+        traceparent: String::new(),
     };
     assert_eq!(s.revoke(&subject).await.unwrap(), None);
     let page = s
@@ -900,6 +908,7 @@ async fn session_tenant_checks_the_secret_and_changes_nothing<S: Store>(s: Arc<S
         },
         now_ms: t + 20,
         feed: FEED,
+        traceparent: String::new(),
     };
     assert!(s.revoke(&revoked).await.unwrap().is_some());
     assert_eq!(tenant("st-globex", None).await.as_deref(), Some("globex"));

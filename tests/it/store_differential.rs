@@ -280,6 +280,7 @@ async fn run_seed(seed: u64, memory: &MemoryStore, redis: &RedisStore) {
                     target,
                     now_ms: now,
                     feed: FEED,
+                    traceparent: String::new(),
                 };
                 let a = memory.revoke(&request).await.unwrap().is_some();
                 let b = redis.revoke(&request).await.unwrap().is_some();

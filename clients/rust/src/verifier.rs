@@ -354,6 +354,8 @@ fn to_event(e: &pb::RevocationEvent) -> FeedItem {
         revoked_at_ms: ms(&e.revoked_at),
         issued_before_ms: ms(&e.issued_before),
         expires_at_ms: ms(&e.expires_at),
+        // The feed's stream does not carry the server's trace context.
+        traceparent: String::new(),
     })
 }
 

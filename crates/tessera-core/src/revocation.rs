@@ -57,6 +57,10 @@ pub struct RevocationEvent {
     pub issued_before_ms: i64,
     /// After this the entry can be forgotten (Unix ms).
     pub expires_at_ms: i64,
+    /// The W3C `traceparent` of the sampled span that made the revocation
+    /// (a `Revoke`), so a replica applying it can link back; "" for none
+    /// (tracing off, unsampled, or an entry written before it existed).
+    pub traceparent: String,
 }
 
 /// Does a subject cut-off (ms) kill an access token issued at `iat` (whole
@@ -236,6 +240,7 @@ mod tests {
             revoked_at_ms: 1_000,
             issued_before_ms: 5_000,
             expires_at_ms: 60_000,
+            traceparent: String::new(),
         };
         cache.apply(&[event("", &subject_key("acme", "dave")), event("erin", "")]);
         for subject in ["dave", "erin"] {

@@ -7,9 +7,13 @@
 //!   code, CPU per request of the server, the store and itself).
 //! - `tessera-bench echo --listen 127.0.0.1:50052`: a trivial gRPC server
 //!   (health only), the machine's gRPC ceiling to compare against.
+//! - `tessera-bench otlp-sink --listen 127.0.0.1:4317`: an OTLP/gRPC trace
+//!   collector that counts the spans it receives and drops them, for
+//!   measuring what tracing costs (`--otlp-endpoint`).
 #![forbid(unsafe_code)]
 
 mod load;
+mod otlp;
 
 use std::process::ExitCode;
 
@@ -32,6 +36,8 @@ enum Command {
     Load(Box<load::BenchArgs>),
     /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
     Echo(load::EchoArgs),
+    /// An OTLP trace collector that counts spans and drops them.
+    OtlpSink(otlp::SinkArgs),
 }
 
 #[tokio::main]
@@ -52,6 +58,7 @@ async fn main() -> ExitCode {
             })
         }
         Command::Echo(a) => load::echo_server(a).await,
+        Command::OtlpSink(a) => otlp::sink(a).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -216,7 +216,7 @@ impl State {
                 return (last, true);
             }
             if self.revocable(sid, cut, now) {
-                last = Some(self.revoke_session(sid, now, &r.feed));
+                last = Some(self.revoke_session(sid, now, &r.feed, &r.traceparent));
             } else if let Some(index) = self.by_subject.get_mut(subject_key) {
                 index.remove(sid); // dead already: nothing to log
             }
@@ -280,7 +280,14 @@ impl State {
         cursor
     }
 
-    fn revoke_session(&mut self, sid: &str, now_ms: i64, feed: &super::FeedPolicy) -> String {
+    /// `traceparent`: of the span that revokes ("" for none).
+    fn revoke_session(
+        &mut self,
+        sid: &str,
+        now_ms: i64,
+        feed: &super::FeedPolicy,
+        traceparent: &str,
+    ) -> String {
         let key = schema::session_marker(sid);
         if let Some(c) = self.marker(&key, now_ms) {
             return c.clone();
@@ -310,6 +317,7 @@ impl State {
                 revoked_at_ms: now_ms,
                 issued_before_ms: 0,
                 expires_at_ms: expires,
+                traceparent: traceparent.to_owned(),
             },
             now_ms,
             feed.retention_ms,
@@ -375,7 +383,7 @@ impl Store for MemoryStore {
                     break;
                 }
                 if st.kept_session(&sid, now).is_some() {
-                    cursor = st.revoke_session(&sid, now, &s.feed);
+                    cursor = st.revoke_session(&sid, now, &s.feed, "");
                     evicted.push(sid);
                 } else if let Some(index) = st.by_subject.get_mut(&s.subject_key) {
                     index.remove(&sid); // gone: create.lua drops it too
@@ -564,7 +572,7 @@ impl Store for MemoryStore {
             });
         }
         if replay || s.older.contains(&r.presented_hash) {
-            let cursor = st.revoke_session(&r.sid, now, &r.feed);
+            let cursor = st.revoke_session(&r.sid, now, &r.feed, "");
             drop(st);
             let _ = self.notify.send(());
             return Ok(RotateOutcome::Reused { cursor });
@@ -655,6 +663,7 @@ impl Store for MemoryStore {
                         revoked_at_ms: now,
                         issued_before_ms: 0,
                         expires_at_ms: expires,
+                        traceparent: r.traceparent.clone(),
                     },
                     now,
                     r.feed.retention_ms,
@@ -673,7 +682,7 @@ impl Store for MemoryStore {
                 if refresh_hash.as_deref().is_some_and(|h| !s.holds(h)) {
                     return Ok(None);
                 }
-                st.revoke_session(sid, now, &r.feed)
+                st.revoke_session(sid, now, &r.feed, &r.traceparent)
             }
             RevokeTarget::Subject { tenant, subject } => {
                 let key = super::subject_key(tenant, subject);
@@ -690,7 +699,6 @@ impl Store for MemoryStore {
                         cursor: String::new(),
                         partition: 0,
                         kind: RevocationKind::Subject,
-
                         token_id: String::new(),
                         session_id: String::new(),
                         tenant: tenant.clone(),
@@ -699,6 +707,7 @@ impl Store for MemoryStore {
                         revoked_at_ms: now,
                         issued_before_ms: cutoff,
                         expires_at_ms: now + r.feed.access_horizon_ms,
+                        traceparent: r.traceparent.clone(),
                     },
                     now,
                     r.feed.retention_ms,

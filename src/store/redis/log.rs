@@ -126,6 +126,8 @@ fn event_from(
         revoked_at_ms: num(&get("at"))?,
         issued_before_ms: num(&get("ib"))?,
         expires_at_ms: num(&get("exp"))?,
+        // Absent from entries written before traces were kept: "".
+        traceparent: get("tp"),
     })
 }
 

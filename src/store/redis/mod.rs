@@ -188,13 +188,19 @@ impl RedisStore {
     /// for an id that names none.
     async fn sid_partition(&self, sid: &str) -> Result<Option<u32>, StoreError> {
         self.layout().await?;
-        Ok(self.parts.of_sid(sid))
+        let p = self.parts.of_sid(sid);
+        if let Some(p) = p {
+            crate::trace::record_partition(p);
+        }
+        Ok(p)
     }
 
     /// The key prefix of a subject's partition, after the layout check.
     async fn subject_prefix(&self, subject_key: &str) -> Result<&str, StoreError> {
         self.layout().await?;
-        Ok(self.parts.prefix(self.parts.of_subject(subject_key)))
+        let p = self.parts.of_subject(subject_key);
+        crate::trace::record_partition(p);
+        Ok(self.parts.prefix(p))
     }
 
     /// The key prefix for a name of its own (budgets, replay markers).
@@ -541,6 +547,7 @@ impl Store for RedisStore {
                 None => return Ok(None),
             },
         };
+        crate::trace::record_partition(p);
         let prefix = self.parts.prefix(p);
         let Some(call) = schema::revoke_call(r, prefix) else {
             return Ok(None); // a token already dead needs nothing

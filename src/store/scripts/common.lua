@@ -162,19 +162,26 @@ local function keep_session(s, prefix, uk, sid, keep, now, created)
 end
 
 -- Append a revocation event to the log (trimmed by age) and announce its id
--- on the channel; returns the id, which is the event's cursor.
-local function log_revocation(log, channel, retention, now, kind, jti, sid, tid, sub, ib, exp)
+-- on the channel; returns the id, which is the event's cursor. `tp`, the
+-- W3C traceparent of the span that revoked (nil or '' for none), is kept as
+-- field 'tp' only when given: entries without it read as "no trace".
+local function log_revocation(log, channel, retention, now, kind, jti, sid, tid, sub, ib, exp, tp)
+  local fields = {'k', kind, 'jti', jti, 'sid', sid, 'tid', tid, 'sub', sub,
+    'at', string.format('%d', now), 'ib', string.format('%d', ib), 'exp', string.format('%d', exp)}
+  if tp and tp ~= '' then
+    fields[#fields + 1] = 'tp'
+    fields[#fields + 1] = tp
+  end
   local id = redis.call('XADD', log, 'MINID', '~', string.format('%d', now - retention), '*',
-    'k', kind, 'jti', jti, 'sid', sid, 'tid', tid, 'sub', sub, 'at', string.format('%d', now),
-    'ib', string.format('%d', ib), 'exp', string.format('%d', exp))
+    unpack(fields))
   redis.call('SPUBLISH', channel, id)
   return id
 end
 
 -- Revoke session `sid` (under key prefix `prefix`): flag it, drop it from its
 -- subject's index, log a session event, and set its marker for `horizon` ms.
--- Returns the event id.
-local function revoke_session(prefix, sid, log, channel, retention, now, horizon)
+-- Returns the event id; `tp` as in log_revocation.
+local function revoke_session(prefix, sid, log, channel, retention, now, horizon, tp)
   local s = prefix .. 's:' .. sid
   local f = session_get(s, {'t', 'u', 'k'})
   redis.call('HSET', s, 'rev', '1')
@@ -184,7 +191,7 @@ local function revoke_session(prefix, sid, log, channel, retention, now, horizon
     redis.call('ZREM', idx, sid)
     redis.call('ZREM', cidx, sid)
   end
-  local id = log_revocation(log, channel, retention, now, 's', '', sid, f[2] or '', f[3] or '', 0, now + horizon)
+  local id = log_revocation(log, channel, retention, now, 's', '', sid, f[2] or '', f[3] or '', 0, now + horizon, tp)
   redis.call('SET', prefix .. 'rs:' .. sid, id, 'PX', string.format('%d', horizon))
   return id
 end

@@ -15,7 +15,8 @@
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
 --       12 unused, '' (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key,
---       15 ('x' only) revoke sessions created at or before this ms, 16 ('x' only) batch size
+--       15 ('x' only) revoke sessions created at or before this ms, 16 ('x' only) batch size,
+--       17 the W3C traceparent the events carry ('' = none)
 --
 -- Kind 'x' ("log out my other devices"), one bounded batch of it: KEYS[1]
 -- and KEYS[3] are the subject's session index and ARGV[7] the session to
@@ -46,7 +47,7 @@ if kind == 'x' then
       local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c')
       if f[2] and f[1] ~= '1' and redis.call('EXISTS', prefix .. 'rs:' .. sid) == 0
           and not (cut and tonumber(cut) >= tonumber(f[2])) then
-        last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))
+        last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[17])
       else
         -- Dead already (expired, revoked or cut off): nothing to log.
         redis.call('ZREM', idx, sid)
@@ -81,10 +82,10 @@ else
     if h ~= '' and not same_hash(session_get(KEYS[3], {})[1], h) and not superseded(KEYS[3], h) then
       return false
     end
-    return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]))
+    return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[17])
   end
 end
-local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]))
+local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]), ARGV[17])
 if kind ~= 'u' then
   redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
 end
