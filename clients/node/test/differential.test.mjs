@@ -89,7 +89,7 @@ describe("differential: LocalVerifier vs the server's Verify", () => {
       ["tid", null], ["tid", 5], ["tid", ""], ["roles", null], ["roles", [1]], ["roles", "a"], ["roles", []], ["scope", null], ["scope", 5], ["scope", ["a"]], ["scope", ""],
       ["sub", 5], ["sub", ""], ["sub", null], ["jti", 5], ["jti", ""], ["sid", null], ["sid", ""], ["iss", null], ["iss", ISSUER + " "],
       ["exp", 0], ["exp", -1], ["exp", n + 600.5], ["exp", String(n + 600)], ["exp", true], ["exp", null], ["exp", [n + 600]],
-      ["iat", n + 31], ["iat", n + 29], ["nbf", n + 31], ["nbf", n + 29], ["exp", n - 29], ["exp", n - 31],
+      ["iat", n + 34], ["iat", n + 26], ["nbf", n + 34], ["nbf", n + 26], ["exp", n - 26], ["exp", n - 34],
       ["custom", { a: [1, { b: null }] }], ["__proto__", 1], ["k", "\ud83d\ude00"],
     ]) {
       add(`payload ${k}=${JSON.stringify(v)}`, hgood, JSON.stringify(P()).replace("{", `{${JSON.stringify(k)}:${JSON.stringify(v)},`).replace(new RegExp(`,"${k}":[^,}]*(?=[,}])`), ""));
