@@ -61,6 +61,9 @@ type Claims struct {
 	Custom map[string]any
 	// Cnf is the binding, nil when the token is not bound.
 	Cnf *Confirmation
+	// Actors is the `act` chain of an exchanged token (RFC 8693 §4.1),
+	// the current actor first; nil when the token was not exchanged.
+	Actors []string
 }
 
 // HasScope reports whether the token carries scope.
@@ -81,6 +84,9 @@ func (c *Claims) clone() *Claims {
 	out.Roles = append([]string(nil), c.Roles...)
 	out.Scopes = append([]string(nil), c.Scopes...)
 	out.Audience = append([]string(nil), c.Audience...)
+	if c.Actors != nil {
+		out.Actors = append([]string(nil), c.Actors...)
+	}
 	if c.Custom != nil {
 		out.Custom = make(map[string]any, len(c.Custom))
 		for k, v := range c.Custom {
@@ -361,7 +367,7 @@ func parseClaims(v jsonValue) (*verified, bool) {
 	var scope string
 	for _, m := range v.obj {
 		switch m.key {
-		case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf":
+		case "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf", "act":
 			if seen[m.key] {
 				return nil, false
 			}
@@ -407,6 +413,8 @@ func parseClaims(v jsonValue) (*verified, bool) {
 			c.Roles, ok = stringList(x)
 		case "cnf":
 			c.Cnf, ok = parseCnf(x)
+		case "act":
+			c.Actors, ok = parseActors(x)
 		}
 		if !ok {
 			return nil, false
@@ -628,4 +636,49 @@ func headerKid(token string) (string, bool) {
 		}
 	}
 	return kid, found
+}
+
+// parseActors reads `act` as serde reads the core's Actor: null (none),
+// an object with a string `sub` and an optional nested `act` of the same
+// shape, each at most once (other members ignored), or the same as a
+// sequence `[sub]` / `[sub, act]`.
+func parseActors(x jsonValue) ([]string, bool) {
+	var chain []string
+	for x.kind != jsonNull {
+		sub, hasSub, hasAct := jsonValue{}, false, false
+		next := jsonValue{kind: jsonNull}
+		switch x.kind {
+		case jsonObject:
+			for _, m := range x.obj {
+				switch m.key {
+				case "sub":
+					if hasSub {
+						return nil, false
+					}
+					sub, hasSub = m.value, true
+				case "act":
+					if hasAct {
+						return nil, false
+					}
+					next, hasAct = m.value, true
+				}
+			}
+		case jsonArray:
+			if len(x.arr) < 1 || len(x.arr) > 2 {
+				return nil, false
+			}
+			sub, hasSub = x.arr[0], true
+			if len(x.arr) == 2 {
+				next = x.arr[1]
+			}
+		default:
+			return nil, false
+		}
+		if !hasSub || sub.kind != jsonString {
+			return nil, false
+		}
+		chain = append(chain, sub.s)
+		x = next
+	}
+	return chain, true
 }

@@ -397,6 +397,44 @@ func TestClaimsAreRead(t *testing.T) {
 	}
 }
 
+// The act chain of an exchanged token is read as the core reads its
+// Actor; any other shape is malformed (the server's answer too: the
+// differential suites of Node and Python ask it).
+func TestActorChainsAreRead(t *testing.T) {
+	k := newTestKey(t, "EdDSA")
+	v := offlineVerifier(t, jwksOf(k), Options{Audience: "api"})
+	now := time.Now().Unix()
+	verify := func(act any) (*Claims, error) {
+		return v.Verify(k.signRaw(mustJSON(k.header()), mustJSON(with(testPayload(now), "act", act))))
+	}
+	c, err := verify(map[string]any{"sub": "b", "x": 1, "act": map[string]any{"sub": "a", "act": nil}})
+	if err != nil || strings.Join(c.Actors, ",") != "b,a" {
+		t.Fatalf("chain: %+v %v", c, err)
+	}
+	if _, ok := c.Custom["act"]; ok {
+		t.Fatalf("act is no custom claim: %+v", c.Custom)
+	}
+	c, err = verify(nil)
+	if err != nil || c.Actors != nil {
+		t.Fatalf("act null: %+v %v", c, err)
+	}
+	// serde reads a struct from a sequence too: [sub] or [sub, act].
+	c, err = verify([]any{"b", []any{"a", nil}})
+	if err != nil || strings.Join(c.Actors, ",") != "b,a" {
+		t.Fatalf("chain as sequences: %+v %v", c, err)
+	}
+	for _, bad := range []any{5, "b", []any{}, []any{5}, []any{"b", nil, nil}, map[string]any{}, map[string]any{"sub": 5},
+		map[string]any{"sub": "b", "act": 5}, map[string]any{"sub": "b", "act": map[string]any{}}} {
+		if _, err := verify(bad); Reason(err) != ReasonTokenMalformed {
+			t.Fatalf("act %v: %v", bad, err)
+		}
+	}
+	dup := k.signRaw(mustJSON(k.header()), strings.Replace(mustJSON(testPayload(now)), "{", `{"act":{"sub":"a","sub":"b"},`, 1))
+	if _, err := v.Verify(dup); Reason(err) != ReasonTokenMalformed {
+		t.Fatalf("duplicate sub in act: %v", err)
+	}
+}
+
 func TestRevocationAndSync(t *testing.T) {
 	k := newTestKey(t, "EdDSA")
 	v := offlineVerifier(t, jwksOf(k), Options{})

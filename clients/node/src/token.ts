@@ -133,6 +133,8 @@ export interface AccessClaims {
   roles: string[];
   scope: string;
   cnf?: Confirmation;
+  /** The `act` chain of an exchanged token (RFC 8693 §4.1), current actor first; empty if not exchanged. */
+  actors: string[];
   custom: Record<string, unknown>;
 }
 
@@ -186,7 +188,8 @@ const HEADER_STRINGS = ["cty", "jku", "x5u", "x5t", "x5t#S256", "url", "nonce", 
 const JWK_STRINGS = ["use", "alg", "kid", "x5u", "x5t", "x5t#S256"] as const;
 const JWK_LISTS = ["key_ops", "x5c"] as const;
 /** Registered claims the server reads (a duplicate of one is refused). */
-const CLAIM_KEYS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf"] as const;
+const CLAIM_KEYS = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf", "act"] as const;
+const ACTOR_KEYS = ["sub", "act"] as const;
 const CNF_KEYS = ["dfp#S256", "x5t#S256", "jkt"] as const;
 
 /** The header of a token, parsed strictly; `undefined` when it does not parse. */
@@ -268,11 +271,29 @@ function claimsOf(p: JsonObject): AccessClaims {
       cnf[k] = requiredString(v);
     }
   }
+  const actors = actorChain(p.act);
   const custom: Record<string, unknown> = {};
   for (const k of Object.keys(p)) {
     if (!(CLAIM_KEYS as readonly string[]).includes(k)) custom[k] = toPlain(p[k]!);
   }
-  return { iss, sub, aud, exp, nbf, iat, jti, sid, tid, roles, scope, cnf, custom };
+  return { iss, sub, aud, exp, nbf, iat, jti, sid, tid, roles, scope, cnf, actors, custom };
+}
+
+/**
+ * `act` as serde reads the core's Actor: absent or null (none), an object
+ * with a string `sub` and an optional nested `act` of the same shape (each
+ * at most once, other members ignored), or that as a sequence [sub, act?].
+ */
+function actorChain(v: JsonValue | undefined): string[] {
+  const chain: string[] = [];
+  while (v !== undefined && v !== null) {
+    let a = v;
+    if (Array.isArray(a)) a = positional(a, ACTOR_KEYS, 1);
+    if (!isObject(a) || hasDuplicateOf(a, ACTOR_KEYS)) throw malformed();
+    chain.push(requiredString(a.sub));
+    v = a.act;
+  }
+  return chain;
 }
 
 async function signatureValid(key: VerifyingKey, message: string, sig: Buffer): Promise<boolean> {

@@ -49,6 +49,8 @@ export interface Claims {
   readonly notBefore: number;
   /** Custom claims given at Issue. */
   readonly custom: Readonly<Record<string, unknown>>;
+  /** The `act` chain of an exchanged token, current actor first; empty if not exchanged. */
+  readonly actors: readonly string[];
 }
 
 export interface LocalVerifierOptions {
@@ -170,6 +172,7 @@ function toClaims(c: AccessClaims): Claims {
     issuedAt: c.iat,
     notBefore: c.nbf,
     custom: c.custom,
+    actors: [...c.actors],
   });
 }
 

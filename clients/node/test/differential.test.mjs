@@ -91,6 +91,9 @@ describe("differential: LocalVerifier vs the server's Verify", () => {
       ["exp", 0], ["exp", -1], ["exp", n + 600.5], ["exp", String(n + 600)], ["exp", true], ["exp", null], ["exp", [n + 600]],
       ["iat", n + 34], ["iat", n + 26], ["nbf", n + 34], ["nbf", n + 26], ["exp", n - 26], ["exp", n - 34],
       ["custom", { a: [1, { b: null }] }], ["__proto__", 1], ["k", "\ud83d\ude00"],
+      ["act", null], ["act", 5], ["act", "b"], ["act", {}], ["act", { sub: 5 }], ["act", { sub: "b" }], ["act", { sub: "b", x: [1] }],
+      ["act", { sub: "b", act: { sub: "a" } }], ["act", { sub: "b", act: 5 }], ["act", { sub: "b", act: {} }], ["act", { sub: "b", act: null }],
+      ["act", ["b"]], ["act", ["b", ["a"]]], ["act", []], ["act", [5]], ["act", ["b", null, null]],
     ]) {
       add(`payload ${k}=${JSON.stringify(v)}`, hgood, JSON.stringify(P()).replace("{", `{${JSON.stringify(k)}:${JSON.stringify(v)},`).replace(new RegExp(`,"${k}":[^,}]*(?=[,}])`), ""));
     }
@@ -108,6 +111,9 @@ describe("differential: LocalVerifier vs the server's Verify", () => {
       ["duplicate sub", good.replace("{", '{"sub":"admin",')],
       ["duplicate exp", good.replace("{", `{"exp":${n + 600},`)],
       ["duplicate cnf member", good.replace("{", '{"cnf":{"jkt":null,"jkt":null},')],
+      ["duplicate act", good.replace("{", '{"act":{"sub":"a"},"act":{"sub":"b"},')],
+      ["duplicate act member", good.replace("{", '{"act":{"sub":"a","sub":"b"},')],
+      ["duplicate unknown act member", good.replace("{", '{"act":{"sub":"a","x":1,"x":2},')],
       ["custom 1e999", good.replace("{", '{"big":1e999,')],
       ["custom -1e999", good.replace("{", '{"big":-1e999,')],
       ["custom 1e308", good.replace("{", '{"big":1e308,')],

@@ -112,6 +112,16 @@ describe("token core", async () => {
     const { claims: c } = await verifyToken(set, signRaw(ed, header, base.replace("{", '{"k":1,"k":2,')), now(), policy);
     assert.equal(c.custom.k, 2);
   });
+  it("payload: the act chain of an exchanged token is read, not a custom claim", async () => {
+    const header = { alg: "EdDSA", typ: "at+jwt", kid: ed.kid };
+    const chain = claims(now(), { act: { sub: "b", act: { sub: "a" } } });
+    const { claims: c } = await verifyToken(set, signRaw(ed, header, JSON.stringify(chain)), now(), policy);
+    assert.deepEqual(c.actors, ["b", "a"]);
+    assert.equal(c.custom.act, undefined);
+    const { claims: plain } = await verifyToken(set, signRaw(ed, header, JSON.stringify(claims())), now(), policy);
+    assert.deepEqual(plain.actors, []);
+    assert.equal(await reason(signRaw(ed, header, JSON.stringify(claims(now(), { act: { sub: 5 } })))), "TOKEN_MALFORMED");
+  });
   it("payload: claim types as the server's core", async () => {
     const n = now();
     const cases = [

@@ -74,7 +74,7 @@ def test_local_and_server_agree_on_crafted_tokens(stack: Stack, key_alg: str):
 
     bodies = [B, "{}", "[]", "null", "1", '"x"', B + " ", " " + B, B[:-1] + ',"x":1,"x":2}']
     for name in ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles",
-                 "scope", "cnf"]:
+                 "scope", "cnf", "act"]:
         for raw in ["null", "1", "1.0", "-1", "1e3", '"1"', "true", "[]", '["a"]', "{}",
                     '[1]', "9007199254740992", "9007199254740993", "-9007199254740992",
                     str(n + 600), '""']:
@@ -86,6 +86,12 @@ def test_local_and_server_agree_on_crafted_tokens(stack: Stack, key_alg: str):
     for cnf in ['{"jkt": "x"}', '{"x5t#S256": "x"}', '{"jkt": null}', '{"dfp#S256": 5}', '{"x5t#S256": null, "other": 1}',
                 '{"jkt": "x", "jkt": "y"}', f'{{"dfp#S256": "{fingerprint_hash("d")}"}}']:
         bodies.append(with_claim("cnf", cnf))
+    # The act chain of an exchanged token, as the core's Actor.
+    for act in ['{"sub": "b"}', '{"sub": "b", "x": [1]}', '{"sub": 5}', '{"sub": "b", "act": {"sub": "a"}}',
+                '{"sub": "b", "act": 5}', '{"sub": "b", "act": {}}', '{"sub": "b", "act": null}',
+                '{"sub": "a", "sub": "b"}', '{"sub": "a", "x": 1, "x": 2}', '["b", ["a"]]', '["b", null, null]',
+                '[5]', '{"sub": "b", "act": {"sub": "a", "act": {"act": null}}}']:
+        bodies.append(with_claim("act", act))
     bodies += [
         with_claim("cnf", '[null, null, null]'), with_claim("cnf", '[null, null, null, null]'),
         with_claim("cnf", '["a"]'), with_claim("cnf", '[1]'),

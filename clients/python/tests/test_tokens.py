@@ -150,6 +150,18 @@ def test_claim_types():
     assert reason(c, k.mint(p)) == "AUDIENCE_MISMATCH"
 
 
+def test_act_chains_are_read_not_custom():
+    k = Key()
+    c = core(k)
+    claims = check(c, k.mint(payload(act={"sub": "b", "act": {"sub": "a"}})))
+    assert claims.actors == ["b", "a"] and "act" not in claims.custom
+    assert check(c, k.mint(payload(act=["b", ["a", None]]))).actors == ["b", "a"]
+    assert check(c, k.mint(payload())).actors == []
+    for bad in [5, "b", [], [5], ["b", None, None], {}, {"sub": 5}, {"sub": "b", "act": 5},
+                {"sub": "b", "act": {}}]:
+        assert reason(c, k.mint(payload(act=bad))) == "TOKEN_MALFORMED", bad
+
+
 def test_json_strictness():
     k = Key()
     c = core(k)

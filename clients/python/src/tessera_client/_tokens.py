@@ -428,6 +428,8 @@ class AccessClaims:
     dfp: Optional[str] = None
     x5t: Optional[str] = None
     jkt: Optional[str] = None
+    #: The ``act`` chain of an exchanged token, current actor first.
+    actors: Tuple[str, ...] = ()
     custom: Dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -445,9 +447,10 @@ _JOSE_HEADER_STRINGS = ("cty", "jku", "kid", "x5u", "x5t", "x5t#S256", "url", "n
 _JWK_FIELDS = ("use", "key_ops", "alg", "kid", "x5u", "x5c", "x5t", "x5t#S256")
 _JWK_STRINGS = ("use", "alg", "kid", "x5u", "x5t", "x5t#S256")
 _CLAIM_FIELDS = (
-    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf",
+    "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "sid", "tid", "roles", "scope", "cnf", "act",
 )
 _CNF_FIELDS = ("dfp#S256", "x5t#S256", "jkt")
+_ACTOR_FIELDS = ("sub", "act")
 
 
 def _check_jose_header(h: _Obj) -> None:
@@ -614,11 +617,31 @@ def _claims(p: Any) -> AccessClaims:
         dfp = _opt_str(cnf, "dfp#S256")
         x5t = _opt_str(cnf, "x5t#S256")
         jkt = _opt_str(cnf, "jkt")
+    actors = _actors(p.get("act"))
     custom = {k: _plain(v) for k, v in p.items() if k not in _CLAIM_FIELDS}
     return AccessClaims(
         iss=iss, sub=sub, aud=aud, exp=exp, nbf=nbf, iat=iat, jti=jti, sid=sid, tid=tid,
-        roles=roles, scope=scope, dfp=dfp, x5t=x5t, jkt=jkt, custom=custom,
+        roles=roles, scope=scope, dfp=dfp, x5t=x5t, jkt=jkt, actors=actors, custom=custom,
     )
+
+
+def _actors(act: Any) -> Tuple[str, ...]:
+    """``act`` as serde reads the core's ``Actor``: None, an object with a
+    string ``sub`` and an optional nested ``act`` of the same shape (each at
+    most once, other members ignored), or that as a sequence [sub, act?]."""
+    chain = []
+    while act is not None:
+        if isinstance(act, list):
+            if not 1 <= len(act) <= len(_ACTOR_FIELDS):
+                raise _Malformed("act")
+            act = dict(zip(_ACTOR_FIELDS, act))
+        elif isinstance(act, _Obj):
+            _check_fields(act, _ACTOR_FIELDS)
+        else:
+            raise _Malformed("act")
+        chain.append(_req_str(act, "sub"))
+        act = act.get("act")
+    return tuple(chain)
 
 
 def _plain(v: Any) -> Any:

@@ -73,6 +73,9 @@ class Claims:
     issuer: str = ""
     #: Custom claims given at Issue.
     custom: Dict[str, Any] = field(default_factory=dict)
+    #: The ``act`` chain of an exchanged token, current actor first; empty
+    #: when the token was not exchanged.
+    actors: List[str] = field(default_factory=list)
 
     @classmethod
     def _of(cls, c: AccessClaims) -> "Claims":
@@ -89,6 +92,7 @@ class Claims:
             not_before=c.nbf,
             issuer=c.iss,
             custom=dict(c.custom),
+            actors=list(c.actors),
         )
 
 
