@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 
 mod batch;
 mod error;
+mod ids;
 mod instrumented;
 pub mod memory;
 pub mod partition;
@@ -23,6 +24,7 @@ pub mod schema;
 
 pub use crate::cursor::Position;
 pub use error::StoreError;
+pub use ids::random_b64;
 pub use instrumented::Instrumented;
 pub use tessera_core::revocation::{
     cutoff_kills, event_ref, parse_cursor, parse_event_ref, subject_key, RevocationEvent,
