@@ -15,12 +15,16 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 
-use crate::store::RevocationEvent;
+use tessera_core::revocation::{parse_cursor, RevocationEvent};
 
 /// A position in one partition's log: (ms, seq) of the last event covered.
 pub type LocalId = (u64, u64);
 
 const VERSION: u8 = 1;
+/// Most partitions: what two base64url characters can name (the store's
+/// `partition::MAX_PARTITIONS` is this one, re-exported: cursors sit below
+/// the store).
+pub const MAX_PARTITIONS: u32 = 4096;
 /// Longest cursor accepted (4096 partitions at their widest, in base64).
 pub const MAX_CURSOR_BYTES: usize = 4096 * 24;
 
@@ -74,7 +78,7 @@ impl Position {
     /// Move forward past `event`; false when its partition or cursor is not
     /// one of this position's.
     pub fn advance_past(&mut self, event: &RevocationEvent) -> bool {
-        match crate::store::parse_cursor(&event.cursor) {
+        match parse_cursor(&event.cursor) {
             Some(id) => self.advance(event.partition, id),
             None => false,
         }
@@ -133,7 +137,7 @@ impl Position {
         let (dep, mut rest) = rest.split_at(8);
         let deployment = u64::from_le_bytes(dep.try_into().ok()?);
         let partitions = read_varint(&mut rest)?;
-        if partitions > u64::from(crate::store::partition::MAX_PARTITIONS) {
+        if partitions > u64::from(MAX_PARTITIONS) {
             return None;
         }
         let mut parts = Vec::with_capacity(partitions as usize);

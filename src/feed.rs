@@ -205,7 +205,7 @@ impl Feed {
         &self,
         store: &S,
         only: Option<u32>,
-    ) -> Result<(), crate::error::StoreError> {
+    ) -> Result<(), crate::store::StoreError> {
         loop {
             let after = self.head();
             let events = store.read_log(&after, only, READ_BATCH).await?;

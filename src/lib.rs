@@ -79,7 +79,7 @@ pub enum ServeError {
     #[error(transparent)]
     Keys(#[from] keys::KeyError),
     #[error(transparent)]
-    Store(#[from] error::StoreError),
+    Store(#[from] store::StoreError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
     #[error("reflection: {0}")]

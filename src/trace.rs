@@ -401,7 +401,7 @@ pub fn sign_span(alg: &'static str) -> Span {
 
 /// A replica applied a revocation event: a span linked to the span of the
 /// `Revoke` that made it, when the event carries its `traceparent`.
-pub fn applied(event: &crate::store::RevocationEvent, lag_ms: i64) {
+pub fn applied(event: &tessera_core::revocation::RevocationEvent, lag_ms: i64) {
     if !on() || event.traceparent.is_empty() {
         return;
     }
@@ -409,9 +409,9 @@ pub fn applied(event: &crate::store::RevocationEvent, lag_ms: i64) {
         return;
     };
     let kind = match event.kind {
-        crate::store::RevocationKind::Token => "token",
-        crate::store::RevocationKind::Session => "session",
-        crate::store::RevocationKind::Subject => "subject",
+        tessera_core::revocation::RevocationKind::Token => "token",
+        tessera_core::revocation::RevocationKind::Session => "session",
+        tessera_core::revocation::RevocationKind::Subject => "subject",
     };
     let span = tracing::info_span!(
         target: TARGET,

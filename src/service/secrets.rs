@@ -11,15 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::tokens;
 
-/// `N` random bytes, base64url, from the thread-local CSPRNG (ChaCha12,
-/// seeded and periodically reseeded from the OS): the same strength as the
-/// OS source for session ids and secrets, without a `getrandom` system call
-/// per draw (two per Issue had cost ~1 µs).
-pub fn random_b64<const N: usize>() -> String {
-    let mut buf = [0u8; N];
-    rand::thread_rng().fill_bytes(&mut buf);
-    B64.encode(buf)
-}
+pub use crate::store::random_b64;
 
 /// The `jti` of generation `generation` of a session (renewals add a salt).
 /// Deterministic so that a grace-window retry re-mints the very same token.

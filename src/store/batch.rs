@@ -21,7 +21,7 @@ use fred::types::scripts::Script;
 use fred::types::Value as RedisValue;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// Most calls in one batch (keeps each EVALSHA, which blocks Redis while it
 /// runs, well under a millisecond).

@@ -12,7 +12,7 @@ use super::{
     RevocationEvent, RevocationState, RevokeRequest, RotateOutcome, RotateRequest, SessionPage,
     Store,
 };
-use crate::error::StoreError;
+use crate::store::StoreError;
 use crate::telemetry::store_op;
 
 /// A store whose every call is timed (see the module docs).

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-use crate::error::StoreError;
-
 mod batch;
+mod error;
+mod ids;
 mod instrumented;
 pub mod memory;
 pub mod partition;
@@ -23,6 +23,8 @@ pub mod redis;
 pub mod schema;
 
 pub use crate::cursor::Position;
+pub use error::StoreError;
+pub use ids::random_b64;
 pub use instrumented::Instrumented;
 pub use tessera_core::revocation::{
     cutoff_kills, event_ref, parse_cursor, parse_event_ref, subject_key, RevocationEvent,

@@ -245,7 +245,7 @@ pub fn decode_data(f: &SessionFields<'_>) -> Result<SessionData, StoreError> {
         dpop_jkt: d.dpop_jkt,
     })
 }
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// A Redis key: a partition's prefix and a name of the layout above.
 pub fn redis_key(prefix: &str, name: &str) -> String {

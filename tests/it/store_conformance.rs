@@ -1030,7 +1030,7 @@ async fn redis_batches_calls_and_isolates_failures() {
     for (request, outcome) in calls.iter().zip(&outcomes) {
         if request.sid == sid("broken") {
             assert!(
-                matches!(outcome, Err(tessera::error::StoreError::Unavailable(_))),
+                matches!(outcome, Err(tessera::store::StoreError::Unavailable(_))),
                 "{outcome:?}"
             );
             continue;

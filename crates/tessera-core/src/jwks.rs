@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
-use crate::keys::{KeyError, KeyLookup, VerifyingKey, Vouches};
+use crate::keys::lookup::{next_generation, KeyError, KeyLookup, VerifyingKey, Vouches};
 
 /// Public keys from an RFC 7517 JWK set (what `GetJwks` returns).
 pub struct PublicKeys {
@@ -57,7 +57,7 @@ impl PublicKeys {
         }
         Ok(PublicKeys {
             keys,
-            generation: crate::keys::next_generation(),
+            generation: next_generation(),
             tenant: None,
         })
     }
@@ -66,7 +66,7 @@ impl PublicKeys {
     /// only for tokens naming `tenant` (`tid`) with `issuer` (`iss`).
     pub fn for_tenant(mut self, tenant: &str, issuer: &str) -> Self {
         self.tenant = Some((tenant.to_owned(), issuer.to_owned()));
-        self.generation = crate::keys::next_generation();
+        self.generation = next_generation();
         self
     }
 

@@ -16,6 +16,8 @@
 
 pub mod backoff;
 pub mod checks;
+pub mod claims;
+pub mod digest;
 pub mod dpop;
 pub mod error;
 pub mod jwks;

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, Weighter};
 
-use crate::tokens::{AccessClaims, Verified};
+use crate::claims::{AccessClaims, Verified};
 
 /// How often (seconds of the callers' clock) expired entries are swept.
 pub const SWEEP_INTERVAL_S: i64 = 10;

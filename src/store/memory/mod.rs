@@ -17,7 +17,7 @@ use super::{
     RotateOutcome, RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store,
     REUSE_HISTORY,
 };
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 mod index;
 use index::SubjectIndex;

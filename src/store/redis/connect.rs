@@ -9,7 +9,7 @@ use fred::types::config::TlsConnector;
 use fred::types::InfoKind;
 
 use super::tls::{self, RedisTls};
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// The oldest Redis major version served: sharded pub/sub (`SPUBLISH`,
 /// `SSUBSCRIBE`) came with Redis 7.

@@ -13,9 +13,9 @@ use fred::types::streams::XReadValue;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{key, num, unavailable};
-use crate::error::StoreError;
 use crate::store::partition::Partitions;
 use crate::store::schema;
+use crate::store::StoreError;
 use crate::store::{parse_cursor, FeedSignal, Position, RevocationEvent, RevocationKind};
 
 /// Up to `limit` log entries after `after`: of partition `only`, or of

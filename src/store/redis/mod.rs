@@ -44,7 +44,7 @@ use super::{
     RenewOutcome, RenewRequest, RevocationEvent, RevocationState, RevokeRequest, RevokeTarget,
     RotateOutcome, RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store,
 };
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 use schema::redis_key as key;
 

@@ -7,8 +7,8 @@
 
 use super::schema::ScriptCall;
 use super::{script_error, RedisStore};
-use crate::error::StoreError;
 use crate::store::event_ref;
+use crate::store::StoreError;
 
 /// Calls one log-out-others makes at most (2,000,000 sessions).
 const MAX_CALLS: usize = 100_000;

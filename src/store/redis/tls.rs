@@ -24,7 +24,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
-use crate::error::StoreError;
+use crate::store::StoreError;
 
 /// TLS settings of the Redis connection (`--redis-tls-*`).
 #[derive(Debug, Clone, Default)]
