@@ -1,4 +1,5 @@
-//! The example programs' output, as the example tests read it.
+//! Programs run to completion: the example programs' JSON-lines steps, and
+//! a binary's JSON output.
 
 use std::path::Path;
 
@@ -53,4 +54,20 @@ pub fn node_steps(script: &str, args: &[&str], env: &[(&str, &str)]) -> Steps {
         String::from_utf8_lossy(&out.stderr)
     );
     Steps::parse(script, &out.stdout)
+}
+
+/// Run `program` with `args` to completion: (success, its JSON output, from
+/// stdout or else stderr, all its output). For the binaries' own tests
+/// (`tessera`, `tessera-bench`).
+pub fn run_json(program: &str, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .expect("run the binary");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .or_else(|_| serde_json::from_str(&stderr))
+        .unwrap_or(serde_json::Value::Null);
+    (out.status.success(), json, format!("{stdout}{stderr}"))
 }
