@@ -12,16 +12,7 @@ fn tessera(args: &[&str]) -> (bool, Value, String) {
 
 /// Run `program` with `args`: (success, its JSON output, all its output).
 fn run(program: &str, args: &[&str]) -> (bool, Value, String) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .expect("run the binary");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_str(&stdout)
-        .or_else(|_| serde_json::from_str(&stderr))
-        .unwrap_or(Value::Null);
-    (out.status.success(), json, format!("{stdout}{stderr}"))
+    run_json(program, args)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,95 +169,10 @@ async fn reflection_lists_the_services() {
     );
 }
 
-/// The load generator (`tessera-bench load`) against a real server process
-/// and `tessera-bench echo`: bounded runs of every scenario, each a JSON report
-/// with rates, percentiles, errors by code and CPU per request from /proc.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn load_generator_reports_every_scenario() {
-    // As in BENCHMARKS.md: per-subject budgets off, or Refresh is throttled.
-    let server = Process::start(&["--issue-rate=off".into(), "--refresh-rate=off".into()]).await;
-    let addr = server.addr.to_string();
-    let pid = server.child.id().expect("pid").to_string();
-    let echo_addr = format!("127.0.0.1:{}", free_port());
-    let _echo = tokio::process::Command::new(env!("CARGO_BIN_EXE_tessera-bench"))
-        .args(["echo", "--listen", &echo_addr])
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn bench-echo");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(&echo_addr).await.is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "tessera-bench echo never listened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-
-    let runs = [
-        ("echo", echo_addr.as_str()),
-        ("verify", &addr),
-        ("issue", &addr),
-        ("refresh", &addr),
-        ("revoke", &addr),
-        ("mixed", &addr),
-    ];
-    for (scenario, target) in runs {
-        let mut args = vec![
-            "load",
-            "--addr",
-            target,
-            "--scenario",
-            scenario,
-            "--requests",
-            "200",
-            "--concurrency",
-            "4",
-            "--connections",
-            "2",
-            "--duration",
-            "60s",
-            "--json",
-        ];
-        if target == addr {
-            args.extend(["--server-pid", &pid]);
-        }
-        if scenario == "revoke" {
-            args.extend(["--watch-addr", &addr]);
-        }
-        let (ok, r, text) = run(env!("CARGO_BIN_EXE_tessera-bench"), &args);
-        assert!(ok, "{scenario}: {text}");
-        assert_eq!(r["scenario"], scenario);
-        assert_eq!(r["requests_ok"], 200.0, "{scenario}: {r}");
-        assert_eq!(r["errors"], serde_json::json!({}), "{scenario}: {r}");
-        assert!(r["rps"].as_f64().unwrap() > 0.0, "{r}");
-        let l = &r["latency_ms"];
-        let p = |k: &str| l[k].as_f64().unwrap();
-        assert!(
-            0.0 < p("p50") && p("p50") <= p("p90") && p("p90") <= p("p99") && p("p99") <= p("p999"),
-            "{scenario}: {l}"
-        );
-        let cpu = &r["cpu_us_per_request"];
-        assert!(cpu["generator"].as_f64().is_some(), "{scenario}: {cpu}");
-        assert_eq!(
-            cpu["server"].is_number(),
-            target == addr,
-            "{scenario}: {cpu}"
-        );
-        if scenario == "revoke" {
-            let prop = &r["propagation_ms"];
-            assert_eq!(prop["events"], 200, "{prop}");
-            assert_eq!(prop["missing"], 0, "{prop}");
-        }
-    }
-
-    // Load only ever targets this machine.
-    let (ok, _, text) = run(
-        env!("CARGO_BIN_EXE_tessera-bench"),
-        &["load", "--addr", "192.0.2.1:50051", "--requests", "1"],
-    );
-    assert!(!ok);
-    assert!(text.contains("not a loopback address"), "{text}");
-    // The production binary carries no load generator.
+/// The production binary carries no load generator (`tessera-bench` is a
+/// crate of its own, crates/tessera-bench, with its tests there).
+#[test]
+fn the_server_binary_carries_no_load_generator() {
     let (ok, _, text) = tessera(&["bench", "--requests", "1"]);
     assert!(!ok && text.contains("unrecognized subcommand"), "{text}");
 }

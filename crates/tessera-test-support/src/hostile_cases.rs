@@ -42,50 +42,87 @@ pub struct Case {
     pub reason: &'static str,
 }
 
-/// Cases against a server whose key is `keys` (EdDSA or ES256).
-pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
-    let n = now();
-    let kid = keys.signer.kid.as_str();
-    let alg = tessera::keys::alg_name(keys.signer.alg);
-    let enc = &keys.signer.encoding;
-    let good_payload = payload(n).to_string();
-    let good = sign_raw(
-        &header(alg, kid).to_string(),
-        &good_payload,
-        enc,
-        keys.signer.alg,
-    );
-    let parts: Vec<&str> = good.split('.').collect();
-    let attacker = KeySet::ephemeral().unwrap();
-    let attacker_jwk: Value =
-        serde_json::from_str::<Value>(attacker.jwks_json()).unwrap()["keys"][0].clone();
-    let with_payload = |p: Value| {
-        sign_raw(
-            &header(alg, kid).to_string(),
-            &p.to_string(),
-            enc,
-            keys.signer.alg,
-        )
-    };
-    let mut v = Vec::new();
-    let mut case = |name, source, token: String, reason| {
-        v.push(Case {
+/// What every case is made from: the server's key and a good token.
+struct Base<'a> {
+    n: i64,
+    kid: &'a str,
+    alg: &'static str,
+    enc: &'a EncodingKey,
+    key_alg: Algorithm,
+    good_payload: String,
+    good: String,
+    v: Vec<Case>,
+}
+
+impl Base<'_> {
+    fn case(
+        &mut self,
+        name: &'static str,
+        source: &'static str,
+        token: String,
+        reason: &'static str,
+    ) {
+        self.v.push(Case {
             name,
             source,
             token,
             reason,
         })
-    };
+    }
 
+    /// `header.payload` signed with the server's key.
+    fn signed(&self, header: &Value, payload: &str) -> String {
+        sign_raw(&header.to_string(), payload, self.enc, self.key_alg)
+    }
+
+    fn parts(&self) -> Vec<String> {
+        self.good.split('.').map(str::to_owned).collect()
+    }
+}
+
+/// Cases against a server whose key is `keys` (EdDSA or ES256).
+pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
+    let n = now();
+    let kid = keys.signer.kid.as_str();
+    let alg = tessera::keys::alg_name(keys.signer.alg);
+    let good_payload = payload(n).to_string();
+    let good = sign_raw(
+        &header(alg, kid).to_string(),
+        &good_payload,
+        &keys.signer.encoding,
+        keys.signer.alg,
+    );
+    let mut b = Base {
+        n,
+        kid,
+        alg,
+        enc: &keys.signer.encoding,
+        key_alg: keys.signer.alg,
+        good_payload,
+        good,
+        v: Vec::new(),
+    };
+    algorithm_cases(&mut b, pem);
+    kid_cases(&mut b);
+    header_key_cases(&mut b, jku_url);
+    header_field_cases(&mut b);
+    structure_cases(&mut b);
+    claim_cases(&mut b);
+    b.v
+}
+
+/// `alg: none` and algorithm confusion.
+fn algorithm_cases(b: &mut Base, pem: &str) {
+    let parts = b.parts();
     for none in ["none", "None", "NONE", "nOnE"] {
-        let h = b64(&header(none, kid));
-        case(
+        let h = b64(&header(none, b.kid));
+        b.case(
             "alg none, no signature",
             "RFC 8725 §3.1; CVE-2015-9235; jwt_tool -X a",
             format!("{h}.{}.", parts[1]),
             "TOKEN_SIGNATURE_INVALID",
         );
-        case(
+        b.case(
             "alg none, with signature",
             "RFC 8725 §3.1; jwt_tool -X a",
             format!("{h}.{}.{}", parts[1], parts[2]),
@@ -97,18 +134,22 @@ pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
     let public_json = public_pem.jwks_json().to_owned();
     for secret in [public_json.as_bytes().to_vec(), pem.as_bytes().to_vec()] {
         let token = sign_raw(
-            &header("HS256", kid).to_string(),
-            &good_payload,
+            &header("HS256", b.kid).to_string(),
+            &b.good_payload,
             &EncodingKey::from_secret(&secret),
             Algorithm::HS256,
         );
-        case(
+        b.case(
             "HS256 with the public key as secret",
             "CVE-2016-10555; RFC 8725 §2.1; jwt_tool -X k",
             token,
             "TOKEN_SIGNATURE_INVALID",
         );
     }
+}
+
+/// Unknown, injected or missing `kid`.
+fn kid_cases(b: &mut Base) {
     for bad_kid in [
         "unknown-kid",
         "../../../../dev/null",
@@ -116,40 +157,37 @@ pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
         "",
         "kid\u{0}null",
     ] {
-        let token = sign_raw(
-            &header(alg, bad_kid).to_string(),
-            &good_payload,
-            enc,
-            keys.signer.alg,
-        );
-        case(
+        let token = b.signed(&header(b.alg, bad_kid), &b.good_payload);
+        b.case(
             "unknown or injected kid",
             "RFC 8725 §3.10; jwt_tool -I -hc kid",
             token,
             "TOKEN_SIGNATURE_INVALID",
         );
     }
-    let no_kid = sign_raw(
-        &json!({"alg": alg, "typ": "at+jwt"}).to_string(),
-        &good_payload,
-        enc,
-        keys.signer.alg,
-    );
-    case(
+    let no_kid = b.signed(&json!({"alg": b.alg, "typ": "at+jwt"}), &b.good_payload);
+    b.case(
         "no kid",
         "RFC 7515 §4.1.4",
         no_kid,
         "TOKEN_SIGNATURE_INVALID",
     );
-    // Key material or key URLs in the header: ignored, never fetched.
+}
+
+/// Key material or key URLs in the header: ignored, never fetched.
+fn header_key_cases(b: &mut Base, jku_url: &str) {
+    let attacker = KeySet::ephemeral().unwrap();
+    let attacker_jwk: Value =
+        serde_json::from_str::<Value>(attacker.jwks_json()).unwrap()["keys"][0].clone();
     let attacker_signed = |h: Value| {
         sign_raw(
             &h.to_string(),
-            &good_payload,
+            &b.good_payload,
             &attacker.signer.encoding,
             Algorithm::EdDSA,
         )
     };
+    let mut found = Vec::new();
     for (field, value) in [
         ("jku", json!(jku_url)),
         ("x5u", json!(jku_url)),
@@ -158,107 +196,111 @@ pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
     ] {
         let mut h = header("EdDSA", &attacker.signer.kid);
         h[field] = value.clone();
-        case(
+        found.push((
             "key from the header (attacker kid)",
             "CVE-2018-0114; RFC 8725 §3.10; jwt_tool -X i / -X s",
             attacker_signed(h),
-            "TOKEN_SIGNATURE_INVALID",
-        );
-        let mut h = header(alg, kid);
+        ));
+        let mut h = header(b.alg, b.kid);
         h[field] = value;
-        case(
+        found.push((
             "key from the header (server kid)",
             "CVE-2018-0114; RFC 8725 §3.10",
             attacker_signed(h),
-            "TOKEN_SIGNATURE_INVALID",
-        );
+        ));
     }
-    let mut crit = header(alg, kid);
-    crit["crit"] = json!(["exp"]);
-    case(
-        "unknown crit",
-        "RFC 7515 §4.1.11",
-        sign_raw(&crit.to_string(), &good_payload, enc, keys.signer.alg),
-        "TOKEN_MALFORMED",
-    );
-    let mut b64false = header(alg, kid);
-    b64false["b64"] = json!(false);
-    case(
-        "b64: false",
-        "RFC 7797 §3",
-        sign_raw(&b64false.to_string(), &good_payload, enc, keys.signer.alg),
-        "TOKEN_MALFORMED",
-    );
-    let mut jwt_typ = header(alg, kid);
-    jwt_typ["typ"] = json!("JWT");
-    case(
-        "not an access token (typ JWT)",
-        "RFC 8725 §3.11; RFC 9068 §4",
-        sign_raw(&jwt_typ.to_string(), &good_payload, enc, keys.signer.alg),
-        "TOKEN_MALFORMED",
-    );
+    for (name, source, token) in found {
+        b.case(name, source, token, "TOKEN_SIGNATURE_INVALID");
+    }
+}
 
-    let mut swapped = payload(n);
+/// Header fields this server does not accept: `crit`, `b64`, a `typ` that
+/// is not an access token's.
+fn header_field_cases(b: &mut Base) {
+    for (name, source, field, value) in [
+        ("unknown crit", "RFC 7515 §4.1.11", "crit", json!(["exp"])),
+        ("b64: false", "RFC 7797 §3", "b64", json!(false)),
+        (
+            "not an access token (typ JWT)",
+            "RFC 8725 §3.11; RFC 9068 §4",
+            "typ",
+            json!("JWT"),
+        ),
+    ] {
+        let mut h = header(b.alg, b.kid);
+        h[field] = value;
+        let token = b.signed(&h, &b.good_payload);
+        b.case(name, source, token, "TOKEN_MALFORMED");
+    }
+}
+
+/// Tampered or malformed compact serialisations.
+fn structure_cases(b: &mut Base) {
+    let parts = b.parts();
+    let mut swapped = payload(b.n);
     swapped["sub"] = json!("admin");
-    case(
+    b.case(
         "payload swapped under a valid signature",
         "RFC 7515 §5.2",
         format!("{}.{}.{}", parts[0], b64(&swapped), parts[2]),
         "TOKEN_SIGNATURE_INVALID",
     );
-    case(
+    b.case(
         "signature stripped",
         "jwt_tool -X n",
         format!("{}.{}.", parts[0], parts[1]),
         "TOKEN_SIGNATURE_INVALID",
     );
-    case(
+    b.case(
         "truncated signature",
         "fuzzing",
-        good[..good.len() - 10].to_owned(),
+        b.good[..b.good.len() - 10].to_owned(),
         "TOKEN_SIGNATURE_INVALID",
     );
-    case(
+    b.case(
         "two parts",
         "RFC 7519 §7.2",
         format!("{}.{}", parts[0], parts[1]),
         "TOKEN_MALFORMED",
     );
-    case(
+    b.case(
         "four parts",
         "RFC 7519 §7.2",
-        format!("{good}.{}", parts[2]),
+        format!("{}.{}", b.good, parts[2]),
         "TOKEN_MALFORMED",
     );
-    case(
+    b.case(
         "non-base64url characters",
         "RFC 7515 §2",
         format!("{}.{}.{}", parts[0], parts[1].replace('A', "+"), parts[2]).replacen('e', "/", 1),
         "TOKEN_MALFORMED",
     );
-    case(
+    b.case(
         "padded base64",
         "RFC 7515 §2",
         format!("{}==.{}.{}", parts[0], parts[1], parts[2]),
         "TOKEN_MALFORMED",
     );
-    case(
+    b.case(
         "header not JSON",
         "fuzzing",
         format!("{}.{}.{}", B64.encode("{not json"), parts[1], parts[2]),
         "TOKEN_MALFORMED",
     );
-    let dup = good_payload.replacen("{", "{\"sub\":\"admin\",", 1);
-    case(
+    let dup = b.good_payload.replacen("{", "{\"sub\":\"admin\",", 1);
+    b.case(
         "duplicate JSON keys",
         "RFC 8725 §3.7 (JSON parser differentials)",
-        sign_raw(&header(alg, kid).to_string(), &dup, enc, keys.signer.alg),
+        b.signed(&header(b.alg, b.kid), &dup),
         "TOKEN_MALFORMED",
     );
+}
 
+/// Claims of the wrong type or value, or missing.
+fn claim_cases(b: &mut Base) {
     for (field, value, reason) in [
         ("exp", json!("9999999999"), "TOKEN_MALFORMED"),
-        ("exp", json!((n + 600) as f64 + 0.5), "TOKEN_MALFORMED"),
+        ("exp", json!((b.n + 600) as f64 + 0.5), "TOKEN_MALFORMED"),
         ("exp", json!(-1), "TOKEN_EXPIRED"),
         (
             "exp",
@@ -268,30 +310,29 @@ pub fn cases(keys: &KeySet, pem: &str, jku_url: &str) -> Vec<Case> {
         ("exp", json!(1e300), "TOKEN_MALFORMED"),
         ("nbf", json!("0"), "TOKEN_MALFORMED"),
         ("nbf", json!(1.5), "TOKEN_MALFORMED"),
-        ("nbf", json!(n + 86_400), "TOKEN_NOT_YET_VALID"),
+        ("nbf", json!(b.n + 86_400), "TOKEN_NOT_YET_VALID"),
         ("nbf", json!(9_007_199_254_740_993i64), "TOKEN_MALFORMED"),
-        ("iat", json!(n + 86_400), "TOKEN_NOT_YET_VALID"),
+        ("iat", json!(b.n + 86_400), "TOKEN_NOT_YET_VALID"),
         ("aud", json!(5), "TOKEN_MALFORMED"),
         ("iss", json!(7), "TOKEN_MALFORMED"),
         ("iss", json!("https://evil.example"), "ISSUER_MISMATCH"),
         ("sub", json!(null), "TOKEN_MALFORMED"),
     ] {
-        let mut p = payload(n);
+        let mut p = payload(b.n);
         p[field] = value;
-        case(
+        b.case(
             "claim of the wrong type or value",
             "RFC 7519 §2, §4.1; docs/pitfalls.md",
-            with_payload(p),
+            b.signed(&header(b.alg, b.kid), &p.to_string()),
             reason,
         );
     }
-    let mut missing = payload(n);
+    let mut missing = payload(b.n);
     missing.as_object_mut().unwrap().remove("exp");
-    case(
+    b.case(
         "exp missing",
         "RFC 8725 §3.10",
-        with_payload(missing),
+        b.signed(&header(b.alg, b.kid), &missing.to_string()),
         "TOKEN_MALFORMED",
     );
-    v
 }

@@ -67,7 +67,7 @@ pub async fn sink(args: SinkArgs) -> Result<(), String> {
     eprintln!("tessera-bench otlp-sink listening on {}", args.listen);
     tonic::transport::Server::builder()
         .add_service(TraceServiceServer::new(counter))
-        .serve_with_shutdown(args.listen, tessera::signals::shutdown())
+        .serve_with_shutdown(args.listen, crate::shutdown())
         .await
         .map_err(|e| e.to_string())
 }

@@ -12,6 +12,7 @@
 //!   measuring what tracing costs (`--otlp-endpoint`).
 #![forbid(unsafe_code)]
 
+mod echo;
 mod load;
 mod otlp;
 
@@ -35,7 +36,7 @@ enum Command {
     /// Bounded load generator against a server on this machine.
     Load(Box<load::BenchArgs>),
     /// A trivial gRPC server (health only) to measure the machine's gRPC ceiling.
-    Echo(load::EchoArgs),
+    Echo(echo::EchoArgs),
     /// An OTLP trace collector that counts spans and drops them.
     OtlpSink(otlp::SinkArgs),
 }
@@ -57,7 +58,7 @@ async fn main() -> ExitCode {
                 }
             })
         }
-        Command::Echo(a) => load::echo_server(a).await,
+        Command::Echo(a) => echo::echo_server(a).await,
         Command::OtlpSink(a) => otlp::sink(a).await,
     };
     match result {
@@ -65,6 +66,26 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("tessera-bench: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on the first SIGTERM or SIGINT: the echo server and the OTLP
+/// sink stop there.
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
