@@ -5,8 +5,8 @@
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use tessera::keys::KeySet;
-use tessera::tokens::{self, VerifyPolicy};
+use tessera_core::keys::KeySet;
+use tessera_core::tokens::{self, VerifyPolicy};
 
 /// A fixed Ed25519 key (test-only), so seeds in the corpus verify.
 const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n";

@@ -1,6 +1,7 @@
-//! Criterion benchmarks of the pure cores: sign and verify per algorithm,
-//! the raw jsonwebtoken verify (the floor), and the revocation cache lookup
-//! at 10 k and 1 M entries. Run: `cargo bench --bench tokens`.
+//! Criterion benchmarks of the server's revocation feed: the cache lookup
+//! at 10 k and 1 M entries, and the whole in-process default `Verify`.
+//! Run: `cargo bench --bench feed`. Sign and verify alone are the core's
+//! (`cargo bench -p tessera-core --bench tokens`).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use tessera::config::KeyAlg;
@@ -25,41 +26,6 @@ fn claims(now: i64) -> AccessClaims {
         cnf: None,
         act: None,
         custom: Default::default(),
-    }
-}
-
-fn sign_and_verify(c: &mut Criterion) {
-    let now = tessera::clock::now_ms() / 1000;
-    let policy = VerifyPolicy {
-        issuer: "bench".into(),
-        leeway: 30,
-    };
-    for (alg, name) in [
-        (KeyAlg::Eddsa, "eddsa"),
-        (KeyAlg::Es256, "es256"),
-        (KeyAlg::Rs256, "rs256"),
-        (KeyAlg::Hs256, "hs256"),
-    ] {
-        let pem = generate_pem(alg).unwrap();
-        let keys = KeySet::from_bytes(pem.as_bytes(), Some(alg), "bench").unwrap();
-        let token = tokens::mint(&keys, &claims(now)).unwrap();
-        c.bench_function(&format!("sign/{name}"), |b| {
-            b.iter(|| tokens::mint(&keys, &claims(now)).unwrap())
-        });
-        c.bench_function(&format!("verify/{name}"), |b| {
-            b.iter(|| tokens::verify(&keys, &token, now, &policy).unwrap())
-        });
-        let key = keys.verifier(&keys.signer.kid).unwrap();
-        let mut validation = jsonwebtoken::Validation::new(key.alg);
-        validation.validate_exp = false;
-        validation.required_spec_claims.clear();
-        validation.validate_aud = false;
-        c.bench_function(&format!("raw_jsonwebtoken_verify/{name}"), |b| {
-            b.iter(|| {
-                jsonwebtoken::decode::<serde_json::Value>(&token, &key.decoding, &validation)
-                    .unwrap()
-            })
-        });
     }
 }
 
@@ -131,6 +97,6 @@ fn verify_path(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(2)).warm_up_time(std::time::Duration::from_millis(500));
-    targets = sign_and_verify, cache_lookup, verify_path
+    targets = cache_lookup, verify_path
 }
 criterion_main!(benches);
