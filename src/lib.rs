@@ -361,7 +361,7 @@ async fn run<S: Store>(
     }
     let stream_caps = limits::StreamCapLayer::default()
         .cap(
-            "/tessera.v1.TokenAuthority/WatchRevocations",
+            tessera_core::wire::WATCH_REVOCATIONS_PATH,
             args.max_watchers,
         )
         .cap("/grpc.health.v1.Health/Watch", args.max_health_watches);

@@ -4,6 +4,7 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
+use tessera_core::wire::Rpc;
 
 use super::token::{dpop_header, grant_error, invalid_client};
 use super::{json_response, required, Answer, Form, OAuth, OAuthError};
@@ -50,7 +51,7 @@ pub(super) async fn exchange_grant<S: Store>(
                     key.as_bytes(),
                     peer,
                     false,
-                    "Exchange",
+                    Rpc::Exchange,
                     "token-exchange",
                 )?
             }
@@ -156,6 +157,6 @@ fn exchange_error(e: Error) -> OAuthError {
         },
         _ => return grant_error(e),
     };
-    crate::error::log_failed("Exchange", &e);
+    crate::error::log_failed(Rpc::Exchange, &e);
     OAuthError::new(StatusCode::BAD_REQUEST, code, e.to_string())
 }

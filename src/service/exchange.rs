@@ -19,6 +19,7 @@
 //! needs its proof (docs/security.md, "Token exchange").
 
 use std::sync::Arc;
+use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
@@ -109,7 +110,7 @@ fn exchange_event<'a>(
         subject: &subject.sub,
         session_id: &subject.sid,
         caller,
-        rpc: "Exchange",
+        rpc: Rpc::Exchange.as_str(),
         detail,
         ..Default::default()
     }
@@ -152,7 +153,7 @@ impl<S: Store> Authority<S> {
                 self.store.as_ref(),
                 limit,
                 (charged.0, &charged.1),
-                "Exchange",
+                Rpc::Exchange,
             )
             .await?;
         }
@@ -218,7 +219,7 @@ impl<S: Store> Authority<S> {
         let who = Acting {
             subject: &subject.sub,
             session_id: &subject.sid,
-            ..Acting::new("Exchange", caller, scope)
+            ..Acting::new(Rpc::Exchange, caller, scope)
         };
         self.allow_tenant(&who, &subject.tid)?;
         let presented = Presented {

@@ -7,6 +7,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_core::wire::Rpc;
 
 use futures::Stream;
 use tokio::sync::watch;
@@ -112,8 +113,8 @@ impl Policy {
                 .iter()
                 .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
                 .collect(),
-            caller_issue_rate: minting_budget(&a.caller_rate, "Issue"),
-            caller_exchange_rate: minting_budget(&a.caller_rate, "Exchange"),
+            caller_issue_rate: minting_budget(&a.caller_rate, Rpc::Issue),
+            caller_exchange_rate: minting_budget(&a.caller_rate, Rpc::Exchange),
             max_exchange_depth: a.max_exchange_depth as usize,
             verify_cache: CacheBounds {
                 max_entries: a.verify_cache_size,
@@ -244,7 +245,7 @@ impl<S: Store> Authority<S> {
 /// `--caller-rate` entry for it, else the default one.
 fn minting_budget(
     rates: &[crate::config::CallerRate],
-    rpc: &str,
+    rpc: Rpc,
 ) -> Option<crate::store::RateLimit> {
     caller_rate_for(rates, rpc).map_or_else(
         || {
@@ -260,11 +261,11 @@ fn minting_budget(
 /// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
 fn caller_rate_for(
     rates: &[crate::config::CallerRate],
-    rpc: &str,
+    rpc: Rpc,
 ) -> Option<crate::config::RateSpec> {
     rates
         .iter()
-        .find(|c| c.rpc == rpc)
+        .find(|c| c.rpc == rpc.as_str())
         .or_else(|| rates.iter().find(|c| c.rpc == "*"))
         .map(|c| c.rate)
 }
@@ -348,7 +349,7 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn charge_tenant(
         &self,
         tenant: &str,
-        rpc: &'static str,
+        rpc: Rpc,
         limit: Option<crate::store::RateLimit>,
         (caller, scope): (&str, &crate::scope::TenantScope),
     ) -> Result<(), Error> {
@@ -359,11 +360,11 @@ impl<S: Store> Authority<S> {
             tenant,
             caller,
             caller_tenants: &scope.label(),
-            rpc,
+            rpc: rpc.as_str(),
             detail: "per-tenant budget",
             ..Default::default()
         };
-        let key = crate::tenants::budget_key(tenant, rpc);
+        let key = crate::tenants::budget_key(tenant, rpc.as_str());
         crate::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
@@ -583,7 +584,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let scope = crate::scope::of(request.extensions());
         let result = self.issue(request.into_inner(), &caller, &scope).await;
-        let response = result.map_err(|e| failed("Issue", e))?;
+        let response = result.map_err(|e| failed(Rpc::Issue, e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
     }
@@ -602,7 +603,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         }
         let had_proof = !request.dpop_proof.is_empty();
         let result = self.refresh_counted(request, &caller, &scope, None).await;
-        let refreshed = result.map_err(|e| failed("Refresh", e))?;
+        let refreshed = result.map_err(|e| failed(Rpc::Refresh, e))?;
         Ok(self
             .with_dpop_nonce(had_proof, Response::new(refreshed.response))
             .await)
@@ -615,7 +616,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let (_, extensions, request) = request.into_parts();
         let caller = crate::caller_limits::caller_name(&extensions);
         let scope = crate::scope::of(&extensions);
-        let who = tenancy::Acting::new("Verify", caller, &scope);
+        let who = tenancy::Acting::new(Rpc::Verify, caller, &scope);
         let had_proof = !request.dpop_proof.is_empty();
         let result = self
             .verify(request, &who, || peer_cert_thumbprint(&extensions))
@@ -624,7 +625,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
             Ok(_) => telemetry::verify_ok(),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
         }
-        let (response, new_token) = result.map_err(|e| failed("Verify", e))?;
+        let (response, new_token) = result.map_err(|e| failed(Rpc::Verify, e))?;
         let mut response = Response::new(response);
         if let Some(token) = new_token {
             // Sliding renewal: the renewed token also travels as `x-new-token`.
@@ -643,9 +644,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("Revoke", &caller, &scope);
+        let who = tenancy::Acting::new(Rpc::Revoke, &caller, &scope);
         let result = self.revoke(request.into_inner(), &who).await;
-        Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
+        Ok(Response::new(result.map_err(|e| failed(Rpc::Revoke, e))?))
     }
 
     type WatchRevocationsStream = WatchStream;
@@ -656,10 +657,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("WatchRevocations", &caller, &scope);
+        let who = tenancy::Acting::new(Rpc::WatchRevocations, &caller, &scope);
         let result = self.watch(request.into_inner(), &who).await;
         Ok(Response::new(
-            result.map_err(|e| failed("WatchRevocations", e))?,
+            result.map_err(|e| failed(Rpc::WatchRevocations, e))?,
         ))
     }
 
@@ -669,10 +670,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
         let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
         let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("ListSessions", &caller, &scope);
+        let who = tenancy::Acting::new(Rpc::ListSessions, &caller, &scope);
         let result = self.list_sessions(request.into_inner(), &who).await;
         Ok(Response::new(
-            result.map_err(|e| failed("ListSessions", e))?,
+            result.map_err(|e| failed(Rpc::ListSessions, e))?,
         ))
     }
 
@@ -694,7 +695,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
             })
             .await;
         Ok(Response::new(
-            result.map_err(|e| failed("Exchange", e))?.response,
+            result.map_err(|e| failed(Rpc::Exchange, e))?.response,
         ))
     }
 
@@ -705,7 +706,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let tenant = request.into_inner().tenant;
         let mut v = Violations::default();
         v.name("tenant", &tenant, false);
-        v.finish().map_err(|e| failed("GetJwks", e))?;
+        v.finish().map_err(|e| failed(Rpc::GetJwks, e))?;
         let (jwks_json, issuer) = self.jwks_of(&tenant);
         Ok(Response::new(pb::GetJwksResponse { jwks_json, issuer }))
     }

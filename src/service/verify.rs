@@ -233,7 +233,7 @@ impl<S: Store> Authority<S> {
             session_id: &claims.sid,
             caller: who.caller,
             caller_tenants: &caller_tenants,
-            rpc: who.rpc,
+            rpc: who.rpc.as_str(),
             ..Default::default()
         };
         let presented = Presented {
