@@ -90,7 +90,7 @@ impl Partitions {
     /// A new random session id in partition `p`: its two-character prefix
     /// and 120 random bits (22 characters, the length of ids before).
     pub fn new_sid(&self, p: u32) -> String {
-        self.sid_in(p, &crate::service::random_b64::<15>())
+        self.sid_in(p, &crate::authority::random_b64::<15>())
     }
 
     /// The session id `rest` in partition `p`: `rest` after `p`'s prefix.

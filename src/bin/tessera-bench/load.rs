@@ -116,7 +116,7 @@ fn mint_tokens(args: &BenchArgs, count: usize) -> Result<Vec<String>, String> {
         .ok_or("--tokens warm, cold and flood need --signing-key (the server's key)")?;
     let keys = tessera::keys::KeySet::load(path, None).map_err(|e| e.to_string())?;
     let now = tessera_core::unix_now_ms() / 1000;
-    let run = tessera::service::random_b64::<6>();
+    let run = tessera::authority::random_b64::<6>();
     (0..count)
         .map(|i| {
             let claims = tessera::tokens::AccessClaims {
@@ -362,7 +362,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
     let cpu_before: Vec<Option<u64>> = measured.iter().map(|(_, pid)| cpu_ticks(*pid)).collect();
     let started = Instant::now();
     let deadline = started + duration;
-    let run_id = tessera::service::random_b64::<6>();
+    let run_id = tessera::authority::random_b64::<6>();
     let issued = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {

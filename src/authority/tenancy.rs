@@ -26,8 +26,8 @@
 //! state changes (no rotation, no reuse detection, no renewal, no event).
 
 use super::Authority;
+use crate::authority::scope::TenantScope;
 use crate::error::Error;
-use crate::scope::TenantScope;
 use crate::store::Store;
 use tessera_core::wire::Rpc;
 

@@ -38,12 +38,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use crate::callers::{Callers, TenantScope};
+use crate::authority::{Acting, Authority};
 use crate::error::{Error, TokenError};
 use crate::pb;
-use crate::service::{Acting, Authority};
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::callers::{Callers, TenantScope};
+use crate::transport::web::Peer;
 
 mod exchange;
 mod token;
@@ -340,7 +340,7 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
     let decode = |s: &str| {
-        crate::convert::percent_decode(s, true)
+        crate::authority::convert::percent_decode(s, true)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| OAuthError::invalid_request("a parameter is not UTF-8 form encoding"))
     };
@@ -459,10 +459,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Vec<u8>)>, (
         .map_err(|_| ())?;
     let text = String::from_utf8(decoded).map_err(|_| ())?;
     let (name, key) = text.split_once(':').ok_or(())?;
-    let name = crate::convert::percent_decode(name, true)
+    let name = crate::authority::convert::percent_decode(name, true)
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(())?;
-    let key = crate::convert::percent_decode(key, true).ok_or(())?;
+    let key = crate::authority::convert::percent_decode(key, true).ok_or(())?;
     Ok(Some((name, key)))
 }
 
@@ -515,8 +515,8 @@ impl<S: Store> OAuth<S> {
                 Err(_) => return Err(unauthenticated()),
             };
         let rates = &self.authority.policy.caller_rates;
-        if let Some(limit) = crate::caller_limits::budget_for(rates, rpc) {
-            let spent = crate::caller_limits::charge(
+        if let Some(limit) = crate::transport::caller_limits::budget_for(rates, rpc) {
+            let spent = crate::transport::caller_limits::charge(
                 self.authority.store.as_ref(),
                 limit,
                 (&name, &scope.label()),
@@ -676,7 +676,7 @@ async fn metadata<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) 
 }
 
 async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
-    let response = crate::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
+    let response = crate::transport::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
     o.with_cors(&headers, response)
 }
 
@@ -689,7 +689,7 @@ fn for_tenant<S: Store>(
     headers: &HeaderMap,
     answer: impl FnOnce(String, String) -> Response,
 ) -> Response {
-    if !crate::service::tenant_name_ok(tenant) {
+    if !crate::authority::tenant_name_ok(tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let (jwks, issuer) = o.authority.jwks_of(tenant);
@@ -731,7 +731,7 @@ async fn tenant_jwks<S: Store>(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(&o, &tenant, &headers, |jwks, _| {
-        crate::admin::jwks_body(jwks, &o.jwks_cache_control)
+        crate::transport::admin::jwks_body(jwks, &o.jwks_cache_control)
     })
 }
 

@@ -11,7 +11,7 @@ use super::{json_response, required, Answer, Form, OAuth, OAuthError};
 use crate::error::{Error, ExchangeRefusal};
 use crate::pb;
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::web::Peer;
 use tessera_core::wire;
 
 /// RFC 8693 §2.1: a subject or actor token type Tessera accepts (its
@@ -35,7 +35,7 @@ pub(super) async fn exchange_grant<S: Store>(
     peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
-    client: Option<(String, crate::scope::TenantScope)>,
+    client: Option<(String, crate::authority::scope::TenantScope)>,
 ) -> Answer {
     let (caller, scope) = match client {
         Some(caller) => caller,

@@ -1,4 +1,6 @@
-//! The `tessera.v1.TokenAuthority` service, generic over the [`Store`].
+//! The authority layer: the `tessera.v1.TokenAuthority` service, generic
+//! over the [`Store`]. Below the transport (which calls it), above the feed
+//! and the store (which it calls).
 //!
 //! One file per RPC group; each turns its request into a domain value in one
 //! validating function (proto types stay at the edge), then works on domain
@@ -22,17 +24,20 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+pub mod convert;
 mod exchange;
 mod ext_authz;
 mod issue;
 mod refresh;
 mod revoke;
+pub mod scope;
 mod secrets;
 mod sessions;
 mod tenancy;
+pub mod tenants;
 mod verify;
 
-pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
+pub(crate) use crate::authority::convert::{timestamp_ms, timestamp_s};
 pub(crate) use issue::Violations;
 pub use issue::{is_hidden_char, MAX_NAME_BYTES};
 pub use secrets::random_b64;
@@ -209,7 +214,7 @@ pub struct Authority<S: Store> {
     pub(crate) store: Arc<S>,
     pub(crate) keys: Arc<KeyRing>,
     /// The tenants' own budgets (`--tenants`).
-    pub(crate) tenants: Arc<crate::tenants::TenantRing>,
+    pub(crate) tenants: Arc<crate::authority::tenants::TenantRing>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) policy: Policy,
     pub(crate) verifier: TokenVerifier,
@@ -222,7 +227,7 @@ impl<S: Store> Authority<S> {
     pub fn new(
         store: Arc<S>,
         keys: Arc<KeyRing>,
-        tenants: Arc<crate::tenants::TenantRing>,
+        tenants: Arc<crate::authority::tenants::TenantRing>,
         feed: Arc<Feed>,
         policy: Policy,
         shutdown: watch::Receiver<bool>,
@@ -351,7 +356,7 @@ impl<S: Store> Authority<S> {
         tenant: &str,
         rpc: Rpc,
         limit: Option<crate::store::RateLimit>,
-        (caller, scope): (&str, &crate::scope::TenantScope),
+        (caller, scope): (&str, &crate::authority::scope::TenantScope),
     ) -> Result<(), Error> {
         let Some(limit) = limit else {
             return Ok(());
@@ -364,8 +369,8 @@ impl<S: Store> Authority<S> {
             detail: "per-tenant budget",
             ..Default::default()
         };
-        let key = crate::tenants::budget_key(tenant, rpc.as_str());
-        crate::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
+        let key = crate::authority::tenants::budget_key(tenant, rpc.as_str());
+        crate::transport::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
 
@@ -581,8 +586,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
         let result = self.issue(request.into_inner(), &caller, &scope).await;
         let response = result.map_err(|e| failed(Rpc::Issue, e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
@@ -593,9 +598,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
         let (_, extensions, mut request) = request.into_parts();
-        let scope = crate::scope::of(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         // A certificate-bound session's refresh: the thumbprint the caller
         // names, else that of the mTLS call's own certificate (as Verify).
         if request.cert_thumbprint.is_empty() {
@@ -614,8 +619,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         let who = tenancy::Acting::new(Rpc::Verify, caller, &scope);
         let had_proof = !request.dpop_proof.is_empty();
         let result = self
@@ -642,8 +647,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::Revoke, &caller, &scope);
         let result = self.revoke(request.into_inner(), &who).await;
         Ok(Response::new(result.map_err(|e| failed(Rpc::Revoke, e))?))
@@ -655,8 +660,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::WatchRevocations, &caller, &scope);
         let result = self.watch(request.into_inner(), &who).await;
         Ok(Response::new(
@@ -668,8 +673,8 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::ListSessions, &caller, &scope);
         let result = self.list_sessions(request.into_inner(), &who).await;
         Ok(Response::new(
@@ -682,13 +687,15 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         let audiences = extensions
-            .get::<crate::callers::ExchangeAudiences>()
+            .get::<crate::transport::callers::ExchangeAudiences>()
             .cloned()
             // The auth layer names them for every Exchange; without it, none.
-            .unwrap_or_else(|| crate::callers::ExchangeAudiences::Only(Vec::new().into()));
+            .unwrap_or_else(|| {
+                crate::transport::callers::ExchangeAudiences::Only(Vec::new().into())
+            });
         let result = self
             .exchange(request, (caller, &scope), &audiences, || {
                 peer_cert_thumbprint(&extensions)

@@ -44,7 +44,7 @@ fn source_cert_thumbprint(req: &CheckRequest) -> Option<String> {
     if pem_text.is_empty() {
         return None;
     }
-    let block = pem::parse(crate::convert::percent_decode(pem_text, false)?).ok()?;
+    let block = pem::parse(crate::authority::convert::percent_decode(pem_text, false)?).ok()?;
     Some(tessera_core::checks::cert_thumbprint(block.contents()))
 }
 
@@ -205,8 +205,8 @@ impl<S: Store> Authorization for Authority<S> {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let (metadata, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         let who = super::tenancy::Acting::new(Rpc::Check, caller, &scope);
         // The span is made here, not in the gRPC layer: only the handler
         // sees the checked request's own `traceparent`.

@@ -48,8 +48,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::authority::scope::TenantScope;
 use crate::error::{to_status, Error};
-pub use crate::scope::TenantScope;
 
 use tessera_core::wire::Rpc;
 pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
@@ -233,13 +233,13 @@ impl Callers {
                             return Err(format!("caller {:?}: tenants = [] allows no tenant; list at least one, or leave tenants out for a platform-wide caller", c.name));
                         }
                         if let Some(bad) = list.iter().find(|t| {
-                            t.len() > crate::service::MAX_NAME_BYTES
-                                || t.chars().any(crate::service::is_hidden_char)
+                            t.len() > crate::authority::MAX_NAME_BYTES
+                                || t.chars().any(crate::authority::is_hidden_char)
                         }) {
                             return Err(format!(
                                 "caller {:?}: tenant {bad:?} is not a tenant name (at most {} bytes of printable text)",
                                 c.name,
-                                crate::service::MAX_NAME_BYTES
+                                crate::authority::MAX_NAME_BYTES
                             ));
                         }
                         TenantScope::only(list)

@@ -289,7 +289,7 @@ fn custom_claims(v: &mut Violations, claims: Option<prost_types::Struct>) -> Map
             format!("claim names must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
         );
     }
-    let Some(custom) = crate::convert::struct_to_json(claims) else {
+    let Some(custom) = crate::authority::convert::struct_to_json(claims) else {
         v.add("claims", "numbers must be finite");
         return Map::new();
     };
@@ -350,7 +350,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::IssueRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
         let who = super::tenancy::Acting {
@@ -420,7 +420,7 @@ impl<S: Store> Authority<S> {
         )
         .await?;
         let refresh = RefreshToken::new(&sid);
-        let caller_key = crate::caller_limits::budget_key(caller, Rpc::Issue);
+        let caller_key = crate::transport::caller_limits::budget_key(caller, Rpc::Issue);
         let new_session = NewSession {
             subject_key,
             data,

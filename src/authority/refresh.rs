@@ -29,7 +29,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
         let result = self.refresh(request, caller, scope, client_id).await;
@@ -53,7 +53,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
         let mut v = Violations::default();

@@ -16,7 +16,7 @@ use super::{
 use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::web::Peer;
 use tessera_core::wire;
 
 /// `POST /oauth2/token`, when `--http-token-endpoint` serves it.
@@ -79,7 +79,7 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
         // token is its credential, whatever its tenant. An authenticated
         // client keeps its tenant scope.
         let (caller, scope) =
-            client.unwrap_or_else(|| (PUBLIC_CLIENT.to_owned(), crate::scope::TenantScope::All));
+            client.unwrap_or_else(|| (PUBLIC_CLIENT.to_owned(), crate::authority::scope::TenantScope::All));
         refresh_grant(&o, &peer, &headers, &form, (&caller, &scope)).await
     }
     .await;
@@ -148,9 +148,9 @@ impl<S: Store> OAuth<S> {
         basic: bool,
         rpc: Rpc,
         grant: &str,
-    ) -> Result<(String, crate::scope::TenantScope), OAuthError> {
+    ) -> Result<(String, crate::authority::scope::TenantScope), OAuthError> {
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
-        let none = crate::callers::PeerIdentities::default();
+        let none = crate::transport::callers::PeerIdentities::default();
         match self
             .callers
             .authorize_scoped(rpc.as_str(), Some(key), &none, &ip)
@@ -183,7 +183,7 @@ async fn refresh_grant<S: Store>(
     peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
-    (caller, scope): (&str, &crate::scope::TenantScope),
+    (caller, scope): (&str, &crate::authority::scope::TenantScope),
 ) -> Answer {
     let refresh_token = required(form, "refresh_token")?;
     let proof = dpop_header(headers)?;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tessera_core::wire::Rpc;
 
-use crate::callers::CallerName;
 use crate::error::Error;
+use crate::transport::callers::CallerName;
 
 /// The name of the authorized caller of a request (`anonymous` without callers).
 pub fn caller_name(extensions: &http::Extensions) -> &str {
@@ -116,7 +116,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
         let caller = caller_name(req.extensions()).to_owned();
-        let scope = crate::scope::of(req.extensions()).label();
+        let scope = crate::authority::scope::of(req.extensions()).label();
         futures::future::Either::Right(Box::pin(async move {
             match charge(store.as_ref(), limit, (&caller, &scope), rpc).await {
                 Ok(()) => inner.call(req).await,

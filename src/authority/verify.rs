@@ -82,7 +82,7 @@ pub(crate) fn claims_to_proto(c: &AccessClaims) -> pb::Claims {
         scopes: c.scopes().map(str::to_owned).collect(),
         issued_at: Some(timestamp_s(c.iat)),
         expires_at: Some(timestamp_s(c.exp)),
-        custom: Some(crate::convert::json_to_struct(&c.custom)),
+        custom: Some(crate::authority::convert::json_to_struct(&c.custom)),
         issuer: c.iss.clone(),
         not_before: Some(timestamp_s(c.nbf)),
         actors: c.actors().into_iter().map(str::to_owned).collect(),
