@@ -75,7 +75,7 @@ pub struct Event<'a> {
     pub caller: &'a str,
     /// The caller's tenant scope where it decided or refused something:
     /// `*` for a platform-wide caller, else its tenants comma-separated
-    /// (`crate::scope::TenantScope::label`); "" where not recorded.
+    /// (`crate::authority::scope::TenantScope::label`); "" where not recorded.
     pub caller_tenants: &'a str,
     pub client_ip: &'a str,
     /// The RPC the event came from.

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tessera_core::wire::Rpc;
 
 use tonic::{Code, Status};
 use tonic_types::{BadRequest, ErrorDetail, ErrorInfo, FieldViolation, RetryInfo, StatusExt};
@@ -241,13 +242,14 @@ pub fn status_reason(status: &Status) -> Option<String> {
 /// Log a failed call once, at the level its cause deserves (store and
 /// internal failures are the operator's business; a client's bad token is
 /// not), and map it onto its status. Never logs a request field.
-pub fn failed(rpc: &str, err: Error) -> Status {
+pub fn failed(rpc: Rpc, err: Error) -> Status {
     log_failed(rpc, &err);
     Status::from(err)
 }
 
 /// The log line of [`failed`], for answers that are not gRPC statuses.
-pub fn log_failed(rpc: &str, err: &Error) {
+pub fn log_failed(rpc: Rpc, err: &Error) {
+    let rpc = rpc.as_str();
     let reason = err.reason();
     crate::trace::record_reason(reason);
     match err {

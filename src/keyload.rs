@@ -45,7 +45,7 @@ pub fn load_set(
 /// (logged). Ends when `drain` fires.
 pub(crate) fn reload_on_sighup(
     keys: Arc<KeyRing>,
-    tenants: Arc<crate::tenants::TenantRing>,
+    tenants: Arc<crate::authority::tenants::TenantRing>,
     args: ServeArgs,
     mut drain: watch::Receiver<bool>,
 ) {
@@ -59,7 +59,7 @@ pub(crate) fn reload_on_sighup(
                         _ = hup.recv() => {}
                         _ = drain.changed() => return,
                     }
-                    match crate::tenants::load(&args) {
+                    match crate::authority::tenants::load(&args) {
                         Ok((set, _)) if set.default_keys().ephemeral && args.tenants.is_none() => {
                             tracing::warn!(
                                 "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"

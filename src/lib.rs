@@ -11,31 +11,28 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic_health::ServingStatus;
 
-pub mod admin;
+// The layers, top down; a module imports only its own layer and those
+// below it (tests/it/architecture.rs checks):
+//   assembly:  lib.rs (serve), config, keyload, signals; cli (client commands)
+//   transport: gRPC wiring, HTTP (oauth, admin, web), TLS, callers and their limits
+//   authority: one file per RPC, policy, tenancy
+//   feed, then store (+ cursor, the position in the store's log)
+//   base:      error, trace, telemetry, audit, refusals, clock (used by all)
 pub mod audit;
-pub mod caller_limits;
-pub mod callers;
+pub mod authority;
 pub mod cli;
 pub mod clock;
 pub mod config;
-pub mod convert;
 pub mod cursor;
 pub mod error;
 pub mod feed;
-mod health;
 pub mod keyload;
-pub mod limits;
-pub mod oauth;
 pub mod refusals;
-pub mod scope;
-pub mod service;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
-pub mod tenants;
-mod tls;
 pub mod trace;
-pub mod web;
+pub mod transport;
 
 /// The token core (claims, minting, verification, keys), shared with the SDK.
 pub use tessera_core::{keys, tokens};
@@ -49,14 +46,15 @@ pub mod pb {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
-use callers::{AuthLayer, Callers};
+use authority::{tenants, Authority, Policy};
 use config::ServeArgs;
 use feed::Feed;
 use keys::KeyRing;
-use service::{Authority, Policy};
 use store::memory::MemoryStore;
 use store::redis::RedisStore;
 use store::{Instrumented, Store};
+use transport::callers::{AuthLayer, Callers};
+use transport::{admin, caller_limits, health, limits, oauth, tls, web};
 
 /// The fully qualified gRPC service name, as health checks know it.
 pub use tessera_core::wire::SERVICE_NAME;
@@ -328,7 +326,7 @@ async fn run<S: Store>(
     }
     let service = pb::token_authority_server::TokenAuthorityServer::from_arc(authority.clone())
         .max_decoding_message_size(error::MAX_REQUEST_BYTES);
-    // Envoy's external authorization, beside the authority (service/ext_authz.rs).
+    // Envoy's external authorization, beside the authority (authority/ext_authz.rs).
     let ext_authz =
         envoy_types::ext_authz::v3::pb::AuthorizationServer::from_arc(authority.clone())
             .max_decoding_message_size(error::MAX_REQUEST_BYTES);
@@ -361,7 +359,7 @@ async fn run<S: Store>(
     }
     let stream_caps = limits::StreamCapLayer::default()
         .cap(
-            "/tessera.v1.TokenAuthority/WatchRevocations",
+            tessera_core::wire::WATCH_REVOCATIONS_PATH,
             args.max_watchers,
         )
         .cap("/grpc.health.v1.Health/Watch", args.max_health_watches);

@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Instant;
+use tessera_core::wire::Rpc;
 
 use http_body::{Body, Frame};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -245,9 +246,9 @@ struct HotSeries {
 fn hot() -> &'static HotSeries {
     static HOT: OnceLock<HotSeries> = OnceLock::new();
     HOT.get_or_init(|| HotSeries {
-        ok_durations: tessera_core::wire::RPC_NAMES
-            .iter()
-            .copied()
+        ok_durations: Rpc::ALL
+            .into_iter()
+            .map(Rpc::as_str)
             .chain(["HealthCheck", "HealthWatch", "other"])
             .map(|m| {
                 (
@@ -274,13 +275,7 @@ fn method_label(path: &str) -> &'static str {
         };
     }
     let name = path.rsplit('/').next().unwrap_or("");
-    if let Some(rpc) = tessera_core::wire::RPC_NAMES
-        .iter()
-        .find(|rpc| **rpc == name)
-    {
-        return rpc;
-    }
-    "other"
+    name.parse::<Rpc>().map_or("other", Rpc::as_str)
 }
 
 fn code_label(code: &str) -> &'static str {

@@ -8,12 +8,12 @@ use tessera::pb;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(r) = pb::IssueRequest::decode(data) {
-        let accepted = tessera::service::check_issue_request(r.clone()).is_ok();
+        let accepted = tessera::authority::check_issue_request(r.clone()).is_ok();
         if accepted {
             assert!(!r.subject.is_empty() && r.subject.len() <= 256);
         }
     }
     if let Ok(r) = pb::VerifyRequest::decode(data) {
-        let _ = tessera::service::check_verify_request(r);
+        let _ = tessera::authority::check_verify_request(r);
     }
 });

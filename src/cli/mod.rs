@@ -329,7 +329,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                     let Value::Object(map) = value else {
                         return Err(fail("--claims must be a JSON object"));
                     };
-                    Some(crate::convert::json_to_struct(&map))
+                    Some(crate::authority::convert::json_to_struct(&map))
                 }
             };
             let dur = |d: Option<Dur>| {
@@ -400,7 +400,7 @@ pub async fn run(command: Command) -> Result<Value, CliError> {
                     "subject": c.subject, "tenant": c.tenant, "session_id": c.session_id,
                     "token_id": c.token_id, "audience": c.audience, "roles": c.roles,
                     "scopes": c.scopes, "issued_at": ts(&c.issued_at), "expires_at": ts(&c.expires_at),
-                    "custom": c.custom.map(|s| crate::convert::struct_to_json_lossy(&s)).unwrap_or(Value::Null),
+                    "custom": c.custom.map(|s| crate::authority::convert::struct_to_json_lossy(&s)).unwrap_or(Value::Null),
                 },
                 "renewed_access_token": r.renewed_access_token,
                 "renewed_expires_at": ts(&r.renewed_expires_at),

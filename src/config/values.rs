@@ -104,7 +104,7 @@ impl FromStr for CallerRate {
             .split_once('=')
             .ok_or_else(|| format!("invalid caller rate {s:?}: expected RPC=RATE:BURST"))?;
         let rpc = rpc.trim().to_owned();
-        if rpc != "*" && !tessera_core::wire::RPC_NAMES.contains(&rpc.as_str()) {
+        if rpc != "*" && rpc.parse::<tessera_core::wire::Rpc>().is_err() {
             return Err(format!("unknown RPC {rpc:?} in caller rate"));
         }
         Ok(CallerRate {

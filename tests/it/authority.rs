@@ -10,7 +10,7 @@ use tessera::pb;
 use tessera::tokens::{self, AccessClaims};
 
 fn custom_claims() -> prost_types::Struct {
-    tessera::convert::json_to_struct(
+    tessera::authority::convert::json_to_struct(
         json!({"plan": "pro", "org": {"id": 7, "tags": ["a", "b"]}, "beta": true})
             .as_object()
             .unwrap(),
@@ -74,7 +74,7 @@ async fn issue_then_verify_returns_every_claim(backend: Backend) {
         claims.expires_at.unwrap().seconds,
         pair.access_expires_at.unwrap().seconds
     );
-    let custom = tessera::convert::struct_to_json_lossy(&claims.custom.unwrap());
+    let custom = tessera::authority::convert::struct_to_json_lossy(&claims.custom.unwrap());
     assert_eq!(
         custom,
         json!({"plan": "pro", "org": {"id": 7, "tags": ["a", "b"]}, "beta": true})
@@ -492,7 +492,7 @@ async fn invalid_arguments_are_refused_and_nothing_is_stored(backend: Backend) {
 
     for name in ["exp", "sub", "iss", "jti"] {
         let mut req = issue_request("alice");
-        req.claims = Some(tessera::convert::json_to_struct(
+        req.claims = Some(tessera::authority::convert::json_to_struct(
             json!({ name: 1 }).as_object().unwrap(),
         ));
         let status = expect_reason(c.issue(req).await, "FIELD_INVALID");

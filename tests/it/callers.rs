@@ -2,8 +2,8 @@
 //! open health, and the refusal to run anonymously on a public address.
 
 use crate::support::*;
-use tessera::callers::api_key_sha256;
 use tessera::pb;
+use tessera::transport::callers::api_key_sha256;
 use tonic::Request;
 use tonic_health::pb::health_check_response::ServingStatus;
 
@@ -122,7 +122,7 @@ async fn callers_are_authorized_per_rpc() {
         match key {
             "login-key" => vec!["Issue", "Refresh", "Revoke"],
             "gateway-key" => vec!["Verify", "WatchRevocations", "GetJwks"],
-            _ => tessera::callers::RPC_NAMES.to_vec(),
+            _ => tessera::transport::callers::RPC_NAMES.to_vec(),
         }
     };
     for key in ["login-key", "gateway-key", "ops-key"] {

@@ -156,7 +156,7 @@ fn dashboard_uses_only_metrics_we_export() {
         tessera::telemetry::VERIFY_CACHE_ENTRIES,
         tessera::telemetry::VERIFY_CACHE_BYTES,
         tessera::telemetry::BUILD_INFO,
-        tessera::limits::OPEN_CONNECTIONS,
+        tessera::transport::limits::OPEN_CONNECTIONS,
     ];
     let mut count = 0;
     for panel in dash["panels"].as_array().unwrap() {

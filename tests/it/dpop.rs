@@ -62,7 +62,7 @@ impl ClientKey {
     /// A good proof for `method url`, with `ath` of `token` when given.
     fn proof(&self, method: &str, url: &str, token: Option<&str>) -> String {
         let mut claims = json!({
-            "jti": tessera::service::random_b64::<12>(),
+            "jti": tessera::authority::random_b64::<12>(),
             "htm": method,
             "htu": url,
             "iat": now(),
@@ -236,7 +236,7 @@ async fn hostile_dpop_proofs_are_refused_with_their_reason() {
     let stranger = ClientKey::new(KeyAlg::Es256);
     let claims = |over: Value| {
         let mut c = json!({
-            "jti": tessera::service::random_b64::<12>(),
+            "jti": tessera::authority::random_b64::<12>(),
             "htm": METHOD, "htu": URL, "iat": now(),
             "ath": access_token_hash(&token),
         });
@@ -438,7 +438,7 @@ async fn server_nonces_are_required_and_shared_by_the_replicas() {
     let token = pair.access_token.clone();
     let with_nonce = |nonce: Option<&str>| {
         let mut claims = json!({
-            "jti": tessera::service::random_b64::<12>(),
+            "jti": tessera::authority::random_b64::<12>(),
             "htm": METHOD, "htu": URL, "iat": now(),
             "ath": access_token_hash(&token),
         });
@@ -501,7 +501,7 @@ async fn made_up_refreshes_with_fresh_proofs_write_nothing() {
         } else {
             format!(
                 "{}.{}",
-                tessera::service::random_b64::<16>(),
+                tessera::authority::random_b64::<16>(),
                 "B".repeat(43)
             )
         };

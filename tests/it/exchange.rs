@@ -26,7 +26,7 @@ const GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 /// (and call what the cascade checks need), `plain` may call Exchange but
 /// request no audience, `reader` may not call Exchange at all.
 fn callers(dir: &tempfile::TempDir) -> String {
-    let key = tessera::callers::api_key_sha256;
+    let key = tessera::transport::callers::api_key_sha256;
     let text = format!(
         r#"
 [[caller]]

@@ -38,8 +38,8 @@ fn request_seeds_decode_and_validate() {
     );
     let issue = std::fs::read(format!("{dir}/issue")).unwrap();
     let r = tessera::pb::IssueRequest::decode(issue.as_slice()).unwrap();
-    tessera::service::check_issue_request(r).expect("seed Issue is valid");
+    tessera::authority::check_issue_request(r).expect("seed Issue is valid");
     let verify = std::fs::read(format!("{dir}/verify")).unwrap();
     let r = tessera::pb::VerifyRequest::decode(verify.as_slice()).unwrap();
-    tessera::service::check_verify_request(r).expect("seed Verify is valid");
+    tessera::authority::check_verify_request(r).expect("seed Verify is valid");
 }

@@ -48,7 +48,7 @@ async fn certificate_bound_sessions_refresh_only_with_their_certificate(backend:
     let mut c = s.client().await;
     let right = tessera_core::checks::cert_thumbprint(b"the client's certificate");
     let other = tessera_core::checks::cert_thumbprint(b"another certificate");
-    let custom = tessera::convert::json_to_struct(
+    let custom = tessera::authority::convert::json_to_struct(
         json!({"x": other, "c": {"x": other}}).as_object().unwrap(),
     );
     let issue = |subject: &str, custom: Option<prost_types::Struct>| pb::IssueRequest {

@@ -10,6 +10,7 @@ mod support {
 }
 use tessera_test_support::hostile_cases;
 
+mod architecture;
 mod authority;
 mod big_subject;
 mod callers;

@@ -774,7 +774,7 @@ async fn oauth_library_by_discovery_over_https() {
         format!(
             "[[caller]]\nname = \"gateway\"\napi_key_sha256 = \"{}\"\nallow = [\"Verify\", \"Revoke\"]\n\n\
              [[caller]]\nname = \"edge\"\ntls_uri = \"spiffe://example.org/edge\"\nallow = [\"Verify\", \"Issue\"]\n",
-            tessera::callers::api_key_sha256("gateway-secret")
+            tessera::transport::callers::api_key_sha256("gateway-secret")
         ),
     )
     .unwrap();

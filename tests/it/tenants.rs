@@ -17,8 +17,8 @@ use tonic::{Request, Streaming};
 use crate::ext_authz::{check_request, envoy, outcome};
 use crate::oauth::{basic, form, post, FORM};
 use crate::support::*;
-use tessera::callers::api_key_sha256;
 use tessera::pb;
+use tessera::transport::callers::api_key_sha256;
 
 /// The callers: `acme-app` and `globex-app` scoped to their tenant,
 /// `acme-gw` scoped to acme and `initech` (a gateway: Verify, Check,

@@ -22,19 +22,100 @@ pub const API_KEY_HEADER: &str = "x-tessera-key";
 /// Response metadata that carries a token minted by sliding renewal.
 pub const NEW_TOKEN_HEADER: &str = "x-new-token";
 
-/// The RPC names a caller may be allowed (`allow` in the callers file);
-/// `Check` is Envoy's external authorization (`ENVOY_CHECK_PATH`).
-pub const RPC_NAMES: &[&str] = &[
-    "Issue",
-    "Refresh",
-    "Verify",
-    "Revoke",
-    "WatchRevocations",
-    "GetJwks",
-    "ListSessions",
-    "Exchange",
-    "Check",
-];
+/// The RPCs a caller may be allowed (`allow` in the callers file), one
+/// name each: the authority's methods, and `Check`, Envoy's external
+/// authorization (`ENVOY_CHECK_PATH`). The one source of every RPC name the
+/// server spells (allow lists, `--caller-rate`, metrics labels, logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rpc {
+    Issue,
+    Refresh,
+    Verify,
+    Revoke,
+    WatchRevocations,
+    GetJwks,
+    ListSessions,
+    Exchange,
+    Check,
+}
+
+impl Rpc {
+    /// Every RPC, in the order of the proto (then `Check`).
+    pub const ALL: [Rpc; 9] = [
+        Rpc::Issue,
+        Rpc::Refresh,
+        Rpc::Verify,
+        Rpc::Revoke,
+        Rpc::WatchRevocations,
+        Rpc::GetJwks,
+        Rpc::ListSessions,
+        Rpc::Exchange,
+        Rpc::Check,
+    ];
+
+    /// The method name, as on the wire (`/<service>/<name>`) and in the
+    /// callers file.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Rpc::Issue => "Issue",
+            Rpc::Refresh => "Refresh",
+            Rpc::Verify => "Verify",
+            Rpc::Revoke => "Revoke",
+            Rpc::WatchRevocations => "WatchRevocations",
+            Rpc::GetJwks => "GetJwks",
+            Rpc::ListSessions => "ListSessions",
+            Rpc::Exchange => "Exchange",
+            Rpc::Check => "Check",
+        }
+    }
+}
+
+impl std::fmt::Display for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not one of [`Rpc::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownRpc(pub String);
+
+impl std::fmt::Display for UnknownRpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown RPC {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownRpc {}
+
+impl std::str::FromStr for Rpc {
+    type Err = UnknownRpc;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Rpc::ALL
+            .into_iter()
+            .find(|rpc| rpc.as_str() == s)
+            .ok_or_else(|| UnknownRpc(s.to_owned()))
+    }
+}
+
+/// The RPC names of [`Rpc::ALL`], as strings.
+pub const RPC_NAMES: &[&str] = &{
+    let mut names = [""; Rpc::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = Rpc::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
+
+/// The gRPC path of `WatchRevocations` (its stream is exempt from the
+/// request timeout).
+pub const WATCH_REVOCATIONS_PATH: &str = concat!("/", service_name!(), "/WatchRevocations");
+
+/// The HTTP header (ext_authz answers) with the `ErrorInfo.reason` of a
+/// refusal.
+pub const REASON_HEADER: &str = "x-tessera-reason";
 
 /// The gRPC path of Envoy's `Authorization/Check`, served beside the
 /// authority and authorized as the RPC `Check`.
@@ -44,7 +125,7 @@ pub const ENVOY_CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 /// authority, or `Check` for Envoy's; `None` for health and reflection.
 pub fn rpc_of_path(path: &str) -> Option<&str> {
     path.strip_prefix(SERVICE_PATH_PREFIX)
-        .or_else(|| (path == ENVOY_CHECK_PATH).then_some("Check"))
+        .or_else(|| (path == ENVOY_CHECK_PATH).then_some(Rpc::Check.as_str()))
 }
 
 /// The upstream header (with ext_authz's default prefix) that carries the
@@ -112,4 +193,22 @@ pub mod reason {
     pub const STORE_UNAVAILABLE: &str = "STORE_UNAVAILABLE";
     /// Not a contract code: a bug, reported as `INTERNAL`.
     pub const INTERNAL: &str = "INTERNAL";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rpc_names_round_trip() {
+        for rpc in Rpc::ALL {
+            assert_eq!(rpc.as_str().parse::<Rpc>(), Ok(rpc));
+        }
+        assert_eq!(RPC_NAMES.len(), Rpc::ALL.len());
+        assert!("issue".parse::<Rpc>().is_err());
+        assert_eq!(
+            rpc_of_path(WATCH_REVOCATIONS_PATH),
+            Some(Rpc::WatchRevocations.as_str())
+        );
+    }
 }

@@ -63,7 +63,7 @@ pub fn callers_flag(dir: &tempfile::TempDir, callers: &[(&str, &str, &[&str])]) 
         let allow: Vec<String> = allow.iter().map(|rpc| format!("{rpc:?}")).collect();
         toml.push_str(&format!(
             "[[caller]]\nname = {name:?}\napi_key_sha256 = {:?}\nallow = [{}]\n\n",
-            tessera::callers::api_key_sha256(key),
+            tessera::transport::callers::api_key_sha256(key),
             allow.join(", ")
         ));
     }

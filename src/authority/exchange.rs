@@ -19,6 +19,7 @@
 //! needs its proof (docs/security.md, "Token exchange").
 
 use std::sync::Arc;
+use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
@@ -26,12 +27,12 @@ use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::tenancy::Acting;
 use super::verify::Presented;
 use super::{timestamp_s, Authority};
-use crate::callers::ExchangeAudiences;
+use crate::authority::scope::TenantScope;
 use crate::error::{Error, ExchangeRefusal, TokenError};
 use crate::pb;
-use crate::scope::TenantScope;
 use crate::store::Store;
 use crate::tokens::{AccessClaims, Actor, Verified, MAX_TOKEN_BYTES};
+use crate::transport::callers::ExchangeAudiences;
 
 /// The DPoP replay set of the proofs Exchange accepts (see [`Presented`]).
 const EXCHANGE_REPLAY_SCOPE: &str = "exchange";
@@ -109,7 +110,7 @@ fn exchange_event<'a>(
         subject: &subject.sub,
         session_id: &subject.sid,
         caller,
-        rpc: "Exchange",
+        rpc: Rpc::Exchange.as_str(),
         detail,
         ..Default::default()
     }
@@ -148,11 +149,11 @@ impl<S: Store> Authority<S> {
         // Counted first, as Issue's: a refused exchange still counts.
         if let Some(limit) = self.policy.caller_exchange_rate {
             let charged = (caller, scope.label());
-            crate::caller_limits::charge(
+            crate::transport::caller_limits::charge(
                 self.store.as_ref(),
                 limit,
                 (charged.0, &charged.1),
-                "Exchange",
+                Rpc::Exchange,
             )
             .await?;
         }
@@ -218,7 +219,7 @@ impl<S: Store> Authority<S> {
         let who = Acting {
             subject: &subject.sub,
             session_id: &subject.sid,
-            ..Acting::new("Exchange", caller, scope)
+            ..Acting::new(Rpc::Exchange, caller, scope)
         };
         self.allow_tenant(&who, &subject.tid)?;
         let presented = Presented {

@@ -59,7 +59,7 @@ async fn tenant_jwks(
     State(s): State<AdminState>,
     axum::extract::Path(tenant): axum::extract::Path<String>,
 ) -> Response {
-    if !crate::service::tenant_name_ok(&tenant) {
+    if !crate::authority::tenant_name_ok(&tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let keys = s.keys.current();
@@ -104,7 +104,7 @@ async fn metrics() -> Response {
 pub async fn serve(
     listener: TcpListener,
     state: AdminState,
-    limits: crate::web::HttpLimits,
+    limits: crate::transport::web::HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     let app = Router::new()
@@ -115,5 +115,5 @@ pub async fn serve(
         .route("/t/{tenant}/.well-known/jwks.json", get(tenant_jwks))
         .route("/metrics", get(metrics))
         .with_state(state);
-    crate::web::serve(listener, app, limits, None, "admin", shutdown).await;
+    crate::transport::web::serve(listener, app, limits, None, "admin", shutdown).await;
 }

@@ -13,7 +13,7 @@ use axum::Router;
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
-use crate::callers::PeerIdentities;
+use crate::transport::callers::PeerIdentities;
 
 /// Connection limits of an HTTP port (docs/security.md).
 #[derive(Debug, Clone, Copy)]
@@ -64,8 +64,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
     use futures::StreamExt;
-    let incoming =
-        crate::limits::incoming(listener, limits.max_connections, limits.idle_timeout, port);
+    let incoming = crate::transport::limits::incoming(
+        listener,
+        limits.max_connections,
+        limits.idle_timeout,
+        port,
+    );
     tokio::pin!(incoming, shutdown);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -105,7 +109,9 @@ pub async fn serve(
                     let peer = Peer {
                         addr,
                         identities: leaf
-                            .map(|leaf| crate::callers::certificate_identities(leaf.as_ref()))
+                            .map(|leaf| {
+                                crate::transport::callers::certificate_identities(leaf.as_ref())
+                            })
                             .unwrap_or_default(),
                         cert_thumbprint: leaf
                             .map(|leaf| tessera_core::checks::cert_thumbprint(leaf.as_ref())),

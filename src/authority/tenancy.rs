@@ -26,9 +26,10 @@
 //! state changes (no rotation, no reuse detection, no renewal, no event).
 
 use super::Authority;
+use crate::authority::scope::TenantScope;
 use crate::error::Error;
-use crate::scope::TenantScope;
 use crate::store::Store;
+use tessera_core::wire::Rpc;
 
 /// Who acts, and on what when it is known, for the audit event of a
 /// refusal.
@@ -36,7 +37,7 @@ use crate::store::Store;
 pub(crate) struct Acting<'a> {
     /// The RPC (or `Check`, `Verify` for introspection, `Revoke` for the
     /// OAuth revocation endpoint).
-    pub rpc: &'a str,
+    pub rpc: Rpc,
     /// The caller's name.
     pub caller: &'a str,
     /// The caller's scope.
@@ -48,7 +49,7 @@ pub(crate) struct Acting<'a> {
 
 impl<'a> Acting<'a> {
     /// `caller` of `scope` calling `rpc`.
-    pub fn new(rpc: &'a str, caller: &'a str, scope: &'a TenantScope) -> Self {
+    pub fn new(rpc: Rpc, caller: &'a str, scope: &'a TenantScope) -> Self {
         Acting {
             rpc,
             caller,
@@ -92,7 +93,7 @@ impl<S: Store> Authority<S> {
         self.count_tenant(tenant, "denied");
         let error = Error::TenantNotAllowed;
         let refusal = crate::audit::Event {
-            rpc: who.rpc,
+            rpc: who.rpc.as_str(),
             caller: who.caller,
             caller_tenants: &who.scope.label(),
             tenant,

@@ -29,6 +29,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use tessera_core::wire::Rpc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -37,12 +38,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Map, Value};
 
-use crate::callers::{Callers, TenantScope};
+use crate::authority::{Acting, Authority};
 use crate::error::{Error, TokenError};
 use crate::pb;
-use crate::service::{Acting, Authority};
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::callers::{Callers, TenantScope};
+use crate::transport::web::Peer;
 
 mod exchange;
 mod token;
@@ -243,14 +244,14 @@ impl OAuthError {
 
     /// [`OAuthError::from_service`], or `invalid_request` with the reason
     /// for anything else (introspection, revocation, caller budgets).
-    fn from_error(rpc: &str, e: &Error) -> Self {
+    fn from_error(rpc: Rpc, e: &Error) -> Self {
         crate::trace::record_reason(e.reason());
         Self::from_service(rpc, e).unwrap_or_else(|| Self::invalid_request(e.reason()))
     }
 
     /// The answer to a failure of the authority itself (store, budget),
     /// the same on every endpoint.
-    fn from_service(rpc: &str, e: &Error) -> Option<Self> {
+    fn from_service(rpc: Rpc, e: &Error) -> Option<Self> {
         match e {
             Error::Store(_) | Error::Internal(_) | Error::Token(TokenError::Internal(_)) => {
                 crate::error::log_failed(rpc, e);
@@ -339,7 +340,7 @@ fn parse_form(headers: &HeaderMap, body: &[u8]) -> Result<Form, OAuthError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| OAuthError::invalid_request("the body is not UTF-8"))?;
     let decode = |s: &str| {
-        crate::convert::percent_decode(s, true)
+        crate::authority::convert::percent_decode(s, true)
             .and_then(|bytes| String::from_utf8(bytes).ok())
             .ok_or_else(|| OAuthError::invalid_request("a parameter is not UTF-8 form encoding"))
     };
@@ -394,7 +395,7 @@ impl FormRequest {
     async fn authorized<S: Store>(
         self,
         o: &OAuth<S>,
-        rpc: &str,
+        rpc: Rpc,
     ) -> Result<(String, TenantScope, Form), OAuthError> {
         let (caller, scope) = o.caller(&self.headers, &self.peer, rpc).await?;
         Ok((caller, scope, read_form(&self.headers, self.body).await?))
@@ -458,10 +459,10 @@ fn basic_credentials(headers: &HeaderMap) -> Result<Option<(String, Vec<u8>)>, (
         .map_err(|_| ())?;
     let text = String::from_utf8(decoded).map_err(|_| ())?;
     let (name, key) = text.split_once(':').ok_or(())?;
-    let name = crate::convert::percent_decode(name, true)
+    let name = crate::authority::convert::percent_decode(name, true)
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or(())?;
-    let key = crate::convert::percent_decode(key, true).ok_or(())?;
+    let key = crate::authority::convert::percent_decode(key, true).ok_or(())?;
     Ok(Some((name, key)))
 }
 
@@ -472,7 +473,7 @@ impl<S: Store> OAuth<S> {
         &self,
         headers: &HeaderMap,
         peer: &Peer,
-        rpc: &str,
+        rpc: Rpc,
     ) -> Result<(String, TenantScope), OAuthError> {
         let unauthenticated = || {
             OAuthError::new(
@@ -491,30 +492,31 @@ impl<S: Store> OAuth<S> {
             .map(|v| v.as_bytes());
         let key = basic.as_ref().map(|(_, k)| k.as_slice()).or(header_key);
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
-        let (name, scope) = match self
-            .callers
-            .authorize_scoped(rpc, key, &peer.identities, &ip)
-        {
-            Ok(None) => ("anonymous".to_owned(), TenantScope::All),
-            Ok(Some((found, scope))) => {
-                // Basic names the caller: the key must be that caller's.
-                if basic.as_ref().is_some_and(|(name, _)| *name != found) {
-                    return Err(unauthenticated());
+        let (name, scope) =
+            match self
+                .callers
+                .authorize_scoped(rpc.as_str(), key, &peer.identities, &ip)
+            {
+                Ok(None) => ("anonymous".to_owned(), TenantScope::All),
+                Ok(Some((found, scope))) => {
+                    // Basic names the caller: the key must be that caller's.
+                    if basic.as_ref().is_some_and(|(name, _)| *name != found) {
+                        return Err(unauthenticated());
+                    }
+                    (found, scope)
                 }
-                (found, scope)
-            }
-            Err(Error::CallerNotAllowed) => {
-                return Err(OAuthError::new(
-                    StatusCode::FORBIDDEN,
-                    "unauthorized_client",
-                    format!("this caller may not call {rpc}"),
-                ))
-            }
-            Err(_) => return Err(unauthenticated()),
-        };
+                Err(Error::CallerNotAllowed) => {
+                    return Err(OAuthError::new(
+                        StatusCode::FORBIDDEN,
+                        "unauthorized_client",
+                        format!("this caller may not call {rpc}"),
+                    ))
+                }
+                Err(_) => return Err(unauthenticated()),
+            };
         let rates = &self.authority.policy.caller_rates;
-        if let Some(limit) = crate::caller_limits::budget_for(rates, rpc) {
-            let spent = crate::caller_limits::charge(
+        if let Some(limit) = crate::transport::caller_limits::budget_for(rates, rpc) {
+            let spent = crate::transport::caller_limits::charge(
                 self.authority.store.as_ref(),
                 limit,
                 (&name, &scope.label()),
@@ -562,19 +564,19 @@ async fn introspect<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) 
 }
 
 async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
-    let (caller, scope, form) = req.authorized(o, "Verify").await?;
+    let (caller, scope, form) = req.authorized(o, Rpc::Verify).await?;
     let token = required(&form, "token")?;
     // `token_type_hint` is optional and needs no use: a refresh token is
     // never active here (it is no JWT), an access token is looked up alike.
     let started = tokio::time::Instant::now();
     // Another tenant's token is inactive for a scoped caller (RFC 7662
     // §2.2), after the same floor as any inactive answer.
-    let who = Acting::new("Verify", &caller, &scope);
+    let who = Acting::new(Rpc::Verify, &caller, &scope);
     let verified = o
         .authority
         .introspect(token, &who)
         .await
-        .map_err(|e| OAuthError::from_error("Verify", &e))?;
+        .map_err(|e| OAuthError::from_error(Rpc::Verify, &e))?;
     let Some(v) = verified else {
         metrics::counter!(crate::telemetry::INTROSPECTIONS, "active" => "false").increment(1);
         // A genuine token seen before answers from the verified-token
@@ -638,14 +640,14 @@ async fn revoke<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormRequest) -> R
 }
 
 async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
-    let (caller, scope, form) = req.authorized(o, "Revoke").await?;
+    let (caller, scope, form) = req.authorized(o, Rpc::Revoke).await?;
     let token = required(&form, "token")?;
     let request = pb::RevokeRequest {
         target: Some(pb::revoke_request::Target::Token(token.to_owned())),
         reason: "oauth2/revoke".into(),
         ..Default::default()
     };
-    let who = Acting::new("Revoke", &caller, &scope);
+    let who = Acting::new(Rpc::Revoke, &caller, &scope);
     match o.authority.revoke(request, &who).await {
         // RFC 7009 §2.2: an invalid token is no error; neither is one
         // that breaks a field bound (it cannot be ours).
@@ -657,7 +659,7 @@ async fn revocation<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
             "unauthorized_client",
             e.reason(),
         )),
-        Err(e) => Err(OAuthError::from_error("Revoke", &e)),
+        Err(e) => Err(OAuthError::from_error(Rpc::Revoke, &e)),
     }
 }
 
@@ -674,7 +676,7 @@ async fn metadata<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) 
 }
 
 async fn jwks<S: Store>(State(o): State<Arc<OAuth<S>>>, headers: HeaderMap) -> Response {
-    let response = crate::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
+    let response = crate::transport::admin::jwks_response(&o.authority.keys, &o.jwks_cache_control);
     o.with_cors(&headers, response)
 }
 
@@ -687,7 +689,7 @@ fn for_tenant<S: Store>(
     headers: &HeaderMap,
     answer: impl FnOnce(String, String) -> Response,
 ) -> Response {
-    if !crate::service::tenant_name_ok(tenant) {
+    if !crate::authority::tenant_name_ok(tenant) {
         return StatusCode::NOT_FOUND.into_response();
     }
     let (jwks, issuer) = o.authority.jwks_of(tenant);
@@ -729,7 +731,7 @@ async fn tenant_jwks<S: Store>(
     headers: HeaderMap,
 ) -> Response {
     for_tenant(&o, &tenant, &headers, |jwks, _| {
-        crate::admin::jwks_body(jwks, &o.jwks_cache_control)
+        crate::transport::admin::jwks_body(jwks, &o.jwks_cache_control)
     })
 }
 

@@ -4,13 +4,14 @@
 
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::json;
+use tessera_core::wire::Rpc;
 
 use super::token::{dpop_header, grant_error, invalid_client};
 use super::{json_response, required, Answer, Form, OAuth, OAuthError};
 use crate::error::{Error, ExchangeRefusal};
 use crate::pb;
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::web::Peer;
 use tessera_core::wire;
 
 /// RFC 8693 §2.1: a subject or actor token type Tessera accepts (its
@@ -34,7 +35,7 @@ pub(super) async fn exchange_grant<S: Store>(
     peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
-    client: Option<(String, crate::scope::TenantScope)>,
+    client: Option<(String, crate::authority::scope::TenantScope)>,
 ) -> Answer {
     let (caller, scope) = match client {
         Some(caller) => caller,
@@ -50,7 +51,7 @@ pub(super) async fn exchange_grant<S: Store>(
                     key.as_bytes(),
                     peer,
                     false,
-                    "Exchange",
+                    Rpc::Exchange,
                     "token-exchange",
                 )?
             }
@@ -156,6 +157,6 @@ fn exchange_error(e: Error) -> OAuthError {
         },
         _ => return grant_error(e),
     };
-    crate::error::log_failed("Exchange", &e);
+    crate::error::log_failed(Rpc::Exchange, &e);
     OAuthError::new(StatusCode::BAD_REQUEST, code, e.to_string())
 }

@@ -19,10 +19,10 @@ use tracing::Instrument;
 use super::issue::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
 use super::tenancy::Acting;
 use super::{timestamp_ms, Authority, WatchStream};
+use crate::authority::scope::TenantScope;
 use crate::error::Error;
 use crate::feed::RingHint;
 use crate::pb;
-use crate::scope::TenantScope;
 use crate::store::{parse_event_ref, Position, RevocationEvent, RevocationKind, Store};
 
 /// Events buffered per watcher before it counts as slow.

@@ -1,4 +1,6 @@
-//! The `tessera.v1.TokenAuthority` service, generic over the [`Store`].
+//! The authority layer: the `tessera.v1.TokenAuthority` service, generic
+//! over the [`Store`]. Below the transport (which calls it), above the feed
+//! and the store (which it calls).
 //!
 //! One file per RPC group; each turns its request into a domain value in one
 //! validating function (proto types stay at the edge), then works on domain
@@ -7,6 +9,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+use tessera_core::wire::Rpc;
 
 use futures::Stream;
 use tokio::sync::watch;
@@ -21,17 +24,20 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+pub mod convert;
 mod exchange;
 mod ext_authz;
 mod issue;
 mod refresh;
 mod revoke;
+pub mod scope;
 mod secrets;
 mod sessions;
 mod tenancy;
+pub mod tenants;
 mod verify;
 
-pub(crate) use crate::convert::{timestamp_ms, timestamp_s};
+pub(crate) use crate::authority::convert::{timestamp_ms, timestamp_s};
 pub(crate) use issue::Violations;
 pub use issue::{is_hidden_char, MAX_NAME_BYTES};
 pub use secrets::random_b64;
@@ -112,8 +118,8 @@ impl Policy {
                 .iter()
                 .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
                 .collect(),
-            caller_issue_rate: minting_budget(&a.caller_rate, "Issue"),
-            caller_exchange_rate: minting_budget(&a.caller_rate, "Exchange"),
+            caller_issue_rate: minting_budget(&a.caller_rate, Rpc::Issue),
+            caller_exchange_rate: minting_budget(&a.caller_rate, Rpc::Exchange),
             max_exchange_depth: a.max_exchange_depth as usize,
             verify_cache: CacheBounds {
                 max_entries: a.verify_cache_size,
@@ -208,7 +214,7 @@ pub struct Authority<S: Store> {
     pub(crate) store: Arc<S>,
     pub(crate) keys: Arc<KeyRing>,
     /// The tenants' own budgets (`--tenants`).
-    pub(crate) tenants: Arc<crate::tenants::TenantRing>,
+    pub(crate) tenants: Arc<crate::authority::tenants::TenantRing>,
     pub(crate) feed: Arc<Feed>,
     pub(crate) policy: Policy,
     pub(crate) verifier: TokenVerifier,
@@ -221,7 +227,7 @@ impl<S: Store> Authority<S> {
     pub fn new(
         store: Arc<S>,
         keys: Arc<KeyRing>,
-        tenants: Arc<crate::tenants::TenantRing>,
+        tenants: Arc<crate::authority::tenants::TenantRing>,
         feed: Arc<Feed>,
         policy: Policy,
         shutdown: watch::Receiver<bool>,
@@ -244,7 +250,7 @@ impl<S: Store> Authority<S> {
 /// `--caller-rate` entry for it, else the default one.
 fn minting_budget(
     rates: &[crate::config::CallerRate],
-    rpc: &str,
+    rpc: Rpc,
 ) -> Option<crate::store::RateLimit> {
     caller_rate_for(rates, rpc).map_or_else(
         || {
@@ -260,11 +266,11 @@ fn minting_budget(
 /// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
 fn caller_rate_for(
     rates: &[crate::config::CallerRate],
-    rpc: &str,
+    rpc: Rpc,
 ) -> Option<crate::config::RateSpec> {
     rates
         .iter()
-        .find(|c| c.rpc == rpc)
+        .find(|c| c.rpc == rpc.as_str())
         .or_else(|| rates.iter().find(|c| c.rpc == "*"))
         .map(|c| c.rate)
 }
@@ -348,9 +354,9 @@ impl<S: Store> Authority<S> {
     pub(crate) async fn charge_tenant(
         &self,
         tenant: &str,
-        rpc: &'static str,
+        rpc: Rpc,
         limit: Option<crate::store::RateLimit>,
-        (caller, scope): (&str, &crate::scope::TenantScope),
+        (caller, scope): (&str, &crate::authority::scope::TenantScope),
     ) -> Result<(), Error> {
         let Some(limit) = limit else {
             return Ok(());
@@ -359,12 +365,12 @@ impl<S: Store> Authority<S> {
             tenant,
             caller,
             caller_tenants: &scope.label(),
-            rpc,
+            rpc: rpc.as_str(),
             detail: "per-tenant budget",
             ..Default::default()
         };
-        let key = crate::tenants::budget_key(tenant, rpc);
-        crate::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
+        let key = crate::authority::tenants::budget_key(tenant, rpc.as_str());
+        crate::transport::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
 
@@ -580,10 +586,10 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
         let result = self.issue(request.into_inner(), &caller, &scope).await;
-        let response = result.map_err(|e| failed("Issue", e))?;
+        let response = result.map_err(|e| failed(Rpc::Issue, e))?;
         metrics::counter!(telemetry::TOKENS_ISSUED).increment(1);
         Ok(Response::new(response))
     }
@@ -592,9 +598,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
         let (_, extensions, mut request) = request.into_parts();
-        let scope = crate::scope::of(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         // A certificate-bound session's refresh: the thumbprint the caller
         // names, else that of the mTLS call's own certificate (as Verify).
         if request.cert_thumbprint.is_empty() {
@@ -602,7 +608,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         }
         let had_proof = !request.dpop_proof.is_empty();
         let result = self.refresh_counted(request, &caller, &scope, None).await;
-        let refreshed = result.map_err(|e| failed("Refresh", e))?;
+        let refreshed = result.map_err(|e| failed(Rpc::Refresh, e))?;
         Ok(self
             .with_dpop_nonce(had_proof, Response::new(refreshed.response))
             .await)
@@ -613,9 +619,9 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
-        let who = tenancy::Acting::new("Verify", caller, &scope);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
+        let who = tenancy::Acting::new(Rpc::Verify, caller, &scope);
         let had_proof = !request.dpop_proof.is_empty();
         let result = self
             .verify(request, &who, || peer_cert_thumbprint(&extensions))
@@ -624,7 +630,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
             Ok(_) => telemetry::verify_ok(),
             Err(e) => metrics::counter!(telemetry::VERIFICATIONS, "outcome" => "rejected", "reason" => e.reason()).increment(1),
         }
-        let (response, new_token) = result.map_err(|e| failed("Verify", e))?;
+        let (response, new_token) = result.map_err(|e| failed(Rpc::Verify, e))?;
         let mut response = Response::new(response);
         if let Some(token) = new_token {
             // Sliding renewal: the renewed token also travels as `x-new-token`.
@@ -641,11 +647,11 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("Revoke", &caller, &scope);
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
+        let who = tenancy::Acting::new(Rpc::Revoke, &caller, &scope);
         let result = self.revoke(request.into_inner(), &who).await;
-        Ok(Response::new(result.map_err(|e| failed("Revoke", e))?))
+        Ok(Response::new(result.map_err(|e| failed(Rpc::Revoke, e))?))
     }
 
     type WatchRevocationsStream = WatchStream;
@@ -654,12 +660,12 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("WatchRevocations", &caller, &scope);
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
+        let who = tenancy::Acting::new(Rpc::WatchRevocations, &caller, &scope);
         let result = self.watch(request.into_inner(), &who).await;
         Ok(Response::new(
-            result.map_err(|e| failed("WatchRevocations", e))?,
+            result.map_err(|e| failed(Rpc::WatchRevocations, e))?,
         ))
     }
 
@@ -667,12 +673,12 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let caller = crate::caller_limits::caller_name(request.extensions()).to_owned();
-        let scope = crate::scope::of(request.extensions());
-        let who = tenancy::Acting::new("ListSessions", &caller, &scope);
+        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let scope = crate::authority::scope::of(request.extensions());
+        let who = tenancy::Acting::new(Rpc::ListSessions, &caller, &scope);
         let result = self.list_sessions(request.into_inner(), &who).await;
         Ok(Response::new(
-            result.map_err(|e| failed("ListSessions", e))?,
+            result.map_err(|e| failed(Rpc::ListSessions, e))?,
         ))
     }
 
@@ -681,20 +687,22 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
         let audiences = extensions
-            .get::<crate::callers::ExchangeAudiences>()
+            .get::<crate::transport::callers::ExchangeAudiences>()
             .cloned()
             // The auth layer names them for every Exchange; without it, none.
-            .unwrap_or_else(|| crate::callers::ExchangeAudiences::Only(Vec::new().into()));
+            .unwrap_or_else(|| {
+                crate::transport::callers::ExchangeAudiences::Only(Vec::new().into())
+            });
         let result = self
             .exchange(request, (caller, &scope), &audiences, || {
                 peer_cert_thumbprint(&extensions)
             })
             .await;
         Ok(Response::new(
-            result.map_err(|e| failed("Exchange", e))?.response,
+            result.map_err(|e| failed(Rpc::Exchange, e))?.response,
         ))
     }
 
@@ -705,7 +713,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let tenant = request.into_inner().tenant;
         let mut v = Violations::default();
         v.name("tenant", &tenant, false);
-        v.finish().map_err(|e| failed("GetJwks", e))?;
+        v.finish().map_err(|e| failed(Rpc::GetJwks, e))?;
         let (jwks_json, issuer) = self.jwks_of(&tenant);
         Ok(Response::new(pb::GetJwksResponse { jwks_json, issuer }))
     }

@@ -30,6 +30,7 @@ use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse,
 use envoy_types::ext_authz::v3::{
     CheckRequestExt, CheckResponseExt, DeniedHttpResponseBuilder, OkHttpResponseBuilder,
 };
+use tessera_core::wire::Rpc;
 use tonic::{Request, Response, Status};
 
 use super::Authority;
@@ -43,7 +44,7 @@ fn source_cert_thumbprint(req: &CheckRequest) -> Option<String> {
     if pem_text.is_empty() {
         return None;
     }
-    let block = pem::parse(crate::convert::percent_decode(pem_text, false)?).ok()?;
+    let block = pem::parse(crate::authority::convert::percent_decode(pem_text, false)?).ok()?;
     Some(tessera_core::checks::cert_thumbprint(block.contents()))
 }
 
@@ -64,7 +65,7 @@ fn denied(status: HttpStatusCode, reason: &'static str, description: &str) -> Ch
     ) {
         http.add_header("www-authenticate", challenge, None, false);
     }
-    http.add_header("x-tessera-reason", reason, None, false);
+    http.add_header(tessera_core::wire::REASON_HEADER, reason, None, false);
     crate::trace::record_reason(reason);
     let grpc_status = match status {
         HttpStatusCode::Forbidden => Status::permission_denied(description),
@@ -204,9 +205,9 @@ impl<S: Store> Authorization for Authority<S> {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let (metadata, extensions, request) = request.into_parts();
-        let caller = crate::caller_limits::caller_name(&extensions);
-        let scope = crate::scope::of(&extensions);
-        let who = super::tenancy::Acting::new("Check", caller, &scope);
+        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let scope = crate::authority::scope::of(&extensions);
+        let who = super::tenancy::Acting::new(Rpc::Check, caller, &scope);
         // The span is made here, not in the gRPC layer: only the handler
         // sees the checked request's own `traceparent`.
         let span = match crate::trace::on() {

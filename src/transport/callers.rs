@@ -48,9 +48,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use crate::authority::scope::TenantScope;
 use crate::error::{to_status, Error};
-pub use crate::scope::TenantScope;
 
+use tessera_core::wire::Rpc;
 pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
 
 #[derive(Debug, Deserialize)]
@@ -221,7 +222,7 @@ impl Callers {
                     return Err(format!("caller {:?}: needs api_key_sha256 or a certificate identity (tls_uri, tls_dns, tls_cn)", c.name));
                 }
                 for rpc in &c.allow {
-                    if rpc != "*" && !RPC_NAMES.contains(&rpc.as_str()) {
+                    if rpc != "*" && rpc.parse::<Rpc>().is_err() {
                         return Err(format!("caller {:?}: unknown RPC {rpc:?} in allow (one of {RPC_NAMES:?} or \"*\")", c.name));
                     }
                 }
@@ -232,13 +233,13 @@ impl Callers {
                             return Err(format!("caller {:?}: tenants = [] allows no tenant; list at least one, or leave tenants out for a platform-wide caller", c.name));
                         }
                         if let Some(bad) = list.iter().find(|t| {
-                            t.len() > crate::service::MAX_NAME_BYTES
-                                || t.chars().any(crate::service::is_hidden_char)
+                            t.len() > crate::authority::MAX_NAME_BYTES
+                                || t.chars().any(crate::authority::is_hidden_char)
                         }) {
                             return Err(format!(
                                 "caller {:?}: tenant {bad:?} is not a tenant name (at most {} bytes of printable text)",
                                 c.name,
-                                crate::service::MAX_NAME_BYTES
+                                crate::authority::MAX_NAME_BYTES
                             ));
                         }
                         TenantScope::only(list)
@@ -507,7 +508,7 @@ where
                 let (name, scope) =
                     caller.unwrap_or_else(|| ("anonymous".to_owned(), TenantScope::All));
                 tracing::trace!(caller = %name, rpc, "authorized");
-                if rpc == "Exchange" {
+                if rpc == Rpc::Exchange.as_str() {
                     let audiences = self.callers.exchange_audiences(&name);
                     req.extensions_mut().insert(audiences);
                 }

@@ -1,6 +1,7 @@
 //! `Issue`: mint a session.
 
 use std::time::Duration;
+use tessera_core::wire::Rpc;
 
 use serde_json::{Map, Value};
 use tracing::instrument;
@@ -288,7 +289,7 @@ fn custom_claims(v: &mut Violations, claims: Option<prost_types::Struct>) -> Map
             format!("claim names must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
         );
     }
-    let Some(custom) = crate::convert::struct_to_json(claims) else {
+    let Some(custom) = crate::authority::convert::struct_to_json(claims) else {
         v.add("claims", "numbers must be finite");
         return Map::new();
     };
@@ -349,12 +350,12 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::IssueRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
     ) -> Result<pb::IssueResponse, Error> {
         let input = IssueInput::try_from(request)?;
         let who = super::tenancy::Acting {
             subject: &input.subject,
-            ..super::tenancy::Acting::new("Issue", caller, scope)
+            ..super::tenancy::Acting::new(Rpc::Issue, caller, scope)
         };
         self.allow_tenant(&who, &input.tenant)?;
         let p = &self.policy;
@@ -413,13 +414,13 @@ impl<S: Store> Authority<S> {
         let tenant_limits = self.tenants.current().limits(&data.tenant);
         self.charge_tenant(
             &data.tenant,
-            "Issue",
+            Rpc::Issue,
             tenant_limits.issue_rate,
             (caller, scope),
         )
         .await?;
         let refresh = RefreshToken::new(&sid);
-        let caller_key = crate::caller_limits::budget_key(caller, "Issue");
+        let caller_key = crate::transport::caller_limits::budget_key(caller, Rpc::Issue);
         let new_session = NewSession {
             subject_key,
             data,
@@ -441,7 +442,7 @@ impl<S: Store> Authority<S> {
             caller,
             caller_tenants: &scope.label(),
             client_ip: &new_session.client.ip_address,
-            rpc: "Issue",
+            rpc: Rpc::Issue.as_str(),
             detail: "",
         };
         if !matches!(outcome, CreateOutcome::Created { .. }) {

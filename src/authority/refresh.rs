@@ -1,5 +1,6 @@
 //! `Refresh`: rotate a refresh token, with a grace window and reuse detection.
 
+use tessera_core::wire::Rpc;
 use tracing::instrument;
 
 use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
@@ -28,7 +29,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
         let result = self.refresh(request, caller, scope, client_id).await;
@@ -52,7 +53,7 @@ impl<S: Store> Authority<S> {
         &self,
         request: pb::RefreshRequest,
         caller: &str,
-        scope: &crate::scope::TenantScope,
+        scope: &crate::authority::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
         let mut v = Violations::default();
@@ -75,7 +76,7 @@ impl<S: Store> Authority<S> {
         // A scoped caller's check comes before anything of the session can
         // change (rotation, reuse detection): a secret that is not the
         // session's answers as an unknown token does (`service::tenancy`).
-        let who = super::tenancy::Acting::new("Refresh", caller, scope);
+        let who = super::tenancy::Acting::new(Rpc::Refresh, caller, scope);
         let owner = self
             .allow_session(&who, &presented.sid, Some(&presented.hash()))
             .await?;
@@ -114,7 +115,7 @@ impl<S: Store> Authority<S> {
                 .await?
             {
                 let limit = tenants.limits(&tenant).refresh_rate;
-                self.charge_tenant(&tenant, "Refresh", limit, (caller, scope))
+                self.charge_tenant(&tenant, Rpc::Refresh, limit, (caller, scope))
                     .await?;
             }
         }
@@ -147,7 +148,7 @@ impl<S: Store> Authority<S> {
             caller,
             caller_tenants: &caller_tenants,
             client_ip: &rotate.client.ip_address,
-            rpc: "Refresh",
+            rpc: Rpc::Refresh.as_str(),
             ..Default::default()
         };
         let (rotation, refresh, outcome) = match outcome {

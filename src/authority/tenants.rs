@@ -126,7 +126,7 @@ fn parse(
     let mut issuers = HashSet::from([default_issuer.to_owned()]);
     for t in file.tenant {
         let name = t.name;
-        let mut v = crate::service::Violations::default();
+        let mut v = crate::authority::Violations::default();
         v.name("name", &name, true);
         if v.finish().is_err() {
             return Err(format!(
@@ -136,7 +136,7 @@ fn parse(
         if keys.contains_key(&name) {
             return Err(format!("tenant {name:?} is listed twice"));
         }
-        if t.issuer.is_empty() || t.issuer.chars().any(crate::service::is_hidden_char) {
+        if t.issuer.is_empty() || t.issuer.chars().any(crate::authority::is_hidden_char) {
             return Err(format!(
                 "tenant {name:?}: issuer must be non-empty printable text"
             ));

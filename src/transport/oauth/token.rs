@@ -2,6 +2,7 @@
 //! when `--http-token-endpoint` is on (docs/oauth.md, "The token endpoint").
 
 use std::sync::Arc;
+use tessera_core::wire::Rpc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -15,7 +16,7 @@ use super::{
 use crate::error::{Error, TokenError};
 use crate::pb;
 use crate::store::Store;
-use crate::web::Peer;
+use crate::transport::web::Peer;
 use tessera_core::wire;
 
 /// `POST /oauth2/token`, when `--http-token-endpoint` serves it.
@@ -47,8 +48,8 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
         }
         let form = read_form(&headers, body).await?;
         let (rpc, grant) = match required(&form, "grant_type")? {
-            "refresh_token" => ("Refresh", "refresh_token"),
-            wire::TOKEN_EXCHANGE_GRANT => ("Exchange", "token-exchange"),
+            "refresh_token" => (Rpc::Refresh, "refresh_token"),
+            wire::TOKEN_EXCHANGE_GRANT => (Rpc::Exchange, "token-exchange"),
             _ => {
                 return Err(OAuthError::new(
                     StatusCode::BAD_REQUEST,
@@ -71,14 +72,14 @@ pub(super) async fn token<S: Store>(State(o): State<Arc<OAuth<S>>>, req: FormReq
             let name = form.get("client_id").ok_or_else(|| invalid_client(false))?;
             client = Some(o.token_client(name, secret.as_bytes(), &peer, false, rpc, grant)?);
         }
-        if rpc == "Exchange" {
+        if rpc == Rpc::Exchange {
             return super::exchange::exchange_grant(&o, &peer, &headers, &form, client).await;
         }
         // A public client is no caller of the callers file: the refresh
         // token is its credential, whatever its tenant. An authenticated
         // client keeps its tenant scope.
         let (caller, scope) =
-            client.unwrap_or_else(|| (PUBLIC_CLIENT.to_owned(), crate::scope::TenantScope::All));
+            client.unwrap_or_else(|| (PUBLIC_CLIENT.to_owned(), crate::authority::scope::TenantScope::All));
         refresh_grant(&o, &peer, &headers, &form, (&caller, &scope)).await
     }
     .await;
@@ -106,7 +107,7 @@ impl<S: Store> OAuth<S> {
                 },
                 Err(e) => Error::Store(e),
             };
-            return Err(OAuthError::from_service("Refresh", &error)
+            return Err(OAuthError::from_service(Rpc::Refresh, &error)
                 .unwrap_or_else(|| OAuthError::invalid_request("refused")));
         }
         Ok(())
@@ -145,12 +146,15 @@ impl<S: Store> OAuth<S> {
         key: &[u8],
         peer: &Peer,
         basic: bool,
-        rpc: &str,
+        rpc: Rpc,
         grant: &str,
-    ) -> Result<(String, crate::scope::TenantScope), OAuthError> {
+    ) -> Result<(String, crate::authority::scope::TenantScope), OAuthError> {
         let ip = peer.addr.map(|a| a.ip().to_string()).unwrap_or_default();
-        let none = crate::callers::PeerIdentities::default();
-        match self.callers.authorize_scoped(rpc, Some(key), &none, &ip) {
+        let none = crate::transport::callers::PeerIdentities::default();
+        match self
+            .callers
+            .authorize_scoped(rpc.as_str(), Some(key), &none, &ip)
+        {
             Ok(Some((found, scope))) if found == name => Ok((found, scope)),
             Err(Error::CallerNotAllowed) => Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
@@ -179,7 +183,7 @@ async fn refresh_grant<S: Store>(
     peer: &Peer,
     headers: &HeaderMap,
     form: &Form,
-    (caller, scope): (&str, &crate::scope::TenantScope),
+    (caller, scope): (&str, &crate::authority::scope::TenantScope),
 ) -> Answer {
     let refresh_token = required(form, "refresh_token")?;
     let proof = dpop_header(headers)?;
@@ -248,10 +252,10 @@ async fn refresh_grant<S: Store>(
 /// RFC 6749 §5.2 (and RFC 9449 §5, §8) for a refused refresh; the
 /// `ErrorInfo` reason of the gRPC API is the `error_description`.
 pub(super) fn grant_error(e: Error) -> OAuthError {
-    if let Some(answer) = OAuthError::from_service("Refresh", &e) {
+    if let Some(answer) = OAuthError::from_service(Rpc::Refresh, &e) {
         return answer;
     }
-    crate::error::log_failed("Refresh", &e);
+    crate::error::log_failed(Rpc::Refresh, &e);
     match e {
         Error::InvalidArgument(violations) => OAuthError::invalid_request(
             violations

@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use tessera_core::wire::Rpc;
 
-use crate::callers::CallerName;
 use crate::error::Error;
+use crate::transport::callers::CallerName;
 
 /// The name of the authorized caller of a request (`anonymous` without callers).
 pub fn caller_name(extensions: &http::Extensions) -> &str {
@@ -16,7 +17,7 @@ pub fn caller_name(extensions: &http::Extensions) -> &str {
 
 /// The store key of a caller's budget for `rpc` (the name is hashed: any
 /// bytes, no injection into key names).
-pub fn budget_key(caller: &str, rpc: &str) -> String {
+pub fn budget_key(caller: &str, rpc: Rpc) -> String {
     format!(
         "caller:{}:{rpc}",
         crate::tokens::sha256_b64(caller.as_bytes())
@@ -105,7 +106,8 @@ where
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let rates = &self.limits.rates;
         let limit = tessera_core::wire::rpc_of_path(req.uri().path())
-            .and_then(|rpc| budget_for(rates, rpc).map(|limit| (rpc.to_owned(), limit)));
+            .and_then(|rpc| rpc.parse::<Rpc>().ok())
+            .and_then(|rpc| budget_for(rates, rpc).map(|limit| (rpc, limit)));
         let Some((rpc, limit)) = limit else {
             return futures::future::Either::Left(self.inner.call(req));
         };
@@ -114,11 +116,11 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let store = self.limits.store.clone();
         let caller = caller_name(req.extensions()).to_owned();
-        let scope = crate::scope::of(req.extensions()).label();
+        let scope = crate::authority::scope::of(req.extensions()).label();
         futures::future::Either::Right(Box::pin(async move {
-            match charge(store.as_ref(), limit, (&caller, &scope), &rpc).await {
+            match charge(store.as_ref(), limit, (&caller, &scope), rpc).await {
                 Ok(()) => inner.call(req).await,
-                Err(e) => Ok(crate::error::failed(&rpc, e).into_http()),
+                Err(e) => Ok(crate::error::failed(rpc, e).into_http()),
             }
         }))
     }
@@ -129,14 +131,14 @@ where
 /// Exchange's by its handler (both have a budget by default).
 pub fn budget_for(
     rates: &[(String, crate::store::RateLimit)],
-    rpc: &str,
+    rpc: Rpc,
 ) -> Option<crate::store::RateLimit> {
-    if rpc == "Issue" || rpc == "Exchange" {
+    if matches!(rpc, Rpc::Issue | Rpc::Exchange) {
         return None;
     }
     rates
         .iter()
-        .find(|(r, _)| r == rpc)
+        .find(|(r, _)| r == rpc.as_str())
         .or_else(|| rates.iter().find(|(r, _)| r == "*"))
         .map(|(_, limit)| *limit)
 }
@@ -148,12 +150,12 @@ pub async fn charge<S: crate::store::Store>(
     store: &S,
     limit: crate::store::RateLimit,
     (caller, caller_tenants): (&str, &str),
-    rpc: &str,
+    rpc: Rpc,
 ) -> Result<(), Error> {
     let event = crate::audit::Event {
         caller,
         caller_tenants,
-        rpc,
+        rpc: rpc.as_str(),
         detail: "per-caller budget",
         ..Default::default()
     };

@@ -3,7 +3,7 @@
 //! call in anonymous mode) is platform-wide: it reaches every tenant.
 //!
 //! The scope travels with each gRPC request as an extension, put there by
-//! the authorization layer ([`crate::callers::AuthLayer`]) beside the
+//! the authorization layer ([`crate::transport::callers::AuthLayer`]) beside the
 //! caller's name; the RPCs decide with it through the one check of
 //! `service::tenancy`.
 

@@ -10,6 +10,7 @@
 //! it, is treated as revoked. The refresh path is exact.
 
 use std::time::Duration;
+use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
@@ -236,7 +237,7 @@ impl<S: Store> Authority<S> {
             session_id: &session,
             caller,
             caller_tenants: &caller_tenants,
-            rpc: "Revoke",
+            rpc: Rpc::Revoke.as_str(),
             detail: &detail,
             ..Default::default()
         };

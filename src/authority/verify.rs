@@ -82,7 +82,7 @@ pub(crate) fn claims_to_proto(c: &AccessClaims) -> pb::Claims {
         scopes: c.scopes().map(str::to_owned).collect(),
         issued_at: Some(timestamp_s(c.iat)),
         expires_at: Some(timestamp_s(c.exp)),
-        custom: Some(crate::convert::json_to_struct(&c.custom)),
+        custom: Some(crate::authority::convert::json_to_struct(&c.custom)),
         issuer: c.iss.clone(),
         not_before: Some(timestamp_s(c.nbf)),
         actors: c.actors().into_iter().map(str::to_owned).collect(),
@@ -233,7 +233,7 @@ impl<S: Store> Authority<S> {
             session_id: &claims.sid,
             caller: who.caller,
             caller_tenants: &caller_tenants,
-            rpc: who.rpc,
+            rpc: who.rpc.as_str(),
             ..Default::default()
         };
         let presented = Presented {

@@ -15,7 +15,7 @@ use tracing::instrument;
 
 use super::issue::Violations;
 use super::Authority;
-use crate::convert::timestamp_ms;
+use crate::authority::convert::timestamp_ms;
 use crate::error::Error;
 use crate::pb;
 use crate::store::{subject_key, SessionView, Store};

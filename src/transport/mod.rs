@@ -1,0 +1,14 @@
+//! The transport layer: what faces the network. The gRPC server's tower
+//! layers (caller authentication, caller budgets, stream caps), the HTTP
+//! servers (OAuth endpoints, admin, their shared limits) and TLS. It turns
+//! requests into calls of the authority (`crate::authority`) and never
+//! the other way round.
+
+pub mod admin;
+pub mod caller_limits;
+pub mod callers;
+pub(crate) mod health;
+pub mod limits;
+pub mod oauth;
+pub(crate) mod tls;
+pub mod web;
