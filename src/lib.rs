@@ -46,7 +46,7 @@ pub mod pb {
         tonic::include_file_descriptor_set!("tessera_descriptor");
 }
 
-use authority::{tenants, Authority, Policy};
+use authority::{tenants, Authority};
 use config::ServeArgs;
 use feed::Feed;
 use keys::KeyRing;
@@ -298,7 +298,7 @@ async fn run<S: Store>(
         });
     }
 
-    let policy = Policy::from_args(&args);
+    let policy = args.policy();
     audit::configure(args.audit);
     let caller_limits =
         caller_limits::CallerLimitLayer::new(store.clone(), policy.caller_rates.clone());

@@ -27,12 +27,12 @@ use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::tenancy::Acting;
 use super::verify::Presented;
 use super::{timestamp_s, Authority};
+use crate::authority::caller::ExchangeAudiences;
 use crate::authority::scope::TenantScope;
 use crate::error::{Error, ExchangeRefusal, TokenError};
 use crate::pb;
 use crate::store::Store;
 use crate::tokens::{AccessClaims, Actor, Verified, MAX_TOKEN_BYTES};
-use crate::transport::callers::ExchangeAudiences;
 
 /// The DPoP replay set of the proofs Exchange accepts (see [`Presented`]).
 const EXCHANGE_REPLAY_SCOPE: &str = "exchange";
@@ -149,7 +149,7 @@ impl<S: Store> Authority<S> {
         // Counted first, as Issue's: a refused exchange still counts.
         if let Some(limit) = self.policy.caller_exchange_rate {
             let charged = (caller, scope.label());
-            crate::transport::caller_limits::charge(
+            crate::authority::caller::charge(
                 self.store.as_ref(),
                 limit,
                 (charged.0, &charged.1),

@@ -205,7 +205,7 @@ impl<S: Store> Authorization for Authority<S> {
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
         let (metadata, extensions, request) = request.into_parts();
-        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let caller = crate::authority::caller::caller_name(&extensions);
         let scope = crate::authority::scope::of(&extensions);
         let who = super::tenancy::Acting::new(Rpc::Check, caller, &scope);
         // The span is made here, not in the gRPC layer: only the handler

@@ -420,7 +420,7 @@ impl<S: Store> Authority<S> {
         )
         .await?;
         let refresh = RefreshToken::new(&sid);
-        let caller_key = crate::transport::caller_limits::budget_key(caller, Rpc::Issue);
+        let caller_key = crate::authority::caller::budget_key(caller, Rpc::Issue);
         let new_session = NewSession {
             subject_key,
             data,

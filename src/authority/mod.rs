@@ -15,7 +15,6 @@ use futures::Stream;
 use tokio::sync::watch;
 use tonic::{Request, Response, Status};
 
-use crate::config::ServeArgs;
 use crate::error::{Error, TokenError};
 use crate::feed::Feed;
 use crate::keys::KeyRing;
@@ -24,6 +23,7 @@ use crate::store::{FeedPolicy, SessionData, Store};
 use crate::telemetry;
 use crate::tokens::{self, AccessClaims, CacheBounds, Confirmation, TokenVerifier, VerifyPolicy};
 
+pub mod caller;
 pub mod convert;
 mod exchange;
 mod ext_authz;
@@ -95,63 +95,6 @@ pub struct Policy {
 }
 
 impl Policy {
-    pub fn from_args(a: &ServeArgs) -> Self {
-        Policy {
-            issuer: a.issuer.clone(),
-            access_ttl: a.access_ttl.0,
-            refresh_ttl: a.refresh_ttl.0,
-            // A default above the cap raises the cap: the operator asked for it.
-            max_access_ttl: a.max_access_ttl.0.max(a.access_ttl.0),
-            max_refresh_ttl: a.max_refresh_ttl.0.max(a.refresh_ttl.0),
-            leeway: a.leeway.0,
-            refresh_grace: a.refresh_grace.0,
-            renewal: a.renewal,
-            renewal_warning: a.renewal_warning.0,
-            renewal_critical: a.renewal_critical.0,
-            session_lifetime: a.session_lifetime.0,
-            session_idle: a.session_idle.map(|d| d.0),
-            watch_send_timeout: a.watch_send_timeout.0,
-            issue_rate: a.issue_rate.limit(),
-            refresh_rate: a.refresh_rate.limit(),
-            caller_rates: a
-                .caller_rate
-                .iter()
-                .filter_map(|c| c.rate.limit().map(|l| (c.rpc.clone(), l)))
-                .collect(),
-            caller_issue_rate: minting_budget(&a.caller_rate, Rpc::Issue),
-            caller_exchange_rate: minting_budget(&a.caller_rate, Rpc::Exchange),
-            max_exchange_depth: a.max_exchange_depth as usize,
-            verify_cache: CacheBounds {
-                max_entries: a.verify_cache_size,
-                max_bytes: a.verify_cache_bytes,
-            },
-            dpop_window: a.dpop_window.0,
-            dpop_nonce: a.dpop_nonce,
-            ext_authz_header_prefix: a.ext_authz_header_prefix.clone(),
-            ext_authz_strip_authorization: a.ext_authz_strip_authorization,
-            partitions: std::sync::Arc::new(
-                crate::store::partition::Partitions::new(a.redis_partitions).unwrap_or_else(|_| {
-                    crate::store::partition::Partitions::new(
-                        crate::store::partition::DEFAULT_PARTITIONS,
-                    )
-                    .expect("the default partition count is valid")
-                }),
-            ),
-            watch_raw_subjects: a.watch_raw_subjects,
-            metrics_tenants: Arc::new(
-                a.metrics_tenants
-                    .iter()
-                    .filter(|t| !t.is_empty())
-                    .cloned()
-                    .collect(),
-            ),
-            session_cap: (a.max_sessions_per_subject > 0).then_some(crate::store::SessionCap {
-                max: a.max_sessions_per_subject,
-                evict_oldest: a.session_cap_policy == crate::config::SessionCapPolicy::EvictOldest,
-            }),
-        }
-    }
-
     /// The `tenant` label of `tenant` in the per-tenant metrics: its name
     /// when `--metrics-tenants` lists it, `other` when it lists others,
     /// `None` (count nothing) without the flag.
@@ -244,35 +187,6 @@ impl<S: Store> Authority<S> {
             nonces: std::sync::Mutex::new(None),
         }
     }
-}
-
-/// The caller budget of an RPC that mints tokens (Issue, Exchange): the
-/// `--caller-rate` entry for it, else the default one.
-fn minting_budget(
-    rates: &[crate::config::CallerRate],
-    rpc: Rpc,
-) -> Option<crate::store::RateLimit> {
-    caller_rate_for(rates, rpc).map_or_else(
-        || {
-            crate::config::DEFAULT_CALLER_ISSUE_RATE
-                .parse::<crate::config::RateSpec>()
-                .ok()
-                .and_then(|r| r.limit())
-        },
-        |r| r.limit(),
-    )
-}
-
-/// The `--caller-rate` entry that applies to `rpc`: its own, else `*`.
-fn caller_rate_for(
-    rates: &[crate::config::CallerRate],
-    rpc: Rpc,
-) -> Option<crate::config::RateSpec> {
-    rates
-        .iter()
-        .find(|c| c.rpc == rpc.as_str())
-        .or_else(|| rates.iter().find(|c| c.rpc == "*"))
-        .map(|c| c.rate)
 }
 
 // === helpers shared by the RPCs ===
@@ -370,7 +284,7 @@ impl<S: Store> Authority<S> {
             ..Default::default()
         };
         let key = crate::authority::tenants::budget_key(tenant, rpc.as_str());
-        crate::transport::caller_limits::spend(self.store.as_ref(), &key, limit, &event).await
+        crate::authority::caller::spend(self.store.as_ref(), &key, limit, &event).await
     }
 }
 
@@ -586,7 +500,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::IssueRequest>,
     ) -> Result<Response<pb::IssueResponse>, Status> {
-        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::authority::caller::caller_name(request.extensions()).to_owned();
         let scope = crate::authority::scope::of(request.extensions());
         let result = self.issue(request.into_inner(), &caller, &scope).await;
         let response = result.map_err(|e| failed(Rpc::Issue, e))?;
@@ -598,7 +512,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RefreshRequest>,
     ) -> Result<Response<pb::RefreshResponse>, Status> {
-        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::authority::caller::caller_name(request.extensions()).to_owned();
         let (_, extensions, mut request) = request.into_parts();
         let scope = crate::authority::scope::of(&extensions);
         // A certificate-bound session's refresh: the thumbprint the caller
@@ -619,7 +533,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let caller = crate::authority::caller::caller_name(&extensions);
         let scope = crate::authority::scope::of(&extensions);
         let who = tenancy::Acting::new(Rpc::Verify, caller, &scope);
         let had_proof = !request.dpop_proof.is_empty();
@@ -647,7 +561,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::authority::caller::caller_name(request.extensions()).to_owned();
         let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::Revoke, &caller, &scope);
         let result = self.revoke(request.into_inner(), &who).await;
@@ -660,7 +574,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::WatchRevocationsRequest>,
     ) -> Result<Response<Self::WatchRevocationsStream>, Status> {
-        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::authority::caller::caller_name(request.extensions()).to_owned();
         let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::WatchRevocations, &caller, &scope);
         let result = self.watch(request.into_inner(), &who).await;
@@ -673,7 +587,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::ListSessionsRequest>,
     ) -> Result<Response<pb::ListSessionsResponse>, Status> {
-        let caller = crate::transport::caller_limits::caller_name(request.extensions()).to_owned();
+        let caller = crate::authority::caller::caller_name(request.extensions()).to_owned();
         let scope = crate::authority::scope::of(request.extensions());
         let who = tenancy::Acting::new(Rpc::ListSessions, &caller, &scope);
         let result = self.list_sessions(request.into_inner(), &who).await;
@@ -687,14 +601,14 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         request: Request<pb::ExchangeRequest>,
     ) -> Result<Response<pb::ExchangeResponse>, Status> {
         let (_, extensions, request) = request.into_parts();
-        let caller = crate::transport::caller_limits::caller_name(&extensions);
+        let caller = crate::authority::caller::caller_name(&extensions);
         let scope = crate::authority::scope::of(&extensions);
         let audiences = extensions
-            .get::<crate::transport::callers::ExchangeAudiences>()
+            .get::<crate::authority::caller::ExchangeAudiences>()
             .cloned()
             // The auth layer names them for every Exchange; without it, none.
             .unwrap_or_else(|| {
-                crate::transport::callers::ExchangeAudiences::Only(Vec::new().into())
+                crate::authority::caller::ExchangeAudiences::Only(Vec::new().into())
             });
         let result = self
             .exchange(request, (caller, &scope), &audiences, || {
@@ -742,29 +656,6 @@ mod tests {
         assert_eq!(old.open(&sealed).unwrap().secret, new.secret);
         assert!(RefreshToken::new(&sid).open(&sealed).is_none());
         assert!(!sealed.contains(&new.secret));
-    }
-
-    #[test]
-    fn issue_has_a_caller_budget_unless_lifted() {
-        let policy = |flags: &[&str]| {
-            let args =
-                ServeArgs::parse_with_file(flags.iter().map(|f| f.to_string()).collect()).unwrap();
-            Policy::from_args(&args).caller_issue_rate
-        };
-        assert_eq!(policy(&[]), crate::store::RateLimit::new(1000, 2000));
-        assert_eq!(
-            policy(&["--caller-rate=Issue=5:10"]),
-            crate::store::RateLimit::new(5, 10)
-        );
-        assert_eq!(
-            policy(&["--caller-rate=*=7:7"]),
-            crate::store::RateLimit::new(7, 7)
-        );
-        assert_eq!(policy(&["--caller-rate=Issue=off"]), None);
-        assert_eq!(
-            policy(&["--caller-rate=Verify=1:1"]),
-            crate::store::RateLimit::new(1000, 2000)
-        );
     }
 
     #[test]

@@ -48,6 +48,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::authority::caller::{CallerName, ExchangeAudiences};
 pub use crate::authority::scope::TenantScope;
 use crate::error::{to_status, Error};
 
@@ -156,23 +157,6 @@ pub struct Caller {
     pub tenants: TenantScope,
     /// The audiences Exchange may mint tokens for on this caller's behalf.
     exchange_audiences: Arc<[String]>,
-}
-
-/// The audiences a caller may ask Exchange for: any in anonymous mode (no
-/// callers file: every RPC is open anyway), else its `exchange_audiences`.
-#[derive(Debug, Clone)]
-pub enum ExchangeAudiences {
-    Any,
-    Only(Arc<[String]>),
-}
-
-impl ExchangeAudiences {
-    pub fn allows(&self, audience: &str) -> bool {
-        match self {
-            ExchangeAudiences::Any => true,
-            ExchangeAudiences::Only(list) => list.iter().any(|a| a == audience),
-        }
-    }
 }
 
 impl Caller {
@@ -446,11 +430,6 @@ fn peer_identities<B>(req: &http::Request<B>) -> PeerIdentities {
         })
         .unwrap_or_default()
 }
-
-/// The authorized caller of a request (request extension), for per-caller
-/// rate limits and logs. `anonymous` when no callers are configured.
-#[derive(Debug, Clone)]
-pub struct CallerName(pub String);
 
 /// Tower layer that authorizes every `TokenAuthority` call.
 #[derive(Clone)]

@@ -516,7 +516,7 @@ impl<S: Store> OAuth<S> {
             };
         let rates = &self.authority.policy.caller_rates;
         if let Some(limit) = crate::transport::caller_limits::budget_for(rates, rpc) {
-            let spent = crate::transport::caller_limits::charge(
+            let spent = crate::authority::caller::charge(
                 self.authority.store.as_ref(),
                 limit,
                 (&name, &scope.label()),
