@@ -55,6 +55,30 @@ pub enum ClientError {
     Invalid(String),
 }
 
+impl ClientError {
+    /// The gRPC code of the failure, as the server gave it. The refusals
+    /// folded into [`ClientError::SessionEnded`] (reused or invalid refresh
+    /// token, revoked) are all `Unauthenticated` on the wire; a failed
+    /// connection is `Unavailable`; a call that could not be made as asked
+    /// is `InvalidArgument`.
+    ///
+    /// ```
+    /// use tessera_client::ClientError;
+    /// let ended = ClientError::SessionEnded { reason: "TOKEN_REVOKED".into() };
+    /// assert_eq!(ended.code(), tonic::Code::Unauthenticated);
+    /// let limited = ClientError::from(tonic::Status::resource_exhausted("slow down"));
+    /// assert_eq!(limited.code(), tonic::Code::ResourceExhausted);
+    /// ```
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            ClientError::Rpc(s) => s.code(),
+            ClientError::SessionEnded { .. } => tonic::Code::Unauthenticated,
+            ClientError::Transport(_) => tonic::Code::Unavailable,
+            ClientError::Invalid(_) => tonic::Code::InvalidArgument,
+        }
+    }
+}
+
 impl From<Status> for ClientError {
     fn from(s: Status) -> Self {
         match reason(&s) {

@@ -52,17 +52,11 @@ pub struct Worker {
     seq: u64,
 }
 
-/// The gRPC code of a failed call, as the report counts errors. The SDK
-/// folds the refusals that end a session (reused or invalid refresh token,
-/// revoked) into `SessionEnded`; the server answers all three
-/// `Unauthenticated`.
+/// The gRPC code of a failed call, as the report counts errors (the SDK's
+/// [`ClientError::code`]: the refusals it folds into `SessionEnded` are
+/// `Unauthenticated` on the wire).
 fn code(e: &ClientError) -> String {
-    match e {
-        ClientError::Rpc(s) => format!("{:?}", s.code()),
-        ClientError::SessionEnded { .. } => format!("{:?}", tonic::Code::Unauthenticated),
-        ClientError::Transport(_) => format!("{:?}", tonic::Code::Unavailable),
-        ClientError::Invalid(_) => format!("{:?}", tonic::Code::Internal),
-    }
+    format!("{:?}", e.code())
 }
 
 impl Worker {
