@@ -36,6 +36,7 @@ mod rate_limits;
 mod redis_store;
 mod redis_tls;
 mod reliability;
+mod rooms;
 mod sentinel;
 mod sessions;
 mod soak;
