@@ -253,19 +253,10 @@ impl Feed {
         let mut backoff = tessera_core::backoff::Backoff::new(RETRY_BASE, RETRY_CAP);
         'outer: loop {
             self.set_in_sync(false);
-            let mut signals = match store.subscribe().await {
-                Ok(rx) => {
-                    backoff.reset();
-                    rx
-                }
-                Err(e) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(error = %e, ?delay, "revocation feed: subscribe failed; retrying");
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => continue,
-                        _ = shutdown.changed() => break,
-                    }
-                }
+            let mut signals = match subscribe(store.as_ref(), &mut backoff, &mut shutdown).await {
+                Subscribed::Yes(rx) => rx,
+                Subscribed::Retry => continue,
+                Subscribed::Shutdown => break,
             };
             let mut subscribed = false;
             let mut poll = tokio::time::interval(POLL_INTERVAL);
@@ -277,78 +268,138 @@ impl Feed {
                     },
                     _ = poll.tick() => None,
                     _ = expire.tick() => {
-                        let now = crate::clock::now_ms();
-                        self.cache.expire(now);
-                        metrics::gauge!(crate::telemetry::CACHE_ENTRIES).set(self.cached_entries() as f64);
-                        metrics::gauge!(crate::telemetry::FEED_IN_SYNC).set(if self.in_sync() { 1.0 } else { 0.0 });
-                        self.record_partition_lag(now);
+                        self.housekeeping(crate::clock::now_ms());
                         continue;
                     }
                     _ = shutdown.changed() => break 'outer,
                 };
-                // Everything queued meanwhile joins this round: one read per
-                // partition named, however many wake-ups named it. A poll,
-                // a wake-up that names none and a restored subscription read
-                // every partition.
-                let mut all = first.is_none();
-                let mut parts = std::collections::BTreeSet::new();
-                let mut lost = false;
-                let mut next = first;
-                while let Some(signal) = next.take().or_else(|| signals.try_recv().ok()) {
-                    match signal {
-                        FeedSignal::Appended(Some(p)) => {
-                            parts.insert(p);
-                        }
-                        FeedSignal::Appended(None) => all = true,
-                        FeedSignal::Restored => {
-                            subscribed = true;
-                            all = true;
-                        }
-                        FeedSignal::Lost => {
-                            subscribed = false;
-                            lost = true;
-                        }
-                    }
-                }
-                if lost {
+                let round = Round::drain(first, &mut signals, &mut subscribed);
+                if round.lost {
                     self.set_in_sync(false);
                     tracing::warn!("revocation feed: subscription lost; verifying against the store until resynchronised");
                     if !subscribed {
                         continue;
                     }
                 }
-                let read = if all {
-                    self.catch_up(store.as_ref(), None).await
-                } else {
-                    futures::future::try_join_all(
-                        parts
-                            .iter()
-                            .map(|p| self.catch_up(store.as_ref(), Some(*p))),
-                    )
-                    .await
-                    .map(|_| ())
-                };
-                match read {
-                    Ok(()) => {
-                        // Trusted only when subscribed *and* every partition
-                        // was read after subscribing: a read of some
-                        // partitions keeps trust, never gives it.
-                        let trusted = subscribed && (all || self.in_sync());
-                        if trusted && !self.in_sync() {
-                            tracing::info!(
-                                partitions = self.head().partitions(),
-                                "revocation feed: in sync"
-                            );
-                        }
-                        self.set_in_sync(trusted);
-                    }
-                    Err(e) => {
-                        self.set_in_sync(false);
-                        tracing::warn!(error = %e, "revocation feed: cannot read the log");
-                    }
-                }
+                self.read_round(store.as_ref(), &round, subscribed).await;
             }
         }
         self.set_in_sync(false);
+    }
+
+    /// Every second: drop expired entries and refresh the feed's gauges.
+    fn housekeeping(&self, now: i64) {
+        self.cache.expire(now);
+        metrics::gauge!(crate::telemetry::CACHE_ENTRIES).set(self.cached_entries() as f64);
+        metrics::gauge!(crate::telemetry::FEED_IN_SYNC).set(if self.in_sync() { 1.0 } else { 0.0 });
+        self.record_partition_lag(now);
+    }
+
+    /// Read the partitions a round names, then decide whether the cache is
+    /// trusted: only when subscribed *and* every partition was read after
+    /// subscribing (a read of some partitions keeps trust, never gives it).
+    async fn read_round<S: Store>(&self, store: &S, round: &Round, subscribed: bool) {
+        let read = if round.all {
+            self.catch_up(store, None).await
+        } else {
+            futures::future::try_join_all(
+                round.parts.iter().map(|p| self.catch_up(store, Some(*p))),
+            )
+            .await
+            .map(|_| ())
+        };
+        match read {
+            Ok(()) => {
+                let trusted = subscribed && (round.all || self.in_sync());
+                if trusted && !self.in_sync() {
+                    tracing::info!(
+                        partitions = self.head().partitions(),
+                        "revocation feed: in sync"
+                    );
+                }
+                self.set_in_sync(trusted);
+            }
+            Err(e) => {
+                self.set_in_sync(false);
+                tracing::warn!(error = %e, "revocation feed: cannot read the log");
+            }
+        }
+    }
+}
+
+/// What one attempt to subscribe gave.
+enum Subscribed {
+    Yes(tokio::sync::mpsc::Receiver<FeedSignal>),
+    /// It failed and the backoff has been waited out: try again.
+    Retry,
+    Shutdown,
+}
+
+/// Subscribe to the store's notifications; after a failure, wait the next
+/// backoff delay (or until shutdown).
+async fn subscribe<S: Store>(
+    store: &S,
+    backoff: &mut tessera_core::backoff::Backoff,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Subscribed {
+    match store.subscribe().await {
+        Ok(rx) => {
+            backoff.reset();
+            Subscribed::Yes(rx)
+        }
+        Err(e) => {
+            let delay = backoff.next_delay();
+            tracing::warn!(error = %e, ?delay, "revocation feed: subscribe failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => Subscribed::Retry,
+                _ = shutdown.changed() => Subscribed::Shutdown,
+            }
+        }
+    }
+}
+
+/// One round of reading: what the signals queued so far ask for.
+struct Round {
+    /// Read every partition.
+    all: bool,
+    /// Else these.
+    parts: std::collections::BTreeSet<u32>,
+    /// The subscription lost notifications.
+    lost: bool,
+}
+
+impl Round {
+    /// Everything queued meanwhile joins this round: one read per partition
+    /// named, however many wake-ups named it. A poll (`first` is `None`), a
+    /// wake-up that names none and a restored subscription read every
+    /// partition. `subscribed` follows `Restored` and `Lost`.
+    fn drain(
+        first: Option<FeedSignal>,
+        signals: &mut tokio::sync::mpsc::Receiver<FeedSignal>,
+        subscribed: &mut bool,
+    ) -> Self {
+        let mut round = Round {
+            all: first.is_none(),
+            parts: std::collections::BTreeSet::new(),
+            lost: false,
+        };
+        let mut next = first;
+        while let Some(signal) = next.take().or_else(|| signals.try_recv().ok()) {
+            match signal {
+                FeedSignal::Appended(Some(p)) => {
+                    round.parts.insert(p);
+                }
+                FeedSignal::Appended(None) => round.all = true,
+                FeedSignal::Restored => {
+                    *subscribed = true;
+                    round.all = true;
+                }
+                FeedSignal::Lost => {
+                    *subscribed = false;
+                    round.lost = true;
+                }
+            }
+        }
+        round
     }
 }

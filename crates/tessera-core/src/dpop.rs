@@ -131,8 +131,27 @@ pub fn access_token_hash(token: &str) -> String {
     B64.encode(Sha256::digest(token.as_bytes()))
 }
 
-/// Check `proof` against `req` (see the module docs).
+/// Check `proof` against `req` (see the module docs): its header, its key,
+/// its signature, then its claims, in that order.
 pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenError> {
+    let header = proof_header(proof)?;
+    let (alg, jwk_value, key) = proof_key(&header)?;
+    let claims = signed_claims(proof, &key, alg)?;
+    let (jti, iat) = check_claims(&claims, req)?;
+    Ok(Proof {
+        jkt: jwk_thumbprint(jwk_value).ok_or_else(invalid)?,
+        jti: jti.to_owned(),
+        iat,
+        nonce: claims
+            .get("nonce")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+/// The size, the three parts, and the header: `typ` is `dpop+jwt` and no
+/// `crit` (RFC 7515 §4.1.11: no extension is understood here).
+fn proof_header(proof: &str) -> Result<Value, TokenError> {
     if proof.is_empty() || proof.len() > MAX_PROOF_BYTES {
         return Err(invalid());
     }
@@ -145,10 +164,15 @@ pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenE
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(invalid)?;
-    // RFC 7515 §4.1.11: no `crit` extension is understood here.
     if header.get("typ").and_then(Value::as_str) != Some(DPOP_TYP) || header.get("crit").is_some() {
         return Err(invalid());
     }
+    Ok(header)
+}
+
+/// The header's `alg` (one of [`PROOF_ALGS`]) and its `jwk`: a public key
+/// (no private member) of the type and curve `alg` fixes.
+fn proof_key(header: &Value) -> Result<(Algorithm, &Value, DecodingKey), TokenError> {
     let alg_name = header
         .get("alg")
         .and_then(Value::as_str)
@@ -176,23 +200,35 @@ pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenE
     }
     let jwk: Jwk = serde_json::from_value(jwk_value.clone()).map_err(|_| invalid())?;
     let key = DecodingKey::from_jwk(&jwk).map_err(|_| invalid())?;
-    // The signature over `header.payload`, with the algorithm the key's type
-    // fixes (checked above); the header's own `alg` parsed by nobody else.
+    Ok((alg, jwk_value, key))
+}
+
+/// The claims, once the signature over `header.payload` verifies with the
+/// algorithm the key's type fixes (checked before); the header's own `alg`
+/// parsed by nobody else.
+fn signed_claims(proof: &str, key: &DecodingKey, alg: Algorithm) -> Result<Value, TokenError> {
     let (message, signature) = proof.rsplit_once('.').ok_or_else(invalid)?;
-    if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).unwrap_or(false) {
+    if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false) {
         return Err(invalid());
     }
     let payload_b64 = message
         .split_once('.')
         .map(|(_, p)| p)
         .ok_or_else(invalid)?;
-    let claims: Value = B64
-        .decode(payload_b64)
+    B64.decode(payload_b64)
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(Value::is_object)
-        .ok_or_else(invalid)?;
+        .ok_or_else(invalid)
+}
 
+/// `jti` present, `htm` and `htu` those of the request, `iat` within the
+/// window, `ath` the hash of the presented access token; the `jti` and
+/// `iat`.
+fn check_claims<'c>(
+    claims: &'c Value,
+    req: &ProofRequest<'_>,
+) -> Result<(&'c str, i64), TokenError> {
     let jti = claims
         .get("jti")
         .and_then(Value::as_str)
@@ -224,15 +260,7 @@ pub fn verify_proof(proof: &str, req: &ProofRequest<'_>) -> Result<Proof, TokenE
             return Err(invalid());
         }
     }
-    Ok(Proof {
-        jkt: jwk_thumbprint(jwk_value).ok_or_else(invalid)?,
-        jti: jti.to_owned(),
-        iat,
-        nonce: claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-    })
+    Ok((jti, iat))
 }
 
 /// A client's DPoP key (ES256, P-256), for clients that make proofs: the

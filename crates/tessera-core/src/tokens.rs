@@ -21,7 +21,7 @@ pub use crate::claims::{
 };
 pub use crate::digest::sha256_b64;
 use crate::error::TokenError as Error;
-use crate::keys::{alg_name, KeyLookup, KeySet, Vouches};
+use crate::keys::{alg_name, KeyLookup, KeySet, VerifyingKey, Vouches};
 pub use crate::verified::{CacheBounds, CacheStats, VerifiedCache};
 
 /// The header fields Tessera looks at before any cryptography.
@@ -187,13 +187,39 @@ pub fn verify(
     verify_with_kid(keys, token, now, policy).map(|(claims, _)| claims)
 }
 
-/// [`verify`], also answering the `kid` that verified the token.
+/// [`verify`], also answering the `kid` that verified the token. The order
+/// of the checks decides which reason a bad token gets: the header, the key
+/// and its algorithm, the signature, whom the key vouches for, the required
+/// claims, the window.
 fn verify_with_kid(
     keys: &impl KeyLookup,
     token: &str,
     now: i64,
     policy: &VerifyPolicy,
 ) -> Result<(AccessClaims, String), Error> {
+    let header = checked_header(token)?;
+    let Some(Value::String(kid)) = header.kid else {
+        return Err(Error::TokenSignatureInvalid);
+    };
+    let key = keys
+        .verifying_key(&kid)
+        .ok_or(Error::TokenSignatureInvalid)?;
+    // Algorithm pinning: the key decides, the token only has to agree.
+    if header.alg != Value::String(alg_name(key.alg).to_owned()) {
+        return Err(Error::TokenSignatureInvalid);
+    }
+    let claims = signed_claims(token, key)?;
+    check_vouched(keys, &kid, &claims, policy)?;
+    if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
+        return Err(Error::TokenMalformed);
+    }
+    check_window(&claims, now, policy.leeway)?;
+    Ok((claims, kid))
+}
+
+/// The size, the three parts, and the header: no `crit` nor `b64`, and the
+/// access-token `typ`. Anything else is malformed.
+fn checked_header(token: &str) -> Result<RawHeader, Error> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::TokenMalformed);
     }
@@ -212,22 +238,18 @@ fn verify_with_kid(
         return Err(Error::TokenMalformed);
     }
     match header.typ {
-        Some(Value::String(t))
+        Some(Value::String(ref t))
             if t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP)
                 || t.eq_ignore_ascii_case("application/at+jwt") => {}
         _ => return Err(Error::TokenMalformed),
     }
-    let Some(Value::String(kid)) = header.kid else {
-        return Err(Error::TokenSignatureInvalid);
-    };
-    let key = keys
-        .verifying_key(&kid)
-        .ok_or(Error::TokenSignatureInvalid)?;
-    // Algorithm pinning: the key decides, the token only has to agree.
-    if header.alg != Value::String(alg_name(key.alg).to_owned()) {
-        return Err(Error::TokenSignatureInvalid);
-    }
+    Ok(header)
+}
 
+/// The claims, once the signature verifies with `key` under its own
+/// algorithm. No claim is validated by jsonwebtoken (its defaults are not
+/// ours, PITFALLS.md): the window is [`check_window`]'s.
+fn signed_claims(token: &str, key: &VerifyingKey) -> Result<AccessClaims, Error> {
     let mut validation = Validation::new(key.alg);
     validation.required_spec_claims.clear();
     validation.validate_exp = false;
@@ -247,14 +269,21 @@ fn verify_with_kid(
             _ => Error::TokenMalformed,
         },
     )?;
-    let claims = data.claims;
+    Ok(data.claims)
+}
 
-    // Whom the key vouches for (issue #28): a tenant's key signs only that
-    // tenant's tokens, with its issuer; the default keys sign for the
-    // verifier's issuer and only tenants without keys of their own. The
-    // signature is right, but no key of the tenant the token names made
-    // it: as if signed by an unknown key.
-    match keys.vouches(&kid) {
+/// Whom the key vouches for (issue #28): a tenant's key signs only that
+/// tenant's tokens, with its issuer; the default keys sign for the
+/// verifier's issuer and only tenants without keys of their own. The
+/// signature is right, but no key of the tenant the token names made it:
+/// as if signed by an unknown key.
+fn check_vouched(
+    keys: &impl KeyLookup,
+    kid: &str,
+    claims: &AccessClaims,
+    policy: &VerifyPolicy,
+) -> Result<(), Error> {
+    match keys.vouches(kid) {
         Vouches::Tenant { tenant, issuer } => {
             if claims.tid != tenant {
                 return Err(Error::TokenSignatureInvalid);
@@ -272,11 +301,7 @@ fn verify_with_kid(
             }
         }
     }
-    if claims.sub.is_empty() || claims.jti.is_empty() || claims.sid.is_empty() {
-        return Err(Error::TokenMalformed);
-    }
-    check_window(&claims, now, policy.leeway)?;
-    Ok((claims, kid))
+    Ok(())
 }
 
 /// The validity window at `now` (Unix seconds) with `leeway`: checked by

@@ -68,17 +68,34 @@ pub fn generate(keys: &KeySet, pem: &str) -> Value {
         .into_iter()
         .map(|c| json!({"name": c.name, "source": c.source, "token": c.token, "reason": c.reason}))
         .collect();
-    let sign = |p: &Value| {
-        sign_raw(
-            &header(alg_name(keys.signer.alg), &keys.signer.kid).to_string(),
-            &p.to_string(),
-            &keys.signer.encoding,
-            keys.signer.alg,
-        )
-    };
+    let mut all = hostile;
+    all.extend(refused_cases(keys, n));
+    json!({
+        "issuer": ISSUER,
+        "audience": AUDIENCE,
+        "leeway": LEEWAY,
+        "generated_at": n,
+        "cases": all,
+        "valid": valid_cases(keys, n),
+    })
+}
+
+/// `p` signed by the server's signing key, with its header.
+fn sign_payload(keys: &KeySet, p: &Value) -> String {
+    sign_raw(
+        &header(alg_name(keys.signer.alg), &keys.signer.kid).to_string(),
+        &p.to_string(),
+        &keys.signer.encoding,
+        keys.signer.alg,
+    )
+}
+
+/// Well-signed tokens refused by the window (beyond the leeway), the
+/// audience or a binding, with their reasons.
+fn refused_cases(keys: &KeySet, n: i64) -> Vec<Value> {
     let mut more = Vec::new();
     let mut refused = |name: &str, p: Value, reason: &str| {
-        more.push(json!({"name": name, "source": "leeway and audience", "token": sign(&p), "reason": reason}));
+        more.push(json!({"name": name, "source": "leeway and audience", "token": sign_payload(keys, &p), "reason": reason}));
     };
     let mut p = payload(n);
     p["exp"] = json!(n - LEEWAY - 5);
@@ -99,7 +116,11 @@ pub fn generate(keys: &KeySet, pem: &str) -> Value {
         p,
         "TOKEN_BINDING_MISMATCH",
     );
+    more
+}
 
+/// Tokens every verifier must accept, with the claims it must report.
+fn valid_cases(keys: &KeySet, n: i64) -> Vec<Value> {
     let mut valid = Vec::new();
     let mut good = |name: &str, p: Value| {
         let claims = json!({
@@ -112,8 +133,7 @@ pub fn generate(keys: &KeySet, pem: &str) -> Value {
                 .split(' ').filter(|s| !s.is_empty()).collect::<Vec<_>>(),
             "expires_at": p["exp"],
         });
-        valid
-            .push(json!({"name": name, "token": sign(&p), "audience": AUDIENCE, "claims": claims}));
+        valid.push(json!({"name": name, "token": sign_payload(keys, &p), "audience": AUDIENCE, "claims": claims}));
     };
     let mut p = payload(n);
     p["roles"] = json!(["admin", "billing-reader"]);
@@ -131,17 +151,7 @@ pub fn generate(keys: &KeySet, pem: &str) -> Value {
     let mut p = payload(n);
     p["aud"] = json!(["billing", "api"]);
     good("one of several audiences", p);
-
-    let mut all = hostile;
-    all.extend(more);
-    json!({
-        "issuer": ISSUER,
-        "audience": AUDIENCE,
-        "leeway": LEEWAY,
-        "generated_at": n,
-        "cases": all,
-        "valid": valid,
-    })
+    valid
 }
 
 /// The tenant-keyed cases, for a verifier of [`TENANT`]: its own token
@@ -158,12 +168,7 @@ pub fn generate_tenant(default: &KeySet, tenant: &KeySet) -> Value {
                 p.as_object_mut().map(|o| o.remove("tid"));
             }
         }
-        sign_raw(
-            &header(alg_name(keys.signer.alg), &keys.signer.kid).to_string(),
-            &p.to_string(),
-            &keys.signer.encoding,
-            keys.signer.alg,
-        )
+        sign_payload(keys, &p)
     };
     let case = |name: &str, token: String, reason: &str| json!({"name": name, "token": token, "reason": reason});
     json!({

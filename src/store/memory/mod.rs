@@ -13,14 +13,17 @@ use tokio::sync::{broadcast, mpsc};
 use super::schema;
 use super::{
     CreateOutcome, FeedSignal, NewSession, Position, RateLimit, RenewOutcome, RenewRequest,
-    RevocationEvent, RevocationKind, RevocationState, RevokeRequest, RevokeTarget, RotateOutcome,
-    RotateRequest, SessionPage, SessionView, Store, REUSE_HISTORY,
+    RevocationEvent, RevocationState, RevokeRequest, RotateOutcome, RotateRequest, SessionPage,
+    SessionView, Store,
 };
 use crate::store::StoreError;
 
 mod index;
+mod revoke;
+mod rotate;
 mod state;
-use state::{rotation, Session, State};
+use revoke::Revoked;
+use state::{Session, State};
 
 /// Capacity of the in-process notification channel; a lagging subscriber
 /// gets `Lost` and re-reads the log, so nothing depends on this being large.
@@ -204,109 +207,12 @@ impl Store for MemoryStore {
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
-        let mut st = self.lock();
-        st.tick(r.now_ms);
-        let now = r.now_ms;
-        let Some(s) = st.usable_session(&r.sid, now) else {
-            return Ok(RotateOutcome::Invalid);
-        };
-        // Checked only for a holder of the current (or, in the grace window,
-        // the previous) secret: the same order as rotate.lua.
-        let foreign_device = s
-            .data
-            .fingerprint_hash
-            .as_ref()
-            .is_some_and(|bound| r.fingerprint_hash.as_ref() != Some(bound));
-        let foreign_key = s
-            .data
-            .dpop_jkt
-            .as_ref()
-            .is_some_and(|bound| r.dpop_jkt.as_ref() != Some(bound))
-            || s.data
-                .cert_thumbprint
-                .as_ref()
-                .is_some_and(|bound| r.cert_thumbprint.as_ref() != Some(bound))
-            || r.client_id.as_ref().is_some_and(|presented| {
-                !presented.is_empty()
-                    && !s.data.client_id.is_empty()
-                    && *presented != s.data.client_id
-            });
-        let bound = s.data.dpop_jkt.is_some();
-        // A holder's refusals, in rotate.lua's order; the proof is recorded
-        // only when nothing else refuses.
-        let refusal = |st: &mut State| {
-            if foreign_key {
-                Some(RotateOutcome::BindingMismatch)
-            } else if foreign_device {
-                Some(RotateOutcome::FingerprintMismatch)
-            } else if st.proof_replayed(bound, r) {
-                Some(RotateOutcome::ProofReplayed)
-            } else {
-                None
-            }
-        };
-        if r.presented_hash == s.current {
-            if let Some(refused) = refusal(&mut st) {
-                return Ok(refused);
-            }
-            let Some(s) = st.usable_session(&r.sid, now) else {
-                return Ok(RotateOutcome::Invalid);
-            };
-            // Only real rotations count against the subject's budget.
-            if let Some(limit) = r.rate_limit {
-                let key = schema::refresh_budget(&s.subject_key);
-                if let Err(retry_after_ms) = st.gcra(&key, limit, now) {
-                    return Ok(RotateOutcome::RateLimited { retry_after_ms });
-                }
-            }
-            let Some(s) = st.sessions.get_mut(&r.sid) else {
-                return Ok(RotateOutcome::Invalid);
-            };
-            if !s.previous.is_empty() {
-                let prev = std::mem::take(&mut s.previous);
-                s.older.push_front(prev);
-                s.older.truncate(REUSE_HISTORY);
-            }
-            s.previous = std::mem::replace(&mut s.current, r.new_hash.clone());
-            s.sealed = r.sealed_successor.clone();
-            s.generation += 1;
-            s.rotated_at_ms = now;
-            s.refresh_exp_ms = (now + s.data.idle_ms).min(s.data.absolute_exp_ms);
-            s.keep_until_ms = s.keep_until_ms.max(s.refresh_exp_ms).max(r.keep_until_ms);
-            let (keep, created, skey) = (s.keep_until_ms, s.data.created_ms, s.subject_key.clone());
-            st.index_mut(&skey, now).keep(&r.sid, keep, created, now);
-            let Some(s) = st.sessions.get_mut(&r.sid) else {
-                return Ok(RotateOutcome::Invalid);
-            };
-            if !r.client.ip_address.is_empty() {
-                s.client.ip_address = r.client.ip_address.clone();
-            }
-            if !r.client.user_agent.is_empty() {
-                s.client.user_agent = r.client.user_agent.clone();
-            }
-            return Ok(RotateOutcome::Rotated(rotation(s)));
-        }
-        let replay = r.presented_hash == s.previous;
-        // A window of 0 is no window (the same rule as rotate.lua).
-        if replay && r.grace_ms > 0 && now - s.rotated_at_ms <= r.grace_ms {
-            if let Some(refused) = refusal(&mut st) {
-                return Ok(refused);
-            }
-            let Some(s) = st.usable_session(&r.sid, now) else {
-                return Ok(RotateOutcome::Invalid);
-            };
-            return Ok(RotateOutcome::Grace {
-                rotation: rotation(s),
-                sealed: s.sealed.clone(),
-            });
-        }
-        if replay || s.older.contains(&r.presented_hash) {
-            let cursor = st.revoke_session(&r.sid, now, &r.feed, "");
-            drop(st);
+        // The guard is a temporary of this statement: unlocked before notifying.
+        let outcome = rotate::rotate(&mut self.lock(), r);
+        if matches!(outcome, RotateOutcome::Reused { .. }) {
             let _ = self.notify.send(());
-            return Ok(RotateOutcome::Reused { cursor });
         }
-        Ok(RotateOutcome::Invalid)
+        Ok(outcome)
     }
 
     async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
@@ -357,119 +263,14 @@ impl Store for MemoryStore {
     }
 
     async fn revoke(&self, r: &RevokeRequest) -> Result<Option<String>, StoreError> {
-        let mut st = self.lock();
-        let now = r.now_ms;
-        st.tick(now);
-        let cursor = match &r.target {
-            RevokeTarget::Token {
-                jti,
-                sid,
-                tenant,
-                subject,
-                exp_ms,
-            } => {
-                // A token already dead needs nothing, revoked before or not
-                // (the same order as the Redis store; the differential test
-                // found them answering differently).
-                let expires = *exp_ms;
-                if expires <= now {
-                    return Ok(None);
-                }
-                let key = schema::token_marker(jti);
-                if let Some(c) = st.marker(&key, now) {
-                    return Ok(Some(c.clone()));
-                }
-                let cursor = st.append(
-                    RevocationEvent {
-                        cursor: String::new(),
-                        partition: 0,
-                        kind: RevocationKind::Token,
-                        token_id: jti.clone(),
-                        session_id: sid.clone(),
-                        tenant: tenant.clone(),
-                        subject: subject.clone(),
-                        subject_key: String::new(),
-                        revoked_at_ms: now,
-                        issued_before_ms: 0,
-                        expires_at_ms: expires,
-                        traceparent: r.traceparent.clone(),
-                    },
-                    now,
-                    r.feed.retention_ms,
-                );
-                st.markers.insert(key, (cursor.clone(), expires));
-                cursor
+        Ok(match self.revoke_target(r) {
+            Revoked::Appended(cursor) => {
+                let _ = self.notify.send(());
+                Some(cursor)
             }
-            RevokeTarget::Session { sid, refresh_hash } => {
-                if let Some(c) = st.marker(&schema::session_marker(sid), now) {
-                    return Ok(Some(c.clone()));
-                }
-                // Nothing of a session that is not kept can be alive.
-                let Some(s) = st.kept_session(sid, now) else {
-                    return Ok(None);
-                };
-                if refresh_hash.as_deref().is_some_and(|h| !s.holds(h)) {
-                    return Ok(None);
-                }
-                st.revoke_session(sid, now, &r.feed, &r.traceparent)
-            }
-            RevokeTarget::Subject { tenant, subject } => {
-                let key = super::subject_key(tenant, subject);
-                if !st.subject_has_sessions(&key, now) {
-                    return Ok(None); // nobody to log out
-                }
-                let cutoff = st.cutoff(&key, now).map_or(now, |c| c.max(now));
-                // Every session it held is dead: its indexes go (revoke.lua).
-                st.by_subject.remove(&key);
-                st.cutoffs
-                    .insert(key, (cutoff, now + r.feed.subject_horizon_ms));
-                st.append(
-                    RevocationEvent {
-                        cursor: String::new(),
-                        partition: 0,
-                        kind: RevocationKind::Subject,
-                        token_id: String::new(),
-                        session_id: String::new(),
-                        tenant: tenant.clone(),
-                        subject: subject.clone(),
-                        subject_key: String::new(),
-                        revoked_at_ms: now,
-                        issued_before_ms: cutoff,
-                        expires_at_ms: now + r.feed.access_horizon_ms,
-                        traceparent: r.traceparent.clone(),
-                    },
-                    now,
-                    r.feed.retention_ms,
-                )
-            }
-            RevokeTarget::SubjectExcept {
-                tenant,
-                subject,
-                keep_sid,
-            } => {
-                // Bounded batches with the lock released between them, as
-                // the Redis store calls its script (no critical section
-                // grows with the subject's size).
-                let key = super::subject_key(tenant, subject);
-                let mut last = None;
-                loop {
-                    let (batch_last, more) = st.revoke_others_batch(&key, keep_sid, r);
-                    last = batch_last.or(last);
-                    if !more {
-                        break;
-                    }
-                    drop(st);
-                    st = self.lock();
-                }
-                match last {
-                    Some(cursor) => cursor,
-                    None => return Ok(None), // nobody else to log out
-                }
-            }
-        };
-        drop(st);
-        let _ = self.notify.send(());
-        Ok(Some(cursor))
+            Revoked::Earlier(cursor) => Some(cursor),
+            Revoked::Nothing => None,
+        })
     }
 
     async fn session_tenant(

@@ -258,18 +258,15 @@ impl State {
         let expires = now_ms + feed.access_horizon_ms;
         let cursor = self.append(
             RevocationEvent {
-                cursor: String::new(),
-                partition: 0,
-                kind: RevocationKind::Session,
-                token_id: String::new(),
                 session_id: sid.to_owned(),
-                tenant,
-                subject,
-                subject_key: String::new(),
-                revoked_at_ms: now_ms,
-                issued_before_ms: 0,
-                expires_at_ms: expires,
-                traceparent: traceparent.to_owned(),
+                ..new_event(
+                    RevocationKind::Session,
+                    tenant,
+                    subject,
+                    now_ms,
+                    expires,
+                    traceparent,
+                )
             },
             now_ms,
             feed.retention_ms,
@@ -279,6 +276,34 @@ impl State {
     }
 }
 
+/// An event of `kind` about a subject, revoked at `now_ms`, before the log
+/// gives it a cursor; the caller fills in what its kind names (token id,
+/// session id, cut-off).
+pub(super) fn new_event(
+    kind: RevocationKind,
+    tenant: String,
+    subject: String,
+    now_ms: i64,
+    expires_at_ms: i64,
+    traceparent: &str,
+) -> RevocationEvent {
+    RevocationEvent {
+        cursor: String::new(),
+        partition: 0,
+        kind,
+        token_id: String::new(),
+        session_id: String::new(),
+        tenant,
+        subject,
+        subject_key: String::new(),
+        revoked_at_ms: now_ms,
+        issued_before_ms: 0,
+        expires_at_ms,
+        traceparent: traceparent.to_owned(),
+    }
+}
+
+/// The session's state as a rotation reports it.
 pub(super) fn rotation(s: &Session) -> Rotation {
     Rotation {
         data: s.data.clone(),

@@ -144,14 +144,7 @@ pub(super) fn follow(
     subscriber: SubscriberClient,
     parts: &Partitions,
 ) -> mpsc::Receiver<FeedSignal> {
-    let channels: Vec<String> = (0..parts.count())
-        .map(|p| schema::channel(parts.prefix(p)))
-        .collect();
-    let by_channel: HashMap<String, u32> = channels
-        .iter()
-        .enumerate()
-        .map(|(p, c)| (c.clone(), p as u32))
-        .collect();
+    let (channels, by_channel) = channels(parts);
     let mut messages = subscriber.message_rx();
     let mut errors = subscriber.error_rx();
     let mut reconnects = subscriber.reconnect_rx();
@@ -214,28 +207,7 @@ pub(super) fn follow(
                 _ = tx.closed() => break,
             };
             if let Some(signal) = signal {
-                // Appended signals coalesce: one that finds the queue full
-                // becomes an "any partition" wake-up, sent with the next
-                // signal or at the next tick. Lost must get through.
-                let sent = match signal {
-                    FeedSignal::Appended(_) => match tx.try_send(if overflowed {
-                        FeedSignal::Appended(None)
-                    } else {
-                        signal
-                    }) {
-                        Ok(()) => {
-                            overflowed = false;
-                            true
-                        }
-                        Err(mpsc::error::TrySendError::Full(_)) => {
-                            overflowed = true;
-                            true
-                        }
-                        Err(mpsc::error::TrySendError::Closed(_)) => false,
-                    },
-                    _ => tx.send(signal).await.is_ok(),
-                };
-                if !sent {
+                if !forward(&tx, signal, &mut overflowed).await {
                     break;
                 }
             }
@@ -243,6 +215,44 @@ pub(super) fn follow(
         let _ = subscriber.quit().await;
     });
     rx
+}
+
+/// Every partition's channel, and the partition of each.
+fn channels(parts: &Partitions) -> (Vec<String>, HashMap<String, u32>) {
+    let channels: Vec<String> = (0..parts.count())
+        .map(|p| schema::channel(parts.prefix(p)))
+        .collect();
+    let by_channel = channels
+        .iter()
+        .enumerate()
+        .map(|(p, c)| (c.clone(), p as u32))
+        .collect();
+    (channels, by_channel)
+}
+
+/// Hand a signal to the feed reader; false once it is gone. Appended
+/// signals coalesce: one that finds the queue full becomes an "any
+/// partition" wake-up (`overflowed`), sent with the next signal or at the
+/// next tick. Lost must get through.
+async fn forward(tx: &mpsc::Sender<FeedSignal>, signal: FeedSignal, overflowed: &mut bool) -> bool {
+    match signal {
+        FeedSignal::Appended(_) => match tx.try_send(if *overflowed {
+            FeedSignal::Appended(None)
+        } else {
+            signal
+        }) {
+            Ok(()) => {
+                *overflowed = false;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                *overflowed = true;
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        },
+        _ => tx.send(signal).await.is_ok(),
+    }
 }
 
 /// How often every subscription is renewed (see [`follow`]).

@@ -26,23 +26,28 @@ use fred::types::scripts::Script;
 use tokio::sync::mpsc;
 
 mod connect;
+mod durable;
+mod layout;
 mod log;
 mod others;
+mod replies;
 mod scripts;
 mod tls;
 
 pub use connect::redact_url;
 pub use tls::{url_uses_tls, RedisTls};
 
+use layout::META_LUA;
+use replies::num;
 use scripts::*;
 
 use super::batch::{script_error, Batcher};
 use super::partition::Partitions;
 use super::schema;
 use super::{
-    event_ref, ClientInfo, CreateOutcome, FeedSignal, NewSession, Position, RateLimit,
-    RenewOutcome, RenewRequest, RevocationEvent, RevocationState, RevokeRequest, RevokeTarget,
-    RotateOutcome, RotateRequest, Rotation, SessionData, SessionPage, SessionView, Store,
+    event_ref, CreateOutcome, FeedSignal, NewSession, Position, RateLimit, RenewOutcome,
+    RenewRequest, RevocationEvent, RevocationState, RevokeRequest, RevokeTarget, RotateOutcome,
+    RotateRequest, SessionPage, Store,
 };
 use crate::store::StoreError;
 
@@ -74,11 +79,6 @@ pub struct RedisStore {
     /// The deployment id, once the layout in Redis was found to be ours.
     deployment: Arc<tokio::sync::OnceCell<u64>>,
 }
-
-/// Write the layout if there is none; reply the one in force.
-const META_LUA: &str = "redis.call('HSETNX', KEYS[1], 'partitions', ARGV[1])
-redis.call('HSETNX', KEYS[1], 'deployment', ARGV[2])
-return redis.call('HMGET', KEYS[1], 'partitions', 'deployment')";
 
 impl RedisStore {
     /// Connect (waiting at most `timeout` for the first connection; after that
@@ -151,127 +151,6 @@ impl RedisStore {
         &self.parts
     }
 
-    /// The deployment id, after checking (once) that the layout in Redis is
-    /// ours: written by the first replica, refused when it differs.
-    async fn layout(&self) -> Result<u64, StoreError> {
-        self.deployment
-            .get_or_try_init(|| async {
-                connect::check_version(&self.client).await?;
-                let candidate = super::partition::new_deployment_id().to_string();
-                let reply: Vec<String> = self
-                    .script(
-                        &self.meta_script,
-                        vec![schema::META.to_owned()],
-                        vec![self.parts.count().to_string(), candidate],
-                    )
-                    .await?;
-                let [count, deployment] = reply.as_slice() else {
-                    return Err(StoreError::Corrupt("unexpected layout reply".into()));
-                };
-                if *count != self.parts.count().to_string() {
-                    let message = format!(
-                        "this Redis holds a Tessera deployment of {count} partitions, and this replica was started with --redis-partitions {}: start it with --redis-partitions {count} (the count cannot change while sessions live)",
-                        self.parts.count()
-                    );
-                    tracing::error!("{message}");
-                    return Err(StoreError::Layout(message));
-                }
-                deployment
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("deployment id".into()))
-            })
-            .await
-            .copied()
-    }
-
-    /// The partition a session id names, after the layout check; `None`
-    /// for an id that names none.
-    async fn sid_partition(&self, sid: &str) -> Result<Option<u32>, StoreError> {
-        self.layout().await?;
-        let p = self.parts.of_sid(sid);
-        if let Some(p) = p {
-            crate::trace::record_partition(p);
-        }
-        Ok(p)
-    }
-
-    /// The key prefix of a subject's partition, after the layout check.
-    async fn subject_prefix(&self, subject_key: &str) -> Result<&str, StoreError> {
-        self.layout().await?;
-        let p = self.parts.of_subject(subject_key);
-        crate::trace::record_partition(p);
-        Ok(self.parts.prefix(p))
-    }
-
-    /// The key prefix for a name of its own (budgets, replay markers).
-    async fn name_prefix(&self, name: &str) -> Result<&str, StoreError> {
-        self.layout().await?;
-        Ok(self.parts.prefix(self.parts.of_name(name)))
-    }
-
-    /// With `replicas > 0`, every revocation waits until that many replicas
-    /// acknowledged it. Redis's `WAIT` covers the writes of the connection
-    /// it is sent on, and blocks that connection while it waits; so
-    /// revocations get a client (connections) of their own, where blocking
-    /// stalls no Issue or Refresh. A refresh-token reuse revokes its session
-    /// inside Refresh's script, on the shared connection: the marker that
-    /// [`Self::await_replicas`] writes after it on the revocation connection
-    /// covers it too.
-    pub fn wait_for_replicas(mut self, replicas: u32) -> Result<Self, StoreError> {
-        if replicas > 0 {
-            let client = Self::builder(&self.builder_config, self.timeout)
-                .build()
-                .map_err(unavailable)?;
-            client.connect();
-            self.durable = Some((replicas, client));
-        }
-        Ok(self)
-    }
-
-    /// The client revocations are written through.
-    fn revoker(&self) -> &Client {
-        self.durable.as_ref().map_or(&self.client, |(_, c)| c)
-    }
-
-    /// `WAIT` for the configured replicas on the revocation connection,
-    /// after a small plain write there (`marker`, the event id, for 1 s).
-    /// That write is what `WAIT` measures: Redis 7.0 does not count a
-    /// script's writes for the `WAIT` of the connection that ran it (seen
-    /// here: `EVAL` of a `SET`, then `WAIT 1` answers 0; a plain `SET`, 1),
-    /// and replicas apply the stream in order, so once the marker is on a
-    /// replica, so is every write before it. A shortfall is `Unavailable`:
-    /// the revocation stands on the master.
-    async fn await_replicas(&self, prefix: &str, marker: &str) -> Result<(), StoreError> {
-        use fred::types::{ClusterHash, CustomCommand, Expiration};
-        let Some((want, client)) = &self.durable else {
-            return Ok(());
-        };
-        let _: () = client
-            .set(
-                key(prefix, schema::DURABLE),
-                marker,
-                Some(Expiration::PX(1_000)),
-                None,
-                false,
-            )
-            .await
-            .map_err(unavailable)?;
-        // The master of the partition's slot, half the store timeout at most.
-        let slot = fred::util::redis_keyslot(prefix.as_bytes());
-        let wait = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
-        let timeout_ms = (self.timeout.as_millis() / 2).max(1) as i64;
-        let acked: i64 = client
-            .custom(wait, vec![i64::from(*want), timeout_ms])
-            .await
-            .map_err(unavailable)?;
-        if acked < i64::from(*want) {
-            return Err(StoreError::Unavailable(format!(
-                "revocation acknowledged by {acked} of {want} replicas (--redis-wait-replicas)"
-            )));
-        }
-        Ok(())
-    }
-
     fn builder(config: &Config, timeout: Duration) -> Builder {
         let mut builder = Builder::from_config(config.clone());
         builder
@@ -319,32 +198,6 @@ impl RedisStore {
     }
 }
 
-/// A session's data from `data` and the five hash fields the scripts
-/// reply after it: tenant, subject, created, absolute expiry, idle ms,
-/// fingerprint hash (see `schema::decode_data`).
-fn parse_data(sid: &str, data: &str, rest: &[String]) -> Result<SessionData, StoreError> {
-    let [tenant, subject, created, abs, idle, fp] = rest else {
-        return Err(StoreError::Corrupt(
-            "session fields missing from a reply".into(),
-        ));
-    };
-    schema::decode_data(&schema::SessionFields {
-        sid,
-        data,
-        tenant,
-        subject,
-        created_ms: created,
-        absolute_exp_ms: abs,
-        idle_ms: idle,
-        fingerprint_hash: fp,
-    })
-}
-
-fn num(s: &str) -> Result<i64, StoreError> {
-    s.parse()
-        .map_err(|_| StoreError::Corrupt(format!("expected a number, got {s:?}")))
-}
-
 impl Store for RedisStore {
     fn kind(&self) -> &'static str {
         "redis"
@@ -381,21 +234,7 @@ impl Store for RedisStore {
         let prefix = self.parts.prefix(p);
         let call = schema::create_call(s, prefix, caller)?;
         let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
-        match reply.as_slice() {
-            [tag, cursor, evicted @ ..] if tag == "ok" => Ok(CreateOutcome::Created {
-                evicted: evicted.to_vec(),
-                cursor: if cursor.is_empty() {
-                    String::new()
-                } else {
-                    event_ref(p, cursor)
-                },
-            }),
-            [tag, wait] if tag == "limited" => Ok(CreateOutcome::RateLimited {
-                retry_after_ms: num(wait)?,
-            }),
-            [tag] if tag == "full" => Ok(CreateOutcome::SessionLimit),
-            _ => Err(StoreError::Corrupt("unexpected create reply".into())),
-        }
+        replies::create_outcome(p, &reply)
     }
 
     async fn list_sessions(
@@ -408,37 +247,7 @@ impl Store for RedisStore {
         let prefix = self.subject_prefix(subject_key).await?;
         let call = schema::list_call(subject_key, after, limit, now_ms, prefix);
         let reply: Vec<String> = self.script(&self.list, call.keys, call.args).await?;
-        let Some((next, rows)) = reply.split_first() else {
-            return Err(StoreError::Corrupt("empty list reply".into()));
-        };
-        const ROW: usize = 12;
-        let mut page = SessionPage {
-            sessions: Vec::with_capacity(rows.len() / ROW),
-            next: next.clone(),
-        };
-        for row in rows.chunks(ROW) {
-            let [sid, data, created, rot, exp, ip, ua, tenant, subject, abs, idle, fp] = row else {
-                return Err(StoreError::Corrupt("short list reply".into()));
-            };
-            let rest = [
-                tenant.clone(),
-                subject.clone(),
-                created.clone(),
-                abs.clone(),
-                idle.clone(),
-                fp.clone(),
-            ];
-            page.sessions.push(SessionView {
-                data: parse_data(sid, data, &rest)?,
-                last_refreshed_ms: num(rot)?,
-                idle_exp_ms: num(exp)?,
-                client: ClientInfo {
-                    ip_address: ip.clone(),
-                    user_agent: ua.clone(),
-                },
-            });
-        }
-        Ok(page)
+        replies::session_page(&reply)
     }
 
     async fn rotate(&self, r: &RotateRequest) -> Result<RotateOutcome, StoreError> {
@@ -448,49 +257,12 @@ impl Store for RedisStore {
         let prefix = self.parts.prefix(p);
         let call = schema::rotate_call(r, prefix);
         let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
-        let rotation = |data: &str,
-                        gen: &str,
-                        rot: &str,
-                        exp: &str,
-                        rest: &[String]|
-         -> Result<Rotation, StoreError> {
-            Ok(Rotation {
-                data: parse_data(&r.sid, data, rest)?,
-                generation: num(gen)? as u64,
-                rotated_at_ms: num(rot)?,
-                refresh_exp_ms: num(exp)?,
-            })
-        };
-        match reply.as_slice() {
-            [tag] if tag == "invalid" => Ok(RotateOutcome::Invalid),
-            [tag] if tag == "fingerprint" => Ok(RotateOutcome::FingerprintMismatch),
-            [tag] if tag == "binding" => Ok(RotateOutcome::BindingMismatch),
-            [tag] if tag == "replayed" => Ok(RotateOutcome::ProofReplayed),
-            [tag, wait] if tag == "limited" => Ok(RotateOutcome::RateLimited {
-                retry_after_ms: num(wait)?,
-            }),
-            [tag, id] if tag == "reused" => {
-                // The kill ran on the shared connection: the marker written
-                // after it on the revocation connection covers it too.
-                self.await_replicas(prefix, id).await?;
-                Ok(RotateOutcome::Reused {
-                    cursor: event_ref(p, id),
-                })
-            }
-            [tag, data, gen, rot, exp, rest @ ..] if tag == "rotated" && rest.len() == 6 => {
-                Ok(RotateOutcome::Rotated(rotation(data, gen, rot, exp, rest)?))
-            }
-            [tag, data, gen, rot, exp, sealed, rest @ ..] if tag == "grace" && rest.len() == 6 => {
-                Ok(RotateOutcome::Grace {
-                    rotation: rotation(data, gen, rot, exp, rest)?,
-                    sealed: sealed.clone(),
-                })
-            }
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected rotate reply with {} fields",
-                other.len()
-            ))),
+        if let Some(id) = replies::reused_id(&reply) {
+            // The kill ran on the shared connection: the marker written
+            // after it on the revocation connection covers it too.
+            self.await_replicas(prefix, id).await?;
         }
+        replies::rotate_outcome(p, &r.sid, &reply)
     }
 
     async fn renew(&self, r: &RenewRequest) -> Result<RenewOutcome, StoreError> {
@@ -499,18 +271,7 @@ impl Store for RedisStore {
         };
         let call = schema::renew_call(r, self.parts.prefix(p));
         let reply: Vec<String> = self.script(&self.renew, call.keys, call.args).await?;
-        match reply.as_slice() {
-            [tag] if tag == "invalid" => Ok(RenewOutcome::Invalid),
-            [tag, _] if tag == "extended" => Ok(RenewOutcome::Extended),
-            [tag, iat, abs] if tag == "renewed" => Ok(RenewOutcome::Renewed {
-                iat_ms: num(iat)?,
-                absolute_exp_ms: num(abs)?,
-            }),
-            other => Err(StoreError::Corrupt(format!(
-                "unexpected renew reply with {} fields",
-                other.len()
-            ))),
-        }
+        replies::renew_outcome(&reply)
     }
 
     async fn rate_limit(

@@ -104,10 +104,7 @@ pub fn refresh_budget(subject_key: &str) -> String {
 // (src/store/scripts/*.lua) lists them: one place to read beside the key
 // layout above.
 
-use super::{
-    NewSession, RenewRequest, RevocationKind, RevokeRequest, RevokeTarget, RotateRequest,
-    SessionData,
-};
+use super::{NewSession, RenewRequest, RotateRequest, SessionData};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -409,121 +406,8 @@ pub fn renew_call(r: &RenewRequest, prefix: &str) -> ScriptCall {
     }
 }
 
-/// `revoke.lua` in the partition under `prefix`; `None` for a token
-/// already dead (nothing to revoke).
-pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
-    let redis_key = |name: &str| redis_key(prefix, name);
-    let now = r.now_ms;
-    let horizon = r.feed.access_horizon_ms;
-    let mut subject_key = String::new();
-    // (kind, marker key, session key, marker ttl, jti, sid, tenant, subject, event expiry, refresh hash)
-    let (kind, marker, session, ttl, jti, sid, tenant, subject, expires, hash) = match &r.target {
-        RevokeTarget::Token {
-            jti,
-            sid,
-            tenant,
-            subject,
-            exp_ms,
-        } => {
-            if *exp_ms <= now {
-                return None;
-            }
-            let marker = redis_key(&token_marker(jti));
-            (
-                RevocationKind::Token,
-                marker.clone(),
-                marker,
-                exp_ms - now,
-                jti.clone(),
-                sid.clone(),
-                tenant.clone(),
-                subject.clone(),
-                *exp_ms,
-                String::new(),
-            )
-        }
-        RevokeTarget::Session { sid, refresh_hash } => (
-            RevocationKind::Session,
-            redis_key(&session_marker(sid)),
-            redis_key(&session(sid)),
-            horizon,
-            String::new(),
-            sid.clone(),
-            String::new(),
-            String::new(),
-            now + horizon,
-            refresh_hash.clone().unwrap_or_default(),
-        ),
-        RevokeTarget::SubjectExcept {
-            tenant,
-            subject,
-            keep_sid,
-        } => {
-            subject_key = super::subject_key(tenant, subject);
-            let index = redis_key(&subject_index(&subject_key));
-            (
-                RevocationKind::Session,
-                index.clone(),
-                index,
-                horizon,
-                String::new(),
-                keep_sid.clone(),
-                tenant.clone(),
-                subject.clone(),
-                now + horizon,
-                String::new(),
-            )
-        }
-        RevokeTarget::Subject { tenant, subject } => {
-            let skey = super::subject_key(tenant, subject);
-            subject_key = skey.clone();
-            (
-                RevocationKind::Subject,
-                redis_key(&subject_cutoff(&skey)),
-                redis_key(&subject_index(&skey)),
-                r.feed.subject_horizon_ms,
-                String::new(),
-                String::new(),
-                tenant.clone(),
-                subject.clone(),
-                now + horizon,
-                String::new(),
-            )
-        }
-    };
-    let code = match r.target {
-        RevokeTarget::SubjectExcept { .. } => "x",
-        _ => kind.code(),
-    };
-    Some(ScriptCall {
-        keys: vec![marker, redis_key(LOG), session],
-        args: vec![
-            code.to_owned(),
-            now.to_string(),
-            ttl.max(1).to_string(),
-            r.feed.retention_ms.to_string(),
-            channel(prefix),
-            jti,
-            sid,
-            tenant,
-            subject,
-            expires.to_string(),
-            hash,
-            // Unused: the history ring's size is common.lua's HISTORY.
-            String::new(),
-            prefix.to_owned(),
-            subject_key,
-            // 'x': sessions created up to the request's start, a batch at a time.
-            now.to_string(),
-            LOG_OUT_OTHERS_BATCH.to_string(),
-            r.traceparent.clone(),
-        ],
-    })
-}
-
-/// Sessions one call of log-out-others revokes at most (revoke.lua 'x'):
-/// well under a millisecond of Redis time; the store calls again until done.
-pub const LOG_OUT_OTHERS_BATCH: usize = 20;
+mod revoke;
+pub use revoke::{revoke_call, LOG_OUT_OTHERS_BATCH};
 
 #[cfg(test)]
 mod lua_tests;

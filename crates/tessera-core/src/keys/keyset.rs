@@ -186,6 +186,15 @@ fn trim_ascii(bytes: &[u8]) -> &[u8] {
     &bytes[start..end]
 }
 
+/// What a key pair gives: its algorithm, both halves for jsonwebtoken, and
+/// its public JWK (the RFC 7638 required members, in lexicographic order).
+struct KeyParts {
+    alg: Algorithm,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    jwk: Value,
+}
+
 /// Identify a PKCS#8 private key and derive its public half.
 fn from_pkcs8(
     der: &[u8],
@@ -197,58 +206,29 @@ fn from_pkcs8(
     let try_ec = alg.is_none() || alg == Some(KeyAlg::Es256);
     let try_rsa = alg.is_none() || alg == Some(KeyAlg::Rs256);
 
-    let (alg, encoding, decoding, mut jwk) = if let Some(pair) = try_ed
+    let KeyParts {
+        alg,
+        encoding,
+        decoding,
+        mut jwk,
+    } = if let Some(pair) = try_ed
         .then(|| Ed25519KeyPair::from_pkcs8(der).ok())
         .flatten()
     {
-        let x = B64.encode(pair.public_key().as_ref());
-        let decoding = DecodingKey::from_ed_components(&x).map_err(|_| unsupported())?;
-        let jwk = json!({ "crv": "Ed25519", "kty": "OKP", "x": x });
-        (
-            Algorithm::EdDSA,
-            EncodingKey::from_ed_der(der),
-            decoding,
-            jwk,
-        )
+        ed25519_parts(&pair, der).ok_or_else(unsupported)?
     } else if let Some(pair) = try_ec
         .then(|| EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).ok())
         .flatten()
     {
-        // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
-        let point = pair.public_key().as_ref();
-        if point.len() != 65 || point[0] != 4 {
-            return Err(unsupported());
-        }
-        let x = B64.encode(&point[1..33]);
-        let y = B64.encode(&point[33..65]);
-        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|_| unsupported())?;
-        let jwk = json!({ "crv": "P-256", "kty": "EC", "x": x, "y": y });
-        (
-            Algorithm::ES256,
-            EncodingKey::from_ec_der(der),
-            decoding,
-            jwk,
-        )
+        es256_parts(&pair, der).ok_or_else(unsupported)?
     } else if let Some(pair) = try_rsa.then(|| RsaKeyPair::from_pkcs8(der).ok()).flatten() {
-        let public = pair.public_key();
-        let n = public.modulus().big_endian_without_leading_zero().to_vec();
-        let e = public.exponent().big_endian_without_leading_zero().to_vec();
-        let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
-        // jsonwebtoken's RSA signer wants PKCS#1 DER; aws-lc parses both.
-        let pkcs1 = rsa_pkcs1_from_pkcs8(der).ok_or_else(unsupported)?;
-        let jwk = json!({ "e": B64.encode(&e), "kty": "RSA", "n": B64.encode(&n) });
-        (
-            Algorithm::RS256,
-            EncodingKey::from_rsa_der(&pkcs1),
-            decoding,
-            jwk,
-        )
+        rs256_parts(&pair, der).ok_or_else(unsupported)?
     } else {
         return Err(unsupported());
     };
 
     // RFC 7638 thumbprint over the required members, already in lexicographic
-    // order above: replicas sharing a key agree on its kid without configuration.
+    // order: replicas sharing a key agree on its kid without configuration.
     let kid = B64.encode(Sha256::digest(jwk.to_string().as_bytes()));
     if let Value::Object(map) = &mut jwk {
         map.insert("kid".into(), Value::String(kid.clone()));
@@ -274,6 +254,53 @@ fn from_pkcs8(
             jwk: Some(jwk),
         },
     ))
+}
+
+/// An Ed25519 pair (EdDSA, OKP); `None` when its public key does not load.
+fn ed25519_parts(pair: &Ed25519KeyPair, der: &[u8]) -> Option<KeyParts> {
+    let x = B64.encode(pair.public_key().as_ref());
+    let decoding = DecodingKey::from_ed_components(&x).ok()?;
+    Some(KeyParts {
+        alg: Algorithm::EdDSA,
+        encoding: EncodingKey::from_ed_der(der),
+        decoding,
+        jwk: json!({ "crv": "Ed25519", "kty": "OKP", "x": x }),
+    })
+}
+
+/// A P-256 pair (ES256, EC); `None` when its public point is not an
+/// uncompressed one or does not load.
+fn es256_parts(pair: &EcdsaKeyPair, der: &[u8]) -> Option<KeyParts> {
+    // Uncompressed SEC1 point: 0x04 || x (32) || y (32).
+    let point = pair.public_key().as_ref();
+    if point.len() != 65 || point[0] != 4 {
+        return None;
+    }
+    let x = B64.encode(&point[1..33]);
+    let y = B64.encode(&point[33..65]);
+    let decoding = DecodingKey::from_ec_components(&x, &y).ok()?;
+    Some(KeyParts {
+        alg: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_der(der),
+        decoding,
+        jwk: json!({ "crv": "P-256", "kty": "EC", "x": x, "y": y }),
+    })
+}
+
+/// An RSA pair (RS256); `None` when its PKCS#1 form cannot be found.
+fn rs256_parts(pair: &RsaKeyPair, der: &[u8]) -> Option<KeyParts> {
+    let public = pair.public_key();
+    let n = public.modulus().big_endian_without_leading_zero().to_vec();
+    let e = public.exponent().big_endian_without_leading_zero().to_vec();
+    let decoding = DecodingKey::from_rsa_raw_components(&n, &e);
+    // jsonwebtoken's RSA signer wants PKCS#1 DER; aws-lc parses both.
+    let pkcs1 = rsa_pkcs1_from_pkcs8(der)?;
+    Some(KeyParts {
+        alg: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_der(&pkcs1),
+        decoding,
+        jwk: json!({ "e": B64.encode(&e), "kty": "RSA", "n": B64.encode(&n) }),
+    })
 }
 
 impl KeyLookup for KeySet {
