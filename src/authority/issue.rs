@@ -360,20 +360,7 @@ impl<S: Store> Authority<S> {
         self.allow_tenant(&who, &input.tenant)?;
         let p = &self.policy;
         let now_ms = crate::clock::now_ms();
-        let access_ttl = input
-            .access_ttl
-            .unwrap_or(p.access_ttl)
-            .min(p.max_access_ttl);
-        let refresh_ttl = input
-            .refresh_ttl
-            .unwrap_or(p.refresh_ttl)
-            .min(p.max_refresh_ttl);
-        let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
-        let idle_ms = p
-            .session_idle
-            .map_or(refresh_ttl, |idle| refresh_ttl.min(idle))
-            .as_millis() as i64;
-        let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
+        let times = self.session_times(&input, now_ms);
 
         // The session lives in its subject's partition, which its id names.
         let subject_key = subject_key(&input.tenant, &input.subject);
@@ -381,35 +368,9 @@ impl<S: Store> Authority<S> {
         let span = tracing::Span::current();
         span.record("tenant", input.tenant.as_str());
         span.record("session.id", sid.as_str());
-        let data = SessionData {
-            sid: sid.clone(),
-            tenant: input.tenant,
-            subject: input.subject,
-            audience: input.audience,
-            roles: input.roles,
-            scopes: input.scopes,
-            custom: input.custom,
-            fingerprint_hash: fingerprint_hash(&input.fingerprint),
-            access_ttl: access_ttl.as_secs() as i64,
-            idle_ms,
-            created_ms: now_ms,
-            absolute_exp_ms,
-            device_name: input.device_name,
-            client_id: input.client_id,
-            cert_thumbprint: input.cert_thumbprint,
-            dpop_jkt: input.dpop_jkt,
-        };
+        let (data, client) = input.into_session(sid.clone(), &times, now_ms);
         let (access_token, claims) = self.mint_session(&data, derive_jti(&sid, 0, ""), now_ms)?;
-        if access_token.len() > tokens::MAX_TOKEN_BYTES {
-            // Verify refuses tokens over 8 KiB; never mint one.
-            return Err(Error::invalid(
-                "claims",
-                format!(
-                    "audience, roles, scopes and claims together make a token over {} bytes",
-                    tokens::MAX_TOKEN_BYTES
-                ),
-            ));
-        }
+        fits_verify(&access_token)?;
         // The tenant's own budget first: over it, nobody else's is spent.
         let tenant_limits = self.tenants.current().limits(&data.tenant);
         self.charge_tenant(
@@ -420,6 +381,7 @@ impl<S: Store> Authority<S> {
         )
         .await?;
         let refresh = RefreshToken::new(&sid);
+        let refresh_exp_ms = times.refresh_exp_ms;
         let caller_key = crate::authority::caller::budget_key(caller, Rpc::Issue);
         let new_session = NewSession {
             subject_key,
@@ -429,7 +391,7 @@ impl<S: Store> Authority<S> {
             keep_until_ms: keep_until_ms(refresh_exp_ms, now_ms, &p.feed()),
             rate_limit: p.issue_rate,
             caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
-            client: input.client,
+            client,
             cap: tenant_limits.session_cap.unwrap_or(p.session_cap),
             feed: p.feed(),
         };
@@ -445,34 +407,7 @@ impl<S: Store> Authority<S> {
             rpc: Rpc::Issue.as_str(),
             detail: "",
         };
-        if !matches!(outcome, CreateOutcome::Created { .. }) {
-            // Refused: the id was never a session.
-            event.session_id = "";
-        }
-        match outcome {
-            CreateOutcome::RateLimited { retry_after_ms } => {
-                audit::emit(audit::Kind::RateLimited, "refused", &event);
-                return Err(Error::RateLimited {
-                    retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
-                });
-            }
-            CreateOutcome::SessionLimit => {
-                event.detail = "max sessions per subject";
-                audit::emit(audit::Kind::Issued, "refused", &event);
-                return Err(Error::SessionLimit);
-            }
-            CreateOutcome::Created { evicted, cursor } => {
-                for old in &evicted {
-                    let revoked = audit::Event {
-                        session_id: old,
-                        detail: "session: evicted by max sessions per subject",
-                        ..event.clone()
-                    };
-                    audit::emit(audit::Kind::Revoked, "ok", &revoked);
-                }
-                self.read_own_write(&cursor).await;
-            }
-        }
+        self.created(outcome, &mut event).await?;
         audit::emit(audit::Kind::Issued, "ok", &event);
         self.count_tenant(&data.tenant, "issued");
         tracing::debug!("session issued");
@@ -486,4 +421,124 @@ impl<S: Store> Authority<S> {
             )),
         })
     }
+
+    /// The lifetimes of a new session: the requested TTLs (else the
+    /// defaults) capped by `--max-*-ttl`; the refresh token's expiry is
+    /// the idle timeout's, never past the absolute end.
+    fn session_times(&self, input: &IssueInput, now_ms: i64) -> SessionTimes {
+        let p = &self.policy;
+        let access_ttl = input
+            .access_ttl
+            .unwrap_or(p.access_ttl)
+            .min(p.max_access_ttl);
+        let refresh_ttl = input
+            .refresh_ttl
+            .unwrap_or(p.refresh_ttl)
+            .min(p.max_refresh_ttl);
+        let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
+        let idle_ms = p
+            .session_idle
+            .map_or(refresh_ttl, |idle| refresh_ttl.min(idle))
+            .as_millis() as i64;
+        SessionTimes {
+            access_ttl,
+            idle_ms,
+            absolute_exp_ms,
+            refresh_exp_ms: (now_ms + idle_ms).min(absolute_exp_ms),
+        }
+    }
+
+    /// What the store's answer to a new session means: created (its
+    /// evictions audited, and read back until the feed has them), or
+    /// refused by a rate limit or the session cap (audited, with no
+    /// session id: the id was never a session).
+    async fn created(
+        &self,
+        outcome: CreateOutcome,
+        event: &mut audit::Event<'_>,
+    ) -> Result<(), Error> {
+        if !matches!(outcome, CreateOutcome::Created { .. }) {
+            // Refused: the id was never a session.
+            event.session_id = "";
+        }
+        match outcome {
+            CreateOutcome::RateLimited { retry_after_ms } => {
+                audit::emit(audit::Kind::RateLimited, "refused", event);
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
+                })
+            }
+            CreateOutcome::SessionLimit => {
+                event.detail = "max sessions per subject";
+                audit::emit(audit::Kind::Issued, "refused", event);
+                Err(Error::SessionLimit)
+            }
+            CreateOutcome::Created { evicted, cursor } => {
+                for old in &evicted {
+                    let revoked = audit::Event {
+                        session_id: old,
+                        detail: "session: evicted by max sessions per subject",
+                        ..event.clone()
+                    };
+                    audit::emit(audit::Kind::Revoked, "ok", &revoked);
+                }
+                self.read_own_write(&cursor).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The lifetimes of a new session ([`Authority::session_times`]).
+struct SessionTimes {
+    access_ttl: Duration,
+    idle_ms: i64,
+    absolute_exp_ms: i64,
+    refresh_exp_ms: i64,
+}
+
+impl IssueInput {
+    /// The session `sid` of this request, created at `now_ms`, and the
+    /// client it was issued to.
+    fn into_session(
+        self,
+        sid: String,
+        times: &SessionTimes,
+        now_ms: i64,
+    ) -> (SessionData, ClientInfo) {
+        let data = SessionData {
+            sid,
+            tenant: self.tenant,
+            subject: self.subject,
+            audience: self.audience,
+            roles: self.roles,
+            scopes: self.scopes,
+            custom: self.custom,
+            fingerprint_hash: fingerprint_hash(&self.fingerprint),
+            access_ttl: times.access_ttl.as_secs() as i64,
+            idle_ms: times.idle_ms,
+            created_ms: now_ms,
+            absolute_exp_ms: times.absolute_exp_ms,
+            device_name: self.device_name,
+            client_id: self.client_id,
+            cert_thumbprint: self.cert_thumbprint,
+            dpop_jkt: self.dpop_jkt,
+        };
+        (data, self.client)
+    }
+}
+
+/// Verify refuses tokens over 8 KiB ([`tokens::MAX_TOKEN_BYTES`]): never
+/// mint one; the claims that made it are the caller's to shorten.
+fn fits_verify(access_token: &str) -> Result<(), Error> {
+    if access_token.len() > tokens::MAX_TOKEN_BYTES {
+        return Err(Error::invalid(
+            "claims",
+            format!(
+                "audience, roles, scopes and claims together make a token over {} bytes",
+                tokens::MAX_TOKEN_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }
