@@ -23,8 +23,8 @@ use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
-use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::tenancy::Acting;
+use super::validate::{Violations, MAX_FINGERPRINT_BYTES};
 use super::verify::Presented;
 use super::{timestamp_s, Authority};
 use crate::authority::caller::ExchangeAudiences;

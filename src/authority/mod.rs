@@ -6,7 +6,8 @@
 //! One file per RPC group; each turns its request into a domain value in one
 //! validating function (proto types stay at the edge), then works on domain
 //! types only. Shared by the RPCs: `policy` (settings), `mint` (claims and
-//! signing), `dpop` (proofs and nonces), `tenancy` (the tenant check).
+//! signing), `dpop` (proofs and nonces), `tenancy` (the tenant check),
+//! `validate` (field limits, `Violations`).
 
 use std::sync::Arc;
 
@@ -34,17 +35,18 @@ mod secrets;
 mod sessions;
 mod tenancy;
 pub mod tenants;
+mod validate;
 mod verify;
 mod watch_feed;
 
 pub(crate) use crate::authority::convert::{timestamp_ms, timestamp_s};
-pub(crate) use issue::Violations;
-pub use issue::{is_hidden_char, MAX_NAME_BYTES};
 pub(crate) use mint::token_pair;
 pub use policy::Policy;
 pub use secrets::random_b64;
 pub(crate) use secrets::{derive_jti, RefreshToken};
 pub(crate) use tenancy::Acting;
+pub(crate) use validate::Violations;
+pub use validate::{is_hidden_char, MAX_NAME_BYTES};
 pub(crate) use watch_feed::WatchStream;
 
 /// The token authority: keys, store, feed and policy.

@@ -3,7 +3,7 @@
 use tessera_core::wire::Rpc;
 use tracing::instrument;
 
-use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
+use super::validate::{Violations, MAX_FINGERPRINT_BYTES};
 use super::{derive_jti, fingerprint_hash, token_pair, Authority, RefreshToken};
 use crate::audit;
 use crate::error::{Error, TokenError};

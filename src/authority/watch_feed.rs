@@ -16,8 +16,8 @@ use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use tracing::Instrument;
 
-use super::issue::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
 use super::tenancy::Acting;
+use super::validate::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
 use super::{timestamp_ms, Authority};
 use crate::authority::scope::TenantScope;
 use crate::error::Error;
