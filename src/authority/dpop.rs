@@ -2,8 +2,6 @@
 //! Exchange, the token endpoint): proof checks, the store-wide replay set
 //! and the server's nonces.
 
-use tonic::Response;
-
 use crate::error::{Error, TokenError};
 use crate::store::Store;
 use crate::tokens;
@@ -126,24 +124,5 @@ impl<S: Store> Authority<S> {
         *self.nonces.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((w, current.clone(), previous.clone()));
         Ok((current, previous))
-    }
-
-    /// Put the current DPoP nonce on an answer to a call that carried a
-    /// proof (`--dpop-nonce`), for the client's next proof.
-    pub(crate) async fn with_dpop_nonce<T>(
-        &self,
-        had_proof: bool,
-        mut response: Response<T>,
-    ) -> Response<T> {
-        if self.policy.dpop_nonce && had_proof {
-            if let Ok((current, _)) = self.dpop_nonces(crate::clock::now_ms()).await {
-                if let Ok(value) = current.parse() {
-                    response
-                        .metadata_mut()
-                        .insert(tessera_core::wire::DPOP_NONCE_HEADER, value);
-                }
-            }
-        }
-        response
     }
 }

@@ -26,6 +26,25 @@ fn peer_cert_thumbprint(extensions: &http::Extensions) -> Option<String> {
         .map(|leaf| tessera_core::checks::cert_thumbprint(leaf.as_ref()))
 }
 
+/// Put the current DPoP nonce on an answer to a call that carried a
+/// proof (`--dpop-nonce`), for the client's next proof.
+async fn with_dpop_nonce<S: Store, T>(
+    authority: &Authority<S>,
+    had_proof: bool,
+    mut response: Response<T>,
+) -> Response<T> {
+    if authority.policy.dpop_nonce && had_proof {
+        if let Ok((current, _)) = authority.dpop_nonces(crate::clock::now_ms()).await {
+            if let Ok(value) = current.parse() {
+                response
+                    .metadata_mut()
+                    .insert(tessera_core::wire::DPOP_NONCE_HEADER, value);
+            }
+        }
+    }
+    response
+}
+
 /// A call taken apart: its message, its extensions (the connection's),
 /// and the caller and tenant scope the auth layer (`callers::AuthLayer`)
 /// put there.
@@ -79,9 +98,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         let had_proof = !request.dpop_proof.is_empty();
         let result = self.refresh_counted(request, &caller, &scope, None).await;
         let refreshed = result.map_err(|e| failed(Rpc::Refresh, e))?;
-        Ok(self
-            .with_dpop_nonce(had_proof, Response::new(refreshed.response))
-            .await)
+        Ok(with_dpop_nonce(self, had_proof, Response::new(refreshed.response)).await)
     }
 
     async fn verify(
@@ -110,7 +127,7 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
                     .insert(tessera_core::wire::NEW_TOKEN_HEADER, value);
             }
         }
-        Ok(self.with_dpop_nonce(had_proof, response).await)
+        Ok(with_dpop_nonce(self, had_proof, response).await)
     }
 
     async fn revoke(
