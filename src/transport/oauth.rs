@@ -44,13 +44,15 @@ mod discovery;
 mod exchange;
 mod form;
 mod introspect;
+mod revoke;
 mod token;
 
 use answer::{answer, json_response, Answer, OAuthError};
 use client::basic_credentials;
 use discovery::{jwks, metadata, preflight, tenant_jwks, tenant_metadata};
 use form::{read_form, required, Form, FormRequest};
-use introspect::{introspect, revoke};
+use introspect::introspect;
+use revoke::revoke;
 use token::token;
 
 /// Largest form body accepted (bytes): a token is at most 8 KiB.
