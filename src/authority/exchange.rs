@@ -23,8 +23,8 @@ use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
-use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
 use super::tenancy::Acting;
+use super::validate::{Violations, MAX_FINGERPRINT_BYTES};
 use super::verify::Presented;
 use super::{timestamp_s, Authority};
 use crate::authority::caller::ExchangeAudiences;
@@ -310,31 +310,7 @@ impl<S: Store> Authority<S> {
         };
         let p = &self.policy;
         let iat = now_ms.div_euclid(1000);
-        // The subject token's own `exp` is within its session's absolute
-        // lifetime, so the derived token outlives neither.
-        let remaining = subject.exp - iat;
-        if remaining < 1 {
-            return Err(Error::Token(TokenError::TokenExpired));
-        }
-        let max_ttl = p.max_access_ttl.as_secs() as i64;
-        let ttl = match input.ttl_seconds {
-            Some(ttl) if ttl > max_ttl => {
-                return Err(Error::exchange(
-                    ExchangeRefusal::Lifetime,
-                    format!("ttl_seconds {ttl} is over --max-access-ttl ({max_ttl} s)"),
-                ))
-            }
-            Some(ttl) if ttl > remaining => {
-                return Err(Error::exchange(
-                    ExchangeRefusal::Lifetime,
-                    format!("ttl_seconds {ttl} outlives the subject token ({remaining} s left)"),
-                ))
-            }
-            Some(ttl) => ttl,
-            None => p
-                .access_lifetime(p.access_ttl.as_secs() as i64)
-                .min(remaining),
-        };
+        let ttl = self.derived_lifetime(subject.exp - iat, input.ttl_seconds)?;
         Ok(AccessClaims {
             iss: p.issuer.clone(),
             sub: subject.sub.clone(),
@@ -351,5 +327,34 @@ impl<S: Store> Authority<S> {
             act: Some(parties.act.clone()),
             custom: subject.custom.clone(),
         })
+    }
+
+    /// The derived token's lifetime, seconds, given the subject token's
+    /// `remaining` life: the requested `ttl_seconds` if it is within both
+    /// `--max-access-ttl` and `remaining`, else refused; unrequested, the
+    /// policy's access lifetime, cut to `remaining`. An expired subject
+    /// token is `TOKEN_EXPIRED` first.
+    fn derived_lifetime(&self, remaining: i64, ttl_seconds: Option<i64>) -> Result<i64, Error> {
+        let p = &self.policy;
+        // The subject token's own `exp` is within its session's absolute
+        // lifetime, so the derived token outlives neither.
+        if remaining < 1 {
+            return Err(Error::Token(TokenError::TokenExpired));
+        }
+        let max_ttl = p.max_access_ttl.as_secs() as i64;
+        match ttl_seconds {
+            Some(ttl) if ttl > max_ttl => Err(Error::exchange(
+                ExchangeRefusal::Lifetime,
+                format!("ttl_seconds {ttl} is over --max-access-ttl ({max_ttl} s)"),
+            )),
+            Some(ttl) if ttl > remaining => Err(Error::exchange(
+                ExchangeRefusal::Lifetime,
+                format!("ttl_seconds {ttl} outlives the subject token ({remaining} s left)"),
+            )),
+            Some(ttl) => Ok(ttl),
+            None => Ok(p
+                .access_lifetime(p.access_ttl.as_secs() as i64)
+                .min(remaining)),
+        }
     }
 }

@@ -78,6 +78,86 @@ fn denied(status: HttpStatusCode, reason: &'static str, description: &str) -> Ch
     response
 }
 
+/// The client's token: the `authorization` header's `Bearer` (or `DPoP`)
+/// credentials; else why a check without one is denied.
+fn bearer_token(authorization: Option<&String>) -> Result<&str, &'static str> {
+    let authorization = authorization.ok_or("no bearer token")?;
+    authorization
+        .strip_prefix("Bearer ")
+        .or_else(|| authorization.strip_prefix("bearer "))
+        .or_else(|| authorization.strip_prefix("DPoP "))
+        .ok_or("not a bearer token")
+}
+
+/// The `Verify` a check stands for: `token`, the route's requirements
+/// (`context_extensions`), and the `dpop` header's proof with the checked
+/// request's method and `scheme://host/path` (neither without a proof).
+fn verify_request(
+    req: &CheckRequest,
+    headers: &std::collections::HashMap<String, String>,
+    token: &str,
+) -> pb::VerifyRequest {
+    let attributes = req.attributes.as_ref();
+    let route = attributes.map(|a| &a.context_extensions);
+    let ext = |k: &str| route.and_then(|r| r.get(k)).cloned().unwrap_or_default();
+    let http = attributes
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref());
+    let (method, url) = http.map_or((String::new(), String::new()), |h| {
+        let scheme = if h.scheme.is_empty() {
+            "https"
+        } else {
+            &h.scheme
+        };
+        (h.method.clone(), format!("{scheme}://{}{}", h.host, h.path))
+    });
+    let dpop_proof = headers.get("dpop").cloned().unwrap_or_default();
+    pb::VerifyRequest {
+        access_token: token.trim().to_owned(),
+        audience: ext("audience"),
+        required_scopes: ext("scopes")
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        consistency: if ext("consistency").eq_ignore_ascii_case("strong") {
+            pb::Consistency::Strong as i32
+        } else {
+            pb::Consistency::Unspecified as i32
+        },
+        renew: ext("renew") == "true",
+        http_method: if dpop_proof.is_empty() {
+            String::new()
+        } else {
+            method
+        },
+        http_url: if dpop_proof.is_empty() {
+            String::new()
+        } else {
+            url
+        },
+        dpop_proof,
+        ..Default::default()
+    }
+}
+
+/// The denial of a token `Verify` refused: 503 when Tessera cannot
+/// answer, 403 for a missing scope or another tenant's token, 429 for a
+/// budget, 401 otherwise.
+fn refused(e: &Error) -> CheckResponse {
+    let reason = e.reason();
+    let description = e.to_string().replace('"', "'");
+    let status = match e {
+        Error::Store(_) | Error::Internal(_) => HttpStatusCode::ServiceUnavailable,
+        Error::Token(tessera_core::error::TokenError::ScopeMissing) | Error::TenantNotAllowed => {
+            HttpStatusCode::Forbidden
+        }
+        Error::RateLimited { .. } => HttpStatusCode::TooManyRequests,
+        _ => HttpStatusCode::Unauthorized,
+    };
+    denied(status, reason, &description)
+}
+
 impl<S: Store> Authority<S> {
     async fn check_request(
         &self,
@@ -86,115 +166,59 @@ impl<S: Store> Authority<S> {
     ) -> CheckResponse {
         let empty = Default::default();
         let headers = req.get_client_headers().unwrap_or(&empty);
-        let Some(authorization) = headers.get("authorization") else {
-            return denied(HttpStatusCode::Unauthorized, "", "no bearer token");
+        let token = match bearer_token(headers.get("authorization")) {
+            Ok(token) => token,
+            // No credentials at all (RFC 6750 §3.1): no reason, no error code.
+            Err(description) => return denied(HttpStatusCode::Unauthorized, "", description),
         };
-        let Some(token) = authorization
-            .strip_prefix("Bearer ")
-            .or_else(|| authorization.strip_prefix("bearer "))
-            .or_else(|| authorization.strip_prefix("DPoP "))
-        else {
-            return denied(HttpStatusCode::Unauthorized, "", "not a bearer token");
-        };
-        let attributes = req.attributes.as_ref();
-        let route = attributes.map(|a| &a.context_extensions);
-        let ext = |k: &str| route.and_then(|r| r.get(k)).cloned().unwrap_or_default();
-        let http = attributes
-            .and_then(|a| a.request.as_ref())
-            .and_then(|r| r.http.as_ref());
-        let (method, url) = http.map_or((String::new(), String::new()), |h| {
-            let scheme = if h.scheme.is_empty() {
-                "https"
-            } else {
-                &h.scheme
-            };
-            (h.method.clone(), format!("{scheme}://{}{}", h.host, h.path))
-        });
-        let dpop_proof = headers.get("dpop").cloned().unwrap_or_default();
-        let verify = pb::VerifyRequest {
-            access_token: token.trim().to_owned(),
-            audience: ext("audience"),
-            required_scopes: ext("scopes")
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            consistency: if ext("consistency").eq_ignore_ascii_case("strong") {
-                pb::Consistency::Strong as i32
-            } else {
-                pb::Consistency::Unspecified as i32
-            },
-            renew: ext("renew") == "true",
-            http_method: if dpop_proof.is_empty() {
-                String::new()
-            } else {
-                method
-            },
-            http_url: if dpop_proof.is_empty() {
-                String::new()
-            } else {
-                url
-            },
-            dpop_proof,
-            ..Default::default()
-        };
+        let verify = verify_request(&req, headers, token);
         match self
             .verify(verify, who, || source_cert_thumbprint(&req))
             .await
         {
-            Ok((response, renewed)) => {
-                let claims = response.claims.unwrap_or_default();
-                let mut ok = OkHttpResponseBuilder::new();
-                let prefix = &self.policy.ext_authz_header_prefix;
-                for (name, value) in [
-                    ("subject", claims.subject),
-                    ("tenant", claims.tenant),
-                    ("session", claims.session_id),
-                    ("scopes", claims.scopes.join(" ")),
-                    ("roles", claims.roles.join(" ")),
-                    // The `act` chain of an exchanged token, as a JSON array
-                    // (a `sub` may hold spaces or commas); `[]` otherwise.
-                    (
-                        tessera_core::wire::ACTOR_HEADER_SUFFIX,
-                        serde_json::to_string(&claims.actors).unwrap_or_default(),
-                    ),
-                ] {
-                    // Overwrite: a client cannot smuggle its own identity headers.
-                    ok.add_header(
-                        format!("{prefix}{name}"),
-                        value,
-                        Some(envoy_types::ext_authz::v3::pb::HeaderAppendAction::OverwriteIfExistsOrAdd),
-                        true,
-                    );
-                }
-                if self.policy.ext_authz_strip_authorization {
-                    ok.remove_header("authorization");
-                }
-                if let Some(token) = renewed {
-                    ok.add_response_header(
-                        tessera_core::wire::NEW_TOKEN_HEADER,
-                        token,
-                        None,
-                        false,
-                    );
-                }
-                let mut response = CheckResponse::with_status(Status::ok("authorized"));
-                response.set_http_response(ok);
-                response
-            }
-            Err(e) => {
-                let reason = e.reason();
-                let description = e.to_string().replace('"', "'");
-                let status = match &e {
-                    Error::Store(_) | Error::Internal(_) => HttpStatusCode::ServiceUnavailable,
-                    Error::Token(tessera_core::error::TokenError::ScopeMissing)
-                    | Error::TenantNotAllowed => HttpStatusCode::Forbidden,
-                    Error::RateLimited { .. } => HttpStatusCode::TooManyRequests,
-                    _ => HttpStatusCode::Unauthorized,
-                };
-                denied(status, reason, &description)
-            }
+            Ok((response, renewed)) => self.allowed(response, renewed),
+            Err(e) => refused(&e),
         }
+    }
+
+    /// The allowance of a verified token: the identity headers upstream
+    /// (under `--ext-authz-header-prefix`, overwriting the client's), the
+    /// `authorization` header removed with `--ext-authz-strip-authorization`,
+    /// and a renewed token downstream.
+    fn allowed(&self, response: pb::VerifyResponse, renewed: Option<String>) -> CheckResponse {
+        let claims = response.claims.unwrap_or_default();
+        let mut ok = OkHttpResponseBuilder::new();
+        let prefix = &self.policy.ext_authz_header_prefix;
+        for (name, value) in [
+            ("subject", claims.subject),
+            ("tenant", claims.tenant),
+            ("session", claims.session_id),
+            ("scopes", claims.scopes.join(" ")),
+            ("roles", claims.roles.join(" ")),
+            // The `act` chain of an exchanged token, as a JSON array
+            // (a `sub` may hold spaces or commas); `[]` otherwise.
+            (
+                tessera_core::wire::ACTOR_HEADER_SUFFIX,
+                serde_json::to_string(&claims.actors).unwrap_or_default(),
+            ),
+        ] {
+            // Overwrite: a client cannot smuggle its own identity headers.
+            ok.add_header(
+                format!("{prefix}{name}"),
+                value,
+                Some(envoy_types::ext_authz::v3::pb::HeaderAppendAction::OverwriteIfExistsOrAdd),
+                true,
+            );
+        }
+        if self.policy.ext_authz_strip_authorization {
+            ok.remove_header("authorization");
+        }
+        if let Some(token) = renewed {
+            ok.add_response_header(tessera_core::wire::NEW_TOKEN_HEADER, token, None, false);
+        }
+        let mut response = CheckResponse::with_status(Status::ok("authorized"));
+        response.set_http_response(ok);
+        response
     }
 }
 

@@ -6,185 +6,22 @@ use tessera_core::wire::Rpc;
 use serde_json::{Map, Value};
 use tracing::instrument;
 
+use super::validate::{is_hidden_char, Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
 use super::{derive_jti, fingerprint_hash, token_pair, Authority, RefreshToken};
 use crate::audit;
-use crate::error::{Error, Violation};
+use crate::error::Error;
 use crate::pb;
 use crate::store::{
     keep_until_ms, subject_key, ClientInfo, CreateOutcome, NewSession, SessionData, Store,
 };
 use crate::tokens::{self, RESERVED_CLAIMS};
 
-/// Longest subject, tenant, audience, role or scope (bytes).
-pub const MAX_NAME_BYTES: usize = 256;
-/// Most entries in each of audience, roles, scopes.
-pub const MAX_LIST_LEN: usize = 64;
 /// Largest custom-claims object, serialized (bytes): tokens stay small.
 pub const MAX_CUSTOM_CLAIMS_BYTES: usize = 4096;
-/// Longest device fingerprint (bytes); it is hashed anyway.
-pub const MAX_FINGERPRINT_BYTES: usize = 1024;
-/// Longest User-Agent kept for ListSessions (bytes).
-pub const MAX_USER_AGENT_BYTES: usize = 512;
-
-/// Characters no name, list entry or reason may hold: controls (C0, C1,
-/// NUL), Unicode format characters (category Cf: bidi overrides such as
-/// U+202E, zero-width U+200B, the BOM) and the line and paragraph
-/// separators U+2028/U+2029. They end up in tokens, logs and audit lines,
-/// where they hide or reorder what a person reads. The Cf ranges are those
-/// of Unicode 15.
-pub fn is_hidden_char(c: char) -> bool {
-    c.is_control()
-        || matches!(
-            c,
-            '\u{00AD}'
-                | '\u{0600}'..='\u{0605}'
-                | '\u{061C}'
-                | '\u{06DD}'
-                | '\u{070F}'
-                | '\u{0890}'..='\u{0891}'
-                | '\u{08E2}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{2028}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-                | '\u{110BD}'
-                | '\u{110CD}'
-                | '\u{13430}'..='\u{1343F}'
-                | '\u{1BCA0}'..='\u{1BCA3}'
-                | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0001}'
-                | '\u{E0020}'..='\u{E007F}'
-        )
-}
 
 /// Most custom claims (counting nested members and list entries) looked at
 /// before anything is built from them.
 pub const MAX_CUSTOM_CLAIM_NODES: usize = 256;
-
-/// Collects every violation of a request, so a client fixes all at once.
-#[derive(Default)]
-pub(crate) struct Violations(Vec<Violation>);
-
-impl Violations {
-    pub fn add(&mut self, field: &'static str, description: impl Into<String>) {
-        self.0.push(Violation::new(field, description));
-    }
-
-    pub fn name(&mut self, field: &'static str, value: &str, required: bool) {
-        if required && value.is_empty() {
-            self.add(field, "must not be empty");
-        } else if value.len() > MAX_NAME_BYTES {
-            self.add(field, format!("must be at most {MAX_NAME_BYTES} bytes"));
-        } else if value.chars().any(is_hidden_char) {
-            self.add(
-                field,
-                "must not contain control or invisible format characters",
-            );
-        }
-    }
-
-    /// A list of names; `no_spaces`: no entry may hold whitespace of any
-    /// kind (Unicode `White_Space`: a space, a no-break space, U+3000, …).
-    /// Roles and scopes are such lists: `scope` and the `x-tessera-scopes`
-    /// and `x-tessera-roles` headers of ext_authz join them with a space,
-    /// so `["team admin"]` must never be told apart from `["team",
-    /// "admin"]` by a split.
-    pub fn list(&mut self, field: &'static str, values: &[String], no_spaces: bool) {
-        if values.len() > MAX_LIST_LEN {
-            self.add(field, format!("must have at most {MAX_LIST_LEN} entries"));
-        }
-        for v in values {
-            if v.is_empty() || v.len() > MAX_NAME_BYTES || v.chars().any(is_hidden_char) {
-                self.add(
-                    field,
-                    format!("entries must be 1 to {MAX_NAME_BYTES} bytes of printable text"),
-                );
-                break;
-            }
-            if no_spaces && v.chars().any(char::is_whitespace) {
-                self.add(field, "entries must not contain spaces or other whitespace");
-                break;
-            }
-        }
-    }
-
-    /// Optional printable text of at most `max` bytes.
-    pub fn text(&mut self, field: &'static str, value: &str, max: usize) {
-        self.max_len(field, value, max);
-        if value.chars().any(is_hidden_char) {
-            self.add(
-                field,
-                "must not contain control or invisible format characters",
-            );
-        }
-    }
-
-    /// An RFC 8705 `x5t#S256`, when given: base64url (no padding) of 32 bytes.
-    pub fn thumbprint(&mut self, field: &'static str, value: &str) {
-        let ok = value.is_empty()
-            || (value.len() == 43
-                && value
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        if !ok {
-            self.add(
-                field,
-                "must be a base64url SHA-256 thumbprint (43 characters)",
-            );
-        }
-    }
-
-    /// A DPoP proof and the request it was made for, when given.
-    pub fn dpop(&mut self, proof: &str, method: &str, url: &str) {
-        self.max_len("dpop_proof", proof, crate::tokens::MAX_TOKEN_BYTES);
-        if !proof.is_empty() {
-            if method.is_empty()
-                || method.len() > 16
-                || !method.bytes().all(|b| b.is_ascii_uppercase())
-            {
-                self.add(
-                    "http_method",
-                    "an HTTP method (GET, POST, ...) is required with a proof",
-                );
-            }
-            if url.is_empty() || url.len() > 2048 || url.chars().any(is_hidden_char) {
-                self.add(
-                    "http_url",
-                    "the request URL (at most 2048 bytes) is required with a proof",
-                );
-            }
-        }
-    }
-
-    /// Where the client is, as Issue and Refresh may report it.
-    pub fn client(&mut self, ip_address: String, user_agent: String) -> ClientInfo {
-        if !ip_address.is_empty() && ip_address.parse::<std::net::IpAddr>().is_err() {
-            self.add("ip_address", "must be an IPv4 or IPv6 address");
-        }
-        self.text("user_agent", &user_agent, MAX_USER_AGENT_BYTES);
-        ClientInfo {
-            ip_address,
-            user_agent,
-        }
-    }
-
-    pub fn max_len(&mut self, field: &'static str, value: &str, max: usize) {
-        if value.len() > max {
-            self.add(field, format!("must be at most {max} bytes"));
-        }
-    }
-
-    pub fn finish(self) -> Result<(), Error> {
-        if self.0.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidArgument(self.0))
-        }
-    }
-}
 
 /// A validated Issue request.
 pub(crate) struct IssueInput {
@@ -360,20 +197,7 @@ impl<S: Store> Authority<S> {
         self.allow_tenant(&who, &input.tenant)?;
         let p = &self.policy;
         let now_ms = crate::clock::now_ms();
-        let access_ttl = input
-            .access_ttl
-            .unwrap_or(p.access_ttl)
-            .min(p.max_access_ttl);
-        let refresh_ttl = input
-            .refresh_ttl
-            .unwrap_or(p.refresh_ttl)
-            .min(p.max_refresh_ttl);
-        let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
-        let idle_ms = p
-            .session_idle
-            .map_or(refresh_ttl, |idle| refresh_ttl.min(idle))
-            .as_millis() as i64;
-        let refresh_exp_ms = (now_ms + idle_ms).min(absolute_exp_ms);
+        let times = self.session_times(&input, now_ms);
 
         // The session lives in its subject's partition, which its id names.
         let subject_key = subject_key(&input.tenant, &input.subject);
@@ -381,35 +205,9 @@ impl<S: Store> Authority<S> {
         let span = tracing::Span::current();
         span.record("tenant", input.tenant.as_str());
         span.record("session.id", sid.as_str());
-        let data = SessionData {
-            sid: sid.clone(),
-            tenant: input.tenant,
-            subject: input.subject,
-            audience: input.audience,
-            roles: input.roles,
-            scopes: input.scopes,
-            custom: input.custom,
-            fingerprint_hash: fingerprint_hash(&input.fingerprint),
-            access_ttl: access_ttl.as_secs() as i64,
-            idle_ms,
-            created_ms: now_ms,
-            absolute_exp_ms,
-            device_name: input.device_name,
-            client_id: input.client_id,
-            cert_thumbprint: input.cert_thumbprint,
-            dpop_jkt: input.dpop_jkt,
-        };
+        let (data, client) = input.into_session(sid.clone(), &times, now_ms);
         let (access_token, claims) = self.mint_session(&data, derive_jti(&sid, 0, ""), now_ms)?;
-        if access_token.len() > tokens::MAX_TOKEN_BYTES {
-            // Verify refuses tokens over 8 KiB; never mint one.
-            return Err(Error::invalid(
-                "claims",
-                format!(
-                    "audience, roles, scopes and claims together make a token over {} bytes",
-                    tokens::MAX_TOKEN_BYTES
-                ),
-            ));
-        }
+        fits_verify(&access_token)?;
         // The tenant's own budget first: over it, nobody else's is spent.
         let tenant_limits = self.tenants.current().limits(&data.tenant);
         self.charge_tenant(
@@ -420,6 +218,7 @@ impl<S: Store> Authority<S> {
         )
         .await?;
         let refresh = RefreshToken::new(&sid);
+        let refresh_exp_ms = times.refresh_exp_ms;
         let caller_key = crate::authority::caller::budget_key(caller, Rpc::Issue);
         let new_session = NewSession {
             subject_key,
@@ -429,7 +228,7 @@ impl<S: Store> Authority<S> {
             keep_until_ms: keep_until_ms(refresh_exp_ms, now_ms, &p.feed()),
             rate_limit: p.issue_rate,
             caller_rate: p.caller_issue_rate.map(|l| (caller_key, l)),
-            client: input.client,
+            client,
             cap: tenant_limits.session_cap.unwrap_or(p.session_cap),
             feed: p.feed(),
         };
@@ -445,34 +244,7 @@ impl<S: Store> Authority<S> {
             rpc: Rpc::Issue.as_str(),
             detail: "",
         };
-        if !matches!(outcome, CreateOutcome::Created { .. }) {
-            // Refused: the id was never a session.
-            event.session_id = "";
-        }
-        match outcome {
-            CreateOutcome::RateLimited { retry_after_ms } => {
-                audit::emit(audit::Kind::RateLimited, "refused", &event);
-                return Err(Error::RateLimited {
-                    retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
-                });
-            }
-            CreateOutcome::SessionLimit => {
-                event.detail = "max sessions per subject";
-                audit::emit(audit::Kind::Issued, "refused", &event);
-                return Err(Error::SessionLimit);
-            }
-            CreateOutcome::Created { evicted, cursor } => {
-                for old in &evicted {
-                    let revoked = audit::Event {
-                        session_id: old,
-                        detail: "session: evicted by max sessions per subject",
-                        ..event.clone()
-                    };
-                    audit::emit(audit::Kind::Revoked, "ok", &revoked);
-                }
-                self.read_own_write(&cursor).await;
-            }
-        }
+        self.created(outcome, &mut event).await?;
         audit::emit(audit::Kind::Issued, "ok", &event);
         self.count_tenant(&data.tenant, "issued");
         tracing::debug!("session issued");
@@ -486,4 +258,124 @@ impl<S: Store> Authority<S> {
             )),
         })
     }
+
+    /// The lifetimes of a new session: the requested TTLs (else the
+    /// defaults) capped by `--max-*-ttl`; the refresh token's expiry is
+    /// the idle timeout's, never past the absolute end.
+    fn session_times(&self, input: &IssueInput, now_ms: i64) -> SessionTimes {
+        let p = &self.policy;
+        let access_ttl = input
+            .access_ttl
+            .unwrap_or(p.access_ttl)
+            .min(p.max_access_ttl);
+        let refresh_ttl = input
+            .refresh_ttl
+            .unwrap_or(p.refresh_ttl)
+            .min(p.max_refresh_ttl);
+        let absolute_exp_ms = now_ms + p.session_lifetime.as_millis() as i64;
+        let idle_ms = p
+            .session_idle
+            .map_or(refresh_ttl, |idle| refresh_ttl.min(idle))
+            .as_millis() as i64;
+        SessionTimes {
+            access_ttl,
+            idle_ms,
+            absolute_exp_ms,
+            refresh_exp_ms: (now_ms + idle_ms).min(absolute_exp_ms),
+        }
+    }
+
+    /// What the store's answer to a new session means: created (its
+    /// evictions audited, and read back until the feed has them), or
+    /// refused by a rate limit or the session cap (audited, with no
+    /// session id: the id was never a session).
+    async fn created(
+        &self,
+        outcome: CreateOutcome,
+        event: &mut audit::Event<'_>,
+    ) -> Result<(), Error> {
+        if !matches!(outcome, CreateOutcome::Created { .. }) {
+            // Refused: the id was never a session.
+            event.session_id = "";
+        }
+        match outcome {
+            CreateOutcome::RateLimited { retry_after_ms } => {
+                audit::emit(audit::Kind::RateLimited, "refused", event);
+                Err(Error::RateLimited {
+                    retry_after: Duration::from_millis(retry_after_ms.max(1) as u64),
+                })
+            }
+            CreateOutcome::SessionLimit => {
+                event.detail = "max sessions per subject";
+                audit::emit(audit::Kind::Issued, "refused", event);
+                Err(Error::SessionLimit)
+            }
+            CreateOutcome::Created { evicted, cursor } => {
+                for old in &evicted {
+                    let revoked = audit::Event {
+                        session_id: old,
+                        detail: "session: evicted by max sessions per subject",
+                        ..event.clone()
+                    };
+                    audit::emit(audit::Kind::Revoked, "ok", &revoked);
+                }
+                self.read_own_write(&cursor).await;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// The lifetimes of a new session ([`Authority::session_times`]).
+struct SessionTimes {
+    access_ttl: Duration,
+    idle_ms: i64,
+    absolute_exp_ms: i64,
+    refresh_exp_ms: i64,
+}
+
+impl IssueInput {
+    /// The session `sid` of this request, created at `now_ms`, and the
+    /// client it was issued to.
+    fn into_session(
+        self,
+        sid: String,
+        times: &SessionTimes,
+        now_ms: i64,
+    ) -> (SessionData, ClientInfo) {
+        let data = SessionData {
+            sid,
+            tenant: self.tenant,
+            subject: self.subject,
+            audience: self.audience,
+            roles: self.roles,
+            scopes: self.scopes,
+            custom: self.custom,
+            fingerprint_hash: fingerprint_hash(&self.fingerprint),
+            access_ttl: times.access_ttl.as_secs() as i64,
+            idle_ms: times.idle_ms,
+            created_ms: now_ms,
+            absolute_exp_ms: times.absolute_exp_ms,
+            device_name: self.device_name,
+            client_id: self.client_id,
+            cert_thumbprint: self.cert_thumbprint,
+            dpop_jkt: self.dpop_jkt,
+        };
+        (data, self.client)
+    }
+}
+
+/// Verify refuses tokens over 8 KiB ([`tokens::MAX_TOKEN_BYTES`]): never
+/// mint one; the claims that made it are the caller's to shorten.
+fn fits_verify(access_token: &str) -> Result<(), Error> {
+    if access_token.len() > tokens::MAX_TOKEN_BYTES {
+        return Err(Error::invalid(
+            "claims",
+            format!(
+                "audience, roles, scopes and claims together make a token over {} bytes",
+                tokens::MAX_TOKEN_BYTES
+            ),
+        ));
+    }
+    Ok(())
 }

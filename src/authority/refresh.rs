@@ -3,12 +3,12 @@
 use tessera_core::wire::Rpc;
 use tracing::instrument;
 
-use super::issue::{Violations, MAX_FINGERPRINT_BYTES};
+use super::validate::{Violations, MAX_FINGERPRINT_BYTES};
 use super::{derive_jti, fingerprint_hash, token_pair, Authority, RefreshToken};
 use crate::audit;
 use crate::error::{Error, TokenError};
 use crate::pb;
-use crate::store::{RotateOutcome, RotateRequest, Rotation, Store};
+use crate::store::{ClientInfo, ProofUse, RotateOutcome, RotateRequest, Rotation, Store};
 use crate::telemetry;
 use crate::tokens::{AccessClaims, MAX_TOKEN_BYTES};
 
@@ -51,27 +51,12 @@ impl<S: Store> Authority<S> {
     #[instrument(level = "debug", skip_all, fields(session.id = tracing::field::Empty))]
     async fn refresh(
         &self,
-        request: pb::RefreshRequest,
+        mut request: pb::RefreshRequest,
         caller: &str,
         scope: &crate::authority::scope::TenantScope,
         client_id: Option<&str>,
     ) -> Result<Refreshed, Error> {
-        let mut v = Violations::default();
-        if request.refresh_token.is_empty() {
-            v.add("refresh_token", "must not be empty");
-        }
-        v.max_len("refresh_token", &request.refresh_token, MAX_TOKEN_BYTES);
-        v.max_len(
-            "device_fingerprint",
-            &request.device_fingerprint,
-            MAX_FINGERPRINT_BYTES,
-        );
-        let client = v.client(request.ip_address, request.user_agent);
-        v.dpop(&request.dpop_proof, &request.http_method, &request.http_url);
-        v.thumbprint("cert_thumbprint", &request.cert_thumbprint);
-        v.finish()?;
-        let presented =
-            RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
+        let (presented, client) = refresh_input(&mut request)?;
         tracing::Span::current().record("session.id", presented.sid.as_str());
         // A scoped caller's check comes before anything of the session can
         // change (rotation, reuse detection): a secret that is not the
@@ -85,40 +70,9 @@ impl<S: Store> Authority<S> {
         }
 
         let now_ms = crate::clock::now_ms();
-        // A proof by the session's key (RFC 9449 §5): checked here, its key
-        // compared with the session's binding in the rotation itself, which
-        // also records the proof in the replay set (issue #32: recording it
-        // before the session was known let anyone grow the set).
-        let (dpop_jkt, dpop_replay) = if request.dpop_proof.is_empty() {
-            (None, None)
-        } else {
-            let proof = self
-                .verify_dpop(
-                    &request.dpop_proof,
-                    &request.http_method,
-                    &request.http_url,
-                    None,
-                    now_ms,
-                )
-                .await?;
-            let entry = self.proof_use(&proof);
-            (Some(proof.jkt), Some(entry))
-        };
-        // The tenant's own Refresh budget (`--tenants`), before the
-        // rotation spends the subject's: one read of the session's tenant,
-        // made only when some tenant has such a budget.
-        let tenants = self.tenants.current();
-        if tenants.any_refresh_rate() {
-            if let Some(tenant) = self
-                .store
-                .session_tenant(&presented.sid, None, now_ms)
-                .await?
-            {
-                let limit = tenants.limits(&tenant).refresh_rate;
-                self.charge_tenant(&tenant, Rpc::Refresh, limit, (caller, scope))
-                    .await?;
-            }
-        }
+        let (dpop_jkt, dpop_replay) = self.refresh_proof(&request, now_ms).await?;
+        self.charge_refresh_tenant(&presented.sid, now_ms, (caller, scope))
+            .await?;
         let successor = RefreshToken::new(&presented.sid);
         let feed = self.policy.feed();
         let rotate = RotateRequest {
@@ -151,58 +105,9 @@ impl<S: Store> Authority<S> {
             rpc: Rpc::Refresh.as_str(),
             ..Default::default()
         };
-        let (rotation, refresh, outcome) = match outcome {
-            RotateOutcome::Rotated(rotation) => (rotation, successor, "rotated"),
-            RotateOutcome::Grace { rotation, sealed } => {
-                // The same successor the winner got: opened with the presented
-                // token, which is the only thing that can open it.
-                let same = presented.open(&sealed).ok_or(Error::RefreshTokenInvalid)?;
-                tracing::debug!(generation = rotation.generation, "grace-window retry");
-                (rotation, same, "grace_replay")
-            }
-            RotateOutcome::Reused { cursor } => {
-                tracing::warn!(session.id = %presented.sid, revocation.cursor = %cursor, "refresh token reused; session revoked");
-                let event = audit::Event {
-                    detail: "session revoked: its whole token family",
-                    ..event
-                };
-                audit::emit(audit::Kind::ReuseDetected, "refused", &event);
-                self.read_own_write(&cursor).await;
-                return Err(Error::RefreshTokenReused);
-            }
-            RotateOutcome::FingerprintMismatch => {
-                tracing::warn!(session.id = %presented.sid, "refresh with a different device fingerprint: possible token theft");
-                metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
-                audit::emit(audit::Kind::BindingMismatch, "refused", &event);
-                return Err(Error::Token(TokenError::FingerprintMismatch));
-            }
-            RotateOutcome::BindingMismatch => {
-                audit::emit(audit::Kind::BindingMismatch, "refused", &event);
-                return Err(Error::Token(TokenError::TokenBindingMismatch));
-            }
-            RotateOutcome::ProofReplayed => {
-                return Err(Error::Token(TokenError::DpopProofReplayed));
-            }
-            RotateOutcome::Invalid => return Err(Error::RefreshTokenInvalid),
-            RotateOutcome::RateLimited { retry_after_ms } => {
-                audit::emit(audit::Kind::RateLimited, "refused", &event);
-                return Err(Error::RateLimited {
-                    retry_after: std::time::Duration::from_millis(retry_after_ms.max(1) as u64),
-                });
-            }
-        };
-        let kind = if outcome == "rotated" {
-            audit::Kind::Refreshed
-        } else {
-            audit::Kind::GraceReplay
-        };
-        let event = audit::Event {
-            tenant: &rotation.data.tenant,
-            subject: &rotation.data.subject,
-            ..event
-        };
-        audit::emit(kind, "ok", &event);
-        self.count_tenant(&rotation.data.tenant, "refreshed");
+        let (rotation, refresh, outcome) =
+            self.rotated(outcome, &presented, successor, &event).await?;
+        self.audit_refreshed(outcome, &rotation, &event);
         let (tokens, claims) = self.successor_pair(&rotation, &refresh, now_ms)?;
         Ok(Refreshed {
             response: pb::RefreshResponse {
@@ -211,6 +116,121 @@ impl<S: Store> Authority<S> {
             outcome,
             claims,
         })
+    }
+
+    /// The DPoP key and replay-set entry of the request's proof, if any.
+    /// A proof by the session's key (RFC 9449 §5): checked here, its key
+    /// compared with the session's binding in the rotation itself, which
+    /// also records the proof in the replay set (issue #32: recording it
+    /// before the session was known let anyone grow the set).
+    async fn refresh_proof(
+        &self,
+        request: &pb::RefreshRequest,
+        now_ms: i64,
+    ) -> Result<(Option<String>, Option<ProofUse>), Error> {
+        if request.dpop_proof.is_empty() {
+            return Ok((None, None));
+        }
+        let proof = self
+            .verify_dpop(
+                &request.dpop_proof,
+                &request.http_method,
+                &request.http_url,
+                None,
+                now_ms,
+            )
+            .await?;
+        let entry = self.proof_use(&proof);
+        Ok((Some(proof.jkt), Some(entry)))
+    }
+
+    /// Spend the tenant's own Refresh budget (`--tenants`), before the
+    /// rotation spends the subject's: one read of the session's tenant,
+    /// made only when some tenant has such a budget.
+    async fn charge_refresh_tenant(
+        &self,
+        sid: &str,
+        now_ms: i64,
+        caller: (&str, &crate::authority::scope::TenantScope),
+    ) -> Result<(), Error> {
+        let tenants = self.tenants.current();
+        if !tenants.any_refresh_rate() {
+            return Ok(());
+        }
+        if let Some(tenant) = self.store.session_tenant(sid, None, now_ms).await? {
+            let limit = tenants.limits(&tenant).refresh_rate;
+            self.charge_tenant(&tenant, Rpc::Refresh, limit, caller)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// What the store's answer to a rotation means: the rotation, the
+    /// refresh token to hand out and the outcome label, or the refusal
+    /// (audited, and for a reuse read back until the feed has the
+    /// session's revocation).
+    async fn rotated(
+        &self,
+        outcome: RotateOutcome,
+        presented: &RefreshToken,
+        successor: RefreshToken,
+        event: &audit::Event<'_>,
+    ) -> Result<(Rotation, RefreshToken, &'static str), Error> {
+        match outcome {
+            RotateOutcome::Rotated(rotation) => Ok((rotation, successor, "rotated")),
+            RotateOutcome::Grace { rotation, sealed } => {
+                // The same successor the winner got: opened with the presented
+                // token, which is the only thing that can open it.
+                let same = presented.open(&sealed).ok_or(Error::RefreshTokenInvalid)?;
+                tracing::debug!(generation = rotation.generation, "grace-window retry");
+                Ok((rotation, same, "grace_replay"))
+            }
+            RotateOutcome::Reused { cursor } => {
+                tracing::warn!(session.id = %presented.sid, revocation.cursor = %cursor, "refresh token reused; session revoked");
+                let event = audit::Event {
+                    detail: "session revoked: its whole token family",
+                    ..*event
+                };
+                audit::emit(audit::Kind::ReuseDetected, "refused", &event);
+                self.read_own_write(&cursor).await;
+                Err(Error::RefreshTokenReused)
+            }
+            RotateOutcome::FingerprintMismatch => {
+                tracing::warn!(session.id = %presented.sid, "refresh with a different device fingerprint: possible token theft");
+                metrics::counter!(telemetry::FINGERPRINT_MISMATCHES).increment(1);
+                audit::emit(audit::Kind::BindingMismatch, "refused", event);
+                Err(Error::Token(TokenError::FingerprintMismatch))
+            }
+            RotateOutcome::BindingMismatch => {
+                audit::emit(audit::Kind::BindingMismatch, "refused", event);
+                Err(Error::Token(TokenError::TokenBindingMismatch))
+            }
+            RotateOutcome::ProofReplayed => Err(Error::Token(TokenError::DpopProofReplayed)),
+            RotateOutcome::Invalid => Err(Error::RefreshTokenInvalid),
+            RotateOutcome::RateLimited { retry_after_ms } => {
+                audit::emit(audit::Kind::RateLimited, "refused", event);
+                Err(Error::RateLimited {
+                    retry_after: std::time::Duration::from_millis(retry_after_ms.max(1) as u64),
+                })
+            }
+        }
+    }
+
+    /// Audit and count a refresh that handed out tokens: a rotation, or a
+    /// retry within the grace window (`grace_replay`).
+    fn audit_refreshed(&self, outcome: &str, rotation: &Rotation, event: &audit::Event<'_>) {
+        let kind = if outcome == "rotated" {
+            audit::Kind::Refreshed
+        } else {
+            audit::Kind::GraceReplay
+        };
+        let event = audit::Event {
+            tenant: &rotation.data.tenant,
+            subject: &rotation.data.subject,
+            ..*event
+        };
+        audit::emit(kind, "ok", &event);
+        self.count_tenant(&rotation.data.tenant, "refreshed");
     }
 
     /// The access token of a rotation is a pure function of the rotation, so
@@ -226,4 +246,31 @@ impl<S: Store> Authority<S> {
         let pair = token_pair(access, &claims, refresh, rotation.refresh_exp_ms, now_ms);
         Ok((pair, claims))
     }
+}
+
+/// The request's fields checked (one `invalid_argument` naming every
+/// violation), then the presented refresh token parsed: a token of any
+/// other shape is `REFRESH_TOKEN_INVALID`. Takes the client's address
+/// and agent out of `request`.
+fn refresh_input(request: &mut pb::RefreshRequest) -> Result<(RefreshToken, ClientInfo), Error> {
+    let mut v = Violations::default();
+    if request.refresh_token.is_empty() {
+        v.add("refresh_token", "must not be empty");
+    }
+    v.max_len("refresh_token", &request.refresh_token, MAX_TOKEN_BYTES);
+    v.max_len(
+        "device_fingerprint",
+        &request.device_fingerprint,
+        MAX_FINGERPRINT_BYTES,
+    );
+    let client = v.client(
+        std::mem::take(&mut request.ip_address),
+        std::mem::take(&mut request.user_agent),
+    );
+    v.dpop(&request.dpop_proof, &request.http_method, &request.http_url);
+    v.thumbprint("cert_thumbprint", &request.cert_thumbprint);
+    v.finish()?;
+    let presented =
+        RefreshToken::parse(&request.refresh_token).ok_or(Error::RefreshTokenInvalid)?;
+    Ok((presented, client))
 }

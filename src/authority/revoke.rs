@@ -14,8 +14,8 @@ use tessera_core::wire::Rpc;
 
 use tracing::instrument;
 
-use super::issue::Violations;
 use super::tenancy::{Acting, Owner};
+use super::validate::Violations;
 use super::{Authority, RefreshToken};
 use crate::error::Error;
 use crate::pb;
@@ -47,7 +47,7 @@ impl<S: Store> Authority<S> {
         use pb::revoke_request::Target;
         let mut v = Violations::default();
         v.max_len("reason", &request.reason, MAX_REASON_BYTES);
-        if request.reason.chars().any(super::issue::is_hidden_char) {
+        if request.reason.chars().any(super::validate::is_hidden_char) {
             // It goes to the audit log: no line breaks, escapes or bidi tricks in it.
             v.add(
                 "reason",

@@ -101,3 +101,36 @@ impl RefreshToken {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_parse_strictly() {
+        let t = RefreshToken::new(&random_b64::<16>());
+        let parsed = RefreshToken::parse(&t.encode()).unwrap();
+        assert_eq!(parsed.hash(), t.hash());
+        assert!(RefreshToken::parse("garbage").is_none());
+        assert!(RefreshToken::parse(&format!("{}x", t.encode())).is_none());
+        assert!(RefreshToken::parse(&t.encode().replace('.', "!")).is_none());
+    }
+
+    #[test]
+    fn only_the_predecessor_opens_the_sealed_successor() {
+        let sid = random_b64::<16>();
+        let old = RefreshToken::new(&sid);
+        let new = RefreshToken::new(&sid);
+        let sealed = old.seal(&new).unwrap();
+        assert_eq!(old.open(&sealed).unwrap().secret, new.secret);
+        assert!(RefreshToken::new(&sid).open(&sealed).is_none());
+        assert!(!sealed.contains(&new.secret));
+    }
+
+    #[test]
+    fn jti_is_deterministic_per_generation() {
+        assert_eq!(derive_jti("s", 1, ""), derive_jti("s", 1, ""));
+        assert_ne!(derive_jti("s", 1, ""), derive_jti("s", 2, ""));
+        assert_ne!(derive_jti("s", 1, ""), derive_jti("t", 1, ""));
+    }
+}

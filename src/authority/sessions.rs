@@ -13,7 +13,7 @@
 
 use tracing::instrument;
 
-use super::issue::Violations;
+use super::validate::Violations;
 use super::Authority;
 use crate::authority::convert::timestamp_ms;
 use crate::error::Error;

@@ -143,3 +143,30 @@ impl<S: Store> Authority<S> {
         }
     }
 }
+
+impl<S: Store> Authority<S> {
+    /// Spend one call of `tenant`'s own budget for `rpc` (`--tenants`),
+    /// before anything else is counted or written, so a tenant over its
+    /// budget spends nobody else's (a caller's, a subject's).
+    pub(crate) async fn charge_tenant(
+        &self,
+        tenant: &str,
+        rpc: Rpc,
+        limit: Option<crate::store::RateLimit>,
+        (caller, scope): (&str, &TenantScope),
+    ) -> Result<(), Error> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        let event = crate::audit::Event {
+            tenant,
+            caller,
+            caller_tenants: &scope.label(),
+            rpc: rpc.as_str(),
+            detail: "per-tenant budget",
+            ..Default::default()
+        };
+        let key = crate::authority::tenants::budget_key(tenant, rpc.as_str());
+        crate::authority::caller::spend(self.store.as_ref(), &key, limit, &event).await
+    }
+}

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::instrument;
 
-use super::issue::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
+use super::validate::{Violations, MAX_FINGERPRINT_BYTES, MAX_NAME_BYTES};
 use super::{timestamp_ms, timestamp_s, Authority};
 use crate::error::{Error, TokenError};
 use crate::feed::CacheAnswer;

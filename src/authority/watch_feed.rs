@@ -12,18 +12,22 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tonic::Status;
 use tracing::Instrument;
 
-use super::issue::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
 use super::tenancy::Acting;
-use super::{timestamp_ms, Authority, WatchStream};
+use super::validate::{is_hidden_char, Violations, MAX_LIST_LEN, MAX_NAME_BYTES};
+use super::{timestamp_ms, Authority};
 use crate::authority::scope::TenantScope;
 use crate::error::Error;
-use crate::feed::RingHint;
+use crate::feed::{Feed, RingHint};
 use crate::pb;
 use crate::store::{parse_event_ref, Position, RevocationEvent, RevocationKind, Store};
+
+/// The stream of a watch, as the tonic service returns it.
+pub(crate) type WatchStream =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<pb::RevocationEvent, Status>> + Send>>;
 
 /// Events buffered per watcher before it counts as slow.
 pub const WATCH_BUFFER: usize = 256;
@@ -153,88 +157,22 @@ impl<S: Store> Authority<S> {
             self.feed.head()
         };
         let (tx, mut rx) = mpsc::channel(WATCH_BUFFER);
-        // How the stream ends when the producer gives up while the buffer is
-        // full (slow watcher): delivered after the buffered events.
         let terminal: Arc<Mutex<Option<Status>>> = Arc::default();
         let terminal_out = terminal.clone();
-        let store = self.store.clone();
-        let feed = self.feed.clone();
-        let mut shutdown = self.shutdown.clone();
-        let send_timeout = self.policy.watch_send_timeout;
-        let raw_subjects = self.policy.watch_raw_subjects;
-        let mut marker_pending = request.mark_caught_up;
-        let span = tracing::info_span!("watch");
-        tokio::spawn(
-            async move {
-                metrics::gauge!(crate::telemetry::WATCHERS).increment(1.0);
-                let _gauge = WatcherGauge;
-                let mut cursor = start;
-                let mut hint = RingHint::default();
-                let mut head = feed.subscribe_head();
-                loop {
-                    let batch = match feed.ring_after(&cursor, &mut hint, BATCH) {
-                        Some(events) => Ok(events),
-                        None => store.read_log(&cursor, None, BATCH).await.map_err(Error::from),
-                    };
-                    let batch = match batch {
-                        Ok(b) => b,
-                        Err(e) => {
-                            let _ = tx.send(Err(Status::from(e))).await;
-                            return;
-                        }
-                    };
-                    if batch.is_empty() {
-                        if std::mem::take(&mut marker_pending) {
-                            // Caught up with the live feed: tell the watcher.
-                            let marker = pb::RevocationEvent {
-                                cursor: cursor.encode(deployment),
-                                kind: pb::RevocationKind::Unspecified as i32,
-                                ..Default::default()
-                            };
-                            if tx.send(Ok(marker)).await.is_err() {
-                                return;
-                            }
-                        }
-                        tokio::select! {
-                            changed = head.changed() => if changed.is_err() { return },
-                            _ = shutdown.changed() => {
-                                let _ = tx.send(Err(Status::unavailable("server shutting down; resume from your last cursor"))).await;
-                                return;
-                            }
-                            _ = tx.closed() => return,
-                            // Recheck now and then: the store may have events the
-                            // ring never saw while this replica was out of sync.
-                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                        }
-                        continue;
-                    }
-                    let now = crate::clock::now_ms();
-                    for event in &batch {
-                        cursor.advance_past(event);
-                        if snapshot && event.expires_at_ms <= now {
-                            continue; // no longer in force; the cursor still moves
-                        }
-                        if !filter.allows(&event.tenant) {
-                            continue; // another tenant's; the cursor still moves
-                        }
-                        let sent = to_proto(event, cursor.encode(deployment), raw_subjects);
-                        match tokio::time::timeout(send_timeout, tx.send(Ok(sent))).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => return, // the client went away
-                            Err(_) => {
-                                tracing::info!("watcher too slow; ending its stream");
-                                let status = Status::resource_exhausted(
-                                    "watcher too slow; resume from your last cursor",
-                                );
-                                *terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            .instrument(span),
-        );
+        let watcher = Watcher {
+            store: self.store.clone(),
+            feed: self.feed.clone(),
+            shutdown: self.shutdown.clone(),
+            tx,
+            terminal,
+            filter,
+            deployment,
+            snapshot,
+            marker_pending: request.mark_caught_up,
+            send_timeout: self.policy.watch_send_timeout,
+            raw_subjects: self.policy.watch_raw_subjects,
+        };
+        tokio::spawn(watcher.run(start).instrument(tracing::info_span!("watch")));
         Ok(Box::pin(async_stream::stream! {
             while let Some(item) = rx.recv().await {
                 yield item;
@@ -244,5 +182,124 @@ impl<S: Store> Authority<S> {
                 yield Err(status);
             }
         }))
+    }
+}
+
+/// One watcher's producer: pulls from its own cursor into its bounded
+/// channel until the client leaves, the server drains, the store fails or
+/// the watcher is too slow.
+struct Watcher<S: Store> {
+    store: Arc<S>,
+    feed: Arc<Feed>,
+    shutdown: watch::Receiver<bool>,
+    tx: mpsc::Sender<Result<pb::RevocationEvent, Status>>,
+    /// How the stream ends when the producer gives up while the buffer is
+    /// full (slow watcher): delivered after the buffered events.
+    terminal: Arc<Mutex<Option<Status>>>,
+    /// The tenants delivered (`Authority::watch_scope`).
+    filter: TenantScope,
+    deployment: u64,
+    /// A snapshot watch leaves out events no longer in force.
+    snapshot: bool,
+    /// The caught-up marker is still to be sent (`mark_caught_up`).
+    marker_pending: bool,
+    send_timeout: Duration,
+    raw_subjects: bool,
+}
+
+impl<S: Store> Watcher<S> {
+    /// The watcher's loop from `cursor`: the next batch from the ring when
+    /// it covers the cursor, else from the store's log; sent, or waited
+    /// for when there is none. Replay and live are this one path.
+    async fn run(mut self, mut cursor: Position) {
+        metrics::gauge!(crate::telemetry::WATCHERS).increment(1.0);
+        let _gauge = WatcherGauge;
+        let mut hint = RingHint::default();
+        let mut head = self.feed.subscribe_head();
+        loop {
+            let batch = match self.feed.ring_after(&cursor, &mut hint, BATCH) {
+                Some(events) => Ok(events),
+                None => self
+                    .store
+                    .read_log(&cursor, None, BATCH)
+                    .await
+                    .map_err(Error::from),
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = self.tx.send(Err(Status::from(e))).await;
+                    return;
+                }
+            };
+            let more = if batch.is_empty() {
+                self.caught_up(&cursor, &mut head).await
+            } else {
+                self.send_batch(&batch, &mut cursor).await
+            };
+            if !more {
+                return;
+            }
+        }
+    }
+
+    /// Nothing more to read: the caught-up marker once (if asked for),
+    /// then wait until the feed head moves, a second passes, the client
+    /// leaves or the server drains. `false`: the stream ends.
+    async fn caught_up(&mut self, cursor: &Position, head: &mut watch::Receiver<Position>) -> bool {
+        if std::mem::take(&mut self.marker_pending) {
+            // Caught up with the live feed: tell the watcher.
+            let marker = pb::RevocationEvent {
+                cursor: cursor.encode(self.deployment),
+                kind: pb::RevocationKind::Unspecified as i32,
+                ..Default::default()
+            };
+            if self.tx.send(Ok(marker)).await.is_err() {
+                return false;
+            }
+        }
+        tokio::select! {
+            changed = head.changed() => if changed.is_err() { return false },
+            _ = self.shutdown.changed() => {
+                let _ = self.tx.send(Err(Status::unavailable("server shutting down; resume from your last cursor"))).await;
+                return false;
+            }
+            _ = self.tx.closed() => return false,
+            // Recheck now and then: the store may have events the
+            // ring never saw while this replica was out of sync.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        true
+    }
+
+    /// Send `batch`, moving `cursor` past each event, whether it is sent or
+    /// left out (expired in a snapshot, another tenant's). A send that
+    /// waits longer than `--watch-send-timeout` ends the stream with
+    /// `RESOURCE_EXHAUSTED`. `false`: the stream ends.
+    async fn send_batch(&mut self, batch: &[RevocationEvent], cursor: &mut Position) -> bool {
+        let now = crate::clock::now_ms();
+        for event in batch {
+            cursor.advance_past(event);
+            if self.snapshot && event.expires_at_ms <= now {
+                continue; // no longer in force; the cursor still moves
+            }
+            if !self.filter.allows(&event.tenant) {
+                continue; // another tenant's; the cursor still moves
+            }
+            let sent = to_proto(event, cursor.encode(self.deployment), self.raw_subjects);
+            match tokio::time::timeout(self.send_timeout, self.tx.send(Ok(sent))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return false, // the client went away
+                Err(_) => {
+                    tracing::info!("watcher too slow; ending its stream");
+                    let status = Status::resource_exhausted(
+                        "watcher too slow; resume from your last cursor",
+                    );
+                    *self.terminal.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+                    return false;
+                }
+            }
+        }
+        true
     }
 }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod caller_limits;
 pub mod callers;
+pub(crate) mod grpc;
 pub(crate) mod health;
 pub mod limits;
 pub mod oauth;

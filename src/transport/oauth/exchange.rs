@@ -39,25 +39,64 @@ pub(super) async fn exchange_grant<S: Store>(
 ) -> Answer {
     let (caller, scope) = match client {
         Some(caller) => caller,
-        None => match headers.get(wire::API_KEY_HEADER) {
-            // A service may also send its key as on the other endpoints.
-            Some(key) => {
-                let name = o
-                    .callers
-                    .authenticate(key.as_bytes())
-                    .ok_or_else(|| invalid_client(false))?;
-                o.token_client(
-                    &name,
-                    key.as_bytes(),
-                    peer,
-                    false,
-                    Rpc::Exchange,
-                    "token-exchange",
-                )?
-            }
-            None => return Err(invalid_client(false)),
-        },
+        None => header_client(o, peer, headers)?,
     };
+    let request = exchange_request(o, peer, headers, form)?;
+    let audiences = o.callers.exchange_audiences(&caller);
+    let exchanged = o
+        .authority
+        .exchange(request, (&caller, &scope), &audiences, || None)
+        .await
+        .map_err(exchange_error)?;
+    let r = exchanged.response;
+    let mut body = json!({
+        "access_token": r.access_token,
+        "issued_token_type": r.issued_token_type,
+        // RFC 8693 §2.2.1: an access token's type for use (not bound).
+        "token_type": "Bearer",
+        "expires_in": r.expires_in,
+    });
+    if !exchanged.claims.scope.is_empty() {
+        body["scope"] = json!(exchanged.claims.scope);
+    }
+    Ok(json_response(StatusCode::OK, body.to_string()))
+}
+
+/// The caller of a grant without client credentials: a service may also
+/// send its key as on the other endpoints (`x-tessera-key`); without one,
+/// `invalid_client`.
+fn header_client<S: Store>(
+    o: &OAuth<S>,
+    peer: &Peer,
+    headers: &HeaderMap,
+) -> Result<(String, crate::authority::scope::TenantScope), OAuthError> {
+    let Some(key) = headers.get(wire::API_KEY_HEADER) else {
+        return Err(invalid_client(false));
+    };
+    let name = o
+        .callers
+        .authenticate(key.as_bytes())
+        .ok_or_else(|| invalid_client(false))?;
+    o.token_client(
+        &name,
+        key.as_bytes(),
+        peer,
+        false,
+        Rpc::Exchange,
+        "token-exchange",
+    )
+}
+
+/// The `Exchange` the form asks for (RFC 8693 §2.1), checked in the order
+/// of its parameters: the tokens and their types, the requested type, the
+/// target (`audience` or `resource`, required), the scopes, and the
+/// `DPoP` header's proof for this endpoint.
+fn exchange_request<S: Store>(
+    o: &OAuth<S>,
+    peer: &Peer,
+    headers: &HeaderMap,
+    form: &Form,
+) -> Result<pb::ExchangeRequest, OAuthError> {
     let subject_token = required(form, "subject_token")?;
     accepted_type(form, "subject_token_type")?;
     let actor_token = form.get("actor_token").map_or("", String::as_str);
@@ -104,7 +143,7 @@ pub(super) async fn exchange_grant<S: Store>(
         })
         .unwrap_or_default();
     let proof = dpop_header(headers)?;
-    let request = pb::ExchangeRequest {
+    Ok(pb::ExchangeRequest {
         subject_token: subject_token.to_owned(),
         actor_token: actor_token.to_owned(),
         audience,
@@ -122,25 +161,7 @@ pub(super) async fn exchange_grant<S: Store>(
         dpop_proof: proof,
         cert_thumbprint: peer.cert_thumbprint.clone().unwrap_or_default(),
         ..Default::default()
-    };
-    let audiences = o.callers.exchange_audiences(&caller);
-    let exchanged = o
-        .authority
-        .exchange(request, (&caller, &scope), &audiences, || None)
-        .await
-        .map_err(exchange_error)?;
-    let r = exchanged.response;
-    let mut body = json!({
-        "access_token": r.access_token,
-        "issued_token_type": r.issued_token_type,
-        // RFC 8693 §2.2.1: an access token's type for use (not bound).
-        "token_type": "Bearer",
-        "expires_in": r.expires_in,
-    });
-    if !exchanged.claims.scope.is_empty() {
-        body["scope"] = json!(exchanged.claims.scope);
-    }
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    })
 }
 
 /// RFC 8693 §2.2.2 (RFC 6749 §5.2 codes): a refused audience is
