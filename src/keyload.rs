@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::config::{self, ServeArgs};
@@ -42,18 +43,18 @@ pub fn load_set(
 
 /// On SIGHUP re-read every key file and the tenants file (its issuers,
 /// keys and budgets); anything that fails keeps everything in force
-/// (logged). Ends when `drain` fires.
+/// (logged). Ends when `drain` fires. `None` where there is no SIGHUP.
 pub(crate) fn reload_on_sighup(
     keys: Arc<KeyRing>,
     tenants: Arc<crate::authority::tenants::TenantRing>,
     args: ServeArgs,
     mut drain: watch::Receiver<bool>,
-) {
+) -> Option<BoxFuture<'static, ()>> {
     #[cfg(unix)]
     {
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
-            tokio::spawn(async move {
+            return Some(Box::pin(async move {
                 loop {
                     tokio::select! {
                         _ = hup.recv() => {}
@@ -94,9 +95,10 @@ pub(crate) fn reload_on_sighup(
                         }
                     }
                 }
-            });
+            }));
         }
     }
     #[cfg(not(unix))]
     let _ = (keys, tenants, args, drain);
+    None
 }
