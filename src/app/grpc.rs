@@ -53,7 +53,7 @@ impl GrpcConfig {
             idle_timeout: args.idle_timeout.0,
             max_watchers: args.max_watchers,
             max_health_watches: args.max_health_watches,
-            tls: tls::server_config(args)?,
+            tls: tls::server_config(args.tls_files().as_ref()).map_err(ServeError::Config)?,
         })
     }
 

@@ -32,7 +32,7 @@ pub(super) fn admin(
         store_ok,
         jwks_cache_control: jwks_cache_control(args),
     };
-    let limits = web::HttpLimits::new(args.admin_max_connections, args);
+    let limits = args.http_limits(args.admin_max_connections);
     Box::pin(admin::serve(
         listener,
         state,
@@ -51,7 +51,7 @@ pub(super) fn oauth<S: Store>(
     drain: &watch::Receiver<bool>,
 ) -> Result<(SocketAddr, BoxFuture<'static, ()>), ServeError> {
     let local = local_addr(&listener)?;
-    let tls = tls::http_acceptor(args)?;
+    let tls = tls::http_acceptor(args.tls_files().as_ref()).map_err(ServeError::Config)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     let issuer_is_url = args.issuer.starts_with("https://") || args.issuer.starts_with("http://");
     let public_url = match &args.public_url {
@@ -71,7 +71,7 @@ pub(super) fn oauth<S: Store>(
         token_rate: args.http_token_rate.limit(),
     };
     let app = oauth::router(authority.clone(), callers.clone(), settings);
-    let limits = web::HttpLimits::new(args.max_connections, args);
+    let limits = args.http_limits(args.max_connections);
     let stop = drained(drain.clone());
     Ok((
         local,

@@ -244,16 +244,17 @@ impl Loaded {
             (None, Some(addr)) => Some(bind(addr, "--http-listen").await?),
             (None, None) => None,
         };
-        let callers = Callers::for_listener(&args, local_addr(&listeners.grpc)?)
+        let callers_config = args.callers_config();
+        let callers = Callers::for_listener(&callers_config, local_addr(&listeners.grpc)?)
             .map_err(ServeError::Config)?;
         if let Some(http) = &http {
             // The OAuth port answers the same callers: anonymous only where
             // the gRPC port would allow it (a loopback address, or
             // --allow-anonymous), judged by its own address.
-            Callers::for_listener(&args, local_addr(http)?)
+            Callers::for_listener(&callers_config, local_addr(http)?)
                 .map_err(|e| ServeError::Config(format!("--http-listen: {e}")))?;
         }
-        let (keys, tenants) = tenants::load(&args).map_err(ServeError::Config)?;
+        let (keys, tenants) = keyload::load_tenants(&args).map_err(ServeError::Config)?;
         let keys = Arc::new(KeyRing::new(keys));
         let default = keys.current().default_keys_arc();
         if default.ephemeral {

@@ -90,6 +90,7 @@ pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 /// unless it is set ("MadeYouReset", CVE-2025-8671).
 pub const DEFAULT_HTTP2_MAX_RESETS: usize = 1024;
 
+mod parts;
 mod policy;
 mod values;
 

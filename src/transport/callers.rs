@@ -353,15 +353,25 @@ impl Callers {
     }
 }
 
+/// Where the callers come from (`--callers`, `--allow-anonymous`).
+#[derive(Debug, Clone, Default)]
+pub struct CallersConfig {
+    /// The callers file, if any.
+    pub file: Option<std::path::PathBuf>,
+    /// Anonymous calls on a non-loopback address too (a proxy in front
+    /// authenticates callers).
+    pub allow_anonymous: bool,
+}
+
 impl Callers {
-    /// Who may call on `local`, as `args` configure it (docs/design.md §8):
+    /// Who may call on `local`, as `config` says (docs/design.md §8):
     /// with no callers configured, anonymous calls only on a loopback address
     /// or with `--allow-anonymous`; otherwise the server refuses to start.
     pub fn for_listener(
-        args: &crate::config::ServeArgs,
+        config: &CallersConfig,
         local: std::net::SocketAddr,
     ) -> Result<Callers, String> {
-        match &args.callers {
+        match &config.file {
             Some(path) => {
                 let list = Callers::load(path)?;
                 if list.is_empty() {
@@ -369,7 +379,7 @@ impl Callers {
                 }
                 Ok(Callers::Listed(Arc::new(list)))
             }
-            None if local.ip().is_loopback() || args.allow_anonymous => Ok(Callers::Anonymous),
+            None if local.ip().is_loopback() || config.allow_anonymous => Ok(Callers::Anonymous),
             None => Err(format!(
                 "refusing to serve anonymous callers on non-loopback address {local}: give --callers FILE, or --allow-anonymous if a proxy in front authenticates callers"
             )),

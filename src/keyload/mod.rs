@@ -1,4 +1,7 @@
-//! The keys the configuration names: loaded at start, re-read on SIGHUP.
+//! The keys the configuration names, and the tenants file with its keys:
+//! loaded at start, re-read on SIGHUP.
+
+mod tenants;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,6 +11,8 @@ use tokio::sync::watch;
 
 use crate::config::{self, ServeArgs};
 use crate::keys::{self, KeyRing, KeySet};
+
+pub use tenants::load_tenants;
 
 /// Load the signing keys the configuration names, or make an ephemeral one.
 pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
@@ -60,7 +65,7 @@ pub(crate) fn reload_on_sighup(
                         _ = hup.recv() => {}
                         _ = drain.changed() => return,
                     }
-                    match crate::authority::tenants::load(&args) {
+                    match load_tenants(&args) {
                         Ok((set, _)) if set.default_keys().ephemeral && args.tenants.is_none() => {
                             tracing::warn!(
                                 "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
