@@ -9,7 +9,7 @@ use crate::transport::web::HttpLimits;
 
 impl ServeArgs {
     /// Where the callers come from (`--callers`, `--allow-anonymous`).
-    pub fn callers_config(&self) -> CallersConfig {
+    pub(crate) fn callers_config(&self) -> CallersConfig {
         CallersConfig {
             file: self.callers.clone(),
             allow_anonymous: self.allow_anonymous,
@@ -18,7 +18,7 @@ impl ServeArgs {
 
     /// The limits of an HTTP port that takes `max_connections`, with the
     /// idle, header-read and request timeouts of the flags.
-    pub fn http_limits(&self, max_connections: usize) -> HttpLimits {
+    pub(crate) fn http_limits(&self, max_connections: usize) -> HttpLimits {
         HttpLimits {
             max_connections,
             idle_timeout: self.idle_timeout.0,

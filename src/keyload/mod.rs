@@ -15,7 +15,7 @@ use crate::keys::{self, KeyRing, KeySet};
 pub use tenants::load_tenants;
 
 /// Load the signing keys the configuration names, or make an ephemeral one.
-pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
+pub(crate) fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {
         Some(path) => load_set(path, args.signing_alg, &args.verify_key),
         None => {
@@ -30,7 +30,7 @@ pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
 /// A signing key and the keys that verify beside it (the previous one
 /// after a rotation, the next one before it signs): the default keys, or
 /// a tenant's (`--tenants`).
-pub fn load_set(
+pub(crate) fn load_set(
     signing: &Path,
     alg: Option<config::KeyAlg>,
     verify: &[PathBuf],

@@ -35,7 +35,7 @@ pub const OPEN_CONNECTIONS: &str = "tessera_open_connections";
 /// closed after `idle` without a byte from the peer. Accept errors (out of
 /// file descriptors, a peer that reset before accept) are logged and
 /// retried after a short pause; they never end the stream.
-pub fn incoming(
+pub(crate) fn incoming(
     listener: TcpListener,
     max: usize,
     idle: Duration,
@@ -64,7 +64,7 @@ pub fn incoming(
 }
 
 /// A connection with an idle timeout that holds one slot of its port.
-pub struct GuardedIo<T> {
+pub(crate) struct GuardedIo<T> {
     inner: T,
     idle: Duration,
     last_read: Instant,
@@ -181,7 +181,7 @@ impl tonic::transport::server::Connected for GuardedIo<TcpStream> {
 /// it runs. The slot is held by the response body, so a stream holds it
 /// until it ends, however it ends.
 #[derive(Clone, Default)]
-pub struct StreamCapLayer {
+pub(crate) struct StreamCapLayer {
     caps: Arc<Vec<(&'static str, Arc<Semaphore>)>>,
 }
 
@@ -204,7 +204,7 @@ impl<S> tower::Layer<S> for StreamCapLayer {
 }
 
 #[derive(Clone)]
-pub struct StreamCaps<S> {
+pub(crate) struct StreamCaps<S> {
     inner: S,
     caps: Arc<Vec<(&'static str, Arc<Semaphore>)>>,
 }

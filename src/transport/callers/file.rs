@@ -71,13 +71,13 @@ impl CallerEntry {
 
 impl Callers {
     /// Load `--callers`.
-    pub fn load(path: &Path) -> Result<Vec<Caller>, String> {
+    pub(crate) fn load(path: &Path) -> Result<Vec<Caller>, String> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read callers file {}: {e}", path.display()))?;
         Self::parse(&text).map_err(|e| format!("callers file {}: {e}", path.display()))
     }
 
-    pub fn parse(text: &str) -> Result<Vec<Caller>, String> {
+    pub(crate) fn parse(text: &str) -> Result<Vec<Caller>, String> {
         let file: CallerFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut names = HashSet::new();
         file.caller
@@ -144,7 +144,7 @@ impl Callers {
 
 /// Where the callers come from (`--callers`, `--allow-anonymous`).
 #[derive(Debug, Clone, Default)]
-pub struct CallersConfig {
+pub(crate) struct CallersConfig {
     /// The callers file, if any.
     pub file: Option<std::path::PathBuf>,
     /// Anonymous calls on a non-loopback address too (a proxy in front
@@ -156,7 +156,7 @@ impl Callers {
     /// Who may call on `local`, as `config` says (docs/design.md §8):
     /// with no callers configured, anonymous calls only on a loopback address
     /// or with `--allow-anonymous`; otherwise the server refuses to start.
-    pub fn for_listener(
+    pub(crate) fn for_listener(
         config: &CallersConfig,
         local: std::net::SocketAddr,
     ) -> Result<Callers, String> {

@@ -38,12 +38,12 @@ fn peer_identities<B>(req: &http::Request<B>) -> PeerIdentities {
 
 /// Tower layer that authorizes every `TokenAuthority` call.
 #[derive(Clone)]
-pub struct AuthLayer {
+pub(crate) struct AuthLayer {
     callers: Callers,
 }
 
 impl AuthLayer {
-    pub fn new(callers: Callers) -> Self {
+    pub(crate) fn new(callers: Callers) -> Self {
         AuthLayer { callers }
     }
 }
@@ -59,7 +59,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 }
 
 #[derive(Clone)]
-pub struct Auth<S> {
+pub(crate) struct Auth<S> {
     inner: S,
     callers: Callers,
 }
@@ -101,7 +101,7 @@ where
                 futures::future::Either::Left(self.inner.call(req))
             }
             Err(e) => {
-                // Logged (rate-limited) and counted by `authorize_at`.
+                // Logged (rate-limited) and counted by `authorize_scoped`.
                 futures::future::Either::Right(futures::future::ready(
                     Ok(to_status(&e).into_http()),
                 ))

@@ -54,12 +54,12 @@ pub use tessera_core::wire::{API_KEY_HEADER, RPC_NAMES};
 mod file;
 mod layer;
 
-pub use file::CallersConfig;
-pub use layer::{Auth, AuthLayer};
+pub(crate) use file::CallersConfig;
+pub(crate) use layer::AuthLayer;
 
 /// Which part of a client certificate a caller is known by.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TlsIdentity {
+pub(crate) enum TlsIdentity {
     /// A URI SAN (SPIFFE ids).
     Uri(String),
     /// A DNS SAN.
@@ -70,7 +70,7 @@ pub enum TlsIdentity {
 
 /// The identities a verified client certificate proves, by type.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PeerIdentities {
+pub(crate) struct PeerIdentities {
     pub uris: Vec<String>,
     pub dns: Vec<String>,
     pub cns: Vec<String>,
@@ -90,7 +90,7 @@ impl PeerIdentities {
 
 /// One allowed caller.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub name: String,
     api_key_sha256: Option<[u8; 32]>,
     pub tls: Option<TlsIdentity>,
@@ -111,40 +111,17 @@ impl Caller {
 /// Who may call: either anyone (no callers configured, allowed by the
 /// start-up rule) or the listed callers.
 #[derive(Debug, Clone)]
-pub enum Callers {
+pub(crate) enum Callers {
     Anonymous,
     Listed(Arc<Vec<Caller>>),
 }
 
 impl Callers {
-    /// Decide for one call: `Ok(Some(name))` for a known caller allowed to
-    /// call `rpc`, `Ok(None)` in anonymous mode.
-    pub fn authorize(
-        &self,
-        rpc: &str,
-        api_key: Option<&[u8]>,
-        peer: &PeerIdentities,
-    ) -> Result<Option<String>, Error> {
-        self.authorize_at(rpc, api_key, peer, "")
-    }
-
-    /// [`Callers::authorize`] for a call from `client_ip` (the peer's
-    /// address, for the `caller_denied` audit event; "" = unknown). A
-    /// refusal is counted and logged through [`crate::refusals`].
-    pub fn authorize_at(
-        &self,
-        rpc: &str,
-        api_key: Option<&[u8]>,
-        peer: &PeerIdentities,
-        client_ip: &str,
-    ) -> Result<Option<String>, Error> {
-        self.authorize_scoped(rpc, api_key, peer, client_ip)
-            .map(|found| found.map(|(name, _)| name))
-    }
-
-    /// [`Callers::authorize_at`] with the caller's tenant scope:
-    /// `Ok(Some((name, scope)))` for a known caller, `Ok(None)` in
-    /// anonymous mode (platform-wide).
+    /// Decide for one call from `client_ip` (the peer's address, for the
+    /// `caller_denied` audit event; "" = unknown): `Ok(Some((name,
+    /// scope)))` for a known caller allowed to call `rpc`, with its tenant
+    /// scope, `Ok(None)` in anonymous mode (platform-wide). A refusal is
+    /// counted and logged through [`crate::refusals`].
     pub fn authorize_scoped(
         &self,
         rpc: &str,
@@ -229,7 +206,7 @@ impl Callers {
 /// URI SANs (SPIFFE ids), DNS SANs and subject common names. The
 /// certificate chain was already verified against `--tls-client-ca` by the
 /// TLS handshake.
-pub fn certificate_identities(der: &[u8]) -> PeerIdentities {
+pub(crate) fn certificate_identities(der: &[u8]) -> PeerIdentities {
     use x509_parser::extensions::GeneralName;
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
         return PeerIdentities::default();

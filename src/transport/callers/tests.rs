@@ -2,6 +2,32 @@
 
 use super::*;
 
+/// The answers without the scope, as most tests want them.
+impl Callers {
+    /// Decide for one call: `Ok(Some(name))` for a known caller allowed to
+    /// call `rpc`, `Ok(None)` in anonymous mode.
+    fn authorize(
+        &self,
+        rpc: &str,
+        api_key: Option<&[u8]>,
+        peer: &PeerIdentities,
+    ) -> Result<Option<String>, Error> {
+        self.authorize_at(rpc, api_key, peer, "")
+    }
+
+    /// [`Callers::authorize`] for a call from `client_ip`.
+    fn authorize_at(
+        &self,
+        rpc: &str,
+        api_key: Option<&[u8]>,
+        peer: &PeerIdentities,
+        client_ip: &str,
+    ) -> Result<Option<String>, Error> {
+        self.authorize_scoped(rpc, api_key, peer, client_ip)
+            .map(|found| found.map(|(name, _)| name))
+    }
+}
+
 fn callers() -> Callers {
     let text = format!(
         "[[caller]]\nname = \"login\"\napi_key_sha256 = \"{}\"\nallow = [\"Issue\", \"Refresh\"]\n\n[[caller]]\nname = \"ops\"\napi_key_sha256 = \"{}\"\nallow = [\"*\"]\n",
