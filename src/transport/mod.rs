@@ -8,6 +8,7 @@ pub(crate) mod admin;
 pub(crate) mod caller_limits;
 pub mod callers;
 pub(crate) mod health;
+pub(crate) mod layer;
 pub mod limits;
 pub(crate) mod oauth;
 pub(crate) mod tls;

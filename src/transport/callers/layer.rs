@@ -8,6 +8,7 @@ use tessera_core::wire::{Rpc, API_KEY_HEADER};
 use super::{certificate_identities, Callers, PeerIdentities, TenantScope};
 use crate::authority::caller::CallerName;
 use crate::error::to_status;
+use crate::transport::layer::{Wrap, Wrapped};
 
 /// The IP address of the peer of a gRPC call ("" when unknown).
 fn peer_ip<B>(req: &http::Request<B>) -> String {
@@ -37,31 +38,15 @@ fn peer_identities<B>(req: &http::Request<B>) -> PeerIdentities {
 }
 
 /// Tower layer that authorizes every `TokenAuthority` call.
-#[derive(Clone)]
-pub(crate) struct AuthLayer {
-    callers: Callers,
-}
+pub(crate) type AuthLayer = Wrap<Callers>;
+
+/// The service [`AuthLayer`] makes.
+pub(crate) type Auth<S> = Wrapped<Callers, S>;
 
 impl AuthLayer {
     pub(crate) fn new(callers: Callers) -> Self {
-        AuthLayer { callers }
+        Wrap(callers)
     }
-}
-
-impl<S> tower::Layer<S> for AuthLayer {
-    type Service = Auth<S>;
-    fn layer(&self, inner: S) -> Auth<S> {
-        Auth {
-            inner,
-            callers: self.callers.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct Auth<S> {
-    inner: S,
-    callers: Callers,
 }
 
 impl<S, B> tower::Service<http::Request<B>> for Auth<S>
@@ -87,13 +72,13 @@ where
         let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
         let ids = peer_identities(&req);
         let ip = peer_ip(&req);
-        match self.callers.authorize_scoped(rpc, key, &ids, &ip) {
+        match self.state.authorize_scoped(rpc, key, &ids, &ip) {
             Ok(caller) => {
                 let (name, scope) =
                     caller.unwrap_or_else(|| ("anonymous".to_owned(), TenantScope::All));
                 tracing::trace!(caller = %name, rpc, "authorized");
                 if rpc == Rpc::Exchange.as_str() {
-                    let audiences = self.callers.exchange_audiences(&name);
+                    let audiences = self.state.exchange_audiences(&name);
                     req.extensions_mut().insert(audiences);
                 }
                 req.extensions_mut().insert(CallerName(name));
