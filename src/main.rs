@@ -1,4 +1,5 @@
-//! `tessera`: parse config, init tracing, run. Exit 64 (EX_USAGE) on bad
+//! `tessera`: parse config, init tracing, build the [`tessera::App`] and
+//! run it. Exit 64 (EX_USAGE) on bad
 //! configuration, 1 on a failed client call or a server error.
 #![forbid(unsafe_code)]
 
@@ -131,7 +132,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    match tessera::serve(args, listener, tessera::signals::shutdown()).await {
+    let served = match tessera::App::build(args, tessera::Listeners::grpc(listener)).await {
+        Ok(app) => app.run(tessera::signals::shutdown()).await,
+        Err(e) => Err(e),
+    };
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(
             e @ (tessera::ServeError::Config(_)

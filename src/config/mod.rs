@@ -7,89 +7,90 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use clap::{Args, Parser, ValueEnum};
+use clap::{Args, ValueEnum};
 
 /// Default gRPC listen address: loopback, so a fresh `tessera serve` is never
 /// reachable from the network by accident.
-pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+pub(crate) const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// Default admin HTTP address (metrics, health, JWKS), loopback for the same reason.
-pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
+pub(crate) const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9090";
 /// Access tokens are short-lived: revocation is fast, but a stolen token dies soon anyway.
-pub const DEFAULT_ACCESS_TTL: &str = "15m";
+pub(crate) const DEFAULT_ACCESS_TTL: &str = "15m";
 /// Refresh tokens live a week: a user who comes back within a week stays signed in.
-pub const DEFAULT_REFRESH_TTL: &str = "7d";
+pub(crate) const DEFAULT_REFRESH_TTL: &str = "7d";
 /// Clock-skew tolerance for `exp`, `nbf` and `iat`; 30 s covers NTP-disciplined hosts.
-pub const DEFAULT_LEEWAY: &str = "30s";
+pub(crate) const DEFAULT_LEEWAY: &str = "30s";
 /// How long a just-rotated refresh token may be retried and receive the same
 /// successor (two tabs, a lost response): long enough for a retry, too short for theft.
-pub const DEFAULT_REFRESH_GRACE: &str = "5s";
+pub(crate) const DEFAULT_REFRESH_GRACE: &str = "5s";
 /// Sliding renewal: above this remaining lifetime `Verify(renew)` does nothing.
-pub const DEFAULT_RENEWAL_WARNING: &str = "15m";
+pub(crate) const DEFAULT_RENEWAL_WARNING: &str = "15m";
 /// Sliding renewal: below this remaining lifetime `Verify(renew)` mints a new token.
-pub const DEFAULT_RENEWAL_CRITICAL: &str = "5m";
+pub(crate) const DEFAULT_RENEWAL_CRITICAL: &str = "5m";
 /// Absolute session lifetime that neither rotation nor renewal extends.
-pub const DEFAULT_SESSION_LIFETIME: &str = "30d";
+pub(crate) const DEFAULT_SESSION_LIFETIME: &str = "30d";
 /// Upper bound for a requested `access_ttl`.
-pub const DEFAULT_MAX_ACCESS_TTL: &str = "1h";
+pub(crate) const DEFAULT_MAX_ACCESS_TTL: &str = "1h";
 /// Upper bound for a requested `refresh_ttl`.
-pub const DEFAULT_MAX_REFRESH_TTL: &str = "30d";
+pub(crate) const DEFAULT_MAX_REFRESH_TTL: &str = "30d";
 /// How long a watcher may leave its stream unread before it is cut off.
-pub const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_WATCH_SEND_TIMEOUT: &str = "10s";
 /// Per-subject Issue and Refresh budget: 10 per second, bursts of 20 (the
 /// seeds' defaults) — generous for people, tight for credential stuffing.
-pub const DEFAULT_SUBJECT_RATE: &str = "10:20";
+pub(crate) const DEFAULT_SUBJECT_RATE: &str = "10:20";
 /// Per-caller Issue budget when `--caller-rate` names none for Issue (nor
 /// `*`): every session is held for up to its refresh TTL, so a caller's
 /// budget bounds the state it can make Tessera hold (rate × TTL). Far above
 /// a login service's peak; `--caller-rate Issue=off` lifts it.
-pub const DEFAULT_CALLER_ISSUE_RATE: &str = "1000:2000";
+pub(crate) const DEFAULT_CALLER_ISSUE_RATE: &str = "1000:2000";
 /// The most actors an exchanged token's `act` chain may hold (RFC 8693
 /// §4.1 nests one per exchange): a user's token passed through three
 /// services is as deep as real call graphs go; deeper chains are more
 /// likely a loop than a need.
-pub const DEFAULT_MAX_EXCHANGE_DEPTH: u32 = 3;
+pub(crate) const DEFAULT_MAX_EXCHANGE_DEPTH: u32 = 3;
 /// How long a shutdown waits for in-flight calls before exiting anyway;
 /// below Kubernetes' default 30 s grace period so the exit is ours.
-pub const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
+pub(crate) const DEFAULT_DRAIN_TIMEOUT: &str = "25s";
 /// Deadline for every store command: fail fast instead of hanging RPCs.
-pub const DEFAULT_STORE_TIMEOUT: &str = "1s";
+pub(crate) const DEFAULT_STORE_TIMEOUT: &str = "1s";
 /// `Cache-Control: max-age` of `/.well-known/jwks.json`: how long offline
 /// verifiers may keep a copy, and so how long a key must be published
 /// before it signs (README, key rotation).
-pub const DEFAULT_JWKS_MAX_AGE: &str = "5m";
+pub(crate) const DEFAULT_JWKS_MAX_AGE: &str = "5m";
 /// Open connections on the gRPC port: far above what a fleet of services
 /// with pooled channels opens, well below common descriptor limits.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+pub(crate) const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Open connections on the admin port: probes and a Prometheus scraper.
-pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
+pub(crate) const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 64;
 /// A connection that sends nothing for this long is closed, handshake or
 /// not (slowloris). Above the keep-alive interval plus its timeout, so a
 /// quiet but live HTTP/2 peer, which answers the pings, is never cut.
-pub const DEFAULT_IDLE_TIMEOUT: &str = "30s";
+pub(crate) const DEFAULT_IDLE_TIMEOUT: &str = "30s";
 /// HTTP/2 keep-alive: ping a connection quiet for this long ...
-pub const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: &str = "10s";
+pub(crate) const DEFAULT_HTTP2_KEEPALIVE_INTERVAL: &str = "10s";
 /// ... and close it when the ping is not answered within this.
-pub const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_HTTP2_KEEPALIVE_TIMEOUT: &str = "10s";
 /// Admin HTTP/1: the request head must arrive within this.
-pub const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
-pub const DEFAULT_HTTP_REQUEST_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: &str = "10s";
+pub(crate) const DEFAULT_HTTP_REQUEST_TIMEOUT: &str = "10s";
 /// Concurrent streams per HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS):
 /// a client pool needs more connections past this, not more memory per one.
-pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
+pub(crate) const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 128;
 /// Open `WatchRevocations` streams on a replica, all callers together
 /// (each holds a buffer of up to 256 events).
-pub const DEFAULT_MAX_WATCHERS: usize = 4096;
+pub(crate) const DEFAULT_MAX_WATCHERS: usize = 4096;
 /// Open `grpc.health.v1.Health/Watch` streams (health needs no credentials).
-pub const DEFAULT_MAX_HEALTH_WATCHES: usize = 256;
+pub(crate) const DEFAULT_MAX_HEALTH_WATCHES: usize = 256;
 /// A unary call, request body included, must finish within this.
-pub const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 /// Streams an HTTP/2 peer may make the server reset (protocol errors)
 /// before it is sent GOAWAY: hyper's own default, which tonic turns off
 /// unless it is set ("MadeYouReset", CVE-2025-8671).
-pub const DEFAULT_HTTP2_MAX_RESETS: usize = 1024;
+pub(crate) const DEFAULT_HTTP2_MAX_RESETS: usize = 1024;
 
+mod parse;
+mod parts;
 mod policy;
 mod values;
 
@@ -141,7 +142,7 @@ fn cors_origin(s: &str) -> Result<String, String> {
 /// devices, low enough that one subject cannot grow the store without bound
 /// (every store call on a subject costs the same whatever it holds, but its
 /// memory does not).
-pub const DEFAULT_MAX_SESSIONS_PER_SUBJECT: u32 = 1_000;
+pub(crate) const DEFAULT_MAX_SESSIONS_PER_SUBJECT: u32 = 1_000;
 
 /// What Issue does when a subject is at `--max-sessions-per-subject`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -452,117 +453,6 @@ pub struct ServeArgs {
     /// caller started (its `traceparent`) keeps the caller's decision.
     #[arg(long, env = "TESSERA_TRACE_SAMPLE_RATIO", default_value = crate::trace::DEFAULT_SAMPLE_RATIO)]
     pub trace_sample_ratio: f64,
-}
-
-impl ServeArgs {
-    /// Parse `tessera serve` arguments, merging the `--config` TOML file in
-    /// below flags and environment variables.
-    pub fn parse_with_file(args: Vec<String>) -> Result<ServeArgs, String> {
-        #[derive(Parser)]
-        #[command(name = "tessera-serve", no_binary_name = true)]
-        struct Wrapper {
-            #[command(flatten)]
-            serve: ServeArgs,
-        }
-        let first = Wrapper::try_parse_from(&args).map_err(|e| e.to_string())?;
-        let Some(path) = first.serve.config.clone() else {
-            return Ok(first.serve.with_deprecated_env());
-        };
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e| format!("config file {} is not valid TOML: {e}", path.display()))?;
-        let mut merged = Vec::new();
-        for (key, value) in table {
-            let flag = key.replace('_', "-");
-            if flag == "config" {
-                continue;
-            }
-            let env = format!("TESSERA_{}", flag.replace('-', "_").to_uppercase());
-            if std::env::var_os(&env).is_some() {
-                continue; // the environment wins over the file
-            }
-            let value = match value {
-                toml::Value::String(s) => s,
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::Boolean(b) => b.to_string(),
-                toml::Value::Float(f) => f.to_string(),
-                other => {
-                    return Err(format!("config key {key:?}: unsupported value {other}"));
-                }
-            };
-            merged.push(format!("--{flag}={value}"));
-        }
-        // Later occurrences win (`args_override_self`), so flags follow the file.
-        merged.extend(args);
-        Wrapper::try_parse_from(&merged)
-            .map(|w| w.serve.with_deprecated_env())
-            .map_err(|e| format!("in {}: {e}", path.display()))
-    }
-
-    /// Checks that do not fit clap: relations between settings.
-    /// `TESSERA_VERIFY_KEYS`, the old env name of `--verify-key`, when no
-    /// flag, `TESSERA_VERIFY_KEY` or config file gave one; the standard
-    /// `OTEL_EXPORTER_OTLP_ENDPOINT` likewise for `--otlp-endpoint`.
-    pub fn with_deprecated_env(mut self) -> Self {
-        if self.verify_key.is_empty() && std::env::var_os("TESSERA_VERIFY_KEY").is_none() {
-            if let Some(old) = std::env::var_os("TESSERA_VERIFY_KEYS") {
-                let old = old.to_string_lossy().into_owned();
-                self.verify_key = old
-                    .split(',')
-                    .filter(|p| !p.is_empty())
-                    .map(PathBuf::from)
-                    .collect();
-                eprintln!("warning: TESSERA_VERIFY_KEYS is deprecated; use TESSERA_VERIFY_KEY");
-            }
-        }
-        if self.otlp_endpoint.is_none() {
-            self.otlp_endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT")
-                .ok()
-                .filter(|e| !e.is_empty());
-        }
-        self
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        if !(0.0..=1.0).contains(&self.trace_sample_ratio) {
-            return Err("--trace-sample-ratio must be between 0 and 1".into());
-        }
-        if self.renewal_critical.0 > self.renewal_warning.0 {
-            return Err("--renewal-critical must not exceed --renewal-warning".into());
-        }
-        if self.access_ttl.0 < Duration::from_secs(1) {
-            return Err("--access-ttl must be at least 1s".into());
-        }
-        if self.refresh_ttl.0 < Duration::from_secs(1) {
-            return Err("--refresh-ttl must be at least 1s".into());
-        }
-        if self.issuer.is_empty() {
-            return Err("--issuer must not be empty".into());
-        }
-        if self.idle_timeout.0 <= self.http2_keepalive_interval.0 + self.http2_keepalive_timeout.0 {
-            return Err("--idle-timeout must exceed --http2-keepalive-interval plus --http2-keepalive-timeout, or quiet but live connections are cut".into());
-        }
-        if self.max_connections == 0
-            || self.admin_max_connections == 0
-            || self.max_concurrent_streams == 0
-        {
-            return Err("--max-connections, --admin-max-connections and --max-concurrent-streams must be at least 1".into());
-        }
-        if self.http_request_timeout.0 < Duration::from_millis(100) {
-            return Err("--http-request-timeout must be at least 100ms".into());
-        }
-        let redis_tls = self.redis_tls_ca.is_some() || self.redis_tls_cert.is_some();
-        let rediss = self
-            .redis_url
-            .as_deref()
-            .is_some_and(crate::store::redis::url_uses_tls);
-        if redis_tls && !rediss {
-            return Err("--redis-tls-ca, --redis-tls-cert and --redis-tls-key need a TLS Redis URL (rediss://, rediss-sentinel://, rediss-cluster://)".into());
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]

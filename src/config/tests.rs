@@ -1,4 +1,8 @@
 //! Unit tests of the `serve` flags.
+use std::time::Duration;
+
+use clap::Parser;
+
 use super::*;
 
 /// Every flag's environment variable is `TESSERA_<FLAG>` (the config

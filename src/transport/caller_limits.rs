@@ -6,6 +6,7 @@ use std::task::{Context, Poll};
 use tessera_core::wire::Rpc;
 
 use crate::authority::caller::{caller_name, charge};
+use crate::transport::layer::{Wrap, Wrapped};
 
 // === impl CallerLimitLayer ===
 
@@ -15,14 +16,20 @@ use crate::authority::caller::{caller_name, charge};
 /// the store, so a budget holds across replicas (one round trip per limited
 /// call). Issue's budget is counted by the store in the same step as the
 /// session it writes, so it is not counted here.
-pub struct CallerLimitLayer<S> {
+pub(crate) type CallerLimitLayer<S> = Wrap<Budgets<S>>;
+
+/// The service [`CallerLimitLayer`] makes.
+pub(crate) type CallerLimits<S, Svc> = Wrapped<Budgets<S>, Svc>;
+
+/// The store that counts the budgets, and the budgets by RPC name.
+pub(crate) struct Budgets<S> {
     store: Arc<S>,
     rates: Arc<Vec<(String, crate::store::RateLimit)>>,
 }
 
-impl<S> Clone for CallerLimitLayer<S> {
+impl<S> Clone for Budgets<S> {
     fn clone(&self) -> Self {
-        CallerLimitLayer {
+        Budgets {
             store: self.store.clone(),
             rates: self.rates.clone(),
         }
@@ -32,34 +39,10 @@ impl<S> Clone for CallerLimitLayer<S> {
 impl<S> CallerLimitLayer<S> {
     /// Budgets by RPC name (`*` = any).
     pub fn new(store: Arc<S>, rates: Vec<(String, crate::store::RateLimit)>) -> Self {
-        CallerLimitLayer {
+        Wrap(Budgets {
             store,
             rates: Arc::new(rates),
-        }
-    }
-}
-
-impl<S, Svc> tower::Layer<Svc> for CallerLimitLayer<S> {
-    type Service = CallerLimits<S, Svc>;
-    fn layer(&self, inner: Svc) -> Self::Service {
-        CallerLimits {
-            inner,
-            limits: self.clone(),
-        }
-    }
-}
-
-pub struct CallerLimits<S, Svc> {
-    inner: Svc,
-    limits: CallerLimitLayer<S>,
-}
-
-impl<S, Svc: Clone> Clone for CallerLimits<S, Svc> {
-    fn clone(&self) -> Self {
-        CallerLimits {
-            inner: self.inner.clone(),
-            limits: self.limits.clone(),
-        }
+        })
     }
 }
 
@@ -87,7 +70,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let rates = &self.limits.rates;
+        let rates = &self.state.rates;
         let limit = tessera_core::wire::rpc_of_path(req.uri().path())
             .and_then(|rpc| rpc.parse::<Rpc>().ok())
             .and_then(|rpc| budget_for(rates, rpc).map(|limit| (rpc, limit)));
@@ -97,7 +80,7 @@ where
         // The service that was polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let store = self.limits.store.clone();
+        let store = self.state.store.clone();
         let caller = caller_name(req.extensions()).to_owned();
         let scope = crate::authority::scope::of(req.extensions()).label();
         futures::future::Either::Right(Box::pin(async move {

@@ -36,7 +36,7 @@ pub(crate) async fn ping_and_sync_clock<S: Store>(store: &S, timeout: Duration) 
 
 /// Follow the store's health until `drain` fires: publish it on `store_ok`
 /// (for `/readyz`) and as the gRPC health of `""` and the service.
-pub(crate) fn spawn<S: Store>(
+pub(crate) async fn follow<S: Store>(
     store: Arc<S>,
     feed: Arc<Feed>,
     reporter: HealthReporter,
@@ -44,35 +44,33 @@ pub(crate) fn spawn<S: Store>(
     mut drain: watch::Receiver<bool>,
     timeout: Duration,
 ) {
-    tokio::spawn(async move {
-        let mut last = None;
-        let mut tick = tokio::time::interval(HEALTH_INTERVAL);
-        loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = drain.changed() => return,
-            }
-            let store_ok = ping_and_sync_clock(store.as_ref(), timeout).await;
-            store_ok_tx.send_replace(store_ok);
-            // SERVING needs the store and a revocation cache in sync with
-            // the feed (an out-of-sync replica would put every Verify on
-            // the store, so it takes itself out of rotation until resynced).
-            let ok = store_ok && feed.in_sync();
-            if last != Some(ok) {
-                let status = if ok {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                };
-                if ok {
-                    tracing::info!("store answers: SERVING");
-                } else {
-                    tracing::warn!("store does not answer: NOT_SERVING");
-                }
-                reporter.set_service_status("", status).await;
-                reporter.set_service_status(SERVICE_NAME, status).await;
-                last = Some(ok);
-            }
+    let mut last = None;
+    let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = drain.changed() => return,
         }
-    });
+        let store_ok = ping_and_sync_clock(store.as_ref(), timeout).await;
+        store_ok_tx.send_replace(store_ok);
+        // SERVING needs the store and a revocation cache in sync with
+        // the feed (an out-of-sync replica would put every Verify on
+        // the store, so it takes itself out of rotation until resynced).
+        let ok = store_ok && feed.in_sync();
+        if last != Some(ok) {
+            let status = if ok {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            if ok {
+                tracing::info!("store answers: SERVING");
+            } else {
+                tracing::warn!("store does not answer: NOT_SERVING");
+            }
+            reporter.set_service_status("", status).await;
+            reporter.set_service_status(SERVICE_NAME, status).await;
+            last = Some(ok);
+        }
+    }
 }

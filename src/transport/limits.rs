@@ -24,6 +24,8 @@ use futures::Stream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::transport::layer::{Wrap, Wrapped};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{to_status, Error};
@@ -35,7 +37,7 @@ pub const OPEN_CONNECTIONS: &str = "tessera_open_connections";
 /// closed after `idle` without a byte from the peer. Accept errors (out of
 /// file descriptors, a peer that reset before accept) are logged and
 /// retried after a short pause; they never end the stream.
-pub fn incoming(
+pub(crate) fn incoming(
     listener: TcpListener,
     max: usize,
     idle: Duration,
@@ -64,7 +66,7 @@ pub fn incoming(
 }
 
 /// A connection with an idle timeout that holds one slot of its port.
-pub struct GuardedIo<T> {
+pub(crate) struct GuardedIo<T> {
     inner: T,
     idle: Duration,
     last_read: Instant,
@@ -180,33 +182,21 @@ impl tonic::transport::server::Connected for GuardedIo<TcpStream> {
 /// over its cap is refused with `RESOURCE_EXHAUSTED`/`RATE_LIMITED` before
 /// it runs. The slot is held by the response body, so a stream holds it
 /// until it ends, however it ends.
+pub(crate) type StreamCapLayer = Wrap<StreamCapList>;
+
+/// The service [`StreamCapLayer`] makes.
+pub(crate) type StreamCaps<S> = Wrapped<StreamCapList, S>;
+
+/// The capped methods (by gRPC path) and their free slots.
 #[derive(Clone, Default)]
-pub struct StreamCapLayer {
-    caps: Arc<Vec<(&'static str, Arc<Semaphore>)>>,
-}
+pub(crate) struct StreamCapList(Arc<Vec<(&'static str, Arc<Semaphore>)>>);
 
 impl StreamCapLayer {
     /// Cap the calls of `path` (e.g. `/grpc.health.v1.Health/Watch`) at `max`.
     pub fn cap(mut self, path: &'static str, max: usize) -> Self {
-        Arc::make_mut(&mut self.caps).push((path, Arc::new(Semaphore::new(max))));
+        Arc::make_mut(&mut (self.0).0).push((path, Arc::new(Semaphore::new(max))));
         self
     }
-}
-
-impl<S> tower::Layer<S> for StreamCapLayer {
-    type Service = StreamCaps<S>;
-    fn layer(&self, inner: S) -> StreamCaps<S> {
-        StreamCaps {
-            inner,
-            caps: self.caps.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct StreamCaps<S> {
-    inner: S,
-    caps: Arc<Vec<(&'static str, Arc<Semaphore>)>>,
 }
 
 /// How long a refused stream is told to wait before trying again.
@@ -232,7 +222,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let path = req.uri().path();
-        let Some((name, slots)) = self.caps.iter().find(|(p, _)| *p == path) else {
+        let Some((name, slots)) = self.state.0.iter().find(|(p, _)| *p == path) else {
             return futures::future::Either::Left(self.inner.call(req));
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {

@@ -4,12 +4,13 @@
 //! requests into calls of the authority (`crate::authority`) and never
 //! the other way round.
 
-pub mod admin;
-pub mod caller_limits;
+pub(crate) mod admin;
+pub(crate) mod caller_limits;
 pub mod callers;
 pub(crate) mod grpc;
 pub(crate) mod health;
+pub(crate) mod layer;
 pub mod limits;
-pub mod oauth;
+pub(crate) mod oauth;
 pub(crate) mod tls;
-pub mod web;
+pub(crate) mod web;

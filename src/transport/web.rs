@@ -26,18 +26,6 @@ pub struct HttpLimits {
     pub request_timeout: Duration,
 }
 
-impl HttpLimits {
-    /// `max_connections` with the idle and header-read timeouts of `args`.
-    pub fn new(max_connections: usize, args: &crate::config::ServeArgs) -> Self {
-        HttpLimits {
-            max_connections,
-            idle_timeout: args.idle_timeout.0,
-            header_read_timeout: args.header_read_timeout.0,
-            request_timeout: args.http_request_timeout.0,
-        }
-    }
-}
-
 /// Who is at the other end of a connection.
 #[derive(Debug, Clone, Default)]
 pub struct Peer {

@@ -161,9 +161,10 @@ async fn anonymous_on_a_public_address_is_refused_at_start() {
     let env = Env::new(Backend::Memory).await;
     let args = tessera::config::ServeArgs::parse_with_file(env.flags(&[])).unwrap();
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
-    let err = tessera::serve(args, listener, std::future::pending())
+    let err = tessera::App::build(args, tessera::Listeners::grpc(listener))
         .await
-        .unwrap_err();
+        .err()
+        .expect("refused at start");
     assert!(matches!(err, tessera::ServeError::Config(_)), "{err}");
     assert!(err.to_string().contains("--callers"), "says why: {err}");
 
@@ -172,7 +173,10 @@ async fn anonymous_on_a_public_address_is_refused_at_start() {
         tessera::config::ServeArgs::parse_with_file(env.flags(&["--allow-anonymous"])).unwrap();
     let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(tessera::serve(args, listener, async move {
+    let app = tessera::App::build(args, tessera::Listeners::grpc(listener))
+        .await
+        .unwrap();
+    let task = tokio::spawn(app.run(async move {
         let _ = rx.await;
     }));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -194,17 +198,19 @@ async fn anonymous_on_a_public_http_port_is_refused_at_start() {
         |addr: &'static str| async move { tokio::net::TcpListener::bind(addr).await.unwrap() };
     let args = tessera::config::ServeArgs::parse_with_file(env.flags(&["--http-listen=0.0.0.0:0"]))
         .unwrap();
-    let serving = tessera::serve_with_listeners(
-        args,
-        bind("127.0.0.1:0").await,
-        bind("127.0.0.1:0").await,
-        Some(bind("0.0.0.0:0").await),
-        std::future::pending(),
-    );
-    let err = tokio::time::timeout(std::time::Duration::from_secs(10), serving)
+    let listeners = |http| async move {
+        tessera::Listeners {
+            grpc: bind("127.0.0.1:0").await,
+            admin: Some(bind("127.0.0.1:0").await),
+            http: Some(http),
+        }
+    };
+    let building = tessera::App::build(args, listeners(bind("0.0.0.0:0").await).await);
+    let err = tokio::time::timeout(std::time::Duration::from_secs(10), building)
         .await
         .expect("refused at start, not served")
-        .unwrap_err();
+        .err()
+        .expect("refused at start");
     assert!(matches!(err, tessera::ServeError::Config(_)), "{err}");
     let text = err.to_string();
     assert!(
@@ -220,15 +226,13 @@ async fn anonymous_on_a_public_http_port_is_refused_at_start() {
     )
     .unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(tessera::serve_with_listeners(
-        args,
-        bind("127.0.0.1:0").await,
-        bind("127.0.0.1:0").await,
-        Some(bind("0.0.0.0:0").await),
-        async move {
-            let _ = rx.await;
-        },
-    ));
+    let app = tessera::App::build(args, listeners(bind("0.0.0.0:0").await).await)
+        .await
+        .unwrap();
+    assert!(app.http_addr().is_some_and(|a| a.ip().is_unspecified()));
+    let task = tokio::spawn(app.run(async move {
+        let _ = rx.await;
+    }));
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert!(!task.is_finished(), "a server with callers must run");
     tx.send(()).unwrap();

@@ -321,7 +321,7 @@ async fn the_tenants_file_is_checked_at_start_up() {
             format!("--tenants={}", path.display()),
         ])
         .unwrap();
-        tessera::authority::tenants::load(&args).map(|_| ())
+        tessera::keyload::load_tenants(&args).map(|_| ())
     };
     let entry = |name: &str, issuer: &str, key: &str| {
         format!("[[tenant]]\nname = {name:?}\nissuer = {issuer:?}\nsigning_key = {key:?}\n")

@@ -196,15 +196,19 @@ impl Server {
             .as_ref()
             .map(|l| l.local_addr().expect("http addr"));
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(tessera::serve_with_listeners(
-            args,
-            listener,
-            admin_listener,
-            http_listener,
-            async move {
+        let listeners = tessera::Listeners {
+            grpc: listener,
+            admin: Some(admin_listener),
+            http: http_listener,
+        };
+        // Built inside the task: a start-up error is what `stop` returns.
+        let task = tokio::spawn(async move {
+            let app = tessera::App::build(args, listeners).await?;
+            app.run(async move {
                 let _ = stopped.await;
-            },
-        ));
+            })
+            .await
+        });
         Server {
             addr,
             admin,
@@ -272,7 +276,7 @@ impl Server {
         self.wait_health(ServingStatus::Serving).await;
     }
 
-    /// Graceful stop; returns what `serve` returned.
+    /// Graceful stop; returns what building or running the `App` returned.
     pub async fn stop(mut self) -> Result<(), tessera::ServeError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

@@ -1,15 +1,21 @@
-//! The keys the configuration names: loaded at start, re-read on SIGHUP.
+//! The keys the configuration names, and the tenants file with its keys:
+//! loaded at start, re-read on SIGHUP.
+
+mod tenants;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::config::{self, ServeArgs};
 use crate::keys::{self, KeyRing, KeySet};
 
+pub use tenants::load_tenants;
+
 /// Load the signing keys the configuration names, or make an ephemeral one.
-pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
+pub(crate) fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
     match &args.signing_key {
         Some(path) => load_set(path, args.signing_alg, &args.verify_key),
         None => {
@@ -24,7 +30,7 @@ pub fn load_keys(args: &ServeArgs) -> Result<KeySet, keys::KeyError> {
 /// A signing key and the keys that verify beside it (the previous one
 /// after a rotation, the next one before it signs): the default keys, or
 /// a tenant's (`--tenants`).
-pub fn load_set(
+pub(crate) fn load_set(
     signing: &Path,
     alg: Option<config::KeyAlg>,
     verify: &[PathBuf],
@@ -42,24 +48,24 @@ pub fn load_set(
 
 /// On SIGHUP re-read every key file and the tenants file (its issuers,
 /// keys and budgets); anything that fails keeps everything in force
-/// (logged). Ends when `drain` fires.
+/// (logged). Ends when `drain` fires. `None` where there is no SIGHUP.
 pub(crate) fn reload_on_sighup(
     keys: Arc<KeyRing>,
     tenants: Arc<crate::authority::tenants::TenantRing>,
     args: ServeArgs,
     mut drain: watch::Receiver<bool>,
-) {
+) -> Option<BoxFuture<'static, ()>> {
     #[cfg(unix)]
     {
         if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         {
-            tokio::spawn(async move {
+            return Some(Box::pin(async move {
                 loop {
                     tokio::select! {
                         _ = hup.recv() => {}
                         _ = drain.changed() => return,
                     }
-                    match crate::authority::tenants::load(&args) {
+                    match load_tenants(&args) {
                         Ok((set, _)) if set.default_keys().ephemeral && args.tenants.is_none() => {
                             tracing::warn!(
                                 "SIGHUP ignored: no --signing-key to reload (ephemeral key kept)"
@@ -94,9 +100,10 @@ pub(crate) fn reload_on_sighup(
                         }
                     }
                 }
-            });
+            }));
         }
     }
     #[cfg(not(unix))]
     let _ = (keys, tenants, args, drain);
+    None
 }
