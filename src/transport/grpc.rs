@@ -105,13 +105,13 @@ impl<S: Store> pb::token_authority_server::TokenAuthority for Authority<S> {
         &self,
         request: Request<pb::VerifyRequest>,
     ) -> Result<Response<pb::VerifyResponse>, Status> {
-        let call = Call::of(request);
-        let who = Acting::new(Rpc::Verify, &call.caller, &call.scope);
-        let had_proof = !call.message.dpop_proof.is_empty();
+        // The hot path: the caller's name is borrowed, not copied (Call::of).
+        let (_, extensions, message) = request.into_parts();
+        let scope = scope::of(&extensions);
+        let who = Acting::new(Rpc::Verify, caller_name(&extensions), &scope);
+        let had_proof = !message.dpop_proof.is_empty();
         let result = self
-            .verify(call.message, &who, || {
-                peer_cert_thumbprint(&call.extensions)
-            })
+            .verify(message, &who, || peer_cert_thumbprint(&extensions))
             .await;
         match &result {
             Ok(_) => telemetry::verify_ok(),
