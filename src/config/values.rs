@@ -1,58 +1,11 @@
 //! The value types of the command line: durations, rate limits, per-caller
 //! rates, signing algorithms.
 
-use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
-/// A duration written like `500ms`, `30s`, `15m`, `2h`, `7d` (a bare number is seconds).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 15m, 2h, 7d")
-        })?;
-        let ms = match unit.trim() {
-            "ms" => Some(n),
-            "" | "s" => n.checked_mul(1_000),
-            "m" => n.checked_mul(60_000),
-            "h" => n.checked_mul(3_600_000),
-            "d" => n.checked_mul(86_400_000),
-            other => return Err(format!("invalid duration unit {other:?} in {s:?}")),
-        };
-        ms.map(|ms| Dur(Duration::from_millis(ms)))
-            .ok_or_else(|| format!("duration {s:?} is too large"))
-    }
-}
-
-impl fmt::Debug for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-impl fmt::Display for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = self.0.as_millis();
-        for (unit, size) in [
-            ("d", 86_400_000),
-            ("h", 3_600_000),
-            ("m", 60_000),
-            ("s", 1_000),
-        ] {
-            if ms >= size && ms.is_multiple_of(size) {
-                return write!(f, "{}{unit}", ms / size);
-            }
-        }
-        write!(f, "{ms}ms")
-    }
-}
+/// Durations are the token core's, so the load generator reads its flags
+/// as the server does.
+pub use tessera_core::duration::Dur;
 
 /// A rate limit written `RATE:BURST` (events per second, burst size), or `off`.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

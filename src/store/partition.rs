@@ -23,8 +23,10 @@
 
 /// The default `--redis-partitions`.
 pub const DEFAULT_PARTITIONS: u32 = 64;
-/// Most partitions: what two base64url characters can name.
-pub use crate::cursor::MAX_PARTITIONS;
+/// The partition rule (SHA-256 of a subject key, modulo the count) and its
+/// limit are the token core's: clients reading composite cursors place a
+/// subject by the same rule.
+pub use tessera_core::partition::{of_subject, MAX_PARTITIONS};
 /// Redis Cluster's slot count.
 const SLOTS: u32 = 16384;
 
@@ -109,14 +111,6 @@ impl Partitions {
     }
 }
 
-/// The partition of a subject key (or any name) among `count` (≥ 1):
-/// the first 32 bits of its SHA-256, modulo `count`.
-pub fn of_subject(name: &str, count: u32) -> u32 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(name.as_bytes());
-    u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % count.max(1)
-}
-
 /// The hash tags of `count` partitions: the first base64url strings, in
 /// order of length and then of the alphabet, that hash into each
 /// partition's slot range (2 characters for the default 64). Short, because
@@ -196,15 +190,5 @@ mod tests {
         assert_eq!(parts.of_sid("!Aaaaaaaaaaaaaaaaaaaaa"), None);
         assert_eq!(parts.of_sid("AA"), None);
         assert_eq!(parts.of_sid(""), None);
-    }
-
-    #[test]
-    fn subjects_spread_over_partitions() {
-        let parts = Partitions::new(64).unwrap();
-        let mut seen = vec![0u32; 64];
-        for i in 0..6400 {
-            seen[parts.of_subject(&format!("subject-{i}")) as usize] += 1;
-        }
-        assert!(seen.iter().all(|&n| n > 50 && n < 160), "{seen:?}");
     }
 }

@@ -7,6 +7,10 @@
 //! - [`checks`]: what `Verify` checks after the signature (audience, device
 //!   binding, scopes), so local verifiers check exactly the same.
 //! - [`revocation`]: revocation events and the in-memory revocation cache.
+//! - [`partition`]: which partition of the revocation log a subject is in.
+//! - [`cursor`]: `WatchRevocations` cursors, one position per partition, and
+//!   their opaque string form.
+//! - [`duration`]: durations as command lines write them (`30s`, `15m`).
 //! - [`wire`]: the names on the wire: RPCs, headers, reason codes.
 //! - [`error`]: [`TokenError`](error::TokenError), what the checks answer.
 //!
@@ -17,11 +21,14 @@
 pub mod backoff;
 pub mod checks;
 pub mod claims;
+pub mod cursor;
 pub mod digest;
 pub mod dpop;
+pub mod duration;
 pub mod error;
 pub mod jwks;
 pub mod keys;
+pub mod partition;
 pub mod revocation;
 pub mod tokens;
 pub mod verified;

@@ -24,7 +24,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 pub use report::table;
-use setup::Dur;
+use tessera_core::duration::Dur;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {

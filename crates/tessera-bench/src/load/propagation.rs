@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
 use serde_json::{json, Value};
 use tessera_client::pb;
+use tessera_core::cursor::Position;
+use tessera_core::partition::of_subject;
 use tokio::task::JoinHandle;
 
 use super::report::percentile;
@@ -25,64 +25,12 @@ pub type EventKey = Option<(u32, (u64, u64))>;
 pub type Sent = Arc<Mutex<HashMap<EventKey, Instant>>>;
 
 pub fn event_key(cursor: &str, tenant: &str, subject: &str) -> EventKey {
-    let at = parse_cursor(cursor)?;
+    let (_, at) = Position::parse(cursor)?;
     let subject_key = tessera_core::revocation::subject_key(tenant, subject);
-    let p = of_subject(&subject_key, at.len() as u32);
-    Some((p, at.get(p as usize).copied().unwrap_or((0, 0))))
-}
-
-/// The partition of a subject key among `count`: the first 32 bits of its
-/// SHA-256, modulo `count`. The server's rule (its store's partitions),
-/// spelled again here so the bench needs no server crate; the tests below
-/// pin it to vectors, and a `revoke` run with `--watch-addr` on a
-/// partitioned store only matches its events if the two agree.
-fn of_subject(name: &str, count: u32) -> u32 {
-    use sha2::{Digest, Sha256};
-    let d = Sha256::digest(name.as_bytes());
-    u32::from_le_bytes([d[0], d[1], d[2], d[3]]) % count.max(1)
-}
-
-/// The per-partition positions of a `WatchRevocations` cursor: base64url of
-/// a version byte (1), the deployment id (8 bytes), the partition count
-/// and per partition `<ms>-<seq>` (varints, ms a zigzag delta from the
-/// partition before). Read-only; the server's cursor module writes them.
-fn parse_cursor(cursor: &str) -> Option<Vec<(u64, u64)>> {
-    let raw = B64.decode(cursor).ok()?;
-    let (&version, rest) = raw.split_first()?;
-    if version != 1 || rest.len() < 8 {
-        return None;
-    }
-    let mut rest = &rest[8..];
-    let partitions = read_varint(&mut rest)?;
-    if partitions > 4096 {
-        return None;
-    }
-    let mut parts = Vec::with_capacity(partitions as usize);
-    let mut prev = 0i128;
-    for _ in 0..partitions {
-        let z = i128::from(read_varint(&mut rest)?);
-        let ms = u64::try_from(prev + ((z >> 1) ^ -(z & 1))).ok()?;
-        prev = i128::from(ms);
-        parts.push((ms, read_varint(&mut rest)?));
-    }
-    rest.is_empty().then_some(parts)
-}
-
-fn read_varint(input: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = input.split_first()?;
-        *input = rest;
-        let bits = u64::from(b & 0x7f);
-        if shift == 63 && bits > 1 {
-            return None;
-        }
-        v |= bits << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
+    // The server's rule: a `revoke` run with `--watch-addr` on a partitioned
+    // store only matches its events because both place subjects by it.
+    let p = of_subject(&subject_key, at.partitions());
+    Some((p, at.get(p)))
 }
 
 /// The two sides of a `revoke` run with `--watch-addr`.
@@ -159,36 +107,17 @@ impl Propagation {
 mod tests {
     use super::*;
 
-    /// Vectors of the server's `store::partition::of_subject` (SHA-256's
-    /// first four bytes, little-endian, modulo the count).
+    /// An event is keyed by its subject's partition and the cursor's
+    /// position there, whatever the other partitions say.
     #[test]
-    fn subjects_fall_in_the_servers_partitions() {
-        for (tenant, subject, key, of64, of7) in [
-            ("bench", "bench-rv-abc-0", "3nZKHytEm7TUkWpZLf5Ep-", 58, 6),
-            ("acme", "alice", "3qTq6uqiznO-LDZvXQ6gE_", 1, 5),
-        ] {
-            let k = tessera_core::revocation::subject_key(tenant, subject);
-            assert_eq!(k, key);
-            assert_eq!(of_subject(&k, 64), of64, "{subject}");
-            assert_eq!(of_subject(&k, 7), of7, "{subject}");
-        }
-    }
-
-    #[test]
-    fn cursors_are_read_partition_by_partition() {
-        // Version 1, deployment 42, 3 partitions: (1000, 2), (1000, 0), (999, 5).
-        let mut raw = vec![1u8];
-        raw.extend(42u64.to_le_bytes());
-        raw.extend([3, 0xd0, 0x0f, 2, 0, 0, 1, 5]);
-        let c = B64.encode(&raw);
-        assert_eq!(parse_cursor(&c), Some(vec![(1000, 2), (1000, 0), (999, 5)]));
-        assert_eq!(parse_cursor(&B64.encode(&raw[..raw.len() - 1])), None);
-        assert_eq!(parse_cursor("1790000000123-0"), None);
-        let key = event_key(&c, "acme", "alice");
-        assert_eq!(
-            key,
-            Some((1, (1000, 0))),
-            "alice is in partition 1 of 3? {key:?}"
-        );
+    fn events_are_keyed_by_their_subjects_partition() {
+        // alice of acme is in partition 1 of 3.
+        let mut at = Position::start(3);
+        at.set(0, (1000, 2));
+        at.set(1, (1000, 0));
+        at.set(2, (999, 5));
+        let c = at.encode(42);
+        assert_eq!(event_key(&c, "acme", "alice"), Some((1, (1000, 0))));
+        assert_eq!(event_key("1790000000123-0", "acme", "alice"), None);
     }
 }

@@ -2,8 +2,6 @@
 //! run presents (minted with the server's key, or issued by the server).
 
 use std::net::SocketAddr;
-use std::time::Duration;
-use std::{fmt, str::FromStr};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -12,39 +10,6 @@ use tessera_client::{pb, TesseraClient};
 use tonic::transport::Channel;
 
 use super::{BenchArgs, Scenario, TokenMix};
-
-/// A duration flag written `500ms`, `30s`, `15m`, `2h` or `7d` (a bare
-/// number is seconds), as the server's flags are.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Dur(pub Duration);
-
-impl FromStr for Dur {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let s = s.trim();
-        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-        let (num, unit) = s.split_at(split);
-        let n: u64 = num.parse().map_err(|_| {
-            format!("invalid duration {s:?}: expected e.g. 500ms, 30s, 15m, 2h, 7d")
-        })?;
-        let ms = match unit.trim() {
-            "ms" => Some(n),
-            "" | "s" => n.checked_mul(1_000),
-            "m" => n.checked_mul(60_000),
-            "h" => n.checked_mul(3_600_000),
-            "d" => n.checked_mul(86_400_000),
-            other => return Err(format!("invalid duration unit {other:?} in {s:?}")),
-        };
-        ms.map(|ms| Dur(Duration::from_millis(ms)))
-            .ok_or_else(|| format!("duration {s:?} is too large"))
-    }
-}
-
-impl fmt::Debug for Dur {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms", self.0.as_millis())
-    }
-}
 
 /// `N` random bytes in base64url (run ids that keep subjects apart).
 pub fn random_b64<const N: usize>() -> String {
@@ -178,27 +143,4 @@ fn mint_tokens(args: &BenchArgs, count: usize) -> Result<Vec<String>, String> {
 pub fn garbage(valid: &str, n: u64) -> String {
     let cut = valid.len() - 20;
     format!("{}{:010}{}", &valid[..cut], n, &valid[cut + 10..])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_as_the_server_reads_them() {
-        for (s, ms) in [
-            ("500ms", 500),
-            ("30s", 30_000),
-            ("8", 8_000),
-            ("10m", 600_000),
-        ] {
-            assert_eq!(
-                s.parse::<Dur>().unwrap().0,
-                Duration::from_millis(ms),
-                "{s}"
-            );
-        }
-        assert!("10x".parse::<Dur>().is_err());
-        assert!("s".parse::<Dur>().is_err());
-    }
 }
