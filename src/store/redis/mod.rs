@@ -120,9 +120,9 @@ impl RedisStore {
             tracing::warn!("Redis not reachable yet; serving NOT_SERVING until it is");
         }
         let store = RedisStore {
-            create: Batcher::spawn(client.clone(), Script::from_lua(CREATE_LUA)),
-            rotate: Batcher::spawn(client.clone(), Script::from_lua(ROTATE_LUA)),
-            rate: Batcher::spawn(client.clone(), Script::from_lua(RATE_LUA)),
+            create: Batcher::spawn(client.clone(), CREATE_LUA),
+            rotate: Batcher::spawn(client.clone(), ROTATE_LUA),
+            rate: Batcher::spawn(client.clone(), RATE_LUA),
             client,
             builder_config: config,
             timeout,
