@@ -434,6 +434,57 @@ async fn the_session_cap_evicts_the_oldest_or_refuses_redis() {
     the_session_cap_evicts_the_oldest_or_refuses(Backend::Redis).await;
 }
 
+/// A subject's only session is in its session index alone (issue #30:
+/// the creation index comes with the second); a cap of one must still find
+/// it as the oldest, and listing and "log out my other devices" must see it.
+async fn a_subjects_first_session_is_listed_capped_and_logged_out(backend: Backend) {
+    let env = Env::new(backend).await;
+    let server = env
+        .server(&["--issue-rate=off", "--max-sessions-per-subject=1"])
+        .await;
+    let mut c = server.client().await;
+    let first = issue(&mut c, "gus").await;
+    let second = issue(&mut c, "gus").await;
+    expect_reason(c.verify(strong(&first.access_token)).await, "TOKEN_REVOKED");
+    assert_eq!(
+        live_ids(&mut c, "gus").await,
+        vec![second.session_id.clone()]
+    );
+    drop(c);
+    drop(server);
+    let server = env.server(&["--issue-rate=off"]).await;
+    let mut c = server.client().await;
+    let one = issue(&mut c, "hal").await;
+    assert_eq!(live_ids(&mut c, "hal").await, vec![one.session_id.clone()]);
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let two = issue(&mut c, "hal").await;
+    let mut both = vec![one.session_id.clone(), two.session_id.clone()];
+    both.sort();
+    assert_eq!(live_ids(&mut c, "hal").await, both);
+    c.revoke(pb::RevokeRequest {
+        target: Some(pb::revoke_request::Target::Subject(pb::SubjectRef {
+            tenant: "acme".into(),
+            subject: "hal".into(),
+        })),
+        keep_session_id: two.session_id.clone(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    expect_reason(c.verify(strong(&one.access_token)).await, "TOKEN_REVOKED");
+    assert_eq!(live_ids(&mut c, "hal").await, vec![two.session_id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_first_session_is_listed_capped_and_logged_out_memory() {
+    a_subjects_first_session_is_listed_capped_and_logged_out(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_first_session_is_listed_capped_and_logged_out_redis() {
+    a_subjects_first_session_is_listed_capped_and_logged_out(Backend::Redis).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_session_metadata_is_refused_and_nothing_stored() {
     let env = Env::new(Backend::Memory).await;

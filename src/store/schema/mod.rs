@@ -52,7 +52,10 @@ pub fn subject_index(subject_key: &str) -> String {
 
 /// A subject's creation index: the same sessions as [`subject_index`],
 /// scored by their creation (ms), for pages, the cap's oldest and
-/// log-out-others' batches in time proportional to their size.
+/// log-out-others' batches in time proportional to their size. Written
+/// from the subject's second session on: a subject's only session is in
+/// [`subject_index`] alone, and readers adopt it (`adopt_legacy` in
+/// `common.lua`), which spares every first sign-in a key (issue #30).
 pub fn creation_index(subject_key: &str) -> String {
     format!("sc:{subject_key}")
 }

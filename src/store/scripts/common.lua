@@ -95,6 +95,20 @@ end
 -- next writes, or with the index.
 local PRUNE = 64
 
+-- Indexes of at most this many members are not pruned by writes: the few
+-- members past their score that such an index can hold go with the index
+-- (which expires with its longest-kept member), and the subjects with
+-- one or two devices, nearly all of them, save a call per Issue and
+-- Refresh. Readers never take an index member for a live session (they
+-- read the session), so a member past its score is only memory.
+local PRUNE_ABOVE = 16
+
+-- An index's expiry is set this long past the member that needs it, so
+-- that a subject writing all the time moves it about once a minute
+-- rather than on every write (two calls fewer per Issue and Refresh). An
+-- index therefore lives at most a minute past its longest-kept member.
+local INDEX_SLACK = 60000
+
 local function prune(idx, cidx, now)
   local gone = redis.call('ZRANGE', idx, '-inf', now, 'BYSCORE', 'LIMIT', 0, PRUNE)
   if #gone > 0 then
@@ -103,28 +117,36 @@ local function prune(idx, cidx, now)
   end
 end
 
--- Sessions written before the creation index existed are in `ss:` only.
--- A call that writes a subject's sessions, lists them or logs them out
+-- Sessions written before the creation index existed are in `ss:` only,
+-- and so is a subject's only session: `sc:` is written from a subject's
+-- second session on (keep_session), which spares the first sign-in of
+-- every subject a key, its expiry and two calls (issue #30). A call that
+-- writes a subject's sessions, lists them, caps them or logs them out
 -- adopts up to ADOPT of them into `sc:`, walking `ss:` from where the last
--- call stopped (`sm:`), while `sc:` counts fewer: bounded work per call, and
--- after an upgrade a subject's sessions are all listed, capped and logged
--- out again within a few calls. `pass` names a caller that needs one whole
--- pass (log-out-others: its request), '' for the others, which go round
--- and round. Returns true while that pass is under way.
+-- call stopped (`sm:`, written only while more remain), while `sc:` counts
+-- fewer: bounded work per call, and after an upgrade a subject's sessions
+-- are all listed, capped and logged out again within a few calls. `pass`
+-- names a caller that needs one whole pass (log-out-others: its request),
+-- '' for the others, which go round and round. `n` is the size of `ss:`
+-- when the caller knows it (nil: counted here). Returns true while that
+-- pass is under way.
 local ADOPT = 64
 
-local function adopt_legacy(prefix, uk, pass)
+local function adopt_legacy(prefix, uk, pass, n)
   local idx, cidx = indexes(prefix, uk)
-  local n = redis.call('ZCARD', idx)
+  n = n or redis.call('ZCARD', idx)
   if redis.call('ZCARD', cidx) >= n then return false end
   local mark = prefix .. 'sm:' .. uk
-  local p, from = string.match(redis.call('GET', mark) or '', '^(.*):(%d+)$')
-  from = tonumber(from or '0')
-  if p ~= pass then
-    from = 0
-  elseif from >= n then
-    if pass ~= '' then return false end -- that pass is complete
-    from = 0
+  local from = 0
+  if n > ADOPT or pass ~= '' then
+    local p, at = string.match(redis.call('GET', mark) or '', '^(.*):(%d+)$')
+    from = tonumber(at or '0')
+    if p ~= pass then
+      from = 0
+    elseif from >= n then
+      if pass ~= '' then return false end -- that pass is complete
+      from = 0
+    end
   end
   for _, sid in ipairs(redis.call('ZRANGE', idx, from, from + ADOPT - 1)) do
     if not redis.call('ZSCORE', cidx, sid) then
@@ -136,28 +158,42 @@ local function adopt_legacy(prefix, uk, pass)
   local until_ms = redis.call('PEXPIRETIME', idx)
   if until_ms > 0 then
     redis.call('PEXPIREAT', cidx, until_ms)
-    redis.call('SET', mark, pass .. ':' .. string.format('%d', from + ADOPT), 'PXAT', until_ms)
+    if n > ADOPT or pass ~= '' then
+      redis.call('SET', mark, pass .. ':' .. string.format('%d', from + ADOPT), 'PXAT', until_ms)
+    end
   end
   return from + ADOPT < n
 end
 
 -- Keep session `sid` (and its hash `s`, created at `created` ms) until
 -- `keep` ms, and list it in its subject's indexes (prefix, subject key
--- `uk`). The indexes expire with their longest-kept member, so they hold
--- live sessions only (members past their score are pruned by prune()).
-local function keep_session(s, prefix, uk, sid, keep, now, created)
+-- `uk`): `ss:` always, `sc:` once the subject holds two sessions (see
+-- adopt_legacy). The indexes expire within INDEX_SLACK after their
+-- longest-kept member, so they hold live sessions, and what prune() has
+-- not reached yet. `before` is the size of `ss:` before this call when the
+-- caller counted it (a new session: create.lua), nil otherwise (the
+-- session may be there already).
+local function keep_session(s, prefix, uk, sid, keep, now, created, before)
   local idx, cidx = indexes(prefix, uk)
   redis.call('PEXPIREAT', s, keep)
   redis.call('ZADD', idx, 'GT', keep, sid)
-  -- NX: a session's creation never changes (and one created before this
-  -- index existed joins it at its first rotation or renewal).
-  redis.call('ZADD', cidx, 'NX', created, sid)
-  adopt_legacy(prefix, uk, '')
-  prune(idx, cidx, now)
-  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
-  if top[2] then
-    redis.call('PEXPIREAT', idx, top[2])
-    redis.call('PEXPIREAT', cidx, top[2])
+  local until_ms = string.format('%d', tonumber(keep) + INDEX_SLACK)
+  if before == 0 then
+    -- A subject with nothing in the store: `ss:` is new, and this session
+    -- its only member.
+    redis.call('PEXPIREAT', idx, until_ms)
+    return
+  end
+  local n = before and before + 1 or redis.call('ZCARD', idx)
+  if n > 1 then
+    -- NX: a session's creation never changes.
+    redis.call('ZADD', cidx, 'NX', created, sid)
+    adopt_legacy(prefix, uk, '', n)
+    if n > PRUNE_ABOVE then prune(idx, cidx, now) end
+  end
+  if redis.call('PEXPIRETIME', idx) < tonumber(keep) then
+    redis.call('PEXPIREAT', idx, until_ms)
+    if n > 1 then redis.call('PEXPIREAT', cidx, until_ms) end
   end
 end
 

@@ -30,17 +30,24 @@ if ARGV[11] ~= '' then
   if wait > 0 then return {'limited', string.format('%d', wait)} end
 end
 local reply = {'ok', ''}
-if ARGV[21] ~= '0' then
+local prefix = ARGV[23]
+-- The subject's sessions before this one (live or not yet pruned): none
+-- is the common case, a first sign-in, which needs no count, cap or prune.
+local idx, cidx = indexes(prefix, ARGV[7])
+local before = redis.call('ZCARD', idx)
+if ARGV[21] ~= '0' and before > 0 then
   -- The cap counts the sessions the store keeps (ss: by score, so the
   -- count costs O(log n) whatever the subject holds); the oldest by
   -- creation (then id) go first, at most ARGV[28] of them per Issue, so that
   -- a cap lowered below a subject's sessions converges over a few Issues
   -- instead of one long script.
-  local now, prefix = tonumber(ARGV[3]), ARGV[23]
-  local idx, cidx = indexes(prefix, ARGV[7])
+  local now = tonumber(ARGV[3])
   local over = redis.call('ZCOUNT', idx, '(' .. ARGV[3], '+inf') + 1 - tonumber(ARGV[21])
   if over > 0 then
     if ARGV[22] ~= '1' then return {'full'} end
+    -- The oldest are found in `sc:`, which a subject's first session is
+    -- not in (adopt_legacy).
+    adopt_legacy(prefix, ARGV[7], '', before)
     -- Entries whose session is gone (past its keep, not yet pruned) leave
     -- the indexes without an event; a bounded look past them.
     local most = tonumber(ARGV[28])
@@ -56,6 +63,7 @@ if ARGV[21] ~= '0' then
         redis.call('ZREM', cidx, sid)
       end
     end
+    before = nil -- counted again by keep_session
   end
 end
 -- The layout of common.lua. Nothing empty or zero is written (`g`, `r`,
@@ -66,9 +74,11 @@ local c = tonumber(ARGV[3])
 local fields = {'d', ARGV[1], 'h', string.sub(ARGV[2], 1, 22), 'c', ARGV[3],
   'e', string.format('%d', tonumber(ARGV[4]) - c), 'a', string.format('%d', tonumber(ARGV[5]) - c),
   'i', ARGV[6], 'k', ARGV[7], 't', ARGV[8], 'u', ARGV[9]}
-for _, f in ipairs({{'f', string.sub(ARGV[10], 1, 22)}, {'ip', ARGV[19]}, {'ua', ARGV[20]}, {'jk', ARGV[27]}}) do
-  if f[2] ~= '' then fields[#fields + 1] = f[1]; fields[#fields + 1] = f[2] end
-end
+local n = #fields
+if ARGV[10] ~= '' then fields[n + 1], fields[n + 2], n = 'f', string.sub(ARGV[10], 1, 22), n + 2 end
+if ARGV[19] ~= '' then fields[n + 1], fields[n + 2], n = 'ip', ARGV[19], n + 2 end
+if ARGV[20] ~= '' then fields[n + 1], fields[n + 2], n = 'ua', ARGV[20], n + 2 end
+if ARGV[27] ~= '' then fields[n + 1], fields[n + 2], n = 'jk', ARGV[27], n + 2 end
 redis.call('HSET', KEYS[1], unpack(fields))
-keep_session(KEYS[1], ARGV[23], ARGV[7], ARGV[15], ARGV[14], ARGV[3], ARGV[3])
+keep_session(KEYS[1], prefix, ARGV[7], ARGV[15], ARGV[14], ARGV[3], ARGV[3], before)
 return reply

@@ -110,6 +110,12 @@ pub struct BenchArgs {
     /// hits and misses over the run are read from its /metrics.
     #[arg(long)]
     pub admin_addr: Option<SocketAddr>,
+    /// `issue` and `refresh`: every session belongs to this one subject
+    /// (tenant `bench`), the machine-client case of a subject holding many
+    /// sessions. Without it each Issue names a subject of its own, new to
+    /// the store, and each refresh stream one subject.
+    #[arg(long)]
+    pub subject: Option<String>,
 }
 
 /// Run a bounded load and return the report.
@@ -142,6 +148,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         issued: Default::default(),
         next_token: Default::default(),
         run_id: setup::random_b64::<6>(),
+        subject: args.subject.clone(),
         sent: propagation.sent(),
         per_worker_interval: (args.rate > 0)
             .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64)),

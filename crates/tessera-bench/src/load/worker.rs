@@ -27,6 +27,8 @@ pub struct Shared {
     /// The next token to present, of `minted` or `subjects`.
     pub next_token: AtomicU64,
     pub run_id: String,
+    /// `--subject`: the one subject of every session, if given.
+    pub subject: Option<String>,
     pub sent: Sent,
     pub per_worker_interval: Option<Duration>,
 }
@@ -109,15 +111,20 @@ impl Worker {
         self.stats
     }
 
+    /// The run's `--subject`, or `own` without one.
+    fn subject_or(&self, own: String) -> String {
+        self.shared.subject.clone().unwrap_or(own)
+    }
+
     async fn call(&mut self, op: Scenario) -> Outcome {
         let t0 = Instant::now();
         let result = match op {
             Scenario::Verify => return self.verify().await,
-            Scenario::Issue => self
-                .client
-                .issue(issue_req(format!("bench-{}-{}", self.id, self.seq)))
-                .await
-                .map(|_| ()),
+            Scenario::Issue => {
+                let fresh = format!("bench-{}-{}-{}", self.shared.run_id, self.id, self.seq);
+                let subject = self.subject_or(fresh);
+                self.client.issue(issue_req(subject)).await.map(|_| ())
+            }
             Scenario::Refresh => return self.refresh().await,
             Scenario::Revoke => return self.revoke().await,
             Scenario::Exchange => self.exchange().await,
@@ -173,7 +180,10 @@ impl Worker {
         if self.refresh_token.is_empty() {
             match self
                 .client
-                .issue(issue_req(format!("bench-r-{}", self.id)))
+                .issue(issue_req(self.subject_or(format!(
+                    "bench-r-{}-{}",
+                    self.shared.run_id, self.id
+                ))))
                 .await
             {
                 Ok(pair) => self.refresh_token = pair.refresh_token,
