@@ -18,3 +18,27 @@ redis() { # port extra-args...
   for _ in $(seq 50); do [ -s "$WORK/$port/pid" ] && break; sleep 0.1; done
   PIDS+=("$(cat "$WORK/$port/pid")")
 }
+
+# A tessera binary for $1: the file itself if it is one, else a git
+# revision built here (release, once) in a worktree under target/bench-ab/.
+other_build() {
+  if [ -x "$1" ] && [ -f "$1" ]; then
+    realpath "$1"
+    return
+  fi
+  local rev tree
+  rev=$(git rev-parse --verify "$1^{commit}")
+  tree=$PWD/target/bench-ab/$rev
+  if [ ! -x "$tree/target/release/tessera" ]; then
+    [ -d "$tree" ] || git worktree add --detach "$tree" "$rev" >/dev/null
+    (cd "$tree" && cargo build --release --quiet --bin tessera) >&2
+  fi
+  echo "$tree/target/release/tessera"
+}
+
+# The median of column $3 over the rows of file $4 whose first two columns
+# are $1 and $2.
+median() { # key1 key2 column file
+  awk -v a="$1" -v b="$2" -v c="$3" '$1 == a && $2 == b {print $c}' "$4" |
+    sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}

@@ -185,13 +185,19 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before)
     return
   end
   local n = before and before + 1 or redis.call('ZCARD', idx)
+  local moves = redis.call('PEXPIRETIME', idx) < tonumber(keep)
   if n > 1 then
     -- NX: a session's creation never changes.
     redis.call('ZADD', cidx, 'NX', created, sid)
-    adopt_legacy(prefix, uk, '', n)
+    -- A subject is checked for sessions missing from `sc:` on every write
+    -- while it is small, so one that grew past PRUNE_ABOVE has them all
+    -- unless they are from before `sc:` existed; those are adopted by the
+    -- readers, the cap and the writes that move the expiry (about once a
+    -- minute), which saves a busy subject a call per write.
+    if n <= PRUNE_ABOVE or moves then adopt_legacy(prefix, uk, '', n) end
     if n > PRUNE_ABOVE then prune(idx, cidx, now) end
   end
-  if redis.call('PEXPIRETIME', idx) < tonumber(keep) then
+  if moves then
     redis.call('PEXPIREAT', idx, until_ms)
     if n > 1 then redis.call('PEXPIREAT', cidx, until_ms) end
   end
