@@ -97,7 +97,7 @@ local PRUNE = 64
 
 -- Indexes of at most this many members are not pruned by writes: the few
 -- members past their score that such an index can hold go with the index
--- (which expires with its longest-kept member), and the subjects with
+-- (which expires soon after its longest-kept member), and the subjects with
 -- one or two devices, nearly all of them, save a call per Issue and
 -- Refresh. Readers never take an index member for a live session (they
 -- read the session), so a member past its score is only memory.
@@ -188,13 +188,15 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before)
   local moves = redis.call('PEXPIRETIME', idx) < tonumber(keep)
   if n > 1 then
     -- NX: a session's creation never changes.
-    redis.call('ZADD', cidx, 'NX', created, sid)
+    local added = redis.call('ZADD', cidx, 'NX', created, sid)
     -- A subject is checked for sessions missing from `sc:` on every write
     -- while it is small, so one that grew past PRUNE_ABOVE has them all
     -- unless they are from before `sc:` existed; those are adopted by the
-    -- readers, the cap and the writes that move the expiry (about once a
-    -- minute), which saves a busy subject a call per write.
-    if n <= PRUNE_ABOVE or moves then adopt_legacy(prefix, uk, '', n) end
+    -- readers, the cap, the writes that move the expiry (about once a
+    -- minute) and the writes that add to `sc:` (a new session, or one of
+    -- them: then `sc:` may be new too, and adoption gives it its expiry).
+    -- That saves a busy subject's rotations a call each.
+    if n <= PRUNE_ABOVE or moves or added == 1 then adopt_legacy(prefix, uk, '', n) end
     if n > PRUNE_ABOVE then prune(idx, cidx, now) end
   end
   if moves then
