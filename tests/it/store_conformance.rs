@@ -1054,6 +1054,40 @@ async fn redis_batches_calls_and_isolates_failures() {
     ));
 }
 
+/// Redis only: a subject of more sessions than a write prunes (16) whose
+/// sessions predate the creation index `sc:` gets one at its next write,
+/// with an expiry and every session in it, even when that write does not
+/// move the index's expiry (issue #30: the adoption check is skipped then,
+/// but not when `sc:` gains a member).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_big_subject_from_before_the_creation_index_gets_one_that_expires() {
+    use fred::prelude::*;
+
+    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
+        unreachable!("asked for Redis")
+    };
+    let t = now();
+    for i in 0..20 {
+        s.create_session(&session(&format!("bl-{i}"), "big-legacy", t + i))
+            .await
+            .unwrap();
+    }
+    let creation = format!(
+        "{}sc:{}",
+        key_prefix("bl-0"),
+        subject_key("acme", "big-legacy")
+    );
+    // As a version before the creation index left it.
+    let _: i64 = s.client().del(&creation).await.unwrap();
+    s.create_session(&session("bl-20", "big-legacy", t + 20))
+        .await
+        .unwrap();
+    let members: i64 = s.client().zcard(&creation).await.unwrap();
+    assert_eq!(members, 21, "every session adopted");
+    let ttl: i64 = s.client().pttl(&creation).await.unwrap();
+    assert!(ttl > 0, "the new creation index expires (PTTL {ttl})");
+}
+
 /// Redis only: sessions last rotated before the history ring kept their
 /// older hashes as a comma list in the field `old`; reuse of one of those is
 /// still detected after an upgrade.
