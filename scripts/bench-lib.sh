@@ -42,3 +42,27 @@ median() { # key1 key2 column file
   awk -v a="$1" -v b="$2" -v c="$3" '$1 == a && $2 == b {print $c}' "$4" |
     sort -g | awk '{v[NR] = $1} END {if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
+
+# Start build $2 as server "$1" on its own Redis (port $3), gRPC on $4 and
+# admin on $5, signing with $WORK/key.pem, with the flags after; its pid
+# goes to $WORK/$1.pid and joins PIDS.
+serve_on_redis() { # label binary redis-port grpc-port admin-port flags...
+  local label=$1 bin=$2 rport=$3 gport=$4 aport=$5
+  shift 5
+  redis "$rport"
+  "$bin" serve --listen 127.0.0.1:"$gport" --admin-listen 127.0.0.1:"$aport" \
+    --redis-url redis://127.0.0.1:"$rport" --signing-key "$WORK/key.pem" "$@" \
+    2>"$WORK/tessera-$label.log" &
+  PIDS+=($!)
+  echo $! >"$WORK/$label.pid"
+}
+
+# One row "$1 $2 req/s p99-ms server-us/op store-us/op [$3 / calls]" from
+# `tessera-bench load`'s table on stdin ($3: a count to divide by the calls
+# answered, e.g. microseconds Redis spent in scripts).
+load_row() { # load build [total]
+  awk -v l="$1" -v b="$2" -v t="${3:-}" '
+    / ok / {ok = $2; rps = $4} /latency ms/ {p99 = $8}
+    /CPU/ {for (i = 1; i <= NF; i++) {if ($i == "server") srv = $(i + 1); if ($i == "store") st = $(i + 1)}}
+    END {printf "%s %s %s %s %s %s", l, b, rps, p99, srv, st; if (t != "") printf " %.1f", t / ok; printf "\n"}'
+}

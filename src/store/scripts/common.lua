@@ -137,8 +137,10 @@ local function adopt_legacy(prefix, uk, pass, n)
   n = n or redis.call('ZCARD', idx)
   if redis.call('ZCARD', cidx) >= n then return false end
   local mark = prefix .. 'sm:' .. uk
+  -- A pass that one call completes needs no mark.
+  local marked = n > ADOPT or pass ~= ''
   local from = 0
-  if n > ADOPT or pass ~= '' then
+  if marked then
     local p, at = string.match(redis.call('GET', mark) or '', '^(.*):(%d+)$')
     from = tonumber(at or '0')
     if p ~= pass then
@@ -158,7 +160,7 @@ local function adopt_legacy(prefix, uk, pass, n)
   local until_ms = redis.call('PEXPIRETIME', idx)
   if until_ms > 0 then
     redis.call('PEXPIREAT', cidx, until_ms)
-    if n > ADOPT or pass ~= '' then
+    if marked then
       redis.call('SET', mark, pass .. ':' .. string.format('%d', from + ADOPT), 'PXAT', until_ms)
     end
   end
