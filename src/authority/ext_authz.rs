@@ -243,8 +243,7 @@ impl<S: Store> Authorization for Authority<S> {
         let Some(span) = span else {
             return Ok(Response::new(self.check_request(request, &who).await));
         };
-        let answer =
-            tracing::Instrument::instrument(self.check_request(request, &who), span.clone()).await;
+        let answer = crate::trace::run_in(&span, self.check_request(request, &who)).await;
         crate::trace::record_grpc_code(&span, 0);
         Ok(Response::new(answer))
     }

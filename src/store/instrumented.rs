@@ -19,14 +19,21 @@ use crate::telemetry::store_op;
 pub struct Instrumented<S>(pub S);
 
 impl<S: Store> Instrumented<S> {
-    /// Time `fut`, the store operation `op`, inside its span.
+    /// Time `fut`, the store operation `op`, inside its span. Boxed: a
+    /// store call's future (a Redis round trip's, several KB) would
+    /// otherwise be inline in the future of every RPC that may make it,
+    /// and be copied with it whether it runs or not (BENCHMARKS.md).
     fn timed<F, T, E>(&self, op: &'static str, fut: F) -> impl Future<Output = Result<T, E>> + Send
     where
         F: Future<Output = Result<T, E>> + Send,
         T: Send,
         E: Send,
     {
-        crate::trace::in_store_span(self.0.kind(), op, store_op(op, fut))
+        Box::pin(crate::trace::in_store_span(
+            self.0.kind(),
+            op,
+            store_op(op, fut),
+        ))
     }
 }
 
@@ -69,10 +76,10 @@ impl<S: Store> Store for Instrumented<S> {
         refresh_hash: Option<&str>,
         now_ms: i64,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send {
-        store_op(
+        Box::pin(store_op(
             "session_tenant",
             self.0.session_tenant(sid, refresh_hash, now_ms),
-        )
+        ))
     }
 
     fn first_use(

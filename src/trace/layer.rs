@@ -5,9 +5,10 @@ use std::task::{Context, Poll};
 
 use futures::future::Either;
 use opentelemetry::propagation::Extractor;
-use tracing::{Instrument, Span};
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::spans::{grpc_span, traceparent_of, CHECK_PATH};
+use super::spans::{grpc_span, run_in, traceparent_of, CHECK_PATH};
 use super::{on, start};
 use crate::telemetry::BoxFuture;
 
@@ -64,26 +65,25 @@ where
             return Either::Left(self.inner.call(req));
         };
         let span = grpc_span(req.uri().path(), parent);
-        let fut = span.in_scope(|| self.inner.call(req));
-        let recorded = span.clone();
-        Either::Right(Box::pin(
-            async move {
-                let result = fut.await;
-                if let Ok(resp) = &result {
-                    // Unary errors are trailers-only (status in the headers);
-                    // a response without one is OK.
-                    let code = resp
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<i32>().ok())
-                        .unwrap_or(0);
-                    record_grpc_code(&recorded, code);
-                }
-                result
+        let fut = {
+            let _attached = span.context().attach();
+            self.inner.call(req)
+        };
+        let traced = run_in(&span, fut);
+        Either::Right(Box::pin(futures::FutureExt::map(traced, move |result| {
+            if let Ok(resp) = &result {
+                // Unary errors are trailers-only (status in the headers);
+                // a response without one is OK.
+                let code = resp
+                    .headers()
+                    .get("grpc-status")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .unwrap_or(0);
+                record_grpc_code(&span, code);
             }
-            .instrument(span),
-        ))
+            result
+        })))
     }
 }
 

@@ -240,7 +240,7 @@ mod spans;
 pub use layer::{record_grpc_code, GrpcTrace, GrpcTraceLayer};
 pub use spans::{
     applied, check_span, http_span, in_store_span, record_http_status, record_partition,
-    record_reason, sign_span, CHECK_PATH,
+    record_reason, run_in, sign_span, CHECK_PATH,
 };
 
 #[cfg(test)]

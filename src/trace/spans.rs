@@ -3,8 +3,10 @@
 //! fields recorded on them.
 
 use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, WithContext};
+use opentelemetry::KeyValue;
 use tracing::field::Empty;
-use tracing::{Instrument, Span};
+use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{has_traceparent, in_trace, on, parse_traceparent, start, Headers, StringMap, TARGET};
@@ -89,10 +91,32 @@ pub fn record_http_status(span: &Span, status: http::StatusCode) {
     }
 }
 
+/// Run `fut` in `span`'s OpenTelemetry context rather than entering the
+/// `tracing` span: the span starts here, once, and each poll attaches its
+/// context (a thread-local push) instead of entering it through the
+/// subscriber (registry lookups by every layer on every poll, which were
+/// the larger part of a traced call's cost: BENCHMARKS.md, "Tracing").
+/// Spans made meanwhile (store calls, signatures) are its children, and
+/// [`record_reason`] and [`record_partition`] reach it. It ends when the
+/// caller drops `span`, after recording the outcome on it.
+/// (A plain function, not an `async fn`: a future passed to one is kept
+/// twice in its state, and the futures run here are large.)
+pub fn run_in<F: std::future::Future>(span: &Span, fut: F) -> WithContext<F> {
+    fut.with_context(span.context())
+}
+
+/// Set an attribute on the span whose context is current (that of a
+/// traced call, or of its store call).
+fn set_on_current(attribute: KeyValue) {
+    if in_trace() {
+        opentelemetry::Context::map_current(|cx| cx.span().set_attribute(attribute));
+    }
+}
+
 /// Put a refusal's reason code (`TOKEN_REVOKED`, …) on the current span.
 pub fn record_reason(reason: &'static str) {
-    if !reason.is_empty() && in_trace() {
-        Span::current().record("tessera.reason", reason);
+    if !reason.is_empty() {
+        set_on_current(KeyValue::new("tessera.reason", reason));
     }
 }
 
@@ -137,27 +161,34 @@ fn script_of(op: &str) -> &'static str {
 
 /// The partition the current store call works on.
 pub fn record_partition(partition: u32) {
-    if in_trace() {
-        Span::current().record("tessera.store.partition", partition);
-    }
+    set_on_current(KeyValue::new(
+        "tessera.store.partition",
+        i64::from(partition),
+    ));
 }
 
 /// Run a store call inside its span; the span is marked as an error when
-/// the call fails.
-pub async fn in_store_span<T, E>(
+/// the call fails. (Not an `async fn`, for the reason of [`run_in`].)
+pub fn in_store_span<T, E, F>(
     kind: &'static str,
     op: &'static str,
-    fut: impl std::future::Future<Output = Result<T, E>>,
-) -> Result<T, E> {
+    fut: F,
+) -> futures::future::Either<F, impl std::future::Future<Output = Result<T, E>>>
+where
+    F: std::future::Future<Output = Result<T, E>>,
+{
+    use futures::future::Either;
+    use futures::FutureExt as _;
     if !in_trace() {
-        return fut.await;
+        return Either::Left(fut);
     }
     let span = store_span(kind, op);
-    let result = fut.instrument(span.clone()).await;
-    if result.is_err() {
-        span.record("otel.status_code", "ERROR");
-    }
-    result
+    Either::Right(run_in(&span, fut).map(move |result| {
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }))
 }
 
 /// A signature (minting an access token): the algorithm only, never the

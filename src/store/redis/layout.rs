@@ -13,8 +13,13 @@ impl RedisStore {
     /// The deployment id, after checking (once) that the layout in Redis is
     /// ours: written by the first replica, refused when it differs.
     pub(super) async fn layout(&self) -> Result<u64, StoreError> {
-        self.deployment
-            .get_or_try_init(|| async {
+        if let Some(id) = self.deployment.get() {
+            return Ok(*id);
+        }
+        // Boxed: the check runs once per replica, and inline its future
+        // (Redis round trips, several KB) would be part of every store
+        // call's future.
+        Box::pin(self.deployment.get_or_try_init(|| async {
                 super::connect::check_version(&self.client).await?;
                 let candidate = crate::store::partition::new_deployment_id().to_string();
                 let reply: Vec<String> = self
@@ -38,7 +43,7 @@ impl RedisStore {
                 deployment
                     .parse()
                     .map_err(|_| StoreError::Corrupt("deployment id".into()))
-            })
+            }))
             .await
             .copied()
     }
