@@ -5,10 +5,11 @@ use std::task::{Context, Poll};
 
 use futures::future::Either;
 use opentelemetry::propagation::Extractor;
+use opentelemetry::trace::FutureExt as _;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use super::spans::{grpc_span, run_in, traceparent_of, CHECK_PATH};
+use super::spans::{grpc_span, traceparent_of, CHECK_PATH};
 use super::{on, start};
 use crate::telemetry::BoxFuture;
 
@@ -65,11 +66,14 @@ where
             return Either::Left(self.inner.call(req));
         };
         let span = grpc_span(req.uri().path(), parent);
+        // The span's context, looked up once: attached while the service
+        // makes its future, then on each of its polls.
+        let cx = span.context();
         let fut = {
-            let _attached = span.context().attach();
+            let _attached = cx.clone().attach();
             self.inner.call(req)
         };
-        let traced = run_in(&span, fut);
+        let traced = fut.with_context(cx);
         Either::Right(Box::pin(futures::FutureExt::map(traced, move |result| {
             if let Ok(resp) = &result {
                 // Unary errors are trailers-only (status in the headers);
