@@ -266,23 +266,66 @@ async fn sessions_spread_over_every_master() {
 async fn another_partition_count_refuses_to_start() {
     let redis = RedisServer::start().await;
     let key = TestKey::new();
-    let flags = |partitions: &str| {
-        redis_flags(
-            &redis.url(),
-            &key,
-            &[&format!("--redis-partitions={partitions}")],
-        )
-    };
-    let first = Process::start(&flags("64")).await;
+    let first = Process::start(&partition_flags(&redis, &key, "64", &[])).await;
     let mut c = first.server().client().await;
     let pair = issue(&mut c, "alice").await;
 
+    refused_with_32_partitions(&redis, &key, &[]).await;
+    // The first replica goes on serving.
+    refreshed(&mut c, &pair.refresh_token).await;
+    // Out of range: refused by the flag's own check.
+    let out = std::process::Command::new(tessera_binary())
+        .args(["serve", "--redis-partitions=4097"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis-partitions"));
+}
+
+/// The same refusal when the layout check's first tries time out (a busy
+/// Redis; here one paused for writes, which holds the check's script past
+/// the store timeout): the replica tries again and still refuses to start,
+/// rather than serving NOT_SERVING with every store call failing. (Found in
+/// CI, where the check could miss its 1 s deadline under load.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout_check_that_times_out_at_start_is_tried_again() {
+    let redis = RedisServer::start().await;
+    let key = TestKey::new();
+    let first = Process::start(&partition_flags(&redis, &key, "64", &[])).await;
+    issue(&mut first.server().client().await, "alice").await;
+
+    let paused = redis.command("CLIENT PAUSE 2500 WRITE").await;
+    assert!(paused.starts_with("+OK"), "{paused}");
+    let started = std::time::Instant::now();
+    refused_with_32_partitions(&redis, &key, &["--store-timeout=300ms"]).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "the refusal came only once the pause ended"
+    );
+}
+
+fn partition_flags(
+    redis: &RedisServer,
+    key: &TestKey,
+    partitions: &str,
+    extra: &[&str],
+) -> Vec<String> {
+    let mut flags = vec![format!("--redis-partitions={partitions}")];
+    flags.extend(extra.iter().map(|s| s.to_string()));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    redis_flags(&redis.url(), key, &flags)
+}
+
+/// A replica started with 32 partitions on `redis` (whose deployment has 64)
+/// exits non-zero, says why, and leaves the layout as it was.
+async fn refused_with_32_partitions(redis: &RedisServer, key: &TestKey, extra: &[&str]) {
     let out = tokio::time::timeout(
         Duration::from_secs(20),
         tokio::process::Command::new(tessera_binary())
             .arg("serve")
             .args(["--listen=127.0.0.1:0", "--admin-listen=127.0.0.1:0"])
-            .args(flags("32"))
+            .args(partition_flags(redis, key, "32", extra))
+            .kill_on_drop(true)
             .output(),
     )
     .await
@@ -296,15 +339,6 @@ async fn another_partition_count_refuses_to_start() {
     );
     let meta = redis.command("HGET tessera:meta partitions").await;
     assert!(meta.contains("64"), "{meta}");
-    // The first replica goes on serving.
-    refreshed(&mut c, &pair.refresh_token).await;
-    // Out of range: refused by the flag's own check.
-    let out = std::process::Command::new(tessera_binary())
-        .args(["serve", "--redis-partitions=4097"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--redis-partitions"));
 }
 
 /// What the mixed load saw.

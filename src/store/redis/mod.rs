@@ -53,6 +53,11 @@ use crate::store::StoreError;
 
 use schema::redis_key as key;
 
+/// How long a replica whose Redis answers goes on trying a layout check that
+/// does not complete before it starts anyway (and checks at the first store
+/// command).
+const STARTUP_LAYOUT_WAIT: Duration = Duration::from_secs(10);
+
 fn unavailable(e: Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
@@ -137,13 +142,36 @@ impl RedisStore {
             deployment: Arc::default(),
         };
         if connected {
-            match store.layout().await {
-                Err(e @ StoreError::Layout(_)) => return Err(e),
-                Err(e) => tracing::warn!(error = %e, "cannot read the deployment's layout yet"),
-                Ok(_) => {}
-            }
+            store.startup_layout_check().await?;
         }
         Ok(store)
+    }
+
+    /// The layout check at start-up, when Redis answered: a mismatch (or a
+    /// Redis too old) is a start-up error. A check that cannot complete (a
+    /// command timing out on a busy or write-paused Redis) is tried again for
+    /// up to [`STARTUP_LAYOUT_WAIT`], so a mismatch is not missed by a replica
+    /// that then serves NOT_SERVING and fails every store call instead of
+    /// exiting; after that it warns, and the check runs before the first
+    /// store command that needs it (see [`Self::connect`]).
+    async fn startup_layout_check(&self) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + STARTUP_LAYOUT_WAIT;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.layout().await {
+                Ok(_) => return Ok(()),
+                Err(e @ (StoreError::Layout(_) | StoreError::Tls(_))) => return Err(e),
+                Err(e) if tokio::time::Instant::now() + pause >= deadline => {
+                    tracing::warn!(error = %e, "cannot read the deployment's layout yet");
+                    return Ok(());
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "layout check did not complete; trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
     }
 
     /// The partitioning.
