@@ -291,8 +291,9 @@ pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
 /// [`MAX_REQUEST_BYTES`] (`OUT_OF_RANGE`). Mapped here onto
 /// `INVALID_ARGUMENT` / `FIELD_INVALID` like every other bad request.
 fn decode_failure(headers: &http::HeaderMap) -> Option<Error> {
-    let code = headers.get("grpc-status")?.to_str().ok()?;
-    let message = headers.get("grpc-message")?.to_str().ok()?;
+    use crate::telemetry::header;
+    let code = headers.get(&header::GRPC_STATUS)?.to_str().ok()?;
+    let message = headers.get(&header::GRPC_MESSAGE)?.to_str().ok()?;
     let message = percent_decode(message);
     match tonic::Code::from_bytes(code.as_bytes()) {
         Code::Internal if message.starts_with("failed to decode Protobuf message") => {

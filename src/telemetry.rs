@@ -10,6 +10,18 @@ use tessera_core::wire::Rpc;
 use http_body::{Body, Frame};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+/// Header names looked up on every call, made once: a `&str` key is parsed
+/// into a header name (a table walk and a match over the standard names)
+/// on every lookup, which was about 1.4k instructions of each hot `Verify`
+/// (BENCHMARKS.md, "Server instructions per call").
+pub mod header {
+    use http::HeaderName;
+    pub static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+    pub static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
+    pub static API_KEY: HeaderName = HeaderName::from_static(tessera_core::wire::API_KEY_HEADER);
+    pub static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+}
+
 pub const TOKENS_ISSUED: &str = "tessera_tokens_issued_total";
 /// Refreshes by outcome: rotated, grace_replay, reused, invalid, fingerprint_mismatch, rate_limited, error.
 pub const REFRESHES: &str = "tessera_refresh_total";
@@ -218,7 +230,7 @@ where
             // status in the headers; others in the trailers.
             let early = resp
                 .headers()
-                .get("grpc-status")
+                .get(&header::GRPC_STATUS)
                 .and_then(|v| v.to_str().ok())
                 .map(code_label);
             let (parts, body) = resp.into_parts();
@@ -342,7 +354,7 @@ impl<B: Body + Unpin> Body for TimedBody<B> {
         if let Poll::Ready(Some(Ok(frame))) = &poll {
             if let Some(trailers) = frame.trailers_ref() {
                 let code = trailers
-                    .get("grpc-status")
+                    .get(&header::GRPC_STATUS)
                     .and_then(|v| v.to_str().ok())
                     .map_or("OK", code_label);
                 self.finish(code);

@@ -243,8 +243,8 @@ impl<S: Store> Authorization for Authority<S> {
         let Some(span) = span else {
             return Ok(Response::new(self.check_request(request, &who).await));
         };
-        let answer = crate::trace::run_in(&span, self.check_request(request, &who)).await;
-        crate::trace::record_grpc_code(&span, 0);
+        let answer = span.run(self.check_request(request, &who)).await;
+        span.grpc_code(0);
         Ok(Response::new(answer))
     }
 }

@@ -5,9 +5,6 @@ use std::task::{Context, Poll};
 
 use futures::future::Either;
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::FutureExt as _;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::spans::{grpc_span, traceparent_of, CHECK_PATH};
 use super::{on, start};
@@ -62,41 +59,29 @@ where
             ),
             false => None,
         };
-        let Some(parent) = parent else {
+        let Some(span) = parent.and_then(|parent| grpc_span(req.uri().path(), parent)) else {
             return Either::Left(self.inner.call(req));
         };
-        let span = grpc_span(req.uri().path(), parent);
-        // The span's context, looked up once: attached while the service
-        // makes its future, then on each of its polls.
-        let cx = span.context();
         let fut = {
-            let _attached = cx.clone().attach();
+            let _attached = span.attach();
             self.inner.call(req)
         };
-        let traced = fut.with_context(cx);
-        Either::Right(Box::pin(futures::FutureExt::map(traced, move |result| {
-            if let Ok(resp) = &result {
-                // Unary errors are trailers-only (status in the headers);
-                // a response without one is OK.
-                let code = resp
-                    .headers()
-                    .get("grpc-status")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<i32>().ok())
-                    .unwrap_or(0);
-                record_grpc_code(&span, code);
-            }
-            result
-        })))
-    }
-}
-
-/// Record a gRPC status code; the codes that mean the server failed
-/// (not a refusal) mark the span as an error (OTel's gRPC conventions).
-pub fn record_grpc_code(span: &Span, code: i32) {
-    span.record("rpc.grpc.status_code", code);
-    // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
-    if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
-        span.record("otel.status_code", "ERROR");
+        Either::Right(Box::pin(futures::FutureExt::map(
+            span.run(fut),
+            move |result| {
+                if let Ok(resp) = &result {
+                    // Unary errors are trailers-only (status in the headers);
+                    // a response without one is OK.
+                    let code = resp
+                        .headers()
+                        .get(&crate::telemetry::header::GRPC_STATUS)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i32>().ok())
+                        .unwrap_or(0);
+                    span.grpc_code(code);
+                }
+                result
+            },
+        )))
     }
 }

@@ -5,6 +5,8 @@
 //! What a trace holds (README, "Tracing"):
 //! - one server span per RPC ([`GrpcTraceLayer`]) and per OAuth HTTP
 //!   request ([`http_span`]), parented on the caller's W3C `traceparent`
+//!   ([`ServerSpan`]: made through the OpenTelemetry SDK directly; the
+//!   spans inside it go through `tracing` and `tracing-opentelemetry`)
 //!   (gRPC metadata, HTTP headers; for ext_authz, the checked request's
 //!   headers when Envoy sent none of its own);
 //! - a child span per store call ([`in_store_span`]: operation, Lua script,
@@ -53,6 +55,9 @@ const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 static ON: AtomicBool = AtomicBool::new(false);
+/// The tracer of server spans ([`ServerSpan`]), made through the SDK itself.
+static TRACER: std::sync::OnceLock<opentelemetry_sdk::trace::SdkTracer> =
+    std::sync::OnceLock::new();
 /// `--trace-sample-ratio`, as the bits of an `f64`.
 static RATIO: AtomicU64 = AtomicU64::new(0);
 
@@ -108,6 +113,9 @@ where
         .with_resource(resource.build())
         .build();
     let tracer = provider.tracer("tessera");
+    // Once per process (`main` calls this once); a second provider's spans
+    // would still go to the first tracer's.
+    let _ = TRACER.set(tracer.clone());
     let layer = tracing_opentelemetry::layer()
         .with_tracer(tracer)
         // Not the thread or source location of each span: neither helps
@@ -195,7 +203,7 @@ fn extract(extractor: &dyn Extractor) -> opentelemetry::Context {
 
 /// Does this header map carry a `traceparent`?
 pub fn has_traceparent(headers: &http::HeaderMap) -> bool {
-    headers.contains_key("traceparent")
+    headers.contains_key(&crate::telemetry::header::TRACEPARENT)
 }
 
 /// The `traceparent` of the current span when it is sampled (what a
@@ -237,10 +245,10 @@ fn parse_traceparent(value: &str) -> Option<SpanContext> {
 mod layer;
 mod spans;
 
-pub use layer::{record_grpc_code, GrpcTrace, GrpcTraceLayer};
+pub use layer::{GrpcTrace, GrpcTraceLayer};
 pub use spans::{
-    applied, check_span, http_span, in_store_span, record_http_status, record_partition,
-    record_reason, run_in, sign_span, CHECK_PATH,
+    applied, check_span, http_span, in_store_span, record_partition, record_reason, run_in,
+    sign_span, ServerSpan, CHECK_PATH,
 };
 
 #[cfg(test)]

@@ -3,7 +3,9 @@
 //! fields recorded on them.
 
 use opentelemetry::propagation::Extractor;
-use opentelemetry::trace::{FutureExt as _, TraceContextExt as _, WithContext};
+use opentelemetry::trace::{
+    FutureExt as _, SpanKind, Status, TraceContextExt as _, Tracer as _, WithContext,
+};
 use opentelemetry::KeyValue;
 use tracing::field::Empty;
 use tracing::Span;
@@ -11,25 +13,93 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::{has_traceparent, in_trace, on, parse_traceparent, start, Headers, StringMap, TARGET};
 
+/// The server span of one RPC or OAuth HTTP request. Made through the
+/// OpenTelemetry SDK's tracer, not as a `tracing` span bridged by
+/// `tracing-opentelemetry`: a server span is never entered, its fields are
+/// known when it starts, and the bridge's part (a registry slot, a span
+/// builder filled by a field visitor, a lookup for each `record`, `context`
+/// and `set_parent`, the conversion at close) was most of what a traced hot
+/// `Verify` cost beyond its export (BENCHMARKS.md, "Tracing"). The spans
+/// inside it (store calls, signatures) are `tracing` spans: the bridge
+/// parents them on the OpenTelemetry context current while the call runs
+/// ([`ServerSpan::run`]). Ends when dropped.
+pub struct ServerSpan {
+    cx: opentelemetry::Context,
+}
+
+impl ServerSpan {
+    /// A server span named `name`, child of `parent`; `None` when tracing
+    /// is not installed.
+    fn start(
+        name: impl Into<std::borrow::Cow<'static, str>>,
+        attributes: Vec<KeyValue>,
+        parent: &opentelemetry::Context,
+    ) -> Option<Self> {
+        let tracer = super::TRACER.get()?;
+        let span = tracer
+            .span_builder(name)
+            .with_kind(SpanKind::Server)
+            .with_attributes(attributes)
+            .start_with_context(tracer, parent);
+        Some(ServerSpan {
+            cx: parent.with_span(span),
+        })
+    }
+
+    /// Run `fut` in this span's context (attached on each poll): spans made
+    /// meanwhile are its children, and [`record_reason`] reaches it.
+    pub fn run<F: std::future::Future>(&self, fut: F) -> WithContext<F> {
+        fut.with_context(self.cx.clone())
+    }
+
+    /// Attach this span's context while a service makes its future (which
+    /// may start work, and spans, before its first poll).
+    pub(super) fn attach(&self) -> opentelemetry::ContextGuard {
+        self.cx.clone().attach()
+    }
+
+    /// Record a gRPC status code; the codes that mean the server failed
+    /// (not a refusal) mark the span as an error (OTel's gRPC conventions).
+    pub fn grpc_code(&self, code: i32) {
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+        // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
+        if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
+            span.set_status(Status::error(""));
+        }
+    }
+
+    /// Record an HTTP answer's status; a server error marks the span as an
+    /// error.
+    pub fn http_status(&self, status: http::StatusCode) {
+        let span = self.cx.span();
+        span.set_attribute(KeyValue::new(
+            "http.response.status_code",
+            i64::from(status.as_u16()),
+        ));
+        if status.is_server_error() {
+            span.set_status(Status::error(""));
+        }
+    }
+}
+
+impl Drop for ServerSpan {
+    fn drop(&mut self) {
+        self.cx.span().end();
+    }
+}
+
 /// The server span of one RPC, `tessera.v1.TokenAuthority/Issue`, child of
 /// the caller's context.
-pub(super) fn grpc_span(path: &str, parent: opentelemetry::Context) -> Span {
+pub(super) fn grpc_span(path: &str, parent: opentelemetry::Context) -> Option<ServerSpan> {
     let full = path.trim_start_matches('/');
     let (service, method) = full.split_once('/').unwrap_or((full, ""));
-    let span = tracing::info_span!(
-        target: TARGET,
-        "rpc",
-        otel.name = full,
-        otel.kind = "server",
-        otel.status_code = Empty,
-        rpc.system = "grpc",
-        rpc.service = service,
-        rpc.method = method,
-        rpc.grpc.status_code = Empty,
-        tessera.reason = Empty,
-    );
-    let _ = span.set_parent(parent);
-    span
+    let attributes = vec![
+        KeyValue::new("rpc.system", "grpc"),
+        KeyValue::new("rpc.service", service.to_owned()),
+        KeyValue::new("rpc.method", method.to_owned()),
+    ];
+    ServerSpan::start(full.to_owned(), attributes, &parent)
 }
 
 /// The span of Envoy's `Check`: made by the handler, which alone sees the
@@ -38,7 +108,7 @@ pub(super) fn grpc_span(path: &str, parent: opentelemetry::Context) -> Span {
 pub fn check_span(
     metadata: &http::HeaderMap,
     checked: Option<&std::collections::HashMap<String, String>>,
-) -> Option<Span> {
+) -> Option<ServerSpan> {
     let parent = match checked {
         Some(headers) if !has_traceparent(metadata) && headers.contains_key("traceparent") => {
             start(Some(&StringMap(headers)))
@@ -49,7 +119,7 @@ pub fn check_span(
                 .map(|h| h as &dyn Extractor),
         ),
     }?;
-    Some(grpc_span(CHECK_PATH, parent))
+    grpc_span(CHECK_PATH, parent)
 }
 
 /// The extractor of a header map that has a `traceparent`.
@@ -62,36 +132,24 @@ pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// The server span of one OAuth HTTP request, `POST /oauth2/introspect`
 /// (`route` is the matched route, never the raw path).
-pub fn http_span(method: &http::Method, route: &str, headers: &http::HeaderMap) -> Option<Span> {
+pub fn http_span(
+    method: &http::Method,
+    route: &str,
+    headers: &http::HeaderMap,
+) -> Option<ServerSpan> {
     let parent = start(
         traceparent_of(headers)
             .as_ref()
             .map(|h| h as &dyn Extractor),
     )?;
-    let span = tracing::info_span!(
-        target: TARGET,
-        "http",
-        otel.name = format!("{method} {route}"),
-        otel.kind = "server",
-        otel.status_code = Empty,
-        http.request.method = method.as_str(),
-        http.route = route,
-        http.response.status_code = Empty,
-        tessera.reason = Empty,
-    );
-    let _ = span.set_parent(parent);
-    Some(span)
+    let attributes = vec![
+        KeyValue::new("http.request.method", method.as_str().to_owned()),
+        KeyValue::new("http.route", route.to_owned()),
+    ];
+    ServerSpan::start(format!("{method} {route}"), attributes, &parent)
 }
 
-/// Record an HTTP answer's status on `span`.
-pub fn record_http_status(span: &Span, status: http::StatusCode) {
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
-}
-
-/// Run `fut` in `span`'s OpenTelemetry context rather than entering the
+/// Run `fut` in (`tracing`) `span`'s OpenTelemetry context rather than entering the
 /// `tracing` span: the span starts here, once, and each poll attaches its
 /// context (a thread-local push) instead of entering it through the
 /// subscriber (registry lookups by every layer on every poll, which were

@@ -184,7 +184,7 @@ async fn traced(req: axum::extract::Request, next: axum::middleware::Next) -> Re
     let Some(span) = crate::trace::http_span(req.method(), route, req.headers()) else {
         return next.run(req).await;
     };
-    let response = crate::trace::run_in(&span, next.run(req)).await;
-    crate::trace::record_http_status(&span, response.status());
+    let response = span.run(next.run(req)).await;
+    span.http_status(response.status());
     response
 }

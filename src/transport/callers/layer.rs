@@ -3,7 +3,7 @@
 
 use std::task::{Context, Poll};
 
-use tessera_core::wire::{Rpc, API_KEY_HEADER};
+use tessera_core::wire::Rpc;
 
 use super::{certificate_identities, Callers, PeerIdentities, TenantScope};
 use crate::authority::caller::CallerName;
@@ -69,7 +69,10 @@ where
             // Health and reflection stay open for probes.
             return futures::future::Either::Left(self.inner.call(req));
         };
-        let key = req.headers().get(API_KEY_HEADER).map(|v| v.as_bytes());
+        let key = req
+            .headers()
+            .get(&crate::telemetry::header::API_KEY)
+            .map(|v| v.as_bytes());
         let ids = peer_identities(&req);
         let ip = peer_ip(&req);
         match self.state.authorize_scoped(rpc, key, &ids, &ip) {
