@@ -25,7 +25,13 @@ fn init_tracing(args: &ServeArgs) -> Result<Option<tessera::trace::Guard>, Strin
     use tracing_subscriber::Layer;
     let filter = tracing_subscriber::EnvFilter::try_from_env("TESSERA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a person at a terminal: a pipe, a file or a
+    // container's log gets plain lines (escape codes there are noise to
+    // every log tool, and writing them cost each line).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let logs = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let logs = match args.log_format {
         LogFormat::Json => logs.json().boxed(),
         LogFormat::Pretty => logs.boxed(),
