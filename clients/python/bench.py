@@ -13,8 +13,9 @@
 
 Starts its own redis-server and Tessera (TESSERA_BIN). Usage:
     .venv/bin/python bench.py [--seconds 3] [--rate 1000]
-BENCH_SPIN_THREAD=1: the verifier's feed read through grpcio's channel spin
-thread, as before the library read it on its own thread (for comparison).
+BENCH_SINGLE_THREADED=1: the verifier's channel reads the feed on the feed
+thread itself (grpcio's single-threaded unary-stream option), an experiment
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -152,10 +153,11 @@ def main() -> None:
         sessions = [p.session_id for p in pairs]
         applied: dict = {}
         extra = {}
-        if os.environ.get("BENCH_SPIN_THREAD") == "1":
-            # The verifier's feed as before the fix: events handed over by
-            # grpcio's channel spin thread (the option's default).
-            extra["options"] = [(grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, False)]
+        if os.environ.get("BENCH_SINGLE_THREADED") == "1":
+            # An experiment (BENCHMARKS.md): the verifier's feed read on its
+            # own thread (grpcio's single-threaded unary-stream), not handed
+            # over by the channel's spin thread.
+            extra["options"] = [(grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, True)]
         with LocalVerifier(server.target, issuer=ISSUER, audience="api", **extra) as v:
             feed = v._core.feed
             original = feed.apply

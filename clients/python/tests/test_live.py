@@ -333,29 +333,6 @@ def test_a_failing_feed_handler_fails_closed_and_retries(shared):
     c.close()
 
 
-def test_the_feed_is_read_on_its_own_thread_and_close_stops_it(shared):
-    """The verifier's stream is a single-threaded unary-stream call (no
-    hand-off through the channel's spin thread per event); it still applies
-    revocations, a caller's channel options still apply, and close() cancels
-    it from another thread and ends the feed thread."""
-    c = TesseraClient(shared.target)
-    pair = c.issue("hana", audience=["api"])
-    v = LocalVerifier(shared.target, issuer=ISSUER, audience="api",
-                      options=[("grpc.max_receive_message_length", 1 << 20)]).start()
-    try:
-        assert v.in_sync
-        assert type(v._call).__name__ == "_SingleThreadedRendezvous"
-        assert v.verify(pair.access_token).subject == "hana"
-        c.revoke(session_id=pair.session_id)
-        denied_within(v, pair.access_token, "TOKEN_REVOKED", 1.0)
-        feed = next(t for t in v._threads if t.name == "tessera-verifier-feed")
-    finally:
-        v.close()
-    assert not feed.is_alive()
-    assert reason_of(v.verify, pair.access_token) == "STORE_UNAVAILABLE"
-    c.close()
-
-
 def test_client_watch_revocations(shared):
     with TesseraClient(shared.target) as c:
         pair = c.issue("gina", audience=["api"])

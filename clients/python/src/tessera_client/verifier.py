@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
 import grpc
-import grpc.experimental
 
 from . import _tokens
 from ._state import KIND_UNSPECIFIED, RevocationCache, VerifiedCache, _ms
@@ -254,16 +253,6 @@ class _Options:
     backoff_cap: float
 
 
-#: The verifier's own channel reads the feed's stream on the feed thread
-#: itself (grpcio's single-threaded unary-stream calls) instead of through
-#: the channel's spin thread, which hands each event on to the waiting
-#: thread: one thread hop fewer per event halves the median time from
-#: ``Revoke`` returning to the event applied here (clients/python/
-#: BENCHMARKS.md, "(b) Revocation propagation"). Options the caller passes
-#: come after, and win.
-_FEED_CHANNEL_OPTIONS = ((grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, True),)
-
-
 def _backoff(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter."""
     return random.uniform(0, min(cap, base * (2 ** min(attempt, 16))))
@@ -337,9 +326,7 @@ class LocalVerifier:
         ``sync_timeout`` for it to catch up (verify fails closed until then)."""
         if self._client is not None:
             return self
-        opts = dict(self._client_options)
-        opts["options"] = (*_FEED_CHANNEL_OPTIONS, *opts.get("options", ()))
-        self._client = TesseraClient(self._target, api_key=self._api_key, **opts)
+        self._client = TesseraClient(self._target, api_key=self._api_key, **self._client_options)
         try:
             self._core.set_keys(*self._client.jwks_of(self._core.tenant))
         except BaseException:
