@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -192,6 +193,7 @@ def main() -> None:
         client.close()
     finally:
         stack.close()
+        shutil.rmtree(work, ignore_errors=True)  # the session ids the revoker read
 
 
 def _reason(v: LocalVerifier, token: str) -> str:
