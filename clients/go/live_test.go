@@ -56,6 +56,55 @@ func deniedWithin(t *testing.T, v *LocalVerifier, token, reason string, bound ti
 	return took
 }
 
+// OnRevocation is called once per event, after it is applied: Verify
+// already denies from inside the callback.
+func TestLiveOnRevocationAfterApply(t *testing.T) {
+	s := liveServer(t)
+	c := s.client(t)
+	ctx := ctx10s(t)
+	pair := issue(t, c, &pb.IssueRequest{Subject: "hooked", Tenant: "acme"})
+	type seen struct{ kind, id, reason string }
+	events := make(chan seen, 8)
+	var v *LocalVerifier
+	ready := make(chan struct{}) // v is set (a fresh store: no snapshot events)
+	v = startVerifier(t, c, Options{Issuer: "tessera-test", Audience: "api", OnRevocation: func(kind, id string) {
+		<-ready
+		_, err := v.Verify(pair.AccessToken)
+		events <- seen{kind, id, Reason(err)}
+	}})
+	close(ready)
+	if _, err := v.Verify(pair.AccessToken); err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+	if _, err := c.RevokeSession(ctx, pair.SessionId); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	select {
+	case e := <-events:
+		if e != (seen{"session", pair.SessionId, ReasonTokenRevoked}) {
+			t.Fatalf("OnRevocation saw %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnRevocation not called within 5 s")
+	}
+	second := issue(t, c, &pb.IssueRequest{Subject: "hooked-token", Tenant: "acme"})
+	claims, err := v.Verify(second.AccessToken)
+	if err != nil {
+		t.Fatalf("fresh token: %v", err)
+	}
+	if _, err := c.RevokeToken(ctx, second.AccessToken); err != nil {
+		t.Fatalf("Revoke: %v", err)
+	}
+	select {
+	case e := <-events:
+		if e.kind != "token" || e.id != claims.TokenID {
+			t.Fatalf("OnRevocation saw %+v", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("OnRevocation not called for a token within 5 s")
+	}
+}
+
 func TestLiveRevocationPropagates(t *testing.T) {
 	s := liveServer(t)
 	c := s.client(t)

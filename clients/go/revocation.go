@@ -44,14 +44,30 @@ func newRevocationCache() *revocationCache {
 	return &revocationCache{tokens: map[string]int64{}, sessions: map[string]int64{}, subjects: map[string]cutoff{}}
 }
 
-func (c *revocationCache) apply(ev revocationEvent) {
+// kindName is the kind as Options.OnRevocation names it.
+func (ev revocationEvent) kindName() string {
+	switch ev.kind {
+	case kindToken:
+		return "token"
+	case kindSession:
+		return "session"
+	default:
+		return "subject"
+	}
+}
+
+// apply puts ev in force; it answers the key it is kept under (the jti,
+// the session id or the subject's key).
+func (c *revocationCache) apply(ev revocationEvent) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch ev.kind {
 	case kindToken:
 		c.tokens[ev.tokenID] = ev.expiresAtMs
+		return ev.tokenID
 	case kindSession:
 		c.sessions[ev.sessionID] = ev.expiresAtMs
+		return ev.sessionID
 	case kindSubject:
 		// The server's key when it sends one: the raw subject is then
 		// not needed (docs/integrating.md, "Following the feed").
@@ -67,7 +83,9 @@ func (c *revocationCache) apply(ev revocationEvent) {
 			e.expiresMs = ev.expiresAtMs
 		}
 		c.subjects[key] = e
+		return key
 	}
+	return ""
 }
 
 // expire drops entries whose tokens have all expired by nowMs.

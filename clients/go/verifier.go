@@ -50,6 +50,13 @@ type Options struct {
 	// Logf receives one-line notices of feed trouble (never a token or a
 	// key); nil = silent.
 	Logf func(format string, args ...any)
+	// OnRevocation, when set, is called on the feed's goroutine right
+	// after each revocation event (snapshot or live) is applied, so Verify
+	// already denies what it covers: kind "token" with the token's jti,
+	// "session" with the session id, or "subject" with the subject's key
+	// (the feed's subject_key). For metrics and for timing propagation;
+	// the feed waits while it runs, so it must return quickly.
+	OnRevocation func(kind, id string)
 }
 
 // VerifyOptions are per-call inputs of VerifyContext.
@@ -485,7 +492,10 @@ func (v *LocalVerifier) watchOnce(ctx context.Context) (caughtUp bool, err error
 			v.feed.inSync.Store(true)
 			continue
 		}
-		v.feed.apply(event)
+		key := v.feed.apply(event)
+		if f := v.opts.OnRevocation; f != nil {
+			f(event.kindName(), key)
+		}
 		v.lastEvent.Store(event.revokedAtMs)
 		v.cursorMu.Lock()
 		v.cursor = ev.GetCursor()

@@ -4,21 +4,28 @@
     cache on, and off), against the same token's Verify over gRPC per
     second (one client thread, sequential; and 32 in flight on grpc.aio);
 (b) revocation propagation: Revoke (by session) at ~RATE/s for SECONDS s
-    from a separate process; for each, the time from Revoke returning there
-    to the verifier here applying the event (from then on verify denies;
-    checked for every token at the end). Reports p50/p99/max.
+    by the project's Rust load generator (`tessera-bench load --scenario
+    revoke --sessions`, a separate process; TESSERA_BENCH_BIN, default
+    ../../target/release/tessera-bench); for each, the time from Revoke
+    returning there to the verifier here applying the event (from then on
+    verify denies; checked for every token at the end), both as unix ns
+    (CLOCK_REALTIME). Reports p50/p99/max of max(0, applied - returned).
 
 Starts its own redis-server and Tessera (TESSERA_BIN). Usage:
     .venv/bin/python bench.py [--seconds 3] [--rate 1000]
+BENCH_SINGLE_THREADED=1: the verifier's channel reads the feed on the feed
+thread itself (grpcio's single-threaded unary-stream option), an experiment
+(BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import multiprocessing as mp
+import json
 import os
-import statistics
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -29,6 +36,7 @@ sys.path.insert(0, str(HERE / "src"))
 sys.path.insert(0, str(HERE / "tests"))
 
 import grpc.aio  # noqa: E402
+import grpc.experimental  # noqa: E402
 
 from conftest import Stack  # noqa: E402
 from tessera_client import LocalVerifier, TesseraClient, TokenError  # noqa: E402
@@ -36,6 +44,8 @@ from tessera_client.pb import tessera_pb2 as pb  # noqa: E402
 from tessera_client.pb import tessera_pb2_grpc as pb_grpc  # noqa: E402
 
 ISSUER = "tessera-bench"
+REVOKER = os.environ.get("TESSERA_BENCH_BIN") or str(
+    HERE.parent.parent / "target" / "release" / "tessera-bench")
 
 
 def rate(fn, seconds: float) -> float:
@@ -68,29 +78,23 @@ async def grpc_concurrent(target: str, token: str, seconds: float, inflight: int
         return done / (time.perf_counter() - t0)
 
 
-def revoker(target: str, sessions: list, per_s: int, out) -> None:
-    """Child process: revoke each session at `per_s`; report when each Revoke returned."""
-
-    async def main() -> None:
-        async with grpc.aio.insecure_channel(target) as ch:
-            stub = pb_grpc.TokenAuthorityStub(ch)
-            returned = {}
-
-            async def one(sid: str) -> None:
-                await stub.Revoke(pb.RevokeRequest(session_id=sid), timeout=10)
-                returned[sid] = time.time_ns()
-
-            t0 = time.perf_counter()
-            tasks = []
-            for i, sid in enumerate(sessions):
-                delay = t0 + i / per_s - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                tasks.append(asyncio.create_task(one(sid)))
-            await asyncio.gather(*tasks)
-            out.put((returned, time.perf_counter() - t0))
-
-    asyncio.run(main())
+def revoke_with_rust(target: str, sessions: list, per_s: int, seconds: float, work: Path):
+    """The project's Rust load generator, a separate process, revokes each
+    session by id at `per_s`; answers its JSON report and, per Revoke that
+    returned OK, when it returned (unix ns, CLOCK_REALTIME)."""
+    sessions_file, returned_file = work / "sessions", work / "returned"
+    sessions_file.write_text("".join(f"{s}\n" for s in sessions))
+    out = subprocess.run(
+        [REVOKER, "load", "--addr", target, "--scenario", "revoke",
+         "--sessions", str(sessions_file), "--returned-out", str(returned_file),
+         "--rate", str(per_s), "--concurrency", "8", "--connections", "2",
+         "--duration", f"{int(seconds) + 60}s", "--json"],
+        check=True, stdout=subprocess.PIPE, timeout=seconds + 120)
+    returned = {}
+    for line in returned_file.read_text().splitlines():
+        sid, ns = line.split(" ")
+        returned[sid] = int(ns)
+    return json.loads(out.stdout), returned
 
 
 async def issue_many(target: str, n: int) -> list:
@@ -149,7 +153,13 @@ def main() -> None:
         pairs = asyncio.run(issue_many(server.target, n))
         sessions = [p.session_id for p in pairs]
         applied: dict = {}
-        with LocalVerifier(server.target, issuer=ISSUER, audience="api") as v:
+        extra = {}
+        if os.environ.get("BENCH_SINGLE_THREADED") == "1":
+            # An experiment (BENCHMARKS.md): the verifier's feed read on its
+            # own thread (grpcio's single-threaded unary-stream), not handed
+            # over by the channel's spin thread.
+            extra["options"] = [(grpc.experimental.ChannelOptions.SingleThreadedUnaryStream, True)]
+        with LocalVerifier(server.target, issuer=ISSUER, audience="api", **extra) as v:
             feed = v._core.feed
             original = feed.apply
 
@@ -159,31 +169,31 @@ def main() -> None:
                     applied.setdefault(ev.session_id, time.time_ns())
 
             feed.apply = timed_apply  # type: ignore[method-assign]
-            q: mp.Queue = mp.get_context("spawn").Queue()
-            proc = mp.get_context("spawn").Process(
-                target=revoker, args=(server.target, sessions, per_s, q))
-            proc.start()
-            returned, took = q.get(timeout=seconds + 60)
-            proc.join(30)
+            report, returned = revoke_with_rust(server.target, sessions, per_s, seconds, work)
             deadline = time.monotonic() + 5
-            while len(applied) < n and time.monotonic() < deadline:
+            while any(s not in applied for s in returned) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            denied = sum(
-                1 for p in pairs if _reason(v, p.access_token) == "TOKEN_REVOKED")
-        raw = [(applied[s] - returned[s]) / 1e6 for s in sessions if s in applied]
+            by_sid = {p.session_id: p for p in pairs}
+            denied = sum(1 for s in returned
+                         if _reason(v, by_sid[s].access_token) == "TOKEN_REVOKED")
+        raw = [applied[s] - ns for s, ns in returned.items() if s in applied]
         early = sum(1 for x in raw if x <= 0)
-        lat = sorted(max(0.0, x) for x in raw)
-        missing = n - len(lat)
-        q99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
-        print(f"(b) {n} revocations (by session) in {took:.2f} s = {n / took:,.0f}/s; "
-              f"Revoke returned -> verifier applied the event:")
-        print(f"    p50 {statistics.median(lat):.2f} ms, p99 {q99:.2f} ms, max {lat[-1]:.2f} ms; "
-              f"never applied: {missing}; denied afterwards: {denied}/{n}")
-        print(f"    {early / max(1, len(raw)):.0%} of the events were applied here before Revoke "
-              f"had returned to the revoking process (counted as 0 ms)")
+        lat = sorted(max(0, x) / 1e6 for x in raw)
+        never = len(returned) - len(raw)
+
+        def q(p: float) -> float:
+            return lat[min(len(lat) - 1, int(len(lat) * p))] if lat else 0.0
+
+        print(f"(b) {report['requests_ok']:.0f} sessions revoked by {REVOKER} (separate process) "
+              f"in {report['duration_s']:.2f} s = {report['rps']:,.0f}/s, errors {report['errors']}")
+        print(f"    Revoke returned -> verifier applied the event: p50 {q(0.5):.3f} ms, "
+              f"p90 {q(0.9):.3f} ms, p99 {q(0.99):.3f} ms, max {q(1.0):.3f} ms")
+        print(f"    applied before Revoke returned: {early}; never applied: {never}; "
+              f"denied afterwards: {denied}/{len(returned)}")
         client.close()
     finally:
         stack.close()
+        shutil.rmtree(work, ignore_errors=True)  # the session ids the revoker read
 
 
 def _reason(v: LocalVerifier, token: str) -> str:

@@ -5,6 +5,10 @@
 //! - `tessera-bench load --addr 127.0.0.1:50051 --scenario verify …`: a
 //!   bounded run, reported as a table or JSON (rates, percentiles, errors by
 //!   code, CPU per request of the server, the store and itself).
+//!   `--scenario revoke --sessions FILE --returned-out FILE` revokes the
+//!   given sessions by id at `--rate` and writes when each `Revoke`
+//!   returned (unix ns): the revoker of the client libraries' propagation
+//!   benches (clients/*/BENCHMARKS.md), a process of its own.
 //! - `tessera-bench echo --listen 127.0.0.1:50052`: a trivial gRPC server
 //!   (health only), the machine's gRPC ceiling to compare against.
 //! - `tessera-bench otlp-sink --listen 127.0.0.1:4317`: an OTLP/gRPC trace

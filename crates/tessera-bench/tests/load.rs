@@ -3,7 +3,7 @@
 //! --workspace` builds it; or set `TESSERA_BIN`).
 
 use serde_json::Value;
-use tessera_test_support::{free_port, run_json, Process};
+use tessera_test_support::{free_port, run_json, session_ids, wait_revoked, Process};
 
 /// Run `program` with `args`: (success, its JSON output, all its output).
 fn run(program: &str, args: &[&str]) -> (bool, Value, String) {
@@ -64,6 +64,92 @@ async fn load_generator_reports_every_scenario() {
     );
     assert!(!ok);
     assert!(text.contains("not a loopback address"), "{text}");
+}
+
+/// `load --scenario revoke --sessions`: the revoker of the client
+/// libraries' propagation benches revokes each session given once, by id,
+/// and writes when each Revoke returned on the wall clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revokes_given_sessions_and_writes_when_each_returned() {
+    let server = Process::start(&["--issue-rate=off".into()]).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let mut c = tessera_test_support::Client::new(channel);
+    let subjects = (0..30).map(|i| format!("rv-given-{i}"));
+    let sids = session_ids(&mut c, subjects).await;
+    let pair = tessera_test_support::issue(&mut c, "rv-given-check").await;
+    let sids: Vec<String> = sids.into_iter().chain([pair.session_id]).collect();
+    let dir = std::env::temp_dir().join(format!("tessera-bench-sessions-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, out) = (dir.join("sessions"), dir.join("returned"));
+    std::fs::write(&input, sids.join("\n") + "\n").unwrap();
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let addr = server.addr.to_string();
+    let (ok, r, text) = run(
+        env!("CARGO_BIN_EXE_tessera-bench"),
+        &[
+            "load",
+            "--addr",
+            &addr,
+            "--scenario",
+            "revoke",
+            "--sessions",
+            input.to_str().unwrap(),
+            "--returned-out",
+            out.to_str().unwrap(),
+            "--rate",
+            "500",
+            "--concurrency",
+            "4",
+            "--connections",
+            "2",
+            "--json",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(r["requests_ok"], 31.0, "{r}");
+    assert_eq!(r["errors"], serde_json::json!({}), "{r}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    let mut seen: Vec<&str> = written
+        .lines()
+        .map(|l| {
+            let (sid, ns) = l.split_once(' ').expect("session_id unix_time_ns");
+            let ns: u128 = ns.parse().expect("nanoseconds");
+            assert!(ns > before, "{l}");
+            sid
+        })
+        .collect();
+    seen.sort_unstable();
+    let mut want: Vec<&str> = sids.iter().map(String::as_str).collect();
+    want.sort_unstable();
+    assert_eq!(seen, want);
+    wait_revoked(&mut c, &pair.access_token).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Only for revoke, and bounded.
+    let (ok, _, text) = run(
+        env!("CARGO_BIN_EXE_tessera-bench"),
+        &[
+            "load",
+            "--addr",
+            &addr,
+            "--scenario",
+            "verify",
+            "--sessions",
+            "/dev/null",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        text.contains("--sessions is for --scenario revoke"),
+        "{text}"
+    );
 }
 
 /// Start `tessera-bench echo` on a free port and wait until it listens.

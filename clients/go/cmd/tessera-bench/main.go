@@ -3,13 +3,17 @@
 //
 //	(a) one hot token: LocalVerifier.Verify per second on one core
 //	    (GOMAXPROCS=1) against the same token's Verify over gRPC per second;
-//	(b) revocation propagation: Revoke at a fixed rate for a few seconds;
-//	    for each, the time from Revoke returning to the verifier denying the
-//	    token (TOKEN_REVOKED): p50, p99, max.
+//	(b) revocation propagation: sessions revoked at a fixed rate for a few
+//	    seconds by the Rust load generator (-revoker, a separate process);
+//	    for each, the time from Revoke returning there to this verifier
+//	    applying the event (Options.OnRevocation; Verify denies from then
+//	    on, checked for every token after): p50, p99, max, both clocks
+//	    CLOCK_REALTIME on one host.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log"
@@ -20,6 +24,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,6 +39,7 @@ var (
 	rate     = flag.Int("rate", 1000, "revocations per second in (b)")
 	seconds  = flag.Int("seconds", 3, "seconds of revocations in (b)")
 	inflight = flag.Int("inflight", 16, "concurrent gRPC Verify calls in (a)")
+	revoker  = flag.String("revoker", envOr("TESSERA_BENCH_BIN", "tessera-bench"), "the Rust load generator (tessera-bench) that revokes in (b)")
 )
 
 func envOr(k, d string) string {
@@ -152,7 +158,8 @@ func main() {
 	grpcPar := measure(*phase, *inflight, func() error { _, err := client.Verify(ctx, req); return err })
 	fmt.Printf("(a) gRPC Verify, %d in flight: %.0f/s  (local cached is %.0fx)\n", *inflight, grpcPar, local/grpcPar)
 
-	propagation(ctx, client, v)
+	v.Close() // (b) has a verifier of its own
+	propagation(ctx, client, addr)
 }
 
 // measure runs f from n goroutines for d; answers calls per second.
@@ -186,16 +193,15 @@ func measure(d time.Duration, n int, f func() error) float64 {
 	return float64(count) / time.Since(begin).Seconds()
 }
 
-type pending struct {
-	token    string
-	returned time.Time
-}
-
-// propagation: Revoke `rate` tokens per second for `seconds`; for each, the
-// time from Revoke returning to the local verifier denying it.
-func propagation(ctx context.Context, client *tessera.Client, v *tessera.LocalVerifier) {
+// propagation: issue rate*seconds sessions, then have the project's Rust
+// revoker (tessera-bench load --scenario revoke --sessions, a separate
+// process) revoke them by id at `rate`/s; it writes when each Revoke
+// returned (unix ns), and OnRevocation here records when this verifier
+// applied each event (from then on Verify denies). Reports
+// max(0, applied - returned): p50, p99, max.
+func propagation(ctx context.Context, client *tessera.Client, addr string) {
 	n := *rate * *seconds
-	tokens := make([]string, n)
+	pairs := make([]*pb.TokenPair, n)
 	var next int64 = -1
 	var wg sync.WaitGroup
 	for w := 0; w < 16; w++ {
@@ -211,80 +217,130 @@ func propagation(ctx context.Context, client *tessera.Client, v *tessera.LocalVe
 				if err != nil {
 					log.Fatalf("Issue: %v", err)
 				}
-				tokens[i] = p.AccessToken
+				pairs[i] = p
 			}
 		}()
 	}
 	wg.Wait()
-	for _, t := range tokens { // warm: every token verified (and cached) once
-		if _, err := v.Verify(t); err != nil {
+
+	var mu sync.Mutex
+	applied := make(map[string]int64, n)
+	v, err := tessera.NewLocalVerifier(ctx, client, tessera.Options{Audience: "api", OnRevocation: func(kind, id string) {
+		at := time.Now().UnixNano()
+		mu.Lock()
+		if _, ok := applied[id]; !ok {
+			applied[id] = at
+		}
+		mu.Unlock()
+	}})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer v.Close()
+	if !v.WaitInSync(ctx) {
+		log.Fatal("verifier not in sync")
+	}
+	for _, p := range pairs { // warm: every token verified (and cached) once
+		if _, err := v.Verify(p.AccessToken); err != nil {
 			log.Fatalf("warm-up: %v", err)
 		}
 	}
 
-	revoked := make(chan pending, n)
-	jobs := make(chan int, n)
-	for w := 0; w < 16; w++ {
-		go func() {
-			for i := range jobs {
-				if _, err := client.RevokeToken(ctx, tokens[i]); err != nil {
-					log.Fatalf("Revoke: %v", err)
-				}
-				revoked <- pending{tokens[i], time.Now()}
-			}
-		}()
+	dir, err := os.MkdirTemp("", "tessera-go-prop")
+	if err != nil {
+		log.Fatal(err)
 	}
-	latencies := make([]time.Duration, 0, n)
-	missed := 0
-	done := make(chan struct{})
-	go func() { // the checker: polls every pending token until denied
-		defer close(done)
-		var open []pending
-		for len(latencies)+missed < n {
-		drain:
-			for {
-				select {
-				case p := <-revoked:
-					open = append(open, p)
-				default:
-					break drain
-				}
-			}
-			kept := open[:0]
-			for _, p := range open {
-				_, err := v.Verify(p.token)
-				switch {
-				case tessera.Reason(err) == tessera.ReasonTokenRevoked:
-					latencies = append(latencies, time.Since(p.returned))
-				case time.Since(p.returned) > 10*time.Second:
-					missed++
-				default:
-					kept = append(kept, p)
-				}
-			}
-			open = kept
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
-	begin := time.Now()
-	interval := time.Second / time.Duration(*rate)
-	for i := 0; i < n; i++ {
-		if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
-			time.Sleep(d)
-		}
-		jobs <- i
+	defer os.RemoveAll(dir)
+	sessions, returnedPath := filepath.Join(dir, "sessions"), filepath.Join(dir, "returned")
+	var ids strings.Builder
+	for _, p := range pairs {
+		ids.WriteString(p.SessionId + "\n")
 	}
-	close(jobs)
-	sent := time.Since(begin)
-	<-done
+	if err := os.WriteFile(sessions, []byte(ids.String()), 0o600); err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(*revoker, "load", "--addr", addr, "--scenario", "revoke", "--sessions", sessions,
+		"--returned-out", returnedPath, "--rate", fmt.Sprint(*rate), "--concurrency", "8", "--connections", "2",
+		"--duration", fmt.Sprintf("%ds", *seconds+60), "--json")
+	cmd.Stderr = os.Stderr
+	report, err := cmd.Output()
+	if err != nil {
+		log.Fatalf("revoker %s: %v", *revoker, err)
+	}
+	var r struct {
+		RequestsOK float64         `json:"requests_ok"`
+		Rps        float64         `json:"rps"`
+		Duration   float64         `json:"duration_s"`
+		Errors     json.RawMessage `json:"errors"`
+	}
+	if err := json.Unmarshal(report, &r); err != nil {
+		log.Fatalf("revoker report: %v", err)
+	}
+	returned := map[string]int64{}
+	text, err := os.ReadFile(returnedPath)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		var sid string
+		var ns int64
+		if _, err := fmt.Sscanf(line, "%s %d", &sid, &ns); err != nil {
+			log.Fatalf("returned-out line %q: %v", line, err)
+		}
+		returned[sid] = ns
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		c := 0
+		for sid := range returned {
+			if _, ok := applied[sid]; ok {
+				c++
+			}
+		}
+		return c
+	}
+	waitFor(5*time.Second, func() bool { return count() == len(returned) })
+
+	mu.Lock()
+	var latencies []time.Duration
+	early, never := 0, 0
+	for sid, ret := range returned {
+		at, ok := applied[sid]
+		switch {
+		case !ok:
+			never++
+		case at <= ret:
+			early++
+			latencies = append(latencies, 0)
+		default:
+			latencies = append(latencies, time.Duration(at-ret))
+		}
+	}
+	mu.Unlock()
+	denied := 0
+	for _, p := range pairs {
+		if _, ok := returned[p.SessionId]; !ok {
+			continue
+		}
+		if _, err := v.Verify(p.AccessToken); tessera.Reason(err) == tessera.ReasonTokenRevoked {
+			denied++
+		}
+	}
 	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
 	q := func(p float64) time.Duration {
 		if len(latencies) == 0 {
 			return 0
 		}
-		return latencies[int(p*float64(len(latencies)-1))]
+		i := int(p * float64(len(latencies)))
+		if i >= len(latencies) {
+			i = len(latencies) - 1
+		}
+		return latencies[i]
 	}
-	fmt.Printf("(b) propagation: %d revocations in %.2f s (%.0f/s offered); Revoke returned -> local TOKEN_REVOKED: p50 %v, p99 %v, max %v; missed (>10 s): %d\n",
-		n, sent.Seconds(), float64(n)/sent.Seconds(), q(0.50).Round(time.Microsecond), q(0.99).Round(time.Microsecond),
-		q(1).Round(time.Microsecond), missed)
+	fmt.Printf("(b) propagation: %d sessions revoked by tessera-bench load (separate process) in %.2f s = %.0f/s, errors %s\n",
+		int(r.RequestsOK), r.Duration, r.Rps, r.Errors)
+	fmt.Printf("(b) Revoke returned -> OnRevocation applied: p50 %v, p99 %v, max %v; applied before Revoke returned: %d; never applied: %d; denied afterwards: %d/%d\n",
+		q(0.50).Round(time.Microsecond), q(0.99).Round(time.Microsecond), q(1).Round(time.Microsecond),
+		early, never, denied, len(returned))
 }

@@ -79,6 +79,17 @@ pub struct BenchArgs {
     /// `revoke`: a replica to watch for the events (loopback), for propagation latency.
     #[arg(long)]
     pub watch_addr: Option<SocketAddr>,
+    /// `revoke`: revoke these sessions by id instead (a file of one session
+    /// id a line, `-` for stdin; at most 100,000), each once, in order; the
+    /// run ends when they run out. For timing another process's verifier
+    /// (the client libraries' benches).
+    #[arg(long)]
+    pub sessions: Option<std::path::PathBuf>,
+    /// With `--sessions`: write `session_id unix_time_ns` here for each
+    /// Revoke that returned OK, the wall clock (CLOCK_REALTIME) when its
+    /// answer arrived. Failed ones are counted in the report's errors.
+    #[arg(long, requires = "sessions")]
+    pub returned_out: Option<std::path::PathBuf>,
     /// PID of the server, to report its CPU time per request (from /proc).
     #[arg(long)]
     pub server_pid: Option<u32>,
@@ -127,7 +138,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         setup::loopback(a)?;
     }
     let duration = args.duration.0.min(Duration::from_secs(600));
-    let max_requests = args.requests.min(10_000_000);
+    let mut max_requests = args.requests.min(10_000_000);
     // A few connections, shared by the streams, like a real client pool.
     let connections = args.connections.clamp(1, args.concurrency.max(1));
     let mut channels = Vec::new();
@@ -135,6 +146,9 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         channels.push(setup::connect(args.addr).await?);
     }
     let tokens = setup::Tokens::prepare(&args, channels[0].clone()).await?;
+    if args.sessions.is_some() {
+        max_requests = max_requests.min(tokens.sessions.len() as u64);
+    }
     let cache_before = report::cache_counters(args.admin_addr).await;
     let propagation = propagation::Propagation::start(&args).await?;
     let cpu = report::Cpu::start(args.server_pid, args.store_pid);
@@ -150,6 +164,7 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         run_id: setup::random_b64::<6>(),
         subject: args.subject.clone(),
         sent: propagation.sent(),
+        returned: Default::default(),
         per_worker_interval: (args.rate > 0)
             .then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate as f64)),
     });
@@ -163,6 +178,9 @@ pub async fn run(args: BenchArgs) -> Result<Value, String> {
         all.merge(t.await.map_err(|e| e.to_string())?);
     }
     let elapsed = started.elapsed();
+    if let Some(path) = &args.returned_out {
+        setup::write_returned(path, &shared)?;
+    }
     let cache_after = report::cache_counters(args.admin_addr).await;
     let cpu = cpu.finish();
     let propagation = propagation.finish(args.watch_addr.is_some()).await;

@@ -60,6 +60,50 @@ pub struct Tokens {
     pub minted: Vec<String>,
     /// Exchange's subject tokens, issued by the server.
     pub subjects: Vec<String>,
+    /// `revoke --sessions`: the session ids to revoke, in order.
+    pub sessions: Vec<String>,
+}
+
+/// The most sessions `--sessions` takes.
+pub const MAX_SESSIONS: usize = 100_000;
+
+/// `--sessions`: one session id a line (blank lines skipped), from a file
+/// or `-` (stdin); at most [`MAX_SESSIONS`].
+fn read_sessions(path: &std::path::Path) -> Result<Vec<String>, String> {
+    let text = if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())
+    } else {
+        std::fs::read_to_string(path)
+    }
+    .map_err(|e| format!("--sessions {}: {e}", path.display()))?;
+    let ids: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if ids.len() > MAX_SESSIONS {
+        return Err(format!(
+            "--sessions: {} ids, at most {MAX_SESSIONS}",
+            ids.len()
+        ));
+    }
+    Ok(ids)
+}
+
+/// `--returned-out`: `session_id unix_time_ns`, one line per Revoke that
+/// returned OK.
+pub fn write_returned(
+    path: &std::path::Path,
+    shared: &super::worker::Shared,
+) -> Result<(), String> {
+    use std::fmt::Write;
+    let returned = shared.returned.lock().unwrap_or_else(|p| p.into_inner());
+    let mut out = String::with_capacity(returned.len() * 48);
+    for (i, ns) in returned.iter() {
+        let _ = writeln!(out, "{} {ns}", shared.tokens.sessions[*i]);
+    }
+    std::fs::write(path, out).map_err(|e| format!("--returned-out {}: {e}", path.display()))
 }
 
 impl Tokens {
@@ -83,7 +127,12 @@ impl Tokens {
                 subjects.push(issue(&setup, format!("bench-x-{i}")).await?);
             }
         }
-        let hot = if args.scenario == Scenario::Echo {
+        let sessions = match (&args.sessions, args.scenario) {
+            (Some(path), Scenario::Revoke) => read_sessions(path)?,
+            (Some(_), _) => return Err("--sessions is for --scenario revoke".into()),
+            (None, _) => Vec::new(),
+        };
+        let hot = if args.scenario == Scenario::Echo || !sessions.is_empty() {
             String::new()
         } else {
             issue(&setup, "bench-verify".into()).await?
@@ -92,6 +141,7 @@ impl Tokens {
             hot,
             minted,
             subjects,
+            sessions,
         })
     }
 }

@@ -30,6 +30,9 @@ pub struct Shared {
     /// `--subject`: the one subject of every session, if given.
     pub subject: Option<String>,
     pub sent: Sent,
+    /// `revoke --sessions`: (index in `tokens.sessions`, unix ns) of each
+    /// Revoke that returned OK.
+    pub returned: std::sync::Mutex<Vec<(usize, u128)>>,
     pub per_worker_interval: Option<Duration>,
 }
 
@@ -218,6 +221,9 @@ impl Worker {
     /// follows an Issue of its own, outside the timed call (server CPU per
     /// request counts both).
     async fn revoke(&mut self) -> Outcome {
+        if !self.shared.tokens.sessions.is_empty() {
+            return self.revoke_session().await;
+        }
         let subject = format!("bench-rv-{}-{}", self.shared.run_id, self.id);
         if let Err(e) = self.client.issue(issue_req(subject.clone())).await {
             return Outcome::Failed(code(&e));
@@ -242,6 +248,37 @@ impl Worker {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .insert(key, Instant::now());
+                Outcome::Ok(t0)
+            }
+            Err(e) => Outcome::Failed(code(&e)),
+        }
+    }
+
+    /// `--sessions`: the next one, by id; when it returned, on the wall
+    /// clock, for another process to compare with its own.
+    async fn revoke_session(&mut self) -> Outcome {
+        let s = &self.shared;
+        let n = s.next_token.fetch_add(1, Ordering::Relaxed) as usize;
+        let Some(sid) = s.tokens.sessions.get(n) else {
+            return Outcome::Recorded;
+        };
+        let t0 = Instant::now();
+        let r = self
+            .client
+            .revoke(pb::RevokeRequest {
+                target: Some(pb::revoke_request::Target::SessionId(sid.clone())),
+                ..Default::default()
+            })
+            .await;
+        let unix_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        match r {
+            Ok(_) => {
+                s.returned
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((n, unix_ns));
                 Outcome::Ok(t0)
             }
             Err(e) => Outcome::Failed(code(&e)),
