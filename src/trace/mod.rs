@@ -247,8 +247,8 @@ mod spans;
 
 pub use layer::{GrpcTrace, GrpcTraceLayer};
 pub use spans::{
-    applied, check_span, http_span, in_store_span, record_partition, record_reason, run_in,
-    sign_span, ServerSpan, CHECK_PATH,
+    applied, check_span, http_span, in_store_span, record_partition, record_reason, sign_span,
+    ServerSpan, CHECK_PATH,
 };
 
 #[cfg(test)]

@@ -61,23 +61,27 @@ impl ServerSpan {
     /// Record a gRPC status code; the codes that mean the server failed
     /// (not a refusal) mark the span as an error (OTel's gRPC conventions).
     pub fn grpc_code(&self, code: i32) {
-        let span = self.cx.span();
-        span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
         // UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS
-        if matches!(code, 2 | 4 | 12 | 13 | 14 | 15) {
-            span.set_status(Status::error(""));
-        }
+        let failed = matches!(code, 2 | 4 | 12 | 13 | 14 | 15);
+        self.outcome(
+            KeyValue::new("rpc.grpc.status_code", i64::from(code)),
+            failed,
+        );
     }
 
     /// Record an HTTP answer's status; a server error marks the span as an
     /// error.
     pub fn http_status(&self, status: http::StatusCode) {
+        let code = KeyValue::new("http.response.status_code", i64::from(status.as_u16()));
+        self.outcome(code, status.is_server_error());
+    }
+
+    /// Put the answer's status code on the span, and mark it as an error
+    /// when the server failed.
+    fn outcome(&self, code: KeyValue, failed: bool) {
         let span = self.cx.span();
-        span.set_attribute(KeyValue::new(
-            "http.response.status_code",
-            i64::from(status.as_u16()),
-        ));
-        if status.is_server_error() {
+        span.set_attribute(code);
+        if failed {
             span.set_status(Status::error(""));
         }
     }
@@ -149,17 +153,17 @@ pub fn http_span(
     ServerSpan::start(format!("{method} {route}"), attributes, &parent)
 }
 
-/// Run `fut` in (`tracing`) `span`'s OpenTelemetry context rather than entering the
-/// `tracing` span: the span starts here, once, and each poll attaches its
-/// context (a thread-local push) instead of entering it through the
-/// subscriber (registry lookups by every layer on every poll, which were
+/// Run `fut` in the OpenTelemetry context of `span` (a store call's
+/// `tracing` span) rather than entering it: the span starts here, once, and
+/// each poll attaches its context (a thread-local push) instead of entering
+/// it through the subscriber (registry lookups by every layer on every poll, which were
 /// the larger part of a traced call's cost: BENCHMARKS.md, "Tracing").
 /// Spans made meanwhile (store calls, signatures) are its children, and
 /// [`record_reason`] and [`record_partition`] reach it. It ends when the
 /// caller drops `span`, after recording the outcome on it.
 /// (A plain function, not an `async fn`: a future passed to one is kept
 /// twice in its state, and the futures run here are large.)
-pub fn run_in<F: std::future::Future>(span: &Span, fut: F) -> WithContext<F> {
+fn run_in<F: std::future::Future>(span: &Span, fut: F) -> WithContext<F> {
     fut.with_context(span.context())
 }
 
