@@ -16,13 +16,18 @@ local declared = tonumber(ARGV[2])
 for i = 1, tonumber(ARGV[1]) do
   local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
   a = a + 2
-  local keys, args = {}, {}
+  -- Each table is made at its size in one step (a loop would grow it
+  -- five times for create.lua's arguments, in bytecode).
+  local keys
   if i <= declared then
-    for j = 1, nk do keys[j] = KEYS[k]; k = k + 1 end
+    keys = {unpack(KEYS, k, k + nk - 1)}
+    k = k + nk
   else
-    for j = 1, nk do keys[j] = ARGV[a]; a = a + 1 end
+    keys = {unpack(ARGV, a, a + nk - 1)}
+    a = a + nk
   end
-  for j = 1, na do args[j] = ARGV[a]; a = a + 1 end
+  local args = {unpack(ARGV, a, a + na - 1)}
+  a = a + na
   local ok, reply = pcall(run, keys, args)
   if ok then
     replies[i] = reply
