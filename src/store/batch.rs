@@ -113,12 +113,12 @@ impl Batcher {
     pub async fn call(
         &self,
         keys: Vec<String>,
-        args: Vec<String>,
+        args: Vec<RedisValue>,
     ) -> Result<RedisValue, StoreError> {
         let (done, reply) = oneshot::channel();
         let call = Call {
             keys: keys.into_iter().map(Key::from).collect(),
-            args: args.into_iter().map(RedisValue::from).collect(),
+            args,
             done,
         };
         self.calls.send(call).await.map_err(|_| stopped())?;
@@ -265,7 +265,9 @@ async fn send_lane(client: &Client, forms: &Forms, on_master: bool, calls: Vec<C
             false
         }
         None => {
-            let replies = eval(client, &forms.plain, &calls, calls.len()).await;
+            let mut calls = calls;
+            let n = calls.len();
+            let replies = eval(client, &forms.plain, &mut calls, n, Sent::Once).await;
             deliver(calls, replies);
             false
         }
@@ -274,8 +276,9 @@ async fn send_lane(client: &Client, forms: &Forms, on_master: bool, calls: Vec<C
 
 /// One script call per Cluster slot, at once (a script may touch one slot).
 async fn send_by_slot(client: &Client, script: &Script, calls: Vec<Call>) {
-    futures::future::join_all(by_slot(calls).into_iter().map(|group| async move {
-        let replies = eval(client, script, &group, group.len()).await;
+    futures::future::join_all(by_slot(calls).into_iter().map(|mut group| async move {
+        let n = group.len();
+        let replies = eval(client, script, &mut group, n, Sent::Once).await;
         deliver(group, replies);
     }))
     .await;
@@ -284,8 +287,8 @@ async fn send_by_slot(client: &Client, script: &Script, calls: Vec<Call>) {
 /// One EVALSHA for a master's whole batch; returns the calls whose slot that
 /// master did not serve, in order, for [`send_by_slot`]. They failed at their
 /// first key, before writing anything, and every script is safe to re-send.
-async fn send_cross(client: &Client, script: &Script, calls: Vec<Call>) -> Vec<Call> {
-    let replies = match eval(client, script, &calls, 1).await {
+async fn send_cross(client: &Client, script: &Script, mut calls: Vec<Call>) -> Vec<Call> {
+    let replies = match eval(client, script, &mut calls, 1, Sent::MaybeAgain).await {
         Ok(replies) => replies,
         Err(e) => {
             deliver(calls, Err(e));
@@ -316,22 +319,40 @@ fn by_slot(calls: Vec<Call>) -> Vec<Vec<Call>> {
     groups.into_iter().map(|(_, g)| g).collect()
 }
 
+/// Whether a batch's calls may be sent again after this send (a Cluster
+/// master's batch: the calls of slots it does not serve are), and so must
+/// keep their keys and arguments.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    Once,
+    MaybeAgain,
+}
+
 /// The batch form's arguments (`batch.lua`): the keys of the first `declared`
-/// calls in KEYS, the others' keys inline before their arguments.
-fn encode(calls: &[Call], declared: usize) -> (Vec<Key>, Vec<RedisValue>) {
+/// calls in KEYS, the others' keys inline before their arguments. Calls sent
+/// once give up their keys and arguments (moved, not copied).
+fn encode(calls: &mut [Call], declared: usize, sent: Sent) -> (Vec<Key>, Vec<RedisValue>) {
     let mut keys = Vec::with_capacity(calls.len().min(declared) * 3);
-    let mut args = Vec::with_capacity(calls.len() * 20 + 2);
+    let size: usize = calls.iter().map(|c| c.keys.len() + c.args.len() + 2).sum();
+    let mut args = Vec::with_capacity(size + 2);
     args.push(RedisValue::from(calls.len() as i64));
     args.push(RedisValue::from(declared.min(calls.len()) as i64));
-    for (i, call) in calls.iter().enumerate() {
+    for (i, call) in calls.iter_mut().enumerate() {
         args.push(RedisValue::from(call.keys.len() as i64));
         args.push(RedisValue::from(call.args.len() as i64));
+        let (call_keys, call_args) = match sent {
+            Sent::Once => (
+                std::mem::take(&mut call.keys),
+                std::mem::take(&mut call.args),
+            ),
+            Sent::MaybeAgain => (call.keys.clone(), call.args.clone()),
+        };
         if i < declared {
-            keys.extend(call.keys.iter().cloned());
+            keys.extend(call_keys);
         } else {
-            args.extend(call.keys.iter().map(|k| RedisValue::from(k.clone())));
+            args.extend(call_keys.into_iter().map(RedisValue::from));
         }
-        args.extend(call.args.iter().cloned());
+        args.extend(call_args);
     }
     (keys, args)
 }
@@ -340,10 +361,11 @@ fn encode(calls: &[Call], declared: usize) -> (Vec<Key>, Vec<RedisValue>) {
 async fn eval(
     client: &Client,
     script: &Script,
-    calls: &[Call],
+    calls: &mut [Call],
     declared: usize,
+    sent: Sent,
 ) -> Result<Vec<RedisValue>, StoreError> {
-    let (keys, args) = encode(calls, declared);
+    let (keys, args) = encode(calls, declared, sent);
     match script
         .evalsha_with_reload::<RedisValue, _, _>(client, keys, args)
         .await

@@ -26,7 +26,7 @@ impl RedisStore {
                     .script(
                         &self.meta_script,
                         vec![schema::META.to_owned()],
-                        vec![self.parts.count().to_string(), candidate],
+                        vec![self.parts.count().into(), candidate.into()],
                     )
                     .await?;
                 let [count, deployment] = reply.as_slice() else {

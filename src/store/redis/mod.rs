@@ -202,7 +202,7 @@ impl RedisStore {
         &self,
         script: &Script,
         keys: Vec<String>,
-        args: Vec<String>,
+        args: Vec<schema::Arg>,
     ) -> Result<R, StoreError> {
         script
             .evalsha_with_reload(&self.client, keys, args)
@@ -215,7 +215,7 @@ impl RedisStore {
         &self,
         batcher: &Batcher,
         keys: Vec<String>,
-        args: Vec<String>,
+        args: Vec<schema::Arg>,
     ) -> Result<R, StoreError> {
         R::from_value(batcher.call(keys, args).await?).map_err(script_error)
     }
@@ -313,7 +313,7 @@ impl Store for RedisStore {
             .batched(
                 &self.rate,
                 vec![key(prefix, &schema::rate(key_name))],
-                vec![limit.interval_ms.to_string(), limit.burst_ms.to_string()],
+                vec![limit.interval_ms.into(), limit.burst_ms.into()],
             )
             .await?;
         Ok((retry > 0).then_some(retry))
@@ -367,7 +367,7 @@ impl Store for RedisStore {
         };
         let prefix = self.parts.prefix(p);
         let keys = vec![key(prefix, &schema::session(sid))];
-        let args = vec![refresh_hash.unwrap_or_default().to_owned()];
+        let args = vec![refresh_hash.unwrap_or_default().into()];
         self.script(&self.owner, keys, args).await
     }
 

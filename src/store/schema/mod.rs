@@ -252,10 +252,21 @@ pub fn redis_key(prefix: &str, name: &str) -> String {
     format!("{prefix}{name}")
 }
 
-/// The keys and arguments of one script call.
+/// The keys and arguments of one script call. Arguments are fred values:
+/// numbers go as integers (fred writes their digits straight into the
+/// command, where a `String` cost a formatting and an allocation each) and
+/// constants as static strings.
 pub struct ScriptCall {
     pub keys: Vec<String>,
-    pub args: Vec<String>,
+    pub args: Vec<Arg>,
+}
+
+/// One script argument.
+pub type Arg = fred::types::Value;
+
+/// A fixed argument (a flag), without an allocation.
+fn flag(on: bool) -> Arg {
+    Arg::from_static_str(if on { "1" } else { "0" })
 }
 
 /// `create.lua` in the partition under `prefix`. `caller` is the caller's
@@ -282,8 +293,8 @@ pub fn create_call(
         None => (String::new(), 0, 0),
     };
     let (cap, evict) = match s.cap {
-        Some(c) => (c.max, if c.evict_oldest { "1" } else { "0" }),
-        None => (0, "0"),
+        Some(c) => (c.max, c.evict_oldest),
+        None => (0, false),
     };
     Ok(ScriptCall {
         keys: vec![
@@ -292,34 +303,38 @@ pub fn create_call(
             key(LOG),
         ],
         args: vec![
-            data,
-            s.refresh_hash.clone(),
-            s.data.created_ms.to_string(),
-            s.refresh_exp_ms.to_string(),
-            s.data.absolute_exp_ms.to_string(),
-            s.data.idle_ms.to_string(),
-            s.subject_key.clone(),
-            s.data.tenant.clone(),
-            s.data.subject.clone(),
-            s.data.fingerprint_hash.clone().unwrap_or_default(),
-            rate_key,
-            interval.to_string(),
-            burst.to_string(),
-            s.keep_until_ms.to_string(),
-            s.data.sid.clone(),
-            caller_key,
-            caller_interval.to_string(),
-            caller_burst.to_string(),
-            s.client.ip_address.clone(),
-            s.client.user_agent.clone(),
-            cap.to_string(),
-            evict.to_owned(),
-            prefix.to_owned(),
-            channel(prefix),
-            s.feed.retention_ms.to_string(),
-            s.feed.access_horizon_ms.to_string(),
-            s.data.dpop_jkt.clone().unwrap_or_default(),
-            CAP_EVICTIONS_PER_ISSUE.to_string(),
+            data.into(),
+            s.refresh_hash.as_str().into(),
+            s.data.created_ms.into(),
+            s.refresh_exp_ms.into(),
+            s.data.absolute_exp_ms.into(),
+            s.data.idle_ms.into(),
+            s.subject_key.as_str().into(),
+            s.data.tenant.as_str().into(),
+            s.data.subject.as_str().into(),
+            s.data
+                .fingerprint_hash
+                .as_deref()
+                .unwrap_or_default()
+                .into(),
+            rate_key.into(),
+            interval.into(),
+            burst.into(),
+            s.keep_until_ms.into(),
+            s.data.sid.as_str().into(),
+            caller_key.into(),
+            caller_interval.into(),
+            caller_burst.into(),
+            s.client.ip_address.as_str().into(),
+            s.client.user_agent.as_str().into(),
+            cap.into(),
+            flag(evict),
+            prefix.into(),
+            channel(prefix).into(),
+            s.feed.retention_ms.into(),
+            s.feed.access_horizon_ms.into(),
+            s.data.dpop_jkt.as_deref().unwrap_or_default().into(),
+            (CAP_EVICTIONS_PER_ISSUE as i64).into(),
         ],
     })
 }
@@ -340,10 +355,10 @@ pub fn list_call(
     ScriptCall {
         keys: vec![redis_key(prefix, &creation_index(subject_key))],
         args: vec![
-            prefix.to_owned(),
-            now_ms.to_string(),
-            after.to_owned(),
-            limit.to_string(),
+            prefix.into(),
+            now_ms.into(),
+            after.into(),
+            (limit as i64).into(),
         ],
     }
 }
@@ -357,35 +372,33 @@ pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
             redis_key(prefix, LOG),
         ],
         args: vec![
-            r.presented_hash.clone(),
-            r.new_hash.clone(),
-            r.sealed_successor.clone(),
-            r.now_ms.to_string(),
-            r.grace_ms.to_string(),
-            channel(prefix),
-            r.feed.retention_ms.to_string(),
-            r.feed.access_horizon_ms.to_string(),
+            r.presented_hash.as_str().into(),
+            r.new_hash.as_str().into(),
+            r.sealed_successor.as_str().into(),
+            r.now_ms.into(),
+            r.grace_ms.into(),
+            channel(prefix).into(),
+            r.feed.retention_ms.into(),
+            r.feed.access_horizon_ms.into(),
             // Unused: the history ring's size is common.lua's HISTORY.
-            String::new(),
-            prefix.to_owned(),
-            r.sid.clone(),
-            r.fingerprint_hash.clone().unwrap_or_default(),
-            r.rate_limit.map_or(0, |l| l.interval_ms).to_string(),
-            r.rate_limit.map_or(0, |l| l.burst_ms).to_string(),
-            r.keep_until_ms.to_string(),
-            r.client.ip_address.clone(),
-            r.client.user_agent.clone(),
-            r.dpop_jkt.clone().unwrap_or_default(),
+            Arg::from_static_str(""),
+            prefix.into(),
+            r.sid.as_str().into(),
+            r.fingerprint_hash.as_deref().unwrap_or_default().into(),
+            r.rate_limit.map_or(0, |l| l.interval_ms).into(),
+            r.rate_limit.map_or(0, |l| l.burst_ms).into(),
+            r.keep_until_ms.into(),
+            r.client.ip_address.as_str().into(),
+            r.client.user_agent.as_str().into(),
+            r.dpop_jkt.as_deref().unwrap_or_default().into(),
             r.dpop_replay
                 .as_ref()
                 .map(|p| redis_key(prefix, &dpop_proof(&p.key)))
-                .unwrap_or_default(),
-            r.dpop_replay
-                .as_ref()
-                .map_or(0, |p| p.expires_at_ms)
-                .to_string(),
-            r.cert_thumbprint.clone().unwrap_or_default(),
-            r.client_id.clone().unwrap_or_default(),
+                .unwrap_or_default()
+                .into(),
+            r.dpop_replay.as_ref().map_or(0, |p| p.expires_at_ms).into(),
+            r.cert_thumbprint.as_deref().unwrap_or_default().into(),
+            r.client_id.as_deref().unwrap_or_default().into(),
         ],
     }
 }
@@ -399,12 +412,12 @@ pub fn renew_call(r: &RenewRequest, prefix: &str) -> ScriptCall {
             redis_key(prefix, &renewal(&r.jti)),
         ],
         args: vec![
-            r.now_ms.to_string(),
-            if r.mint { "1" } else { "0" }.to_owned(),
-            r.marker_ttl_ms.max(1).to_string(),
-            prefix.to_owned(),
-            r.keep_until_ms.to_string(),
-            r.sid.clone(),
+            r.now_ms.into(),
+            flag(r.mint),
+            r.marker_ttl_ms.max(1).into(),
+            prefix.into(),
+            r.keep_until_ms.into(),
+            r.sid.as_str().into(),
         ],
     }
 }

@@ -1,7 +1,7 @@
 //! The keys and arguments of `revoke.lua`, for each kind of target.
 
 use super::{
-    channel, redis_key, session, session_marker, subject_cutoff, subject_index, token_marker,
+    channel, redis_key, session, session_marker, subject_cutoff, subject_index, token_marker, Arg,
     ScriptCall, LOG,
 };
 use crate::store::{RevocationKind, RevokeRequest, RevokeTarget};
@@ -129,25 +129,25 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
     Some(ScriptCall {
         keys: vec![parts.marker, redis_key(prefix, LOG), parts.session],
         args: vec![
-            code.to_owned(),
-            now.to_string(),
-            parts.ttl.max(1).to_string(),
-            r.feed.retention_ms.to_string(),
-            channel(prefix),
-            parts.jti,
-            parts.sid,
-            parts.tenant,
-            parts.subject,
-            parts.expires.to_string(),
-            parts.refresh_hash,
+            Arg::from_static_str(code),
+            now.into(),
+            parts.ttl.max(1).into(),
+            r.feed.retention_ms.into(),
+            channel(prefix).into(),
+            parts.jti.into(),
+            parts.sid.into(),
+            parts.tenant.into(),
+            parts.subject.into(),
+            parts.expires.into(),
+            parts.refresh_hash.into(),
             // Unused: the history ring's size is common.lua's HISTORY.
-            String::new(),
-            prefix.to_owned(),
-            parts.subject_key,
+            Arg::from_static_str(""),
+            prefix.into(),
+            parts.subject_key.into(),
             // 'x': sessions created up to the request's start, a batch at a time.
-            now.to_string(),
-            LOG_OUT_OTHERS_BATCH.to_string(),
-            r.traceparent.clone(),
+            now.into(),
+            (LOG_OUT_OTHERS_BATCH as i64).into(),
+            r.traceparent.as_str().into(),
         ],
     })
 }
