@@ -334,12 +334,23 @@ enum Sent {
 fn encode(calls: &mut [Call], declared: usize, sent: Sent) -> (Vec<Key>, Vec<RedisValue>) {
     let mut keys = Vec::with_capacity(calls.len().min(declared) * 3);
     let size: usize = calls.iter().map(|c| c.keys.len() + c.args.len() + 2).sum();
-    let mut args = Vec::with_capacity(size + 2);
-    args.push(RedisValue::from(calls.len() as i64));
-    args.push(RedisValue::from(declared.min(calls.len()) as i64));
+    let mut args = Vec::with_capacity(size + 4);
+    let count = |n: usize| RedisValue::from(n as i64);
+    args.push(count(calls.len()));
+    args.push(count(declared.min(calls.len())));
+    // The counts once for the batch when every call has the same (a call's
+    // pair of counts cost Redis two arguments and two strtod).
+    let counts = |c: &Call| (c.keys.len(), c.args.len());
+    let every = calls.first().map(counts);
+    let uniform = calls.iter().all(|c| Some(counts(c)) == every);
+    match every {
+        Some((nk, na)) if uniform => args.extend([count(nk), count(na)]),
+        _ => args.extend([RedisValue::from(-1), RedisValue::from(-1)]),
+    }
     for (i, call) in calls.iter_mut().enumerate() {
-        args.push(RedisValue::from(call.keys.len() as i64));
-        args.push(RedisValue::from(call.args.len() as i64));
+        if !uniform {
+            args.extend([count(call.keys.len()), count(call.args.len())]);
+        }
         let (call_keys, call_args) = match sent {
             Sent::Once => (
                 std::mem::take(&mut call.keys),

@@ -45,9 +45,13 @@ async fn replies_and_order(client: &Client) {
             // Unconstrained: tokio's co-operative budget would otherwise
             // make a later send wait, and the order of the sends with it.
             Box::pin(tokio::task::unconstrained(async move {
-                let reply = batcher
-                    .call(vec![key.clone()], vec![i.to_string().into()])
-                    .await;
+                // Every third call has a second (unused) argument, so
+                // that batches mix calls of different argument counts.
+                let mut args = vec![RedisValue::from(i.to_string())];
+                if i % 3 == 0 {
+                    args.push(RedisValue::from("unused"));
+                }
+                let reply = batcher.call(vec![key.clone()], args).await;
                 (key, i, reply)
             }))
         })
@@ -129,28 +133,34 @@ async fn a_call_sent_to_the_wrong_master_is_sent_again_where_it_belongs() {
 }
 
 /// The batch form's arguments: declared calls' keys in KEYS, the others'
-/// inline before their arguments; the same whether the calls keep their
-/// keys and arguments for a second send or give them up.
+/// inline before their arguments, the counts once when every call has the
+/// same; the same whether the calls keep their keys and arguments for a
+/// second send or give them up.
 #[test]
 fn a_batch_declares_only_its_first_calls_keys() {
-    let call = |k: &str, a: &str| Call {
+    let call = |k: &str, a: &[&str]| Call {
         keys: vec![Key::from(k)],
-        args: vec![RedisValue::from(a)],
+        args: a.iter().map(|&a| RedisValue::from(a)).collect(),
         done: oneshot::channel().0,
     };
     let text = |args: Vec<RedisValue>| -> Vec<String> {
         args.iter().map(|a| a.as_string().expect("text")).collect()
     };
-    let mut calls = [call("{a}k", "1"), call("{b}k", "2")];
+    let mut calls = [call("{a}k", &["1"]), call("{b}k", &["2"])];
     let (keys, args) = encode(&mut calls, 1, Sent::MaybeAgain);
     assert_eq!(keys, vec![Key::from("{a}k")]);
-    assert_eq!(text(args), ["2", "1", "1", "1", "1", "1", "1", "{b}k", "2"]);
+    assert_eq!(text(args), ["2", "1", "1", "1", "1", "{b}k", "2"]);
     assert!(calls.iter().all(|c| c.keys.len() == 1 && c.args.len() == 1));
     let (keys, args) = encode(&mut calls, 1, Sent::Once);
     assert_eq!(keys, vec![Key::from("{a}k")]);
-    assert_eq!(text(args), ["2", "1", "1", "1", "1", "1", "1", "{b}k", "2"]);
+    assert_eq!(text(args), ["2", "1", "1", "1", "1", "{b}k", "2"]);
     assert!(calls.iter().all(|c| c.keys.is_empty() && c.args.is_empty()));
-    let mut calls = [call("{a}k", "1"), call("{b}k", "2")];
-    let (keys, _) = encode(&mut calls, 2, Sent::Once);
+    let mut calls = [call("{a}k", &["1"]), call("{b}k", &["2", "3"])];
+    let (keys, args) = encode(&mut calls, 2, Sent::Once);
     assert_eq!(keys.len(), 2);
+    let per_call = ["1", "1", "1", "1", "2", "2", "3"];
+    assert_eq!(
+        text(args),
+        [&["2", "2", "-1", "-1"][..], &per_call].concat()
+    );
 }

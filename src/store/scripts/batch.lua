@@ -5,17 +5,24 @@
 -- re-send, so a re-sent batch is too.
 -- KEYS: the keys of the first ARGV[2] calls, one after another.
 -- ARGV[1] number of calls; ARGV[2] how many of them declare their keys in
--- KEYS; then per call: key count, argument count, its keys if not declared
--- (a Cluster batch declares only the first call's keys, which route it to
--- its master, and runs with allow-cross-slot-keys), arguments.
+-- KEYS; ARGV[3] and ARGV[4] every call's key count and argument count when
+-- all calls have the same ones (calls of one script do), else -1 and -1;
+-- then per call: its key count and argument count (when ARGV[3] is -1), its
+-- keys if not declared (a Cluster batch declares only the first call's
+-- keys, which route it to its master, and runs with allow-cross-slot-keys),
+-- its arguments.
 -- Returns one reply per call; a call that raised an error replies
 -- {'!error', message} and the others go on.
 local replies = {}
-local k, a = 1, 3
+local k, a = 1, 5
 local declared = tonumber(ARGV[2])
+local every_nk, every_na = tonumber(ARGV[3]), tonumber(ARGV[4])
 for i = 1, tonumber(ARGV[1]) do
-  local nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  a = a + 2
+  local nk, na = every_nk, every_na
+  if nk < 0 then
+    nk, na = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    a = a + 2
+  end
   -- Each table is made at its size in one step (a loop would grow it
   -- five times for create.lua's arguments, in bytecode).
   local keys

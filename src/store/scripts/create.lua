@@ -1,7 +1,7 @@
 -- Create a session (Issue): one round trip, atomic.
 -- KEYS[1] session hash, KEYS[2] the subject's session index, KEYS[3] revocation log
--- ARGV: 1 session data (JSON), 2 refresh hash, 3 created ms, 4 refresh expiry ms,
---       5 absolute expiry ms, 6 idle ms, 7 subject cut-off key, 8 tenant, 9 subject,
+-- ARGV: 1 session data (JSON), 2 refresh hash, 3 created ms, 4 refresh expiry
+--       (ms after created), 5 absolute expiry (ms after created), 6 idle ms, 7 subject cut-off key, 8 tenant, 9 subject,
 --       10 device fingerprint hash ('' = not bound),
 --       11 subject rate key ('' = no limit), 12 emission interval ms, 13 burst window ms,
 --       14 keep until ms (>= the refresh expiry: see keep_session), 15 session id,
@@ -70,10 +70,10 @@ end
 -- `rev`, `f`, `ip`, `ua`, `jk` are absent until they mean something), so
 -- small hashes stay listpacks. The refresh and device hashes are kept as
 -- their first 22 characters (see same_hash).
-local c = tonumber(ARGV[3])
+-- (The expiries come as the hash keeps them, after `c`: Lua reads a number
+-- with strtod, which costs about a thousand instructions for one of 13 digits.)
 local fields = {'d', ARGV[1], 'h', string.sub(ARGV[2], 1, 22), 'c', ARGV[3],
-  'e', string.format('%d', tonumber(ARGV[4]) - c), 'a', string.format('%d', tonumber(ARGV[5]) - c),
-  'i', ARGV[6], 'k', ARGV[7], 't', ARGV[8], 'u', ARGV[9]}
+  'e', ARGV[4], 'a', ARGV[5], 'i', ARGV[6], 'k', ARGV[7], 't', ARGV[8], 'u', ARGV[9]}
 local n = #fields
 if ARGV[10] ~= '' then fields[n + 1], fields[n + 2], n = 'f', string.sub(ARGV[10], 1, 22), n + 2 end
 if ARGV[19] ~= '' then fields[n + 1], fields[n + 2], n = 'ip', ARGV[19], n + 2 end
