@@ -174,20 +174,21 @@ end
 -- longest-kept member, so they hold live sessions, and what prune() has
 -- not reached yet. `before` is the size of `ss:` before this call when the
 -- caller counted it (a new session: create.lua), nil otherwise (the
--- session may be there already).
-local function keep_session(s, prefix, uk, sid, keep, now, created, before)
+-- session may be there already). `keep_n` is `keep` as a number when the
+-- caller has it (nil: read here, once).
+local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep_n)
   local idx, cidx = indexes(prefix, uk)
   redis.call('PEXPIREAT', s, keep)
   redis.call('ZADD', idx, 'GT', keep, sid)
-  local until_ms = string.format('%d', tonumber(keep) + INDEX_SLACK)
+  keep_n = keep_n or tonumber(keep)
   if before == 0 then
     -- A subject with nothing in the store: `ss:` is new, and this session
     -- its only member.
-    redis.call('PEXPIREAT', idx, until_ms)
+    redis.call('PEXPIREAT', idx, string.format('%d', keep_n + INDEX_SLACK))
     return
   end
   local n = before and before + 1 or redis.call('ZCARD', idx)
-  local moves = redis.call('PEXPIRETIME', idx) < tonumber(keep)
+  local moves = redis.call('PEXPIRETIME', idx) < keep_n
   if n > 1 then
     -- NX: a session's creation never changes.
     local added = redis.call('ZADD', cidx, 'NX', created, sid)
@@ -202,6 +203,7 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before)
     if n > PRUNE_ABOVE then prune(idx, cidx, now) end
   end
   if moves then
+    local until_ms = string.format('%d', keep_n + INDEX_SLACK)
     redis.call('PEXPIREAT', idx, until_ms)
     if n > 1 then redis.call('PEXPIREAT', cidx, until_ms) end
   end

@@ -14,14 +14,15 @@ local f = session_get(s, {'e', 'a', 'i', 'rev', 'c', 'k'})
 local keep = tonumber(ARGV[5])
 if not f[1] then return {'invalid'} end
 local c = tonumber(f[6])
-local exp, abs = after_c(f[6], f[2]), after_c(f[6], f[3])
+local exp, abs = c + tonumber(f[2]), c + tonumber(f[3])
 if not session_usable(f[5], f[6], f[7], exp, abs, KEYS[2], ARGV[4], now) then return {'invalid'} end
 local newexp = math.min(now + tonumber(f[4]), abs)
 if newexp > exp then
   redis.call('HSET', s, 'e', string.format('%d', newexp - c))
 end
-if redis.call('PEXPIRETIME', s) < math.max(newexp, keep) then
-  keep_session(s, ARGV[4], f[7], ARGV[6], string.format('%d', math.max(newexp, keep)), now, f[6])
+local keep_to = math.max(newexp, keep)
+if redis.call('PEXPIRETIME', s) < keep_to then
+  keep_session(s, ARGV[4], f[7], ARGV[6], string.format('%d', keep_to), now, f[6], nil, keep_to)
 end
 if ARGV[2] == '1' then
   local iat = redis.call('GET', KEYS[3])
