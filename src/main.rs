@@ -34,7 +34,7 @@ fn init_tracing(args: &ServeArgs) -> Result<Option<tessera::trace::Guard>, Strin
         .with_ansi(ansi);
     let logs = match args.log_format {
         LogFormat::Json => logs.json().boxed(),
-        LogFormat::Pretty => logs.boxed(),
+        LogFormat::Pretty => logs.fmt_fields(tessera::trace::PlainFields).boxed(),
     }
     // The hint keeps the log filter's own level the process's maximum (a
     // combination with a filter without one would have none).

@@ -243,9 +243,11 @@ fn parse_traceparent(value: &str) -> Option<SpanContext> {
 // === spans and the gRPC layer ===
 
 mod layer;
+mod log_fields;
 mod spans;
 
 pub use layer::{GrpcTrace, GrpcTraceLayer};
+pub use log_fields::PlainFields;
 pub use spans::{
     applied, check_span, http_span, in_store_span, record_partition, record_reason, sign_span,
     ServerSpan, CHECK_PATH,
