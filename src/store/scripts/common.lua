@@ -175,8 +175,9 @@ end
 -- not reached yet. `before` is the size of `ss:` before this call when the
 -- caller counted it (a new session: create.lua), nil otherwise (the
 -- session may be there already). `keep_n` is `keep` as a number when the
--- caller has it (nil: read here, once).
-local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep_n)
+-- caller has it (nil: read here, once). `new`: a session being created
+-- (true), or one already kept (nil: a rotation or renewal).
+local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep_n, new)
   local idx, cidx = indexes(prefix, uk)
   redis.call('PEXPIREAT', s, keep)
   redis.call('ZADD', idx, 'GT', keep, sid)
@@ -190,15 +191,20 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep
   local n = before and before + 1 or redis.call('ZCARD', idx)
   local moves = redis.call('PEXPIRETIME', idx) < keep_n
   if n > 1 then
-    -- NX: a session's creation never changes.
-    local added = redis.call('ZADD', cidx, 'NX', created, sid)
+    -- A new session joins `sc:` (NX: a session's creation never changes).
+    -- One already kept is there: a subject's sessions from its second on
+    -- joined when created, its first was adopted then, and sessions from
+    -- before `sc:` are adopted as below. (Re-adding it cost every rotation
+    -- in a subject of two or more sessions a lookup in `sc:`: for up to 128
+    -- sessions a listpack scan, ~10k instructions.)
+    local added = new and redis.call('ZADD', cidx, 'NX', created, sid) or 0
     -- A subject is checked for sessions missing from `sc:` on every write
     -- while it is small, so one that grew past PRUNE_ABOVE has them all
     -- unless they are from before `sc:` existed; those are adopted by the
     -- readers, the cap, the writes that move the expiry (about once a
-    -- minute) and the writes that add to `sc:` (a new session, or one of
-    -- them: then `sc:` may be new too, and adoption gives it its expiry).
-    -- That saves a busy subject's rotations a call each.
+    -- minute) and the writes that add a new session to `sc:` (then `sc:`
+    -- may be new too, and adoption gives it its expiry). That saves a busy
+    -- subject's rotations a call each.
     if n <= PRUNE_ABOVE or moves or added == 1 then adopt_legacy(prefix, uk, '', n) end
     if n > PRUNE_ABOVE then prune(idx, cidx, now) end
   end

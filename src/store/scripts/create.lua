@@ -80,5 +80,5 @@ if ARGV[19] ~= '' then fields[n + 1], fields[n + 2], n = 'ip', ARGV[19], n + 2 e
 if ARGV[20] ~= '' then fields[n + 1], fields[n + 2], n = 'ua', ARGV[20], n + 2 end
 if ARGV[27] ~= '' then fields[n + 1], fields[n + 2], n = 'jk', ARGV[27], n + 2 end
 redis.call('HSET', KEYS[1], unpack(fields))
-keep_session(KEYS[1], prefix, ARGV[7], ARGV[15], ARGV[14], ARGV[3], ARGV[3], before)
+keep_session(KEYS[1], prefix, ARGV[7], ARGV[15], ARGV[14], ARGV[3], ARGV[3], before, nil, true)
 return reply
