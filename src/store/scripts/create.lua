@@ -1,7 +1,8 @@
 -- Create a session (Issue): one round trip, atomic.
 -- KEYS[1] session hash, KEYS[2] the subject's session index, KEYS[3] revocation log
 -- ARGV: 1 session data (JSON), 2 refresh hash, 3 created ms, 4 refresh expiry
---       (ms after created), 5 absolute expiry (ms after created), 6 idle ms, 7 subject cut-off key, 8 tenant, 9 subject,
+--       (ms after created), 5 absolute expiry (ms after created), 6 idle ms,
+--       7 subject cut-off key, 8 tenant, 9 subject,
 --       10 device fingerprint hash ('' = not bound),
 --       11 subject rate key ('' = no limit), 12 emission interval ms, 13 burst window ms,
 --       14 keep until ms (>= the refresh expiry: see keep_session), 15 session id,
