@@ -818,6 +818,44 @@ async fn ten_thousand_sessions_page<S: Store>(s: Arc<S>) {
     );
 }
 
+/// Sessions `labels` of `subject`, created at `t`, `t` + 1 ms, …, then
+/// each rotated three times, one after another, from `t` + 101 ms.
+async fn created_and_rotated<S: Store>(s: &S, subject: &str, labels: &[String], t: i64) {
+    for (i, label) in labels.iter().enumerate() {
+        let new = session(label, subject, t + i as i64);
+        assert_eq!(
+            s.create_session(&new).await.unwrap(),
+            CreateOutcome::CREATED
+        );
+    }
+    for g in 1..=3u32 {
+        for label in labels {
+            let (old, new) = (generation_hash(label, g - 1), generation_hash(label, g));
+            let r = rotate(label, &old, &new, t + 100 + g as i64, 0);
+            let outcome = s.rotate(&r).await.unwrap();
+            assert!(matches!(outcome, RotateOutcome::Rotated(_)), "{label} {g}");
+        }
+    }
+}
+
+/// Sessions rotated again and again stay listed, in a subject of two and
+/// in one of twenty (past the size whose every write checks the creation
+/// index on Redis).
+async fn rotated_sessions_stay_listed<S: Store>(s: Arc<S>) {
+    let t = now();
+    for (subject, n) in [("rosa", 2), ("ruth", 20)] {
+        let labels: Vec<String> = (0..n).map(|i| format!("{subject}-{i:02}")).collect();
+        created_and_rotated(&*s, subject, &labels, t).await;
+        let page = s
+            .list_sessions(&subject_key("acme", subject), "", 50, t + 200)
+            .await
+            .unwrap();
+        let listed: Vec<String> = page.sessions.into_iter().map(|v| v.data.sid).collect();
+        let want: Vec<String> = labels.iter().rev().map(|l| sid(l)).collect();
+        assert_eq!(listed, want, "{subject}: every session once, newest first");
+    }
+}
+
 /// Revoking every session of a subject one by one leaves nothing for a
 /// "log out everywhere" to do: revoked sessions leave the subject's index.
 async fn revoked_sessions_leave_the_index<S: Store>(s: Arc<S>) {
@@ -961,6 +999,7 @@ conformance!(
     reuse_history_is_bounded,
     ten_thousand_sessions_page,
     revoked_sessions_leave_the_index,
+    rotated_sessions_stay_listed,
     session_tenant_checks_the_secret_and_changes_nothing,
 );
 
@@ -1052,6 +1091,30 @@ async fn redis_batches_calls_and_isolates_failures() {
             .await,
         Ok(RotateOutcome::Rotated(_))
     ));
+}
+
+/// Redis only: a rotation does not add its session to the creation index
+/// (issue #30), so the index must be whole from the creations alone: a
+/// subject's first session adopted when the second came, every later one
+/// added when created. Counted before any reader (which would adopt what
+/// is missing) looks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_creations_keep_the_creation_index_whole_through_rotations() {
+    use fred::prelude::*;
+
+    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
+        unreachable!("asked for Redis")
+    };
+    let t = now();
+    let labels: Vec<String> = (0..20).map(|i| format!("ci-{i:02}")).collect();
+    created_and_rotated(&*s, "creation-index", &labels, t).await;
+    let creation = format!(
+        "{}sc:{}",
+        key_prefix("ci-00"),
+        subject_key("acme", "creation-index")
+    );
+    let members: i64 = s.client().zcard(&creation).await.unwrap();
+    assert_eq!(members, 20, "every session in the creation index");
 }
 
 /// Redis only: a subject of more sessions than a write prunes (16) whose
