@@ -6,12 +6,12 @@
 //! `write!("{}{}{:?}", ...)`, painting the name and the `=` with
 //! nu-ansi-term even when colours are off, and escapes the value one
 //! character at a time: about 800 instructions a field, most of the audit
-//! line's 17k per Issue (BENCHMARKS.md, "Server instructions per Issue and
-//! Refresh"). A string of printable ASCII without `"` or `\` is written
-//! here as the same bytes with three `write_str`s; anything else (the
-//! message, numbers, errors, escapes, colours) goes to `DefaultFields`'
-//! own visitor, so every line reads exactly as before and stays as safe
-//! against log injection (the unit tests compare both formatters).
+//! line's 17k per Issue (BENCHMARKS.md, "Issue and Refresh won back"). A
+//! string of printable ASCII without `"` or `\` is written here as the
+//! same bytes with a few `write_str`s; anything else (the message, numbers,
+//! errors, escapes, colours) goes to `DefaultFields`' own visitor, so every
+//! line reads exactly as before and stays as safe against log injection (a
+//! unit test compares the lines of both formatters).
 
 use std::fmt;
 
