@@ -266,8 +266,11 @@ end
 local function usable_session(prefix, sid, now, extra, cut)
   local f = session_get(prefix .. 's:' .. sid, {'rev', 'c', 'k', 'e', 'a', unpack(extra)})
   if not f[1] then return nil end
-  f[5], f[6] = string.format('%d', after_c(f[3], f[5])), string.format('%d', after_c(f[3], f[6]))
-  if not session_usable(f[2], f[3], f[4], f[5], f[6], prefix .. 'rs:' .. sid, prefix, now, cut) then return nil end
+  -- The creation read once (strtod), the instants checked as numbers.
+  local c = tonumber(f[3])
+  local exp, abs = c + tonumber(f[5]), c + tonumber(f[6])
+  if not session_usable(f[2], f[3], f[4], exp, abs, prefix .. 'rs:' .. sid, prefix, now, cut) then return nil end
+  f[5], f[6] = string.format('%d', exp), string.format('%d', abs)
   return f
 end
 
