@@ -252,7 +252,7 @@ async fn run(client: Client, forms: Forms, mut rx: mpsc::Receiver<Call>) {
 
 /// Send one lane's batch; true when some calls met a master that does not
 /// serve their slot (and were sent again by slot).
-async fn send_lane(client: &Client, forms: &Forms, on_master: bool, calls: Vec<Call>) -> bool {
+async fn send_lane(client: &Client, forms: &Forms, on_master: bool, mut calls: Vec<Call>) -> bool {
     match &forms.cross {
         Some(cross) if on_master => {
             let retry = send_cross(client, cross, calls).await;
@@ -265,7 +265,6 @@ async fn send_lane(client: &Client, forms: &Forms, on_master: bool, calls: Vec<C
             false
         }
         None => {
-            let mut calls = calls;
             let n = calls.len();
             let replies = eval(client, &forms.plain, &mut calls, n, Sent::Once).await;
             deliver(calls, replies);
