@@ -153,20 +153,6 @@ pub fn http_span(
     ServerSpan::start(format!("{method} {route}"), attributes, &parent)
 }
 
-/// Run `fut` in the OpenTelemetry context of `span` (a store call's
-/// `tracing` span) rather than entering it: the span starts here, once, and
-/// each poll attaches its context (a thread-local push) instead of entering
-/// it through the subscriber (registry lookups by every layer on every poll, which were
-/// the larger part of a traced call's cost: BENCHMARKS.md, "Tracing").
-/// Spans made meanwhile (store calls, signatures) are its children, and
-/// [`record_reason`] and [`record_partition`] reach it. It ends when the
-/// caller drops `span`, after recording the outcome on it.
-/// (A plain function, not an `async fn`: a future passed to one is kept
-/// twice in its state, and the futures run here are large.)
-fn run_in<F: std::future::Future>(span: &Span, fut: F) -> WithContext<F> {
-    fut.with_context(span.context())
-}
-
 /// Set an attribute on the span whose context is current (that of a
 /// traced call, or of its store call).
 fn set_on_current(attribute: KeyValue) {
@@ -230,7 +216,14 @@ pub fn record_partition(partition: u32) {
 }
 
 /// Run a store call inside its span; the span is marked as an error when
-/// the call fails. (Not an `async fn`, for the reason of [`run_in`].)
+/// the call fails. The call runs in the span's OpenTelemetry context rather
+/// than entering it: the span starts here, once, and each poll attaches its
+/// context (a thread-local push) instead of entering it through the
+/// subscriber (registry lookups by every layer on every poll, which were
+/// the larger part of a traced call's cost: BENCHMARKS.md, "Tracing"), and
+/// [`record_partition`] reaches it. (A plain function, not an `async fn`: a
+/// future passed to one is kept twice in its state, and store calls' futures
+/// are large.)
 pub fn in_store_span<T, E, F>(
     kind: &'static str,
     op: &'static str,
@@ -245,7 +238,7 @@ where
         return Either::Left(fut);
     }
     let span = store_span(kind, op);
-    Either::Right(run_in(&span, fut).map(move |result| {
+    Either::Right(fut.with_context(span.context()).map(move |result| {
         if result.is_err() {
             span.record("otel.status_code", "ERROR");
         }
