@@ -67,6 +67,11 @@ const CROSS_SLOT: &str = "#!lua flags=allow-cross-slot-keys\n";
 struct Call {
     keys: Vec<Key>,
     args: Vec<RedisValue>,
+    /// The arguments a deployment's calls of the script have in common (its
+    /// policy's numbers), which a batch whose calls all share them sends
+    /// once: every argument costs Redis a parse, a Lua string and its
+    /// collection, about a thousand instructions (issue 30).
+    shared: Vec<RedisValue>,
     done: oneshot::Sender<Result<RedisValue, StoreError>>,
 }
 
@@ -109,16 +114,19 @@ impl Batcher {
         Batcher { calls }
     }
 
-    /// One call of the script; its reply as the script returned it.
+    /// One call of the script, `run(KEYS, ARGV, SHARED)` with `shared` as
+    /// SHARED; its reply as the script returned it.
     pub async fn call(
         &self,
         keys: Vec<String>,
         args: Vec<RedisValue>,
+        shared: Vec<RedisValue>,
     ) -> Result<RedisValue, StoreError> {
         let (done, reply) = oneshot::channel();
         let call = Call {
             keys: keys.into_iter().map(Key::from).collect(),
             args,
+            shared,
             done,
         };
         self.calls.send(call).await.map_err(|_| stopped())?;
@@ -328,43 +336,62 @@ enum Sent {
 }
 
 /// The batch form's arguments (`batch.lua`): the keys of the first `declared`
-/// calls in KEYS, the others' keys inline before their arguments. Calls sent
-/// once give up their keys and arguments (moved, not copied).
+/// calls in KEYS, the others' keys inline before their arguments; the shared
+/// arguments once when every call has the same, else after each call's own.
+/// Calls sent once give up their keys and arguments (moved, not copied).
 fn encode(calls: &mut [Call], declared: usize, sent: Sent) -> (Vec<Key>, Vec<RedisValue>) {
     let mut keys = Vec::with_capacity(calls.len().min(declared) * 3);
-    let size: usize = calls.iter().map(|c| c.keys.len() + c.args.len() + 2).sum();
-    let mut args = Vec::with_capacity(size + 4);
+    let size: usize = calls
+        .iter()
+        .map(|c| c.keys.len() + c.args.len() + c.shared.len() + 3)
+        .sum();
+    let mut args = Vec::with_capacity(size + 6);
     let count = |n: usize| RedisValue::from(n as i64);
     args.push(count(calls.len()));
     args.push(count(declared.min(calls.len())));
     // The counts once for the batch when every call has the same (a call's
-    // pair of counts cost Redis two arguments and two strtod).
-    let counts = |c: &Call| (c.keys.len(), c.args.len());
+    // counts cost Redis an argument and a strtod each).
+    let counts = |c: &Call| (c.keys.len(), c.args.len(), c.shared.len());
     let every = calls.first().map(counts);
     let uniform = calls.iter().all(|c| Some(counts(c)) == every);
     match every {
-        Some((nk, na)) if uniform => args.extend([count(nk), count(na)]),
-        _ => args.extend([RedisValue::from(-1), RedisValue::from(-1)]),
+        Some((nk, na, ns)) if uniform => args.extend([count(nk), count(na), count(ns)]),
+        _ => args.extend([-1, -1, -1].map(RedisValue::from)),
+    }
+    let first_shared = calls.first().map(|c| &c.shared);
+    let once = calls.iter().all(|c| Some(&c.shared) == first_shared);
+    match calls.first_mut() {
+        Some(first) if once => {
+            args.push(count(first.shared.len()));
+            args.extend(take_or_clone(&mut first.shared, sent));
+        }
+        _ => args.push(RedisValue::from(-1)),
     }
     for (i, call) in calls.iter_mut().enumerate() {
         if !uniform {
-            args.extend([count(call.keys.len()), count(call.args.len())]);
+            args.extend([call.keys.len(), call.args.len(), call.shared.len()].map(count));
         }
-        let (call_keys, call_args) = match sent {
-            Sent::Once => (
-                std::mem::take(&mut call.keys),
-                std::mem::take(&mut call.args),
-            ),
-            Sent::MaybeAgain => (call.keys.clone(), call.args.clone()),
-        };
+        let call_keys = take_or_clone(&mut call.keys, sent);
         if i < declared {
             keys.extend(call_keys);
         } else {
             args.extend(call_keys.into_iter().map(RedisValue::from));
         }
-        args.extend(call_args);
+        args.extend(take_or_clone(&mut call.args, sent));
+        if !once {
+            args.extend(take_or_clone(&mut call.shared, sent));
+        }
     }
     (keys, args)
+}
+
+/// A call's part for one send: moved out when the call is sent once, copied
+/// when it may be sent again.
+fn take_or_clone<T: Clone>(part: &mut Vec<T>, sent: Sent) -> Vec<T> {
+    match sent {
+        Sent::Once => std::mem::take(part),
+        Sent::MaybeAgain => part.clone(),
+    }
 }
 
 /// One EVALSHA of a batch: a reply per call, or the error of the whole.

@@ -12,11 +12,12 @@ use tessera_test_support::{RedisCluster, RedisServer};
 use super::*;
 
 /// A test script in the batch form: appends its argument to its key's list
-/// and replies with the key, the argument and the list's new length.
+/// and replies with the key, the argument, the list's new length and its
+/// shared arguments.
 const APPEND_LUA: &str = concat!(
-    "local function run(KEYS, ARGV)\n",
+    "local function run(KEYS, ARGV, SHARED)\n",
     "local n = redis.call('RPUSH', KEYS[1], ARGV[1])\n",
-    "return {KEYS[1], ARGV[1], n}\n",
+    "return {KEYS[1], ARGV[1], n, table.concat(SHARED, ',')}\n",
     "end\n",
     include_str!("../scripts/batch.lua")
 );
@@ -51,8 +52,17 @@ async fn replies_and_order(client: &Client) {
                 if i % 3 == 0 {
                     args.push(RedisValue::from("unused"));
                 }
-                let reply = batcher.call(vec![key.clone()], args).await;
-                (key, i, reply)
+                // Most calls share their shared arguments; every seventh
+                // has its own, so that some batches send them per call.
+                let shared = if i % 7 == 0 {
+                    vec![i.to_string(), "s".into()]
+                } else {
+                    vec!["p".into(), "s".into()]
+                };
+                let want = shared.join(",");
+                let shared = shared.into_iter().map(RedisValue::from).collect();
+                let reply = batcher.call(vec![key.clone()], args, shared).await;
+                (key, i, want, reply)
             }))
         })
         .collect();
@@ -61,12 +71,13 @@ async fn replies_and_order(client: &Client) {
     for call in &mut calls {
         assert!(futures::poll!(call.as_mut()).is_pending());
     }
-    for (key, i, reply) in futures::future::join_all(calls).await {
+    for (key, i, shared, reply) in futures::future::join_all(calls).await {
         let RedisValue::Array(items) = reply.expect("a reply") else {
             panic!("not an array");
         };
         assert_eq!(items[0].as_str().as_deref(), Some(key.as_str()));
         assert_eq!(items[1].as_str().as_deref(), Some(i.to_string().as_str()));
+        assert_eq!(items[3].as_str().as_deref(), Some(shared.as_str()));
     }
     for (k, key) in keys().iter().enumerate() {
         let list: Vec<String> = client.lrange(key.as_str(), 0, -1).await.expect("lrange");
@@ -116,6 +127,7 @@ async fn a_call_sent_to_the_wrong_master_is_sent_again_where_it_belongs() {
         calls.push(Call {
             keys: vec![Key::from(key.clone())],
             args: vec![RedisValue::from(i.to_string())],
+            shared: vec![RedisValue::from("s")],
             done,
         });
         replies.push((key, reply));
@@ -134,33 +146,48 @@ async fn a_call_sent_to_the_wrong_master_is_sent_again_where_it_belongs() {
 
 /// The batch form's arguments: declared calls' keys in KEYS, the others'
 /// inline before their arguments, the counts once when every call has the
-/// same; the same whether the calls keep their keys and arguments for a
-/// second send or give them up.
+/// same, the shared arguments once when every call has the same ones; the
+/// same whether the calls keep their keys and arguments for a second send or
+/// give them up.
 #[test]
 fn a_batch_declares_only_its_first_calls_keys() {
-    let call = |k: &str, a: &[&str]| Call {
+    let call = |k: &str, a: &[&str], s: &[&str]| Call {
         keys: vec![Key::from(k)],
         args: a.iter().map(|&a| RedisValue::from(a)).collect(),
+        shared: s.iter().map(|&s| RedisValue::from(s)).collect(),
         done: oneshot::channel().0,
     };
     let text = |args: Vec<RedisValue>| -> Vec<String> {
         args.iter().map(|a| a.as_string().expect("text")).collect()
     };
-    let mut calls = [call("{a}k", &["1"]), call("{b}k", &["2"])];
+    let mut calls = [call("{a}k", &["1"], &["s"]), call("{b}k", &["2"], &["s"])];
     let (keys, args) = encode(&mut calls, 1, Sent::MaybeAgain);
     assert_eq!(keys, vec![Key::from("{a}k")]);
-    assert_eq!(text(args), ["2", "1", "1", "1", "1", "{b}k", "2"]);
-    assert!(calls.iter().all(|c| c.keys.len() == 1 && c.args.len() == 1));
+    let once = ["2", "1", "1", "1", "1", "1", "s", "1", "{b}k", "2"];
+    assert_eq!(text(args), once);
+    assert!(calls
+        .iter()
+        .all(|c| c.keys.len() == 1 && c.args.len() == 1 && c.shared.len() == 1));
     let (keys, args) = encode(&mut calls, 1, Sent::Once);
     assert_eq!(keys, vec![Key::from("{a}k")]);
-    assert_eq!(text(args), ["2", "1", "1", "1", "1", "{b}k", "2"]);
+    assert_eq!(text(args), once);
     assert!(calls.iter().all(|c| c.keys.is_empty() && c.args.is_empty()));
-    let mut calls = [call("{a}k", &["1"]), call("{b}k", &["2", "3"])];
+    // Counts and shared arguments that differ go with each call.
+    let mut calls = [
+        call("{a}k", &["1"], &["s"]),
+        call("{b}k", &["2", "3"], &["t"]),
+    ];
     let (keys, args) = encode(&mut calls, 2, Sent::Once);
     assert_eq!(keys.len(), 2);
-    let per_call = ["1", "1", "1", "1", "2", "2", "3"];
+    let per_call = ["1", "1", "1", "1", "s", "1", "2", "1", "2", "3", "t"];
     assert_eq!(
         text(args),
-        [&["2", "2", "-1", "-1"][..], &per_call].concat()
+        [&["2", "2", "-1", "-1", "-1", "-1"][..], &per_call].concat()
+    );
+    let mut calls = [call("{a}k", &["1"], &["s"]), call("{b}k", &["2"], &["t"])];
+    let (_, args) = encode(&mut calls, 2, Sent::Once);
+    assert_eq!(
+        text(args),
+        ["2", "2", "1", "1", "1", "-1", "1", "s", "2", "t"]
     );
 }

@@ -214,10 +214,10 @@ impl RedisStore {
     async fn batched<R: FromValue>(
         &self,
         batcher: &Batcher,
-        keys: Vec<String>,
-        args: Vec<schema::Arg>,
+        call: schema::ScriptCall,
     ) -> Result<R, StoreError> {
-        R::from_value(batcher.call(keys, args).await?).map_err(script_error)
+        let reply = batcher.call(call.keys, call.args, call.shared).await?;
+        R::from_value(reply).map_err(script_error)
     }
 
     /// The underlying client, for tests that need raw access.
@@ -261,7 +261,7 @@ impl Store for RedisStore {
         }
         let prefix = self.parts.prefix(p);
         let call = schema::create_call(s, prefix, caller)?;
-        let reply: Vec<String> = self.batched(&self.create, call.keys, call.args).await?;
+        let reply: Vec<String> = self.batched(&self.create, call).await?;
         replies::create_outcome(p, &reply)
     }
 
@@ -284,7 +284,7 @@ impl Store for RedisStore {
         };
         let prefix = self.parts.prefix(p);
         let call = schema::rotate_call(r, prefix);
-        let reply: Vec<String> = self.batched(&self.rotate, call.keys, call.args).await?;
+        let reply: Vec<String> = self.batched(&self.rotate, call).await?;
         if let Some(id) = replies::reused_id(&reply) {
             // The kill ran on the shared connection: the marker written
             // after it on the revocation connection covers it too.
@@ -312,8 +312,11 @@ impl Store for RedisStore {
         let retry: i64 = self
             .batched(
                 &self.rate,
-                vec![key(prefix, &schema::rate(key_name))],
-                vec![limit.interval_ms.into(), limit.burst_ms.into()],
+                schema::ScriptCall {
+                    keys: vec![key(prefix, &schema::rate(key_name))],
+                    args: vec![limit.interval_ms.into(), limit.burst_ms.into()],
+                    shared: Vec::new(),
+                },
             )
             .await?;
         Ok((retry > 0).then_some(retry))

@@ -2,12 +2,13 @@
 //! step in Redis; Issue's and Refresh's come in the batch form of the group
 //! commit (`store/batch.rs`).
 
-/// The batch form of a script (`Batcher`): its body becomes `run(KEYS, ARGV)`.
+/// The batch form of a script (`Batcher`): its body becomes
+/// `run(KEYS, ARGV, SHARED)`.
 macro_rules! batched {
     ($($prelude:literal),* ; $body:literal) => {
         concat!(
             $(include_str!(concat!("../scripts/", $prelude)),)*
-            "local function run(KEYS, ARGV)\n",
+            "local function run(KEYS, ARGV, SHARED)\n",
             include_str!(concat!("../scripts/", $body)),
             "end\n",
             include_str!("../scripts/batch.lua")
@@ -48,5 +49,12 @@ mod tests {
     fn the_scripts_history_ring_matches_reuse_history() {
         let line = format!("local HISTORY = {}\n", crate::store::REUSE_HISTORY);
         assert!(super::ROTATE_LUA.contains(&line), "common.lua: {line}");
+    }
+
+    #[test]
+    fn the_scripts_log_and_channel_are_the_schemas() {
+        use crate::store::schema::{channel, LOG};
+        let line = format!("local LOG, CHANNEL = '{LOG}', '{}'\n", channel(""));
+        assert!(super::CREATE_LUA.contains(&line), "common.lua: {line}");
     }
 }

@@ -259,6 +259,9 @@ pub fn redis_key(prefix: &str, name: &str) -> String {
 pub struct ScriptCall {
     pub keys: Vec<String>,
     pub args: Vec<Arg>,
+    /// A batched script's SHARED: the arguments its calls under one policy
+    /// have in common, sent once per batch whose calls agree (`batch.lua`).
+    pub shared: Vec<Arg>,
 }
 
 /// One script argument.
@@ -297,11 +300,7 @@ pub fn create_call(
         None => (0, false),
     };
     Ok(ScriptCall {
-        keys: vec![
-            key(&session(&s.data.sid)),
-            key(&subject_index(&s.subject_key)),
-            key(LOG),
-        ],
+        keys: vec![key(&session(&s.data.sid))],
         args: vec![
             data.into(),
             s.refresh_hash.as_str().into(),
@@ -318,22 +317,23 @@ pub fn create_call(
                 .unwrap_or_default()
                 .into(),
             rate_key.into(),
-            interval.into(),
-            burst.into(),
             s.keep_until_ms.into(),
             s.data.sid.as_str().into(),
             caller_key.into(),
-            caller_interval.into(),
-            caller_burst.into(),
             s.client.ip_address.as_str().into(),
             s.client.user_agent.as_str().into(),
+            prefix.into(),
+            s.data.dpop_jkt.as_deref().unwrap_or_default().into(),
+        ],
+        shared: vec![
+            interval.into(),
+            burst.into(),
+            caller_interval.into(),
+            caller_burst.into(),
             cap.into(),
             flag(evict),
-            prefix.into(),
-            channel(prefix).into(),
             s.feed.retention_ms.into(),
             s.feed.access_horizon_ms.into(),
-            s.data.dpop_jkt.as_deref().unwrap_or_default().into(),
             (CAP_EVICTIONS_PER_ISSUE as i64).into(),
         ],
     })
@@ -360,33 +360,22 @@ pub fn list_call(
             after.into(),
             (limit as i64).into(),
         ],
+        shared: Vec::new(),
     }
 }
 
 /// `rotate.lua`.
 pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
     ScriptCall {
-        keys: vec![
-            redis_key(prefix, &session(&r.sid)),
-            redis_key(prefix, &session_marker(&r.sid)),
-            redis_key(prefix, LOG),
-        ],
+        keys: vec![redis_key(prefix, &session(&r.sid))],
         args: vec![
             r.presented_hash.as_str().into(),
             r.new_hash.as_str().into(),
             r.sealed_successor.as_str().into(),
             r.now_ms.into(),
-            r.grace_ms.into(),
-            channel(prefix).into(),
-            r.feed.retention_ms.into(),
-            r.feed.access_horizon_ms.into(),
-            // Unused: the history ring's size is common.lua's HISTORY.
-            Arg::from_static_str(""),
             prefix.into(),
             r.sid.as_str().into(),
             r.fingerprint_hash.as_deref().unwrap_or_default().into(),
-            r.rate_limit.map_or(0, |l| l.interval_ms).into(),
-            r.rate_limit.map_or(0, |l| l.burst_ms).into(),
             r.keep_until_ms.into(),
             r.client.ip_address.as_str().into(),
             r.client.user_agent.as_str().into(),
@@ -400,6 +389,16 @@ pub fn rotate_call(r: &RotateRequest, prefix: &str) -> ScriptCall {
             r.cert_thumbprint.as_deref().unwrap_or_default().into(),
             r.client_id.as_deref().unwrap_or_default().into(),
         ],
+        shared: vec![
+            r.grace_ms.into(),
+            r.feed.retention_ms.into(),
+            r.feed.access_horizon_ms.into(),
+            r.rate_limit.map_or(0, |l| l.interval_ms).into(),
+            r.rate_limit.map_or(0, |l| l.burst_ms).into(),
+            // The sealed successor outlives the window by a second, for the
+            // clocks of replica and Redis to disagree.
+            (r.grace_ms + 1000).into(),
+        ],
     }
 }
 
@@ -408,7 +407,6 @@ pub fn renew_call(r: &RenewRequest, prefix: &str) -> ScriptCall {
     ScriptCall {
         keys: vec![
             redis_key(prefix, &session(&r.sid)),
-            redis_key(prefix, &session_marker(&r.sid)),
             redis_key(prefix, &renewal(&r.jti)),
         ],
         args: vec![
@@ -419,6 +417,7 @@ pub fn renew_call(r: &RenewRequest, prefix: &str) -> ScriptCall {
             r.keep_until_ms.into(),
             r.sid.as_str().into(),
         ],
+        shared: Vec::new(),
     }
 }
 

@@ -149,6 +149,7 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
             (LOG_OUT_OTHERS_BATCH as i64).into(),
             r.traceparent.as_str().into(),
         ],
+        shared: Vec::new(),
     })
 }
 

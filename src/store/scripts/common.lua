@@ -15,6 +15,10 @@
 --                            g % (n + 1) holds the predecessor of `h`
 --   rev '1' once revoked
 
+-- A partition's revocation log and pub/sub channel: these after its key
+-- prefix (schema.rs LOG and channel(); a unit test keeps them equal).
+local LOG, CHANNEL = 'log', 'revocations'
+
 -- How many superseded generations a session remembers besides its
 -- predecessor (store::REUSE_HISTORY; a unit test keeps the two equal).
 local HISTORY = 16
@@ -68,13 +72,18 @@ local function session_get(s, names)
   return f
 end
 
--- Can the session still be used at `now` (ms)? Not revoked (flag or marker),
--- not killed by its subject's cut-off (taken at or after its creation),
--- and within both its idle and its absolute expiry.
+-- Can the session still be used at `now` (ms)? Not revoked, not killed by
+-- its subject's cut-off (taken at or after its creation), and within both
+-- its idle and its absolute expiry.
 -- `cut` is the subject's cut-off when the caller read it already (false:
 -- none), nil to read it here.
-local function session_usable(rev, created, uk, exp, abs, marker, prefix, now, cut)
-  if rev == '1' or redis.call('EXISTS', marker) == 1 then return false end
+-- Revoked is the hash's flag `rev` alone: every version has set it
+-- whenever it revoked a session whose hash exists, in the same script
+-- that writes the session's marker `rs:` (for Verify's horizon), so the
+-- marker adds nothing for a hash that exists (and reading it cost every
+-- Refresh a call: issue 30).
+local function session_usable(rev, created, uk, exp, abs, prefix, now, cut)
+  if rev == '1' then return false end
   if cut == nil then cut = redis.call('GET', prefix .. 'ru:' .. uk) end
   if cut and tonumber(cut) >= tonumber(created) then return false end
   return now < tonumber(exp) and now < tonumber(abs)
@@ -89,7 +98,8 @@ local function indexes(prefix, uk)
   return prefix .. 'ss:' .. uk, prefix .. 'sc:' .. uk
 end
 
--- At most this many members past their score leave the indexes per write,
+-- At most this many members past their score leave the indexes per Issue
+-- and per write that moves their expiry (only an Issue adds a member),
 -- so that no call's work grows with the subject's size (issue #32: a
 -- subject of 100,000 sessions must not stall Redis); the rest go with the
 -- next writes, or with the index.
@@ -188,8 +198,14 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep
     redis.call('PEXPIREAT', idx, string.format('%d', keep_n + INDEX_SLACK))
     return
   end
-  local n = before and before + 1 or redis.call('ZCARD', idx)
   local moves = redis.call('PEXPIRETIME', idx) < keep_n
+  -- A rotation or renewal that leaves the indexes' expiry where it is
+  -- (nearly all of them: it moves about once a minute) is done: its
+  -- session is listed already (below), and the members past their score
+  -- are pruned by the next Issue or expiry move; that spares each such
+  -- rotation the index's count, and a large subject's the prune (issue 30).
+  if not new and not moves then return end
+  local n = before and before + 1 or redis.call('ZCARD', idx)
   if n > 1 then
     -- A new session joins `sc:` (NX: a session's creation never changes).
     -- One already kept is there: a subject's sessions from its second on
@@ -198,13 +214,12 @@ local function keep_session(s, prefix, uk, sid, keep, now, created, before, keep
     -- in a subject of two or more sessions a lookup in `sc:`: for up to 128
     -- sessions a listpack scan, ~10k instructions.)
     local added = new and redis.call('ZADD', cidx, 'NX', created, sid) or 0
-    -- A subject is checked for sessions missing from `sc:` on every write
+    -- A subject is checked for sessions missing from `sc:` on every Issue
     -- while it is small, so one that grew past PRUNE_ABOVE has them all
     -- unless they are from before `sc:` existed; those are adopted by the
     -- readers, the cap, the writes that move the expiry (about once a
     -- minute) and the writes that add a new session to `sc:` (then `sc:`
-    -- may be new too, and adoption gives it its expiry). That saves a busy
-    -- subject's rotations a call each.
+    -- may be new too, and adoption gives it its expiry).
     if n <= PRUNE_ABOVE or moves or added == 1 then adopt_legacy(prefix, uk, '', n) end
     if n > PRUNE_ABOVE then prune(idx, cidx, now) end
   end
@@ -269,7 +284,7 @@ local function usable_session(prefix, sid, now, extra, cut)
   -- The creation read once (strtod), the instants checked as numbers.
   local c = tonumber(f[3])
   local exp, abs = c + tonumber(f[5]), c + tonumber(f[6])
-  if not session_usable(f[2], f[3], f[4], exp, abs, prefix .. 'rs:' .. sid, prefix, now, cut) then return nil end
+  if not session_usable(f[2], f[3], f[4], exp, abs, prefix, now, cut) then return nil end
   f[5], f[6] = string.format('%d', exp), string.format('%d', abs)
   return f
 end

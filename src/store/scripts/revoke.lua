@@ -45,8 +45,8 @@ if kind == 'x' then
         break
       end
       local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c')
-      if f[2] and f[1] ~= '1' and redis.call('EXISTS', prefix .. 'rs:' .. sid) == 0
-          and not (cut and tonumber(cut) >= tonumber(f[2])) then
+      -- (Revoked is the flag alone: see session_usable.)
+      if f[2] and f[1] ~= '1' and not (cut and tonumber(cut) >= tonumber(f[2])) then
         last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[17])
       else
         -- Dead already (expired, revoked or cut off): nothing to log.

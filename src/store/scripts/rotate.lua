@@ -6,18 +6,20 @@
 -- (fred re-sends in-flight commands after a reconnect) is therefore harmless:
 -- the second run takes the grace branch and returns the same successor.
 --
--- KEYS[1] session hash, KEYS[2] session revocation marker, KEYS[3] revocation log
--- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 grace ms,
---       6 pub/sub channel, 7 log retention ms, 8 access horizon ms,
---       9 unused, '' (the ring's size is common.lua's HISTORY), 10 key prefix, 11 session id,
---       12 presented device fingerprint hash ('' = none),
---       13 per-subject refresh emission interval ms ('0' = no limit), 14 burst window ms,
---       15 keep the session at least until (ms; see keep_session),
---       16 client IP, 17 user agent ('' = keep the stored one),
---       18 thumbprint of the DPoP key that proved this refresh ('' = none),
---       19 that proof's replay-set key ('' = none), 20 when it expires (ms),
---       21 x5t#S256 of the client certificate the refresh came with ('' = none),
---       22 client_id a public client named on the token endpoint ('' = none)
+-- KEYS[1] session hash
+-- ARGV: 1 presented hash, 2 new hash, 3 sealed successor, 4 now ms, 5 key prefix,
+--       6 session id, 7 presented device fingerprint hash ('' = none),
+--       8 keep the session at least until (ms; see keep_session),
+--       9 client IP, 10 user agent ('' = keep the stored one),
+--       11 thumbprint of the DPoP key that proved this refresh ('' = none),
+--       12 that proof's replay-set key ('' = none), 13 when it expires (ms),
+--       14 x5t#S256 of the client certificate the refresh came with ('' = none),
+--       15 client_id a public client named on the token endpoint ('' = none)
+-- SHARED (the deployment's policy, sent once for a batch whose calls agree):
+--       1 grace ms, 2 log retention ms, 3 access horizon ms,
+--       4 per-subject refresh emission interval ms ('0' = no limit), 5 burst window ms,
+--       6 how long the sealed successor is kept (ms: the grace window and a second)
+-- The revocation log and channel a reuse writes to are the prefix's (LOG, CHANNEL).
 local s = KEYS[1]
 local now = tonumber(ARGV[4])
 -- Only what every rotation needs: the older hashes and the sealed successor
@@ -40,20 +42,20 @@ local ring = HISTORY + 1
 -- presented: the hash keeps only its first 22 characters, and nothing gets
 -- this far with another device.
 local function session_fields(reply)
-  local device = (f[13] and f[13] ~= '') and ARGV[12] or ''
+  local device = (f[13] and f[13] ~= '') and ARGV[7] or ''
   for _, v in ipairs({tid, sub, created, string.format('%d', abs), idle, device}) do reply[#reply + 1] = v end
   return reply
 end
-if not session_usable(rev, created, uk, exp, abs, KEYS[2], ARGV[10], now) then return {'invalid'} end
+if not session_usable(rev, created, uk, exp, abs, ARGV[5], now) then return {'invalid'} end
 -- A bound session rotates only for its device; nothing changes otherwise.
 -- Checked only for a holder of the current secret (or of its predecessor in
 -- the grace window): the session id is public, and answering a guessed
 -- secret with 'fingerprint' would tell which sessions are bound and raise
 -- false theft alarms.
-local foreign_device = f[13] and f[13] ~= '' and f[13] ~= string.sub(ARGV[12], 1, 22)
+local foreign_device = f[13] and f[13] ~= '' and f[13] ~= string.sub(ARGV[7], 1, 22)
 -- A DPoP-bound session rotates only with a proof by its key (the same
 -- place as the device check: not a reuse, nothing changes).
-local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[18]
+local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[11]
 -- A certificate-bound session (RFC 8705) rotates only with its certificate.
 -- Its thumbprint is read from the data `d`, where schema.rs's StoredData
 -- writes it as `x`, last but for `k` (anchored at the end, a custom claim
@@ -63,14 +65,14 @@ local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[18]
 -- unbound case to one scan.
 if not foreign_key and string.find(data, '"x":"', 1, true) then
   local x5 = string.match(data, '"x":"([%w_%-]+)"}$') or string.match(data, '"x":"([%w_%-]+)","k":"[%w_%-]+"}$')
-  foreign_key = x5 ~= nil and x5 ~= ARGV[21]
+  foreign_key = x5 ~= nil and x5 ~= ARGV[14]
 end
 -- A session issued to a client rotates for no other client_id (decoded
 -- only when one is named: the token endpoint's public clients).
-if not foreign_key and ARGV[22] ~= '' then
+if not foreign_key and ARGV[15] ~= '' then
   local ok, d = pcall(cjson.decode, data)
   local issued_to = ok and type(d) == 'table' and (d['i'] or d['client_id']) or ''
-  foreign_key = type(issued_to) == 'string' and issued_to ~= '' and issued_to ~= ARGV[22]
+  foreign_key = type(issued_to) == 'string' and issued_to ~= '' and issued_to ~= ARGV[15]
 end
 
 -- A proof is recorded in the replay set here, once the session is known,
@@ -79,11 +81,11 @@ end
 -- a re-sent run of this script (PITFALLS: fred re-sends) finds its own
 -- entry and goes on to the grace branch; any other use is a replay.
 local function proof_replayed()
-  if ARGV[19] == '' or not (f[14] and f[14] ~= '') then return false end
+  if ARGV[12] == '' or not (f[14] and f[14] ~= '') then return false end
   local mine = string.sub(ARGV[2], 1, 22)
-  local seen = redis.call('GET', ARGV[19])
+  local seen = redis.call('GET', ARGV[12])
   if seen then return seen ~= mine end
-  redis.call('SET', ARGV[19], mine, 'PXAT', ARGV[20])
+  redis.call('SET', ARGV[12], mine, 'PXAT', ARGV[13])
   return false
 end
 
@@ -102,8 +104,8 @@ if same_hash(cur, presented) then
   if refused then return refused end
   -- Per-subject refresh budget: only real rotations count (a grace-window
   -- retry is idempotent and cheap), checked before anything changes.
-  if ARGV[13] ~= '0' then
-    local wait = gcra(ARGV[10] .. 'rl:refresh:' .. uk, tonumber(ARGV[13]), tonumber(ARGV[14]))
+  if SHARED[4] ~= '0' then
+    local wait = gcra(ARGV[5] .. 'rl:refresh:' .. uk, tonumber(SHARED[4]), tonumber(SHARED[5]))
     if wait > 0 then return {'limited', string.format('%d', wait)} end
   end
   -- Idle expiry moves forward; the absolute lifetime never does.
@@ -117,16 +119,16 @@ if same_hash(cur, presented) then
   local fields = {'h', string.sub(ARGV[2], 1, 22), 'g', gs,
     'r', string.format('%d', now - c), 'e', string.format('%d', newexp - c),
     'o' .. (g % ring), string.sub(cur, 1, 16)}
-  if ARGV[16] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[16] end
-  if ARGV[17] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[17] end
+  if ARGV[9] ~= '' then fields[#fields + 1] = 'ip'; fields[#fields + 1] = ARGV[9] end
+  if ARGV[10] ~= '' then fields[#fields + 1] = 'ua'; fields[#fields + 1] = ARGV[10] end
   redis.call('HSET', s, unpack(fields))
   -- The sealed successor is kept only for the grace window (plus a second
   -- for the clocks of replica and Redis to disagree), in a key of its own
   -- that expires with it: after the window nothing at rest can open into a
   -- usable refresh token.
-  redis.call('SET', ARGV[10] .. 'sl:' .. ARGV[11], ARGV[3], 'PX', string.format('%d', tonumber(ARGV[5]) + 1000))
-  local keep = math.max(newexp, tonumber(ARGV[15]))
-  keep_session(s, ARGV[10], uk, ARGV[11], string.format('%d', keep), now, created, nil, keep)
+  redis.call('SET', ARGV[5] .. 'sl:' .. ARGV[6], ARGV[3], 'PX', SHARED[6])
+  local keep = math.max(newexp, tonumber(ARGV[8]))
+  keep_session(s, ARGV[5], uk, ARGV[6], string.format('%d', keep), now, created, nil, keep)
   return session_fields({'rotated', data, gs, ARGV[4], string.format('%d', newexp)})
 end
 
@@ -135,11 +137,11 @@ if tonumber(gen) > 0 and predecessor == string.sub(presented, 1, 16) then
   -- Only the immediate predecessor, and only within the window, gets the
   -- successor (django-oauth-toolkit#1617: never older generations).
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
-  local grace = tonumber(ARGV[5])
+  local grace = tonumber(SHARED[1])
   if grace > 0 and now - rot <= grace then
     local refused = refusal()
     if refused then return refused end
-    local sealed = redis.call('GET', ARGV[10] .. 'sl:' .. ARGV[11])
+    local sealed = redis.call('GET', ARGV[5] .. 'sl:' .. ARGV[6])
     if not sealed then return {'invalid'} end
     return session_fields({'grace', data, gen, string.format('%d', rot), string.format('%d', exp), sealed})
   end
@@ -151,4 +153,4 @@ end
 
 -- Reuse of a rotated token: revoke the whole session (RFC 6819 §5.2.2.3),
 -- whatever device presents it: an old secret in any hands means theft.
-return {'reused', revoke_session(ARGV[10], ARGV[11], KEYS[3], ARGV[6], tonumber(ARGV[7]), now, tonumber(ARGV[8]))}
+return {'reused', revoke_session(ARGV[5], ARGV[6], ARGV[5] .. LOG, ARGV[5] .. CHANNEL, tonumber(SHARED[2]), now, tonumber(SHARED[3]))}
