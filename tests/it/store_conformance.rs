@@ -1117,6 +1117,60 @@ async fn redis_creations_keep_the_creation_index_whole_through_rotations() {
     assert_eq!(members, 20, "every session in the creation index");
 }
 
+/// Redis only: a large subject's Issues prune the dead members of its
+/// indexes even when none of them moves the indexes' expiry: one Issue in
+/// eight does, picked by the last character of its session id (issue 30),
+/// which here is the label's last digit ('0' and '8' prune).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_a_big_subjects_issues_prune_its_dead_without_moving_the_expiry() {
+    use fred::prelude::*;
+
+    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
+        unreachable!("asked for Redis")
+    };
+    let t = now();
+    // 20 long-lived sessions set the indexes' expiry, 30 short-lived ones
+    // are dead (past their keep) by t + 2000.
+    for i in 0..20 {
+        s.create_session(&session(&format!("pl-{i}"), "prune-big", t))
+            .await
+            .unwrap();
+    }
+    for i in 0..30 {
+        let mut short = session(&format!("ps-{i}"), "prune-big", t);
+        short.refresh_exp_ms = t + 100;
+        short.keep_until_ms = t + 1_000;
+        s.create_session(&short).await.unwrap();
+    }
+    let index = format!(
+        "{}ss:{}",
+        key_prefix("pl-0"),
+        subject_key("acme", "prune-big")
+    );
+    let members = |s: &RedisStore| {
+        let (client, index) = (s.client().clone(), index.clone());
+        async move { client.zcard::<i64, _>(&index).await.unwrap() }
+    };
+    assert_eq!(members(&s).await, 50);
+    // Issues later on, each kept for a short while (the expiry stays).
+    let issue = |label: String| {
+        let mut late = session(&label, "prune-big", t + 2_000);
+        late.refresh_exp_ms = t + 2_100;
+        late.keep_until_ms = t + 3_000;
+        late
+    };
+    for i in 1..=7 {
+        s.create_session(&issue(format!("pn-{i}"))).await.unwrap();
+    }
+    assert_eq!(
+        members(&s).await,
+        57,
+        "seven Issues in eight leave the dead"
+    );
+    s.create_session(&issue("pn-8".into())).await.unwrap();
+    assert_eq!(members(&s).await, 28, "the eighth prunes the 30 dead");
+}
+
 /// Redis only: a subject of more sessions than a write prunes (16) whose
 /// sessions predate the creation index `sc:` gets one at its next write,
 /// with an expiry and every session in it, even when that write does not
