@@ -27,23 +27,23 @@ local now = tonumber(ARGV[4])
 -- Lua is hashed byte by byte; reading, splitting and rebuilding a comma list
 -- of older hashes on every rotation made a Refresh cost Redis 1.6 times the
 -- instructions it costs now.)
-local f = session_get(s, {'g', 'r', 'e', 'a', 'i', 'c', 'k', 'rev', 'd', 't', 'u', 'f', 'jk'})
+local f = session_get(s, {'g', 'e', 'a', 'i', 'c', 'k', 'rev', 'd', 't', 'u', 'f', 'jk'})
 if not f[1] then return {'invalid'} end
 local cur, gen, created, idle, uk, rev, data, tid, sub =
-  f[1], f[2] or '0', f[7], f[6], f[8], f[9], f[10], f[11], f[12]
+  f[1], f[2] or '0', f[6], f[5], f[7], f[8], f[9], f[10], f[11]
 -- Each number read once: Lua reads one with strtod, about a thousand
 -- instructions for one of 13 digits.
 local c = tonumber(created)
-local rot = c + tonumber(f[3] or '0')
-local exp, abs = c + tonumber(f[4]), c + tonumber(f[5])
+local exp, abs = c + tonumber(f[3]), c + tonumber(f[4])
 local ring = HISTORY + 1
 -- What the reply carries besides the rotation itself: the rest of the
 -- session's data (see `schema::decode_data`). The device hash is the one
 -- presented: the hash keeps only its first 22 characters, and nothing gets
 -- this far with another device.
 local function session_fields(reply)
-  local device = (f[13] and f[13] ~= '') and ARGV[7] or ''
-  for _, v in ipairs({tid, sub, created, string.format('%d', abs), idle, device}) do reply[#reply + 1] = v end
+  local device = (f[12] and f[12] ~= '') and ARGV[7] or ''
+  -- (Numbers go as Redis integers: no string.format, which is snprintf.)
+  for _, v in ipairs({tid, sub, created, abs, idle, device}) do reply[#reply + 1] = v end
   return reply
 end
 if not session_usable(rev, created, uk, exp, abs, ARGV[5], now) then return {'invalid'} end
@@ -52,10 +52,10 @@ if not session_usable(rev, created, uk, exp, abs, ARGV[5], now) then return {'in
 -- the grace window): the session id is public, and answering a guessed
 -- secret with 'fingerprint' would tell which sessions are bound and raise
 -- false theft alarms.
-local foreign_device = f[13] and f[13] ~= '' and f[13] ~= string.sub(ARGV[7], 1, 22)
+local foreign_device = f[12] and f[12] ~= '' and f[12] ~= string.sub(ARGV[7], 1, 22)
 -- A DPoP-bound session rotates only with a proof by its key (the same
 -- place as the device check: not a reuse, nothing changes).
-local foreign_key = f[14] and f[14] ~= '' and f[14] ~= ARGV[11]
+local foreign_key = f[13] and f[13] ~= '' and f[13] ~= ARGV[11]
 -- A certificate-bound session (RFC 8705) rotates only with its certificate.
 -- Its thumbprint is read from the data `d`, where schema.rs's StoredData
 -- writes it as `x`, last but for `k` (anchored at the end, a custom claim
@@ -81,7 +81,7 @@ end
 -- a re-sent run of this script (PITFALLS: fred re-sends) finds its own
 -- entry and goes on to the grace branch; any other use is a replay.
 local function proof_replayed()
-  if ARGV[12] == '' or not (f[14] and f[14] ~= '') then return false end
+  if ARGV[12] == '' or not (f[13] and f[13] ~= '') then return false end
   local mine = string.sub(ARGV[2], 1, 22)
   local seen = redis.call('GET', ARGV[12])
   if seen then return seen ~= mine end
@@ -129,7 +129,7 @@ if same_hash(cur, presented) then
   redis.call('SET', ARGV[5] .. 'sl:' .. ARGV[6], ARGV[3], 'PX', SHARED[6])
   local keep = math.max(newexp, tonumber(ARGV[8]))
   keep_session(s, ARGV[5], uk, ARGV[6], string.format('%d', keep), now, created, nil, keep)
-  return session_fields({'rotated', data, gs, ARGV[4], string.format('%d', newexp)})
+  return session_fields({'rotated', data, gs, ARGV[4], newexp})
 end
 
 local predecessor = redis.call('HGET', s, 'o' .. (tonumber(gen) % ring))
@@ -138,12 +138,14 @@ if tonumber(gen) > 0 and predecessor == string.sub(presented, 1, 16) then
   -- successor (django-oauth-toolkit#1617: never older generations).
   -- A window of 0 is no window: even a replay in the same millisecond is reuse.
   local grace = tonumber(SHARED[1])
+  -- The last rotation, read only here (`r`, ms after the creation).
+  local rot = c + tonumber(redis.call('HGET', s, 'r') or '0')
   if grace > 0 and now - rot <= grace then
     local refused = refusal()
     if refused then return refused end
     local sealed = redis.call('GET', ARGV[5] .. 'sl:' .. ARGV[6])
     if not sealed then return {'invalid'} end
-    return session_fields({'grace', data, gen, string.format('%d', rot), string.format('%d', exp), sealed})
+    return session_fields({'grace', data, gen, rot, exp, sealed})
   end
 elseif not superseded(s, presented) then
   -- Not a token of this session at all: refuse, but do not let a guess
