@@ -30,6 +30,7 @@ if ARGV[2] == '1' then
     iat = ARGV[1]
     redis.call('SET', KEYS[2], iat, 'PX', ARGV[3])
   end
-  return {'renewed', iat, string.format('%d', abs)}
+  return {'renewed', iat, abs}
 end
-return {'extended', string.format('%d', abs)}
+-- (The instant goes as a Redis integer: no string.format, which is snprintf.)
+return {'extended', abs}
