@@ -140,8 +140,6 @@ pub fn revoke_call(r: &RevokeRequest, prefix: &str) -> Option<ScriptCall> {
             parts.subject.into(),
             parts.expires.into(),
             parts.refresh_hash.into(),
-            // Unused: the history ring's size is common.lua's HISTORY.
-            Arg::from_static_str(""),
             prefix.into(),
             parts.subject_key.into(),
             // 'x': sessions created up to the request's start, a batch at a time.

@@ -74,7 +74,7 @@ end
 
 -- Can the session still be used at `now` (ms)? Not revoked, not killed by
 -- its subject's cut-off (taken at or after its creation), and within both
--- its idle and its absolute expiry.
+-- its idle and its absolute expiry (`exp`, `abs`: numbers).
 -- `cut` is the subject's cut-off when the caller read it already (false:
 -- none), nil to read it here.
 -- Revoked is the hash's flag `rev` alone: every version has set it
@@ -86,7 +86,7 @@ local function session_usable(rev, created, uk, exp, abs, prefix, now, cut)
   if rev == '1' then return false end
   if cut == nil then cut = redis.call('GET', prefix .. 'ru:' .. uk) end
   if cut and tonumber(cut) >= tonumber(created) then return false end
-  return now < tonumber(exp) and now < tonumber(abs)
+  return now < exp and now < abs
 end
 
 -- A subject's two session indexes (schema.rs): `ss:` scores each kept

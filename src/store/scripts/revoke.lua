@@ -14,14 +14,14 @@
 -- ARGV: 1 kind, 2 now ms, 3 marker TTL ms, 4 log retention ms, 5 channel,
 --       6 jti, 7 sid, 8 tenant, 9 subject, 10 event expiry ms,
 --       11 refresh hash that must belong to the session ('' = no check),
---       12 unused, '' (the ring's size is common.lua's HISTORY), 13 key prefix, 14 subject key,
---       15 ('x' only) revoke sessions created at or before this ms, 16 ('x' only) batch size,
---       17 the W3C traceparent the events carry ('' = none)
+--       12 key prefix, 13 subject key,
+--       14 ('x' only) revoke sessions created at or before this ms, 15 ('x' only) batch size,
+--       16 the W3C traceparent the events carry ('' = none)
 --
 -- Kind 'x' ("log out my other devices"), one bounded batch of it: KEYS[1]
 -- and KEYS[3] are the subject's session index and ARGV[7] the session to
--- keep; the oldest sessions created at or before ARGV[15] ms (the request's
--- start: a session signed in since survives), at most ARGV[16] of them, are
+-- keep; the oldest sessions created at or before ARGV[14] ms (the request's
+-- start: a session signed in since survives), at most ARGV[15] of them, are
 -- revoked as sessions (their own event and marker, for ARGV[3] ms), and
 -- entries of sessions that are already dead leave the indexes. Returns
 -- {last event id or '', '1' if more such sessions may remain else '0'}:
@@ -29,14 +29,14 @@
 -- the subject's size (issue #32).
 local kind, now = ARGV[1], tonumber(ARGV[2])
 if kind == 'x' then
-  local prefix, keep, batch = ARGV[13], ARGV[7], tonumber(ARGV[16])
-  local idx, cidx = indexes(prefix, ARGV[14])
+  local prefix, keep, batch = ARGV[12], ARGV[7], tonumber(ARGV[15])
+  local idx, cidx = indexes(prefix, ARGV[13])
   -- Sessions from before the creation index join it first, a window a call.
-  local adopting = adopt_legacy(prefix, ARGV[14], ARGV[15])
-  local cut = redis.call('GET', prefix .. 'ru:' .. ARGV[14])
+  local adopting = adopt_legacy(prefix, ARGV[13], ARGV[14])
+  local cut = redis.call('GET', prefix .. 'ru:' .. ARGV[13])
   local last, done = '', 0
   -- One more than the batch, and one for the kept session: whether more remain.
-  local members = redis.call('ZRANGE', cidx, '-inf', ARGV[15], 'BYSCORE', 'LIMIT', 0, batch + 2)
+  local members = redis.call('ZRANGE', cidx, '-inf', ARGV[14], 'BYSCORE', 'LIMIT', 0, batch + 2)
   local more = '0'
   for _, sid in ipairs(members) do
     if sid ~= keep then
@@ -47,7 +47,7 @@ if kind == 'x' then
       local f = redis.call('HMGET', prefix .. 's:' .. sid, 'rev', 'c')
       -- (Revoked is the flag alone: see session_usable.)
       if f[2] and f[1] ~= '1' and not (cut and tonumber(cut) >= tonumber(f[2])) then
-        last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[17])
+        last = revoke_session(prefix, sid, KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[16])
       else
         -- Dead already (expired, revoked or cut off): nothing to log.
         redis.call('ZREM', idx, sid)
@@ -72,7 +72,7 @@ if kind == 'u' then
   redis.call('SET', KEYS[1], string.format('%d', ib), 'PX', ARGV[3])
   -- Every session it held is dead now: its indexes go (UNLINK frees a large
   -- one in the background), and the subject starts again from nothing.
-  redis.call('UNLINK', KEYS[3], ARGV[13] .. 'sc:' .. ARGV[14])
+  redis.call('UNLINK', KEYS[3], ARGV[12] .. 'sc:' .. ARGV[13])
 else
   local existing = redis.call('GET', KEYS[1])
   if existing then return existing end
@@ -82,10 +82,10 @@ else
     if h ~= '' and not same_hash(session_get(KEYS[3], {})[1], h) and not superseded(KEYS[3], h) then
       return false
     end
-    return revoke_session(ARGV[13], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[17])
+    return revoke_session(ARGV[12], ARGV[7], KEYS[2], ARGV[5], tonumber(ARGV[4]), now, tonumber(ARGV[3]), ARGV[16])
   end
 end
-local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]), ARGV[17])
+local id = log_revocation(KEYS[2], ARGV[5], tonumber(ARGV[4]), now, kind, ARGV[6], ARGV[7], tid, sub, ib, tonumber(ARGV[10]), ARGV[16])
 if kind ~= 'u' then
   redis.call('SET', KEYS[1], id, 'PX', ARGV[3])
 end
