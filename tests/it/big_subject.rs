@@ -16,7 +16,7 @@
 
 use std::time::Instant;
 
-use crate::store_conformance::{fixture, now, session, sid, Fixture, FEED};
+use crate::store_conformance::{fixture, now, redis_fixture, session, sid, Fixture, FEED};
 use crate::support::{Backend, RedisServer};
 use tessera::store::*;
 
@@ -191,8 +191,6 @@ async fn many_sessions_cost_each_call_a_page_memory() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_sessions_cost_each_call_a_page_redis() {
-    let Fixture::Redis(s, server) = fixture(Backend::Redis).await else {
-        unreachable!()
-    };
+    let (s, server) = redis_fixture().await;
     many_sessions_cost_each_call_a_page(&*s, Some(&server)).await;
 }

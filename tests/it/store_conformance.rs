@@ -129,6 +129,31 @@ pub(crate) async fn fixture(backend: Backend) -> Fixture {
     }
 }
 
+/// The Redis store alone, for the tests of what only Redis does; keep the
+/// server alive as long as the store.
+pub(crate) async fn redis_fixture() -> (Arc<RedisStore>, RedisServer) {
+    match fixture(Backend::Redis).await {
+        Fixture::Redis(s, server) => (s, server),
+        Fixture::Memory(_) => unreachable!("asked for Redis"),
+    }
+}
+
+/// Create `count` sessions of `subject`, labelled `{prefix}{i}`, created at
+/// `at(i)`.
+async fn create_many(
+    s: &RedisStore,
+    prefix: &str,
+    subject: &str,
+    count: i64,
+    at: impl Fn(i64) -> i64,
+) {
+    for i in 0..count {
+        s.create_session(&session(&format!("{prefix}{i}"), subject, at(i)))
+            .await
+            .unwrap();
+    }
+}
+
 macro_rules! with_store {
     ($backend:expr, |$s:ident| $body:expr) => {
         match fixture($backend).await {
@@ -1011,9 +1036,7 @@ async fn redis_batches_calls_and_isolates_failures() {
     use fred::prelude::*;
     use fred::types::InfoKind;
 
-    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
-        unreachable!("asked for Redis")
-    };
+    let (s, _server) = redis_fixture().await;
     let evalsha_calls = || async {
         let info: String = s.client().info(Some(InfoKind::CommandStats)).await.unwrap();
         info.lines()
@@ -1102,9 +1125,7 @@ async fn redis_batches_calls_and_isolates_failures() {
 async fn redis_creations_keep_the_creation_index_whole_through_rotations() {
     use fred::prelude::*;
 
-    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
-        unreachable!("asked for Redis")
-    };
+    let (s, _server) = redis_fixture().await;
     let t = now();
     let labels: Vec<String> = (0..20).map(|i| format!("ci-{i:02}")).collect();
     created_and_rotated(&*s, "creation-index", &labels, t).await;
@@ -1125,17 +1146,11 @@ async fn redis_creations_keep_the_creation_index_whole_through_rotations() {
 async fn redis_a_big_subjects_issues_prune_its_dead_without_moving_the_expiry() {
     use fred::prelude::*;
 
-    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
-        unreachable!("asked for Redis")
-    };
+    let (s, _server) = redis_fixture().await;
     let t = now();
     // 20 long-lived sessions set the indexes' expiry, 30 short-lived ones
     // are dead (past their keep) by t + 2000.
-    for i in 0..20 {
-        s.create_session(&session(&format!("pl-{i}"), "prune-big", t))
-            .await
-            .unwrap();
-    }
+    create_many(&s, "pl-", "prune-big", 20, |_| t).await;
     for i in 0..30 {
         let mut short = session(&format!("ps-{i}"), "prune-big", t);
         short.refresh_exp_ms = t + 100;
@@ -1180,15 +1195,9 @@ async fn redis_a_big_subjects_issues_prune_its_dead_without_moving_the_expiry() 
 async fn redis_a_big_subject_from_before_the_creation_index_gets_one_that_expires() {
     use fred::prelude::*;
 
-    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
-        unreachable!("asked for Redis")
-    };
+    let (s, _server) = redis_fixture().await;
     let t = now();
-    for i in 0..20 {
-        s.create_session(&session(&format!("bl-{i}"), "big-legacy", t + i))
-            .await
-            .unwrap();
-    }
+    create_many(&s, "bl-", "big-legacy", 20, |i| t + i).await;
     let creation = format!(
         "{}sc:{}",
         key_prefix("bl-0"),
@@ -1212,9 +1221,7 @@ async fn redis_a_big_subject_from_before_the_creation_index_gets_one_that_expire
 async fn redis_honours_history_written_by_earlier_versions() {
     use fred::prelude::*;
 
-    let Fixture::Redis(s, _server) = fixture(Backend::Redis).await else {
-        unreachable!("asked for Redis")
-    };
+    let (s, _server) = redis_fixture().await;
     let t = now();
     s.create_session(&session("legacy", "lee", t))
         .await
