@@ -47,7 +47,7 @@ mod introspect;
 mod revoke;
 mod token;
 
-use answer::{answer, json_response, Answer, OAuthError};
+use answer::{answer, json_answer, json_response, Answer, OAuthError};
 use client::basic_credentials;
 use discovery::{jwks, metadata, preflight, tenant_jwks, tenant_metadata};
 use form::{read_form, required, Form, FormRequest};

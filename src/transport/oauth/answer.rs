@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 use tessera_core::wire::Rpc;
 
@@ -87,6 +88,22 @@ impl IntoResponse for OAuthError {
         }
         response
     }
+}
+
+/// A JSON answer serialized straight from `body`, a struct of borrowed
+/// fields: a `serde_json::Value` built and printed through `Display` cost
+/// an introspection about 19k instructions (BENCHMARKS.md, "Introspection,
+/// again"). Such a body always serializes; were one ever not to, the caller
+/// gets a server error, not a partial answer.
+pub(super) fn json_answer<T: Serialize>(status: StatusCode, body: &T) -> Answer {
+    let body = serde_json::to_string(body).map_err(|_| {
+        OAuthError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the answer could not be written",
+        )
+    })?;
+    Ok(json_response(status, body))
 }
 
 /// A JSON answer that no cache keeps (RFC 6749 §5.1, RFC 7662 §2.2).

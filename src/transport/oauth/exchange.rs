@@ -3,11 +3,11 @@
 //! `Exchange` (docs/oauth.md, "Token exchange").
 
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::json;
+use serde::Serialize;
 use tessera_core::wire::Rpc;
 
 use super::token::{dpop_header, grant_error, invalid_client};
-use super::{json_response, required, Answer, Form, OAuth, OAuthError};
+use super::{json_answer, required, Answer, Form, OAuth, OAuthError};
 use crate::error::{Error, ExchangeRefusal};
 use crate::pb;
 use crate::store::Store;
@@ -49,17 +49,17 @@ pub(super) async fn exchange_grant<S: Store>(
         .await
         .map_err(exchange_error)?;
     let r = exchanged.response;
-    let mut body = json!({
-        "access_token": r.access_token,
-        "issued_token_type": r.issued_token_type,
-        // RFC 8693 §2.2.1: an access token's type for use (not bound).
-        "token_type": "Bearer",
-        "expires_in": r.expires_in,
-    });
-    if !exchanged.claims.scope.is_empty() {
-        body["scope"] = json!(exchanged.claims.scope);
-    }
-    Ok(json_response(StatusCode::OK, body.to_string()))
+    json_answer(
+        StatusCode::OK,
+        &ExchangeAnswer {
+            access_token: &r.access_token,
+            issued_token_type: &r.issued_token_type,
+            // RFC 8693 §2.2.1: an access token's type for use (not bound).
+            token_type: "Bearer",
+            expires_in: r.expires_in,
+            scope: &exchanged.claims.scope,
+        },
+    )
 }
 
 /// The caller of a grant without client credentials: a service may also
@@ -180,4 +180,16 @@ fn exchange_error(e: Error) -> OAuthError {
     };
     crate::error::log_failed(Rpc::Exchange, &e);
     OAuthError::new(StatusCode::BAD_REQUEST, code, e.to_string())
+}
+
+/// A token exchange's answer (RFC 8693 §2.2.1); `scope` only when the
+/// token has one.
+#[derive(Serialize)]
+struct ExchangeAnswer<'a> {
+    access_token: &'a str,
+    issued_token_type: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
 }

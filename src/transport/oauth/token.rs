@@ -7,11 +7,11 @@ use tessera_core::wire::Rpc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
 
 use super::{
-    answer, basic_credentials, json_response, read_form, required, Answer, Form, FormRequest,
-    OAuth, OAuthError, PUBLIC_CLIENT,
+    answer, basic_credentials, json_answer, read_form, required, Answer, Form, FormRequest, OAuth,
+    OAuthError, PUBLIC_CLIENT,
 };
 use crate::error::{Error, TokenError};
 use crate::pb;
@@ -228,17 +228,15 @@ async fn refresh_grant<S: Store>(
         .cnf
         .as_ref()
         .is_some_and(|c| c.jkt.is_some());
-    let mut body = json!({
-        "access_token": tokens.access_token,
-        "token_type": if dpop_bound { "DPoP" } else { "Bearer" },
-        "expires_in": tokens.expires_in,
-        "refresh_token": tokens.refresh_token,
-        "refresh_expires_in": tokens.refresh_expires_in,
-    });
-    if !refreshed.claims.scope.is_empty() {
-        body["scope"] = json!(refreshed.claims.scope);
-    }
-    let mut response = json_response(StatusCode::OK, body.to_string());
+    let body = TokenAnswer {
+        access_token: &tokens.access_token,
+        token_type: if dpop_bound { "DPoP" } else { "Bearer" },
+        expires_in: tokens.expires_in,
+        refresh_token: &tokens.refresh_token,
+        refresh_expires_in: tokens.refresh_expires_in,
+        scope: &refreshed.claims.scope,
+    };
+    let mut response = json_answer(StatusCode::OK, &body)?;
     if had_proof && o.authority.policy.dpop_nonce {
         if let Ok((nonce, _)) = o.authority.dpop_nonces(crate::clock::now_ms()).await {
             if let Ok(value) = HeaderValue::from_str(&nonce) {
@@ -295,4 +293,17 @@ pub(super) fn dpop_header(headers: &HeaderMap) -> Result<String, OAuthError> {
             "more than one DPoP header",
         )),
     }
+}
+
+/// A refresh grant's answer (RFC 6749 §5.1); `scope` only when the token
+/// has one.
+#[derive(Serialize)]
+struct TokenAnswer<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: &'a str,
+    refresh_expires_in: i64,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    scope: &'a str,
 }
