@@ -56,8 +56,8 @@ async fn introspection<S: Store>(o: &OAuth<S>, req: FormRequest) -> Answer {
 
 /// The answer for an active token (RFC 7662 §2.2): its claims, those with
 /// nothing to say left out, its `token_type`, binding and actor chain.
-/// Members are in the order the `serde_json::Map` (sorted keys) that built
-/// it before printed them.
+/// Its top-level members keep the sorted order of the `serde_json::Map`
+/// that built it before.
 fn active_body(c: &AccessClaims) -> Active<'_> {
     let dpop_bound = c.cnf.as_ref().is_some_and(|cnf| cnf.jkt.is_some());
     Active {
