@@ -19,6 +19,32 @@ redis() { # port extra-args...
   PIDS+=("$(cat "$WORK/$port/pid")")
 }
 
+# Calls of Redis command $1 (lower case) that the redis-server on port $2
+# has served so far (INFO commandstats; 0 before the first).
+calls_of() { redis-cli -p "$2" INFO commandstats | awk -F'[=,]' "/^cmdstat_$1:/ {print \$2}" | grep . || echo 0; }
+
+# Join the Redis nodes on ports $2... (started with --cluster-enabled) into
+# one Cluster with $1 replicas per master (a node alone takes every slot; it
+# needs --cluster-announce-ip to tell clients its address), and wait, up to
+# 30 s, until every node says the Cluster is ok.
+cluster_up() { # replicas port...
+  local replicas=$1 p ok
+  shift
+  if [ $# = 1 ]; then
+    redis-cli -p "$1" CLUSTER ADDSLOTSRANGE 0 16383 >/dev/null
+  else
+    # shellcheck disable=SC2046 # one address a node
+    redis-cli --cluster create $(printf '127.0.0.1:%s ' "$@") --cluster-replicas "$replicas" \
+      --cluster-yes >/dev/null
+  fi
+  for _ in $(seq 150); do
+    ok=1
+    for p in "$@"; do redis-cli -p "$p" CLUSTER INFO | grep -q cluster_state:ok || ok=0; done
+    [ $ok = 1 ] && return
+    sleep 0.2
+  done
+}
+
 # A tessera binary for $1: the file itself if it is one, else a git
 # revision built here (release, once) in a worktree under target/bench-ab/.
 other_build() {
