@@ -92,3 +92,17 @@ load_row() { # load build [total]
     /CPU/ {for (i = 1; i <= NF; i++) {if ($i == "server") srv = $(i + 1); if ($i == "store") st = $(i + 1)}}
     END {printf "%s %s %s %s %s %s", l, b, rps, p99, srv, st; if (t != "") printf " %.1f", t / ok; printf "\n"}'
 }
+
+# The introspection benches' caller: "gateway", key "change-me", allowed
+# every RPC, as a callers file written to $1; FORM and BASIC are the headers
+# of its introspection over HTTP.
+FORM='content-type: application/x-www-form-urlencoded'
+BASIC='authorization: Basic Z2F0ZXdheTpjaGFuZ2UtbWU=' # gateway:change-me
+gateway_callers() {
+  cat >"$1" <<TOML
+[[caller]]
+name = "gateway"
+api_key_sha256 = "$(printf %s change-me | sha256sum | cut -d' ' -f1)"
+allow = ["*"]
+TOML
+}
